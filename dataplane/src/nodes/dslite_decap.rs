@@ -1,0 +1,117 @@
+//! dslite-decap: IPv4-in-IPv6 from the AFTR to our B4 address. Validates the
+//! inner IPv4 strictly, decrements its TTL and forwards it to the LAN host.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use etherparse::Ipv4HeaderSlice;
+
+use crate::graph::{Cx, NodeId, PuntReason};
+use crate::tables::Port;
+use crate::wire::{
+    be16, checksum_adjust, ipv4_header_ok, put16, write_eth, ETHERTYPE_IPV4, ETH_LEN, IPV6_LEN,
+};
+
+crate::node_errors! {
+    pub enum Error {
+        UnknownAftr => ("unknown-aftr", "IPv4-in-IPv6 from a source other than the configured AFTR"),
+        InnerTruncated => ("inner-truncated", "inner IPv4 shorter than its header or total length"),
+        InnerBadHeader => ("inner-bad-header", "inner IPv4 version or header length invalid"),
+        InnerBadChecksum => ("inner-bad-checksum", "inner IPv4 header checksum wrong"),
+        InnerLengthMismatch => ("inner-length-mismatch", "inner total length differs from the IPv6 payload length"),
+        InnerNotLan => ("inner-dst-not-lan", "inner destination outside the LAN subnet"),
+        InnerToRouter => ("inner-to-router", "inner destination is the router or the LAN broadcast"),
+        InnerBadSource => ("inner-bad-source", "inner source multicast, broadcast, or in the LAN subnet"),
+        TtlExpired => ("ttl-expired", "inner TTL would reach 0 (time exceeded sent)"),
+        NoLanAddress => ("no-lan-ipv4", "no LAN IPv4 configured"),
+    }
+}
+
+pub fn process(cx: &mut Cx, pkts: &[u16]) {
+    let fib = cx.fib;
+    let lan_mac = fib.lan.mac;
+    for &i in pkts {
+        let (Some(tun), Some((lan_ip, _))) = (fib.tunnel, fib.lan_ipv4) else {
+            cx.drop(i, Error::NoLanAddress.index());
+            continue;
+        };
+        let len = cx.meta[usize::from(i)].len as usize;
+        let data = cx.data(i);
+        let outer = &data[ETH_LEN..ETH_LEN + IPV6_LEN];
+        if outer[8..24] != tun.aftr.octets() {
+            cx.drop(i, Error::UnknownAftr.index());
+            continue;
+        }
+        let inner = &data[ETH_LEN + IPV6_LEN..len];
+        let hdr = match Ipv4HeaderSlice::from_slice(inner) {
+            Ok(h) => h,
+            Err(etherparse::err::ipv4::HeaderSliceError::Len(_)) => {
+                cx.drop(i, Error::InnerTruncated.index());
+                continue;
+            }
+            Err(_) => {
+                cx.drop(i, Error::InnerBadHeader.index());
+                continue;
+            }
+        };
+        if usize::from(hdr.total_len()) != inner.len() {
+            cx.drop(i, Error::InnerLengthMismatch.index());
+            continue;
+        }
+        if !ipv4_header_ok(hdr.slice()) {
+            cx.drop(i, Error::InnerBadChecksum.index());
+            continue;
+        }
+        let src = hdr.source_addr();
+        let dst = hdr.destination_addr();
+        let ttl = hdr.ttl();
+        let frag = be16(inner, 6) & 0x1fff;
+        if dst == lan_ip || bcast(fib, dst) {
+            cx.drop(i, Error::InnerToRouter.index());
+            continue;
+        }
+        if !fib.in_lan_ipv4(u32::from(dst)) {
+            cx.drop(i, Error::InnerNotLan.index());
+            continue;
+        }
+        if src.is_multicast() || src.is_broadcast() || fib.in_lan_ipv4(u32::from(src)) {
+            cx.drop(i, Error::InnerBadSource.index());
+            continue;
+        }
+
+        // Strip the outer headers: the inner packet stays where it is and a
+        // new Ethernet header goes right before it.
+        let m = &mut cx.meta[usize::from(i)];
+        m.addr += IPV6_LEN as u64;
+        m.len -= IPV6_LEN as u32;
+        if ttl <= 1 {
+            if frag == 0 {
+                cx.count(Error::TtlExpired.index());
+                cx.meta[usize::from(i)].icmp = (11, 0, 0);
+                cx.next(i, NodeId::Icmp4Error);
+            } else {
+                cx.drop(i, Error::TtlExpired.index());
+            }
+            continue;
+        }
+        let mac = fib.arp.get(&dst).copied();
+        let frame = cx.data(i);
+        let ip = &mut frame[ETH_LEN..];
+        let old = be16(ip, 8);
+        ip[8] -= 1;
+        let check = checksum_adjust(be16(ip, 10), old, be16(ip, 8));
+        put16(ip, 10, check);
+        write_eth(frame, &mac.unwrap_or([0; 6]), &lan_mac, ETHERTYPE_IPV4);
+        match mac {
+            Some(_) => cx.to_output(i, Port::Lan),
+            None => cx.punt(i, Port::Lan, PuntReason::NeighborMiss, IpAddr::V4(dst)),
+        }
+    }
+}
+
+fn bcast(fib: &crate::tables::Fib, dst: Ipv4Addr) -> bool {
+    dst.is_broadcast()
+        || match fib.lan_ipv4 {
+            Some((a, len)) if len < 31 => u32::from(dst) == (u32::from(a) | (u32::MAX >> len)),
+            _ => false,
+        }
+}

@@ -1,0 +1,119 @@
+//! ip6-input: validates IPv6, delivers what is for the router (NDP, echo),
+//! hands IPv4-in-IPv6 for the B4 address to dslite-decap, and sends transit
+//! traffic between the LAN /64 and the WAN to ip6-forward.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use etherparse::Ipv6HeaderSlice;
+
+use crate::graph::{Cx, NodeId, PuntReason};
+use crate::tables::Port;
+use crate::wire::{ETH_LEN, IPV6_LEN, PROTO_IPIP};
+
+crate::node_errors! {
+    pub enum Error {
+        Truncated => ("truncated", "shorter than the IPv6 header or payload length"),
+        BadVersion => ("bad-version", "IP version is not 6"),
+        BadSource => ("bad-source", "multicast, loopback or unspecified source"),
+        Multicast => ("multicast", "multicast beyond link scope (no multicast routing)"),
+        LinkLocal => ("link-local", "link-local source or destination that is not ours, can't forward"),
+        IpipFromLan => ("ipip-from-lan", "IPv4-in-IPv6 from the LAN"),
+        NoRoute => ("no-route", "destination neither ours nor in the LAN prefix"),
+        LanDestination => ("lan-destination", "LAN to LAN (hosts talk directly)"),
+        SourceNotLan => ("source-not-lan-prefix", "LAN source outside the LAN prefix (BCP 38)"),
+        Spoofed => ("spoofed-source", "WAN packet with a LAN prefix source"),
+    }
+}
+
+pub fn process(cx: &mut Cx, pkts: &[u16]) {
+    let fib = cx.fib;
+    for &i in pkts {
+        let rx = cx.meta[usize::from(i)].rx;
+        let data = cx.data(i);
+        let l3 = &data[ETH_LEN.min(data.len())..];
+        let hdr = match Ipv6HeaderSlice::from_slice(l3) {
+            Ok(h) => h,
+            Err(etherparse::err::ipv6::HeaderSliceError::Len(_)) => {
+                cx.drop(i, Error::Truncated.index());
+                continue;
+            }
+            Err(_) => {
+                cx.drop(i, Error::BadVersion.index());
+                continue;
+            }
+        };
+        let total = IPV6_LEN + usize::from(hdr.payload_length());
+        if total > l3.len() {
+            cx.drop(i, Error::Truncated.index());
+            continue;
+        }
+        let src: [u8; 16] = hdr.source();
+        let dst: [u8; 16] = hdr.destination();
+        let next = hdr.next_header().0;
+        cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
+
+        let src_a = Ipv6Addr::from(src);
+        let dst_a = Ipv6Addr::from(dst);
+        if src[0] == 0xff || src_a.is_loopback() {
+            cx.drop(i, Error::BadSource.index());
+            continue;
+        }
+        if dst[0] == 0xff {
+            // Link-scope multicast (all-nodes, all-routers, solicited-node) is
+            // NDP/MLD/DHCP business of the control thread.
+            if dst[1] & 0x0f == 2 {
+                cx.punt(i, rx, PuntReason::Local, IpAddr::V6(dst_a));
+            } else {
+                cx.drop(i, Error::Multicast.index());
+            }
+            continue;
+        }
+        if src_a.is_unspecified() {
+            cx.drop(i, Error::BadSource.index());
+            continue;
+        }
+        if fib.is_own_ipv6(&dst_a) {
+            let is_b4 = fib.tunnel.map(|t| t.b4 == dst_a).unwrap_or(false);
+            if next == PROTO_IPIP && is_b4 {
+                if rx == Port::Wan {
+                    cx.next(i, NodeId::DsliteDecap);
+                } else {
+                    cx.drop(i, Error::IpipFromLan.index());
+                }
+            } else {
+                cx.punt(i, rx, PuntReason::Local, IpAddr::V6(dst_a));
+            }
+            continue;
+        }
+        // Link-local addresses never leave their link (RFC 4291 2.5.6).
+        if (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || (src[0] == 0xfe && src[1] & 0xc0 == 0x80)
+        {
+            cx.drop(i, Error::LinkLocal.index());
+            continue;
+        }
+        match rx {
+            Port::Wan => {
+                if fib.in_lan_prefix(&src) {
+                    cx.drop(i, Error::Spoofed.index());
+                } else if fib.in_lan_prefix(&dst) {
+                    cx.meta[usize::from(i)].tx = Port::Lan;
+                    cx.next(i, NodeId::Ip6Forward);
+                } else {
+                    cx.drop(i, Error::NoRoute.index());
+                }
+            }
+            Port::Lan => {
+                if !fib.in_lan_prefix(&src) {
+                    cx.drop(i, Error::SourceNotLan.index());
+                } else if fib.in_lan_prefix(&dst) {
+                    cx.drop(i, Error::LanDestination.index());
+                } else if fib.gateway.is_none() {
+                    cx.drop(i, Error::NoRoute.index());
+                } else {
+                    cx.meta[usize::from(i)].tx = Port::Wan;
+                    cx.next(i, NodeId::Ip6Forward);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! One node per file. Each has `process(cx, pkts)` and an `Error` enum whose
+//! variants are its named drop counters (what `ipoectl show errors` prints).
+
+pub mod dslite_decap;
+pub mod dslite_encap;
+pub mod ethernet_input;
+pub mod icmp4_error;
+pub mod icmp6_error;
+pub mod interface_output;
+pub mod ip4_input;
+pub mod ip6_forward;
+pub mod ip6_input;
+pub mod punt;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,389 @@
+//! A worker: owns queue `i` of both interfaces (one UMEM shared by its WAN and
+//! LAN sockets), polls them, runs vectors through the graph, and moves frame
+//! addresses between rings. It never blocks on a lock; when there is no
+//! traffic (adaptive mode) it sleeps in poll() until a frame or a wake-up.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::counters::{clocks, WorkerStats};
+use crate::graph::{Graph, Meta, NodeId};
+use crate::nodes;
+use crate::punt::{Channels, PuntFrame};
+use crate::tables::{Port, SharedFib};
+use crate::xsk::{BindMode, RingSizes, Umem, XdpDesc, XskSocket, ZeroCopyWish};
+use crate::{FRAME_SIZE, MAX_BATCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    Busy,
+    Adaptive,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub queue: u32,
+    pub wan_ifindex: u32,
+    pub lan_ifindex: u32,
+    pub frames: u32,
+    pub fill: u32,
+    pub batch: usize,
+    pub poll: Poll,
+    pub zero_copy: ZeroCopyWish,
+}
+
+/// The sockets of one worker, created before its thread starts so that
+/// errors surface at start-up and the XSKMAP can be filled with their fds.
+pub struct WorkerPorts {
+    umem: Umem,
+    /// Indexed by `Port`.
+    socks: [XskSocket; 2],
+}
+
+impl WorkerPorts {
+    pub fn open(cfg: &WorkerConfig) -> io::Result<Self> {
+        let umem = Umem::new(cfg.frames)?;
+        let sizes = RingSizes {
+            fill: cfg.fill,
+            comp: cfg.fill,
+            rx: cfg.fill,
+            tx: (cfg.fill / 2).max(512),
+        };
+        let wan = XskSocket::new(&umem, cfg.wan_ifindex, cfg.queue, sizes, cfg.zero_copy, None)
+            .map_err(|e| io::Error::new(e.kind(), format!("AF_XDP socket on WAN queue {}: {e}", cfg.queue)))?;
+        let lan = XskSocket::new(&umem, cfg.lan_ifindex, cfg.queue, sizes, cfg.zero_copy, Some(&wan))
+            .map_err(|e| io::Error::new(e.kind(), format!("AF_XDP socket on LAN queue {}: {e}", cfg.queue)))?;
+        Ok(WorkerPorts {
+            umem,
+            socks: [wan, lan],
+        })
+    }
+
+    pub fn fd(&self, port: Port) -> i32 {
+        self.socks[port.index()].fd()
+    }
+
+    pub fn mode(&self) -> BindMode {
+        self.socks[0].mode
+    }
+}
+
+pub struct WorkerHandle {
+    pub id: usize,
+    pub queue: u32,
+    pub core: Option<usize>,
+    pub mode: BindMode,
+    pub stats: Arc<WorkerStats>,
+    pub channels: Arc<Channels>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn spawn(
+        cfg: WorkerConfig,
+        ports: WorkerPorts,
+        fib: SharedFib,
+        channels: Arc<Channels>,
+    ) -> io::Result<Self> {
+        let stats = Arc::new(WorkerStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mode = ports.mode();
+        let (s, st, ch) = (stats.clone(), stop.clone(), channels.clone());
+        let c = cfg.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("ipoe-worker-{}", cfg.id))
+            .spawn(move || {
+                if let Some(core) = c.core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        log::warn!("worker {}: could not pin to core {core}", c.id);
+                    }
+                }
+                let mut w = Worker::new(c, ports, fib, ch, s, st);
+                w.run();
+            })?;
+        Ok(WorkerHandle {
+            id: cfg.id,
+            queue: cfg.queue,
+            core: cfg.core,
+            mode,
+            stats,
+            channels,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Ask the worker to stop and wait for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.channels.to_worker.notify();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    ports: WorkerPorts,
+    fib: SharedFib,
+    ch: Arc<Channels>,
+    shared: Arc<WorkerStats>,
+    stop: Arc<AtomicBool>,
+    graph: Graph,
+    descs: Vec<XdpDesc>,
+    t0: Instant,
+}
+
+/// Idle loop turns before an adaptive worker goes to sleep in poll().
+const SPIN_BEFORE_SLEEP: u32 = 256;
+/// Longest sleep; a wake-up eventfd cuts it short.
+const SLEEP_MS: i32 = 200;
+
+impl Worker {
+    fn new(
+        cfg: WorkerConfig,
+        ports: WorkerPorts,
+        fib: SharedFib,
+        ch: Arc<Channels>,
+        shared: Arc<WorkerStats>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Worker {
+            cfg,
+            ports,
+            fib,
+            ch,
+            shared,
+            stop,
+            graph: Graph::new(),
+            descs: vec![XdpDesc::default(); MAX_BATCH],
+            t0: Instant::now(),
+        }
+    }
+
+    fn run(&mut self) {
+        let batch = self.cfg.batch.clamp(1, MAX_BATCH);
+        let mut idle_turns = 0u32;
+        let mut last_stats = Instant::now();
+        while !self.stop.load(Ordering::Acquire) {
+            let c0 = clocks();
+            let now = Instant::now();
+            let now_ns = now.duration_since(self.t0).as_nanos() as u64;
+            let mut work = 0usize;
+            for p in Port::ALL {
+                let s = &mut self.ports.socks[p.index()];
+                s.reclaim(&mut self.ports.umem);
+                s.refill(&mut self.ports.umem, self.cfg.fill);
+            }
+            work += self.drain_inject();
+            for p in Port::ALL {
+                work += self.rx_vector(p, batch, now_ns);
+            }
+            for p in Port::ALL {
+                self.ports.socks[p.index()].kick();
+            }
+            if now.duration_since(last_stats) >= Duration::from_millis(500) {
+                self.read_xdp_statistics();
+                last_stats = now;
+            }
+            let dt = clocks().wrapping_sub(c0);
+            let st = &mut self.graph.stats;
+            st.loops += 1;
+            if work > 0 {
+                st.busy_clocks += dt;
+                idle_turns = 0;
+                self.shared.publish(&self.graph.stats);
+            } else {
+                st.idle_clocks += dt;
+                idle_turns += 1;
+                if self.cfg.poll == Poll::Adaptive
+                    && idle_turns >= SPIN_BEFORE_SLEEP
+                    && self.ports.socks.iter().all(|s| s.tx_outstanding == 0)
+                {
+                    self.shared.publish(&self.graph.stats);
+                    self.sleep();
+                    idle_turns = 0;
+                }
+            }
+        }
+        self.shared.publish(&self.graph.stats);
+    }
+
+    fn sleep(&mut self) {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.ports.socks[0].fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.ports.socks[1].fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.ch.to_worker.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        if !self.ch.inject.is_empty() {
+            return;
+        }
+        // SAFETY: valid pollfd array.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, SLEEP_MS) };
+        if fds[2].revents != 0 {
+            self.ch.to_worker.drain();
+        }
+    }
+
+    /// Frames from the control thread (ARP/NDP replies, packets whose
+    /// neighbor just resolved) go out on their port.
+    fn drain_inject(&mut self) -> usize {
+        let mut n = 0;
+        while n < MAX_BATCH {
+            let Some(pf) = self.ch.inject.pop() else { break };
+            self.send_copy(&pf);
+            let _ = self.ch.free.push(pf.data);
+            n += 1;
+        }
+        n
+    }
+
+    fn send_copy(&mut self, pf: &PuntFrame) {
+        let sock_idx = pf.port.index();
+        if self.ports.socks[sock_idx].tx_free() == 0 {
+            self.count_output_error(nodes::interface_output::Error::TxRingFull.index());
+            return;
+        }
+        let Some(addr) = self.ports.umem.alloc() else {
+            self.count_output_error(nodes::interface_output::Error::TxRingFull.index());
+            return;
+        };
+        let len = pf.len.min(FRAME_SIZE);
+        let mem = self.ports.umem.mem();
+        mem[addr as usize..addr as usize + len].copy_from_slice(&pf.data[..len]);
+        let ps = &mut self.graph.stats.ports[sock_idx];
+        ps.tx_packets += 1;
+        ps.tx_bytes += len as u64;
+        self.ports.socks[sock_idx].send(std::iter::once(XdpDesc {
+            addr,
+            len: len as u32,
+            options: 0,
+        }));
+    }
+
+    fn count_output_error(&mut self, e: usize) {
+        self.graph.stats.nodes[NodeId::InterfaceOutput as usize].errors[e] += 1;
+    }
+
+    fn rx_vector(&mut self, port: Port, batch: usize, now_ns: u64) -> usize {
+        let n = self.ports.socks[port.index()].recv(&mut self.descs[..batch]);
+        if n == 0 {
+            return 0;
+        }
+        {
+            let ps = &mut self.graph.stats.ports[port.index()];
+            for (m, d) in self.graph.meta.iter_mut().zip(&self.descs[..n]) {
+                *m = Meta::new(d.addr, d.len, port);
+                ps.rx_bytes += u64::from(d.len);
+            }
+            ps.rx_packets += n as u64;
+        }
+        let fib = self.fib.load();
+        self.graph.run(&fib, self.ports.umem.mem(), n, now_ns);
+        drop(fib);
+        self.dispose();
+        n
+    }
+
+    /// Act on the graph's outputs: transmit, punt (copy out), or free.
+    fn dispose(&mut self) {
+        let g = &mut self.graph;
+        for p in Port::ALL {
+            let q = &g.out.tx[p.index()];
+            if q.is_empty() {
+                continue;
+            }
+            let sock = &mut self.ports.socks[p.index()];
+            let room = sock.tx_free() as usize;
+            let take = q.len().min(room);
+            let meta = &g.meta;
+            let ps = &mut g.stats.ports[p.index()];
+            sock.send(q.as_slice()[..take].iter().map(|&i| {
+                let m = meta[usize::from(i)];
+                ps.tx_packets += 1;
+                ps.tx_bytes += u64::from(m.len);
+                XdpDesc {
+                    addr: m.addr,
+                    len: m.len,
+                    options: 0,
+                }
+            }));
+            for &i in &q.as_slice()[take..] {
+                self.ports.umem.free(meta[usize::from(i)].addr);
+                g.stats.nodes[NodeId::InterfaceOutput as usize].errors
+                    [nodes::interface_output::Error::TxRingFull.index()] += 1;
+                ps.tx_ring_full += 1;
+            }
+        }
+        let mut punted = false;
+        for &i in g.out.punt.as_slice() {
+            let m = g.meta[usize::from(i)];
+            let errs = &mut g.stats.nodes[NodeId::Punt as usize].errors;
+            match self.ch.free.pop() {
+                Some(mut data) => {
+                    let len = (m.len as usize).min(FRAME_SIZE);
+                    let start = m.addr as usize;
+                    data[..len].copy_from_slice(&self.ports.umem.mem()[start..start + len]);
+                    let pf = PuntFrame {
+                        port: m.tx,
+                        reason: m.punt,
+                        next_hop: m.next_hop,
+                        len,
+                        data,
+                    };
+                    if let Err(pf) = self.ch.punt.push(pf) {
+                        let _ = self.ch.free.push(pf.data);
+                        errs[nodes::punt::Error::QueueFull.index()] += 1;
+                    } else {
+                        punted = true;
+                    }
+                }
+                None => errs[nodes::punt::Error::NoBuffer.index()] += 1,
+            }
+            self.ports.umem.free(m.addr);
+        }
+        for &i in g.out.drop.as_slice() {
+            self.ports.umem.free(g.meta[usize::from(i)].addr);
+        }
+        if punted {
+            self.ch.to_control.notify();
+        }
+    }
+
+    fn read_xdp_statistics(&mut self) {
+        for p in Port::ALL {
+            if let Ok(s) = self.ports.socks[p.index()].statistics() {
+                let ps = &mut self.graph.stats.ports[p.index()];
+                ps.rx_kernel_dropped = s.rx_dropped;
+                ps.rx_ring_full = s.rx_ring_full;
+                ps.rx_fill_empty = s.rx_fill_ring_empty_descs;
+                ps.tx_invalid = s.tx_invalid_descs;
+            }
+        }
+    }
+}
