@@ -1,0 +1,349 @@
+//! Deserialization helpers that validate while serde still knows where the
+//! value is, so every refusal carries the line:column of the scalar.
+//!
+//! Field-specific rules are unit structs implementing [`Rule`]; fields name
+//! them with `deserialize_with = "de::checked::<_, de::SomeRule>"` (or `opt` for
+//! optional keys, which also accepts an empty value or `null`).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::types::{is_v6_link_local, v6_special, Ipv4Cidr, Ipv6Cidr};
+
+/// Visits one YAML scalar as a string and runs `check` on it; a refusal reads
+/// `<problem> (expected <expecting>)`.
+pub(crate) struct StrCheck<T> {
+    expecting: &'static str,
+    check: fn(&str) -> Result<T, String>,
+}
+
+impl<T> StrCheck<T> {
+    pub(crate) fn new(expecting: &'static str, check: fn(&str) -> Result<T, String>) -> Self {
+        Self { expecting, check }
+    }
+}
+
+impl<T> Visitor<'_> for StrCheck<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.check)(v)
+            .map_err(|problem| E::custom(format!("{problem} (expected {})", self.expecting)))
+    }
+}
+
+/// Deserializes an unsigned integer in `min..=max`; `extra` may refuse
+/// further values (returns the problem). Strings, floats and negative
+/// numbers are refused with the same `expecting` text.
+pub(crate) fn ranged<'de, D, T>(
+    deserializer: D,
+    min: u64,
+    max: u64,
+    expecting: &'static str,
+    extra: fn(u64) -> Option<String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Ranged<T> {
+        min: u64,
+        max: u64,
+        expecting: &'static str,
+        extra: fn(u64) -> Option<String>,
+        out: PhantomData<T>,
+    }
+
+    impl<T: TryFrom<u64>> Visitor<'_> for Ranged<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            let refuse =
+                |problem: String| E::custom(format!("{problem} (expected {})", self.expecting));
+            if !(self.min..=self.max).contains(&v) {
+                return Err(refuse(format!("{v} is out of range")));
+            }
+            if let Some(problem) = (self.extra)(v) {
+                return Err(refuse(problem));
+            }
+            T::try_from(v).map_err(|_| refuse(format!("{v} is out of range")))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format!(
+                    "{v} is out of range (expected {})",
+                    self.expecting
+                ))),
+            }
+        }
+    }
+
+    // `deserialize_any` rather than `_u64`: serde_yaml_ng's `_u64` reports a
+    // negative number as a type error instead of visiting it.
+    deserializer.deserialize_any(Ranged {
+        min,
+        max,
+        expecting,
+        extra,
+        out: PhantomData,
+    })
+}
+
+/// A validation rule for one kind of field.
+pub(crate) trait Rule {
+    type Out;
+    fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self::Out, D::Error>;
+}
+
+/// `deserialize_with` for a field that must hold a value satisfying `R`.
+pub(crate) fn checked<'de, D: Deserializer<'de>, R: Rule>(
+    deserializer: D,
+) -> Result<R::Out, D::Error> {
+    R::deserialize(deserializer)
+}
+
+/// `deserialize_with` for an optional field: empty, `~` and `null` are `None`.
+pub(crate) fn opt<'de, D: Deserializer<'de>, R: Rule>(
+    deserializer: D,
+) -> Result<Option<R::Out>, D::Error> {
+    struct Opt<R>(PhantomData<R>);
+
+    impl<'de, R: Rule> Visitor<'de> for Opt<R> {
+        type Value = Option<R::Out>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an optional value")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            R::deserialize(d).map(Some)
+        }
+    }
+
+    deserializer.deserialize_option(Opt::<R>(PhantomData))
+}
+
+/// `deserialize_with` for an optional section: an empty `section:` or
+/// `section: null` means "all defaults", like leaving the section out.
+pub(crate) fn section<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Declares an integer [`Rule`].
+macro_rules! ranged_rule {
+    ($(#[$doc:meta])* $name:ident: $t:ty, $min:expr, $max:expr, $expecting:expr) => {
+        ranged_rule!($(#[$doc])* $name: $t, $min, $max, $expecting, |_| None);
+    };
+    ($(#[$doc:meta])* $name:ident: $t:ty, $min:expr, $max:expr, $expecting:expr, $extra:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl Rule for $name {
+            type Out = $t;
+            fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                ranged(d, $min, $max, $expecting, $extra)
+            }
+        }
+    };
+}
+
+/// Declares a string [`Rule`].
+macro_rules! str_rule {
+    ($(#[$doc:meta])* $name:ident: $t:ty, $expecting:expr, $check:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl Rule for $name {
+            type Out = $t;
+            fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                d.deserialize_str(StrCheck::new($expecting, $check))
+            }
+        }
+    };
+}
+
+fn power_of_two(v: u64) -> Option<String> {
+    (!v.is_power_of_two()).then(|| format!("{v} is not a power of two"))
+}
+
+/// The IPv6 header that DS-Lite puts in front of every IPv4 packet.
+pub(crate) const IPV6_HEADER: u16 = 40;
+
+ranged_rule!(
+    /// Interface MTU: IPv6 needs at least 1280; 9000 is the usual jumbo size.
+    Mtu: u16, 1280, 9000, "an MTU between 1280 and 9000"
+);
+ranged_rule!(
+    /// Inner IPv4 MTU of the tunnel; the upper bound against wan.mtu is a
+    /// cross-field check done after parsing.
+    TunnelMtu: u16, 1240, 8960, "a tunnel MTU between 1240 and wan.mtu - 40"
+);
+ranged_rule!(Workers: usize, 1, 64, "a number of workers between 1 and 64");
+ranged_rule!(Batch: u32, 1, 256, "a batch size between 1 and 256");
+ranged_rule!(
+    FillRing: u32, 512, 16384,
+    "a fill ring size that is a power of two between 512 and 16384",
+    power_of_two
+);
+ranged_rule!(
+    FramesPerWorker: u32, 4096, 262144,
+    "a number of frames per worker that is a power of two between 4096 and 262144",
+    power_of_two
+);
+ranged_rule!(
+    MaxNeighbors: u32, 16, 65536,
+    "a number of neighbors between 16 and 65536"
+);
+ranged_rule!(
+    SubnetId: u32, 0, u64::from(u32::MAX),
+    "a subnet number between 0 and 4294967295"
+);
+
+str_rule!(
+    /// The router's own LAN address; the network it implies is served by
+    /// DHCPv4 later, so it must be a usable host address.
+    LanIpv4: Ipv4Cidr,
+    "the router's IPv4 address with prefix length 8 to 30, such as 192.168.2.1/24",
+    |s| {
+        let cidr: Ipv4Cidr = s.parse().map_err(|e: crate::ValueError| e.problem().to_owned())?;
+        let a = cidr.addr;
+        let [first, ..] = a.octets();
+        if !(8..=30).contains(&cidr.len) {
+            Err(format!("{s} has prefix length {}", cidr.len))
+        } else if a == Ipv4Addr::BROADCAST {
+            Err(format!("{a} is the limited broadcast address"))
+        } else if first == 0 {
+            Err(format!("{a} is in 0.0.0.0/8 (\"this network\")"))
+        } else if a.is_loopback() {
+            Err(format!("{a} is a loopback address"))
+        } else if a.is_multicast() {
+            Err(format!("{a} is a multicast address"))
+        } else if first >= 240 {
+            Err(format!("{a} is in the reserved range 240.0.0.0/4"))
+        } else if a == cidr.network() {
+            Err(format!("{a} is the network address of {}/{}", cidr.network(), cidr.len))
+        } else if a == cidr.broadcast() {
+            Err(format!("{a} is the broadcast address of {}/{}", cidr.network(), cidr.len))
+        } else {
+            Ok(cidr)
+        }
+    }
+);
+
+str_rule!(
+    WanAddress: Ipv6Cidr,
+    "a global IPv6 address with prefix length 1 to 128, such as 2001:db8:0:100::2/64",
+    |s| {
+        let cidr: Ipv6Cidr = s.parse().map_err(|e: crate::ValueError| e.problem().to_owned())?;
+        if cidr.len == 0 {
+            Err(format!("{s} has prefix length 0"))
+        } else if let Some(what) = v6_special(&cidr.addr) {
+            Err(format!("{} is a {what} address", cidr.addr))
+        } else {
+            Ok(cidr)
+        }
+    }
+);
+
+str_rule!(
+    /// The default router: usually link-local (what RAs announce), but a
+    /// global address is fine too.
+    Gateway: Ipv6Addr,
+    "an IPv6 router address (link-local or global) such as fe80::1",
+    |s| {
+        let a: Ipv6Addr = s.parse().map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+        match v6_special(&a) {
+            Some(what) if !is_v6_link_local(&a) => Err(format!("{a} is a {what} address")),
+            _ => Ok(a),
+        }
+    }
+);
+
+str_rule!(
+    LanAddress: Ipv6Addr,
+    "a global IPv6 address inside lan.ipv6.prefix, such as 2001:db8:0:111::1",
+    |s| {
+        let a: Ipv6Addr = s.parse().map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+        match v6_special(&a) {
+            Some(what) => Err(format!("{a} is a {what} address")),
+            None => Ok(a),
+        }
+    }
+);
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const SUN_PATH_MAX: usize = 107;
+
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    if !s.starts_with('/') {
+        Err(format!("{s:?} is not an absolute path"))
+    } else if s.contains('\0') {
+        Err(format!("{s:?} contains a NUL byte"))
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+str_rule!(
+    SocketPath: PathBuf,
+    "an absolute path of at most 107 bytes, such as /run/ipoed/ipoed.sock",
+    |s| {
+        let path = absolute_path(s)?;
+        if s.len() > SUN_PATH_MAX {
+            return Err(format!("{s:?} is {} bytes long, too long for a unix socket", s.len()));
+        }
+        Ok(path)
+    }
+);
+
+str_rule!(
+    StateDir: PathBuf,
+    "an absolute path such as /var/lib/ipoed",
+    absolute_path
+);
+
+str_rule!(
+    Group: String,
+    "a group name of 1 to 32 bytes without whitespace, ':' or '/', such as ipoed",
+    |s| {
+        if s.is_empty() {
+            Err("an empty group name".to_owned())
+        } else if s.len() > 32 {
+            Err(format!("group name {s:?} is {} bytes long", s.len()))
+        } else if let Some(c) = s
+            .chars()
+            .find(|c| *c == ':' || *c == '/' || c.is_whitespace() || c.is_control())
+        {
+            Err(format!("group name {s:?} contains {c:?}"))
+        } else {
+            Ok(s.to_owned())
+        }
+    }
+);

@@ -1,0 +1,709 @@
+//! Parsing, refusals (each with its exact line:column) and round trips.
+
+use super::*;
+
+const FLETS: &str = include_str!("../examples/flets-dslite.yaml");
+const LAB: &str = include_str!("../examples/lab.yaml");
+
+/// Lines 1-5; snippets appended by tests start at line 6.
+const BASE: &str = "\
+wan:
+  interface: wan0
+lan:
+  interface: lan0
+  ipv4: 192.168.2.1/24
+";
+
+fn ok(text: &str) -> Config {
+    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
+}
+
+/// Asserts a refusal at `line:column` for `path`, whose message contains
+/// every needle.
+#[track_caller]
+fn refused(text: &str, line: usize, column: usize, path: Option<&str>, needles: &[&str]) {
+    let err = match parse(text, "test.yaml") {
+        Ok(config) => panic!("accepted: {config:?}\n{text}"),
+        Err(err) => err,
+    };
+    let shown = err.to_string();
+    assert_eq!(
+        (err.line(), err.column()),
+        (Some(line), Some(column)),
+        "position of: {shown}"
+    );
+    assert_eq!(err.path(), path, "path of: {shown}");
+    let prefix = match path {
+        Some(path) => format!("test.yaml:{line}:{column}: {path}: "),
+        None => format!("test.yaml:{line}:{column}: "),
+    };
+    assert!(shown.starts_with(&prefix), "{shown:?} lacks {prefix:?}");
+    for needle in needles {
+        assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
+    }
+}
+
+// --- accepted configurations ------------------------------------------------
+
+#[test]
+fn flets_example_parses() {
+    let config = ok(FLETS);
+    assert_eq!(config.wan.interface, "enp1s0");
+    assert_eq!(config.lan.interface, "enp2s0");
+    assert_eq!(config.lan.ipv4, "192.168.2.1/24".parse().unwrap());
+    let dslite = config.dslite.as_ref().unwrap();
+    assert_eq!(
+        dslite.aftr,
+        Aftr::Address("2404:8e00::feed:100".parse().unwrap())
+    );
+    assert_eq!(dslite.b4_address, B4Source::Wan);
+    assert_eq!(config.dataplane.workers, 1);
+    assert_eq!(config.tunnel_mtu(), 1460);
+    assert_eq!(config.lan_ipv6_address(), None);
+}
+
+#[test]
+fn lab_example_parses() {
+    let config = ok(LAB);
+    assert_eq!(config.wan.interface, "wan0");
+    assert_eq!(
+        config.wan.ipv6.address,
+        Some("2001:db8:0:100::2/64".parse().unwrap())
+    );
+    assert_eq!(config.wan.ipv6.gateway, Some("fe80::1".parse().unwrap()));
+    assert_eq!(config.lan.interface, "lan0");
+    assert_eq!(config.lan.ipv4.to_string(), "192.168.2.1/24");
+    assert_eq!(
+        config.lan.ipv6.prefix.map(|p| p.to_string()).as_deref(),
+        Some("2001:db8:0:111::/64")
+    );
+    assert_eq!(
+        config.lan_ipv6_address(),
+        Some("2001:db8:0:111::1".parse().unwrap())
+    );
+    assert_eq!(
+        config.dslite.as_ref().map(|d| d.aftr),
+        Some(Aftr::Address("2001:db8:aaaa::1".parse().unwrap()))
+    );
+    assert_eq!(config.dataplane.workers, 1);
+    assert!(config.dataplane.cores.is_empty());
+    assert_eq!(
+        config.control.socket,
+        PathBuf::from("/run/ipoed-lab/ipoed.sock")
+    );
+    assert_eq!(
+        config.control.state_dir,
+        PathBuf::from("/run/ipoed-lab/state")
+    );
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = ok(BASE);
+    assert_eq!(config.wan.mtu, 1500);
+    assert_eq!(config.lan.mtu, 1500);
+    assert_eq!(config.wan.ipv6, WanIpv6::default());
+    assert_eq!(config.lan.ipv6, LanIpv6::default());
+    assert_eq!(config.dslite, None);
+    assert_eq!(config.dataplane, Dataplane::default());
+    assert_eq!(config.dataplane.batch, 64);
+    assert_eq!(config.dataplane.fill_ring, 4096);
+    assert_eq!(config.dataplane.frames_per_worker, 16384);
+    assert_eq!(config.dataplane.xdp_mode, XdpMode::Auto);
+    assert_eq!(config.dataplane.zero_copy, ZeroCopy::Auto);
+    assert_eq!(config.dataplane.poll, PollMode::Adaptive);
+    assert_eq!(config.control, Control::default());
+    assert_eq!(
+        config.control.socket,
+        PathBuf::from("/run/ipoed/ipoed.sock")
+    );
+    assert_eq!(config.control.state_dir, PathBuf::from("/var/lib/ipoed"));
+    assert_eq!(config.control.max_neighbors, 1024);
+    assert_eq!(config.control.log_level, LogLevel::Info);
+    assert_eq!(config.tunnel_mtu(), 1460);
+}
+
+#[test]
+fn empty_and_null_sections_mean_defaults() {
+    let config = ok(&format!(
+        "{BASE}  ipv6:\ndataplane:\ncontrol: ~\ndslite: null\n"
+    ));
+    assert_eq!(config.lan.ipv6, LanIpv6::default());
+    assert_eq!(config.dataplane, Dataplane::default());
+    assert_eq!(config.control, Control::default());
+    assert_eq!(config.dslite, None);
+}
+
+#[test]
+fn zero_copy_takes_words_not_booleans() {
+    for (word, want) in [
+        ("on", ZeroCopy::On),
+        ("off", ZeroCopy::Off),
+        ("auto", ZeroCopy::Auto),
+        ("'on'", ZeroCopy::On),
+    ] {
+        let config = ok(&format!("{BASE}dataplane:\n  zero_copy: {word}\n"));
+        assert_eq!(config.dataplane.zero_copy, want, "{word}");
+    }
+    refused(
+        &format!("{BASE}dataplane:\n  zero_copy: true\n"),
+        7,
+        14,
+        Some("dataplane.zero_copy"),
+        &[
+            "unknown value `true`",
+            "expected one of `auto`, `on`, `off`",
+        ],
+    );
+}
+
+#[test]
+fn everything_set_and_flow_style() {
+    let config = ok("\
+wan: {interface: wan0, mtu: 9000, ipv6: {address: 2001:db8::2/64, gateway: 2001:db8::1}}
+lan:
+  interface: \"lan0\"
+  mtu: 1280
+  ipv4: 10.0.0.1/8
+  ipv6: {prefix: '2001:db8:1::/64', address: 2001:db8:1::abc, subnet_id: 7}
+dslite: {aftr: 2404:8e00::feed:100, b4_address: delegated, mtu: 8960}
+dataplane:
+  workers: 2
+  cores:
+    - 1
+    - 0
+  xdp_mode: native
+  zero_copy: off
+  batch: 256
+  poll: busy
+  fill_ring: 512
+  frames_per_worker: 262144
+control:
+  socket: /tmp/x.sock
+  state_dir: /tmp/state
+  group: ipoed
+  max_neighbors: 65536
+  log_level: trace
+");
+    assert_eq!(config.wan.mtu, 9000);
+    assert_eq!(config.tunnel_mtu(), 8960);
+    assert_eq!(config.dataplane.cores, vec![CpuId(1), CpuId(0)]);
+    assert_eq!(
+        config.dslite.as_ref().unwrap().b4_address,
+        B4Source::Delegated
+    );
+    assert_eq!(config.control.group.as_deref(), Some("ipoed"));
+    assert_eq!(
+        config.lan_ipv6_address(),
+        Some("2001:db8:1::abc".parse().unwrap())
+    );
+    assert_eq!(config.lan.ipv6.subnet_id, 7);
+    let again = ok(&config.to_yaml());
+    assert_eq!(again, config);
+}
+
+#[test]
+fn round_trips_through_yaml() {
+    for text in [FLETS, LAB, BASE] {
+        let config = ok(text);
+        let yaml = config.to_yaml();
+        assert_eq!(ok(&yaml), config, "{yaml}");
+    }
+}
+
+#[test]
+fn load_reads_files() {
+    let dir = std::env::temp_dir().join(format!("ipoe-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, LAB).unwrap();
+    assert_eq!(load(&file).unwrap(), ok(LAB));
+
+    std::fs::write(&file, "wan: [\n").unwrap();
+    let err = load(&file).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:2:1: ", file.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let err = load(&dir.join("missing.yaml")).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "{}: cannot read: ",
+            dir.join("missing.yaml").display()
+        )),
+        "{shown}"
+    );
+    assert_eq!((err.line(), err.column(), err.path()), (None, None, None));
+}
+
+// --- refusals, one per class, each with its exact position ------------------
+
+#[test]
+fn refuses_unknown_top_level_key() {
+    refused(
+        &format!("{BASE}dslte:\n  aftr: 2404:8e00::feed:100\n"),
+        6,
+        1,
+        None,
+        &[
+            "unknown key `dslte`",
+            "expected one of `wan`, `lan`, `dslite`, `dataplane`, `control`",
+        ],
+    );
+}
+
+#[test]
+fn refuses_unknown_nested_key() {
+    refused(
+        "wan:\n  interface: wan0\n  ipv6:\n    adress: 2001:db8::2/64\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        4,
+        5,
+        Some("wan.ipv6"),
+        &["unknown key `adress`", "expected `address` or `gateway`"],
+    );
+}
+
+#[test]
+fn refuses_wrong_type() {
+    refused(
+        "wan:\n  interface: wan0\n  mtu: large\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        3,
+        8,
+        Some("wan.mtu"),
+        &[
+            "wrong type: found string \"large\"",
+            "expected an MTU between 1280 and 9000",
+        ],
+    );
+    refused(
+        &format!("{BASE}dataplane:\n  cores: 1\n"),
+        7,
+        10,
+        Some("dataplane.cores"),
+        &["wrong type: found integer `1`", "expected a sequence"],
+    );
+}
+
+#[test]
+fn refuses_bad_ipv6_address() {
+    refused(
+        "wan:\n  interface: wan0\n  ipv6:\n    gateway: fe80::g\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        4,
+        14,
+        Some("wan.ipv6.gateway"),
+        &["\"fe80::g\" is not an IPv6 address", "expected an IPv6 router address"],
+    );
+    // A name where only addresses are supported yet.
+    refused(
+        &format!("{BASE}dslite:\n  aftr: gw.transix.jp\n"),
+        7,
+        9,
+        Some("dslite.aftr"),
+        &[
+            "\"gw.transix.jp\" is not an IPv6 address",
+            "expected an IPv6 address",
+        ],
+    );
+    refused(
+        "wan:\n  interface: wan0\n  ipv6:\n    address: fe80::2/64\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        4,
+        14,
+        Some("wan.ipv6.address"),
+        &["fe80::2 is a link-local address", "expected a global IPv6 address"],
+    );
+}
+
+#[test]
+fn refuses_bad_ipv4_cidr() {
+    let lan =
+        |ipv4: &str| format!("wan:\n  interface: wan0\nlan:\n  interface: lan0\n  ipv4: {ipv4}\n");
+    let expected = "expected the router's IPv4 address with prefix length 8 to 30";
+    refused(
+        &lan("192.168.2.1"),
+        5,
+        9,
+        Some("lan.ipv4"),
+        &["\"192.168.2.1\" has no prefix length", expected],
+    );
+    refused(
+        &lan("192.168.2.256/24"),
+        5,
+        9,
+        Some("lan.ipv4"),
+        &["\"192.168.2.256\" is not an IPv4 address", expected],
+    );
+    refused(
+        &lan("192.168.2.0/24"),
+        5,
+        9,
+        Some("lan.ipv4"),
+        &[
+            "192.168.2.0 is the network address of 192.168.2.0/24",
+            expected,
+        ],
+    );
+    refused(
+        &lan("192.168.2.255/24"),
+        5,
+        9,
+        Some("lan.ipv4"),
+        &["is the broadcast address", expected],
+    );
+    refused(
+        &lan("192.168.2.1/31"),
+        5,
+        9,
+        Some("lan.ipv4"),
+        &["has prefix length 31", expected],
+    );
+    for bad in [
+        "127.0.0.1/8",
+        "224.0.0.1/24",
+        "0.1.2.3/8",
+        "255.255.255.255/24",
+    ] {
+        refused(&lan(bad), 5, 9, Some("lan.ipv4"), &[expected]);
+    }
+}
+
+#[test]
+fn refuses_lan_prefix_not_64() {
+    refused(
+        &format!("{BASE}  ipv6:\n    prefix: 2001:db8::/48\n"),
+        7,
+        13,
+        Some("lan.ipv6.prefix"),
+        &["2001:db8::/48 is not a /64 (expected an IPv6 /64 prefix such as 2001:db8:0:111::/64)"],
+    );
+}
+
+#[test]
+fn refuses_lan_prefix_with_host_bits() {
+    refused(
+        &format!("{BASE}  ipv6:\n    prefix: 2001:db8:0:111::1/64\n"),
+        7,
+        13,
+        Some("lan.ipv6.prefix"),
+        &[
+            "2001:db8:0:111::1/64 has host bits set (did you mean 2001:db8:0:111::/64?)",
+            "expected an IPv6 /64 prefix",
+        ],
+    );
+}
+
+#[test]
+fn refuses_lan_address_outside_prefix() {
+    refused(
+        &format!(
+            "{BASE}  ipv6:\n    prefix: 2001:db8:0:111::/64\n    address: 2001:db8:0:112::1\n"
+        ),
+        8,
+        14,
+        Some("lan.ipv6.address"),
+        &[
+            "2001:db8:0:112::1 is outside lan.ipv6.prefix 2001:db8:0:111::/64",
+            "expected an address inside the prefix",
+        ],
+    );
+    refused(
+        &format!("{BASE}  ipv6:\n    address: 2001:db8:0:112::1\n"),
+        7,
+        14,
+        Some("lan.ipv6.address"),
+        &["set without lan.ipv6.prefix"],
+    );
+}
+
+#[test]
+fn refuses_core_that_does_not_exist() {
+    refused(
+        &format!("{BASE}dataplane:\n  cores: [4096]\n"),
+        7,
+        11,
+        Some("dataplane.cores[0]"),
+        &[
+            "CPU 4096 does not exist on this machine",
+            "expected a CPU id that exists on this machine",
+        ],
+    );
+    refused(
+        &format!("{BASE}dataplane:\n  cores:\n    - -1\n"),
+        8,
+        7,
+        Some("dataplane.cores[0]"),
+        &["-1 is out of range"],
+    );
+}
+
+#[test]
+fn refuses_cores_length_not_workers() {
+    refused(
+        &format!("{BASE}dataplane:\n  workers: 2\n  cores: [0]\n"),
+        8,
+        10,
+        Some("dataplane.cores"),
+        &["1 CPUs listed for 2 workers", "expected one CPU per worker"],
+    );
+    // Default workers (1) counts too.
+    refused(
+        &format!("{BASE}dataplane:\n  cores:\n    - 0\n    - 1\n"),
+        8,
+        5,
+        Some("dataplane.cores"),
+        &[
+            "2 CPUs listed for 1 worker (",
+            "expected one CPU per worker",
+        ],
+    );
+}
+
+#[test]
+fn refuses_duplicate_core() {
+    refused(
+        &format!("{BASE}dataplane:\n  workers: 2\n  cores: [0, 0]\n"),
+        8,
+        14,
+        Some("dataplane.cores[1]"),
+        &["CPU 0 is listed twice", "expected each CPU at most once"],
+    );
+}
+
+#[test]
+fn refuses_same_interface_for_wan_and_lan() {
+    refused(
+        "wan:\n  interface: eth0\nlan:\n  interface: eth0\n  ipv4: 192.168.2.1/24\n",
+        4,
+        14,
+        Some("lan.interface"),
+        &[
+            "eth0 is also wan.interface",
+            "expected two different interfaces",
+        ],
+    );
+}
+
+#[test]
+fn refuses_interface_name_too_long() {
+    refused(
+        "wan:\n  interface: enp1s0verylongname\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        2,
+        14,
+        Some("wan.interface"),
+        &[
+            "interface name \"enp1s0verylongname\" is 18 bytes long, more than 15",
+            "expected a Linux interface name of 1 to 15 bytes",
+        ],
+    );
+    refused(
+        "wan:\n  interface: wan0\nlan:\n  interface: 'br/0'\n  ipv4: 192.168.2.1/24\n",
+        4,
+        14,
+        Some("lan.interface"),
+        &["contains '/'"],
+    );
+}
+
+#[test]
+fn refuses_missing_required_key() {
+    refused(
+        "wan:\n  interface: wan0\nlan:\n  interface: lan0\n  mtu: 1500\n",
+        3,
+        1,
+        Some("lan"),
+        &[
+            "missing required key `ipv4`",
+            "expected the router's IPv4 address with prefix length, such as 192.168.2.1/24",
+        ],
+    );
+    refused(
+        "# no lan yet\nwan:\n  interface: wan0\n",
+        2,
+        1,
+        None,
+        &["missing required key `lan`", "expected a `lan:` section"],
+    );
+    refused(
+        &format!("{BASE}dslite:\n  b4_address: wan\n"),
+        6,
+        1,
+        Some("dslite"),
+        &[
+            "missing required key `aftr`",
+            "expected the AFTR's IPv6 address",
+        ],
+    );
+}
+
+#[test]
+fn refuses_batch_zero() {
+    refused(
+        &format!("{BASE}dataplane:\n  batch: 0\n"),
+        7,
+        10,
+        Some("dataplane.batch"),
+        &["0 is out of range (expected a batch size between 1 and 256)"],
+    );
+}
+
+#[test]
+fn refuses_fill_ring_not_power_of_two() {
+    refused(
+        &format!("{BASE}dataplane:\n  fill_ring: 3000\n"),
+        7,
+        14,
+        Some("dataplane.fill_ring"),
+        &[
+            "3000 is not a power of two",
+            "expected a fill ring size that is a power of two between 512 and 16384",
+        ],
+    );
+    refused(
+        &format!("{BASE}dataplane:\n  frames_per_worker: 1024\n"),
+        7,
+        22,
+        Some("dataplane.frames_per_worker"),
+        &["1024 is out of range"],
+    );
+}
+
+#[test]
+fn refuses_tunnel_mtu_too_big() {
+    refused(
+        &format!("{BASE}dslite:\n  aftr: 2404:8e00::feed:100\n  mtu: 1500\n"),
+        8,
+        8,
+        Some("dslite.mtu"),
+        &[
+            "1500 does not fit in wan.mtu 1500",
+            "expected a tunnel MTU between 1240 and 1460",
+        ],
+    );
+    // Within the static range but above a smaller wan.mtu.
+    refused(
+        "wan:\n  interface: wan0\n  mtu: 1280\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\ndslite:\n  aftr: 2404:8e00::feed:100\n  mtu: 1460\n",
+        9,
+        8,
+        Some("dslite.mtu"),
+        &["expected a tunnel MTU between 1240 and 1240"],
+    );
+    refused(
+        &format!("{BASE}dslite:\n  aftr: 2404:8e00::feed:100\n  mtu: 1000\n"),
+        8,
+        8,
+        Some("dslite.mtu"),
+        &["1000 is out of range"],
+    );
+}
+
+#[test]
+fn refuses_empty_file() {
+    for text in ["", "\n\n", "# only a comment\n", "---\n"] {
+        refused(
+            text,
+            1,
+            1,
+            None,
+            &[
+                "the document is empty",
+                "expected a mapping with at least the `wan` and `lan` sections",
+            ],
+        );
+    }
+}
+
+#[test]
+fn refuses_yaml_syntax_errors() {
+    // `ipv4` indented deeper than its sibling.
+    refused(
+        "wan:\n  interface: wan0\nlan:\n  interface: lan0\n    ipv4: 192.168.2.1/24\n",
+        5,
+        9,
+        None,
+        &[
+            "invalid YAML: mapping values are not allowed in this context",
+            "expected well-formed YAML",
+        ],
+    );
+    // `ipv4` indented less than its sibling.
+    refused(
+        "wan:\n  interface: wan0\nlan:\n  interface: lan0\n ipv4: 192.168.2.1/24\n",
+        5,
+        2,
+        None,
+        &["invalid YAML: did not find expected key"],
+    );
+    refused(
+        &format!("{BASE}---\nwan: {{}}\n"),
+        6,
+        1,
+        None,
+        &["a second YAML document starts here (expected a single document)"],
+    );
+}
+
+#[test]
+fn refuses_non_mapping_document() {
+    refused(
+        "- wan\n- lan\n",
+        1,
+        1,
+        None,
+        &[
+            "wrong type: found sequence",
+            "expected a mapping of sections",
+        ],
+    );
+}
+
+#[test]
+fn refuses_bad_control_values() {
+    refused(
+        &format!("{BASE}control:\n  socket: run/ipoed.sock\n"),
+        7,
+        11,
+        Some("control.socket"),
+        &[
+            "\"run/ipoed.sock\" is not an absolute path",
+            "expected an absolute path",
+        ],
+    );
+    refused(
+        &format!("{BASE}control:\n  log_level: verbose\n"),
+        7,
+        14,
+        Some("control.log_level"),
+        &[
+            "unknown value `verbose`",
+            "`error`, `warn`, `info`, `debug`, `trace`",
+        ],
+    );
+}
+
+#[test]
+fn refuses_duplicate_key() {
+    refused(
+        "wan:\n  interface: wan0\n  interface: wan1\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        2,
+        3,
+        Some("wan"),
+        &["duplicate key \"interface\"", "expected each key once"],
+    );
+}
+
+#[test]
+fn to_yaml_spells_out_defaults() {
+    let yaml = ok(BASE).to_yaml();
+    for line in [
+        "mtu: 1500",
+        "workers: 1",
+        "fill_ring: 4096",
+        "log_level: info",
+        "zero_copy: auto",
+    ] {
+        assert!(yaml.contains(line), "{line:?} missing from\n{yaml}");
+    }
+}
