@@ -132,12 +132,7 @@ impl Redirector {
 
     /// Attach to `iface` as `port`, first removing a stale program that an
     /// earlier crashed run (or anything else attached through netlink) left.
-    pub fn attach(
-        &self,
-        iface: &str,
-        port: u32,
-        mode: AttachMode,
-    ) -> Result<Attachment, BpfError> {
+    pub fn attach(&self, iface: &str, port: u32, mode: AttachMode) -> Result<Attachment, BpfError> {
         if port >= MAX_PORTS {
             return Err(BpfError::Range(port, 0));
         }
@@ -178,8 +173,7 @@ impl Redirector {
             ifindex,
             iface: iface.to_string(),
             mode,
-            zero_copy_capable: mode == AttachedMode::Native
-                && features & XDP_ACT_XSK_ZEROCOPY != 0,
+            zero_copy_capable: mode == AttachedMode::Native && features & XDP_ACT_XSK_ZEROCOPY != 0,
             _link: link,
         })
     }
@@ -219,7 +213,10 @@ impl Redirector {
                 .map(|per_cpu| {
                     per_cpu
                         .iter()
-                        .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))))
+                        .filter_map(|v| {
+                            v.get(..8)
+                                .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+                        })
                         .sum()
                 })
                 .unwrap_or(0)
@@ -273,9 +270,8 @@ fn link_create(prog_fd: RawFd, ifindex: u32, flags: u32) -> Result<OwnedFd, i32>
         ..Default::default()
     };
     // SAFETY: plain syscall wrapper; opts outlives the call.
-    let fd = unsafe {
-        libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts)
-    };
+    let fd =
+        unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
     if fd < 0 {
         return Err(-fd);
     }

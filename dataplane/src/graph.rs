@@ -325,10 +325,7 @@ impl Graph {
             self.queues[NodeId::EthernetInput as usize].push(i as u16);
         }
         let mut work = [0u16; MAX_BATCH];
-        loop {
-            let Some(pos) = self.queues.iter().position(|q| !q.is_empty()) else {
-                break;
-            };
+        while let Some(pos) = self.queues.iter().position(|q| !q.is_empty()) {
             let node = NodeId::ALL[pos];
             let q = &mut self.queues[pos];
             let count = q.len();

@@ -118,7 +118,11 @@ impl Fib {
     pub fn in_lan_ipv4(&self, a: u32) -> bool {
         match self.lan_ipv4 {
             Some((addr, len)) => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                };
                 (u32::from(addr) & mask) == (a & mask)
             }
             None => false,

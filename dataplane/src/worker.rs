@@ -54,10 +54,34 @@ impl WorkerPorts {
             rx: cfg.fill,
             tx: (cfg.fill / 2).max(512),
         };
-        let wan = XskSocket::new(&umem, cfg.wan_ifindex, cfg.queue, sizes, cfg.zero_copy, None)
-            .map_err(|e| io::Error::new(e.kind(), format!("AF_XDP socket on WAN queue {}: {e}", cfg.queue)))?;
-        let lan = XskSocket::new(&umem, cfg.lan_ifindex, cfg.queue, sizes, cfg.zero_copy, Some(&wan))
-            .map_err(|e| io::Error::new(e.kind(), format!("AF_XDP socket on LAN queue {}: {e}", cfg.queue)))?;
+        let wan = XskSocket::new(
+            &umem,
+            cfg.wan_ifindex,
+            cfg.queue,
+            sizes,
+            cfg.zero_copy,
+            None,
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("AF_XDP socket on WAN queue {}: {e}", cfg.queue),
+            )
+        })?;
+        let lan = XskSocket::new(
+            &umem,
+            cfg.lan_ifindex,
+            cfg.queue,
+            sizes,
+            cfg.zero_copy,
+            Some(&wan),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("AF_XDP socket on LAN queue {}: {e}", cfg.queue),
+            )
+        })?;
         Ok(WorkerPorts {
             umem,
             socks: [wan, lan],
@@ -255,7 +279,9 @@ impl Worker {
     fn drain_inject(&mut self) -> usize {
         let mut n = 0;
         while n < MAX_BATCH {
-            let Some(pf) = self.ch.inject.pop() else { break };
+            let Some(pf) = self.ch.inject.pop() else {
+                break;
+            };
             self.send_copy(&pf);
             let _ = self.ch.free.push(pf.data);
             n += 1;

@@ -262,7 +262,11 @@ impl<T: Copy> Ring<T> {
     #[inline]
     fn write(&mut self, i: u32, v: T) {
         // SAFETY: index masked into the ring.
-        unsafe { self.desc.add((self.cached_prod.wrapping_add(i) & self.mask) as usize).write(v) };
+        unsafe {
+            self.desc
+                .add((self.cached_prod.wrapping_add(i) & self.mask) as usize)
+                .write(v)
+        };
     }
     #[inline]
     fn submit(&mut self, n: u32) {
@@ -283,7 +287,11 @@ impl<T: Copy> Ring<T> {
     #[inline]
     fn read(&self, i: u32) -> T {
         // SAFETY: index masked into the ring.
-        unsafe { self.desc.add((self.cached_cons.wrapping_add(i) & self.mask) as usize).read() }
+        unsafe {
+            self.desc
+                .add((self.cached_cons.wrapping_add(i) & self.mask) as usize)
+                .read()
+        }
     }
     #[inline]
     fn release(&mut self, n: u32) {

@@ -69,7 +69,12 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
 
         let start = off - IPV6_LEN;
         let frame = &mut chunk[start..off + ETH_LEN + inner_len];
-        write_eth(frame, &fib.gateway_mac.unwrap_or([0; 6]), &wan_mac, ETHERTYPE_IPV6);
+        write_eth(
+            frame,
+            &fib.gateway_mac.unwrap_or([0; 6]),
+            &wan_mac,
+            ETHERTYPE_IPV6,
+        );
         let h = &mut frame[ETH_LEN..ETH_LEN + IPV6_LEN];
         let word0 = (6u32 << 28) | (u32::from(tos) << 20) | flow;
         h[0..4].copy_from_slice(&word0.to_be_bytes());

@@ -41,9 +41,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let src = [orig[12], orig[13], orig[14], orig[15]];
         let frag = be16(orig, 6) & 0x1fff;
         let src_ip = std::net::Ipv4Addr::from(src);
-        let is_error = proto == PROTO_ICMP
-            && orig.len() > ihl
-            && matches!(orig[ihl], 3 | 4 | 5 | 11 | 12);
+        let is_error =
+            proto == PROTO_ICMP && orig.len() > ihl && matches!(orig[ihl], 3 | 4 | 5 | 11 | 12);
         if m.local || is_error || frag != 0 || src_ip.is_broadcast() || src_ip.is_multicast() {
             cx.drop(i, Error::Suppressed.index());
             continue;

@@ -7,8 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use crate::graph::{Cx, PuntReason};
 use crate::tables::Port;
 use crate::wire::{
-    fold, ipv6_pseudo_sum, put16, sum16, write_eth, ETHERTYPE_IPV6, ETH_LEN,
-    IPV6_LEN, PROTO_ICMPV6,
+    fold, ipv6_pseudo_sum, put16, sum16, write_eth, ETHERTYPE_IPV6, ETH_LEN, IPV6_LEN, PROTO_ICMPV6,
 };
 
 /// RFC 4443 2.4(c): the error must not exceed the minimum IPv6 MTU.

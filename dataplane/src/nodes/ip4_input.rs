@@ -61,8 +61,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         // Ethernet pads short frames: the IPv4 total length is the truth.
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
 
-        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified()
-        {
+        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified() {
             cx.drop(i, Error::BadSource.index());
             continue;
         }

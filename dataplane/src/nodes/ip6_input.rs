@@ -86,8 +86,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
         // Link-local addresses never leave their link (RFC 4291 2.5.6).
-        if (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || (src[0] == 0xfe && src[1] & 0xc0 == 0x80)
-        {
+        if (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || (src[0] == 0xfe && src[1] & 0xc0 == 0x80) {
             cx.drop(i, Error::LinkLocal.index());
             continue;
         }

@@ -9,7 +9,7 @@ use etherparse::{IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 
 use crate::graph::{Graph, Meta, NodeId, PuntReason};
 use crate::nodes;
-use crate::tables::{Fib, PortAddrs, Port, Tunnel};
+use crate::tables::{Fib, Port, PortAddrs, Tunnel};
 use crate::{FRAME_SIZE, XDP_HEADROOM};
 
 const WAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
@@ -81,7 +81,10 @@ impl Bench {
         self.graph.run(fib, &mut self.mem, self.n, 0);
         let o = &self.graph.out;
         // Every packet ends in exactly one place.
-        assert_eq!(o.tx[0].len() + o.tx[1].len() + o.punt.len() + o.drop.len(), self.n);
+        assert_eq!(
+            o.tx[0].len() + o.tx[1].len() + o.punt.len() + o.drop.len(),
+            self.n
+        );
     }
 
     fn bytes(&self, i: u16) -> Vec<u8> {
@@ -236,7 +239,10 @@ fn decap_rejects_bad_inner_checksum_and_lengths() {
     let mut b = Bench::new(&[
         (Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &bad_sum)),
         (Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &long_total)),
-        (Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &inet_reply(50)[..12])),
+        (
+            Port::Wan,
+            aftr_frame(v6("2001:db8:aaaa::1"), &inet_reply(50)[..12]),
+        ),
     ]);
     b.run(&fib);
     assert_eq!(b.err(NodeId::DsliteDecap, "inner-bad-checksum"), 1);
@@ -355,7 +361,13 @@ fn hop_limit_one_gets_icmpv6_time_exceeded() {
 fn too_big_for_lan_gets_packet_too_big() {
     let mut fib = lab_fib();
     fib.lan.mtu = 1280;
-    let down = ipv6_udp("2001:db8:ffff::10", "2001:db8:0:111::10", 60, 1300, Port::Wan);
+    let down = ipv6_udp(
+        "2001:db8:ffff::10",
+        "2001:db8:0:111::10",
+        60,
+        1300,
+        Port::Wan,
+    );
     let mut b = Bench::new(&[(Port::Wan, down)]);
     b.run(&fib);
     let out = b.tx(Port::Wan);
@@ -364,7 +376,10 @@ fn too_big_for_lan_gets_packet_too_big() {
     assert_eq!(&f[0..6], &GW_MAC);
     let icmp = &f[14 + 40..];
     assert_eq!((icmp[0], icmp[1]), (2, 0));
-    assert_eq!(u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]), 1280);
+    assert_eq!(
+        u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]),
+        1280
+    );
     assert!(f.len() - 14 <= 1280, "error fits the minimum MTU");
 }
 
@@ -388,8 +403,16 @@ fn neighbor_miss_is_punted_with_next_hop() {
     assert_eq!(
         got,
         [
-            (Port::Wan, IpAddr::V6(v6("fe80::1")), PuntReason::NeighborMiss),
-            (Port::Lan, IpAddr::V4(Ipv4Addr::from(HOST4)), PuntReason::NeighborMiss),
+            (
+                Port::Wan,
+                IpAddr::V6(v6("fe80::1")),
+                PuntReason::NeighborMiss
+            ),
+            (
+                Port::Lan,
+                IpAddr::V4(Ipv4Addr::from(HOST4)),
+                PuntReason::NeighborMiss
+            ),
         ]
     );
 }
@@ -431,14 +454,24 @@ fn every_truncation_of_valid_frames_is_dropped_not_panicking() {
     let fib = lab_fib();
     let valid = [
         (Port::Lan, lan_tcp_syn(64, 0, b"data")),
-        (Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &inet_reply(50))),
-        (Port::Lan, ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 8, Port::Lan)),
+        (
+            Port::Wan,
+            aftr_frame(v6("2001:db8:aaaa::1"), &inet_reply(50)),
+        ),
+        (
+            Port::Lan,
+            ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 8, Port::Lan),
+        ),
     ];
     for (port, f) in valid {
         for cut in 0..f.len() {
             let mut b = Bench::new(&[(port, f[..cut].to_vec())]);
             b.run(&fib);
-            assert_eq!(b.graph.out.drop.len(), 1, "cut {cut} of {f:02x?} not dropped");
+            assert_eq!(
+                b.graph.out.drop.len(),
+                1,
+                "cut {cut} of {f:02x?} not dropped"
+            );
         }
     }
     let mut b = Bench::new(&[(Port::Lan, vec![1, 2, 3])]);

@@ -1,0 +1,35 @@
+# The two commands of the README: `make lab` (a newcomer's demo) and
+# `make test` (everything CI runs). Both install what a fresh machine lacks.
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all deps build lab test lint unit labtest clean-lab
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+# Starts the namespace lab, runs ipoed in it, drives traffic, shows the
+# router's counters, and tears everything down.
+lab: build
+	bash scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --release --exclude ipoe-tests
+
+# Lab tests share namespaces: one at a time.
+labtest: build
+	$(CARGO) test --release -p ipoe-tests -- --test-threads=1
+
+test: build lint unit labtest
+
+clean-lab:
+	bash tests/lab/lab.sh down

@@ -1,0 +1,217 @@
+//! ipoectl: asks ipoed over its unix socket and prints the answer as a
+//! table, or as JSON with `--json`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const DEFAULT_SOCKET: &str = "/run/ipoed/ipoed.sock";
+const COMMANDS: &[&str] = &[
+    "show interfaces",
+    "show errors",
+    "show runtime",
+    "show neighbors",
+    "show config",
+    "version",
+];
+
+fn usage() -> String {
+    format!(
+        "usage: ipoectl [--socket PATH] [--json] COMMAND\ncommands:\n  {}\nthe socket defaults to {DEFAULT_SOCKET} (or $IPOED_SOCKET)",
+        COMMANDS.join("\n  ")
+    )
+}
+
+fn main() -> ExitCode {
+    let mut socket = std::env::var("IPOED_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
+    let mut as_json = false;
+    let mut words = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--json" => as_json = true,
+            "--socket" => match args.next() {
+                Some(s) => socket = s,
+                None => {
+                    eprintln!("--socket needs a path\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            w if w.starts_with('-') => {
+                eprintln!("unknown option {w}\n{}", usage());
+                return ExitCode::from(2);
+            }
+            w => words.push(w.to_string()),
+        }
+    }
+    let command = words.join(" ");
+    if !COMMANDS.contains(&command.as_str()) {
+        if command.is_empty() {
+            eprintln!("{}", usage());
+        } else {
+            eprintln!("unknown command {command:?}\n{}", usage());
+        }
+        return ExitCode::from(2);
+    }
+    let reply = match ask(&socket, &command) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ipoectl: cannot reach ipoed at {socket}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if reply["ok"] != json!(true) {
+        eprintln!("ipoed: {}", reply["error"].as_str().unwrap_or("error"));
+        return ExitCode::from(1);
+    }
+    let data = &reply["data"];
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(data).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    match command.as_str() {
+        "show interfaces" => print_interfaces(data),
+        "show errors" => print_errors(data),
+        "show runtime" => print_runtime(data),
+        "show neighbors" => print_neighbors(data),
+        "show config" => print!("{}", data["yaml"].as_str().unwrap_or("")),
+        _ => println!(
+            "ipoed {} (protocol {})",
+            data["daemon"].as_str().unwrap_or("?"),
+            data["protocol"]
+        ),
+    }
+    ExitCode::SUCCESS
+}
+
+fn ask(socket: &str, command: &str) -> std::io::Result<Value> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let req = json!({"version": 1, "command": command});
+    s.write_all(format!("{req}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn print_interfaces(d: &Value) {
+    for i in d["interfaces"].as_array().into_iter().flatten() {
+        println!(
+            "{} ({}) ifindex {} mac {} mtu {} xdp {} zero-copy {}",
+            i["name"].as_str().unwrap_or("?"),
+            i["role"].as_str().unwrap_or("?"),
+            i["ifindex"],
+            i["mac"].as_str().unwrap_or("?"),
+            i["mtu"],
+            i["xdp_mode"].as_str().unwrap_or("?"),
+            if i["zero_copy"] == json!(true) {
+                "yes"
+            } else {
+                "no"
+            },
+        );
+        let addrs: Vec<&str> = i["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!("  addresses: {}", addrs.join(", "));
+        println!(
+            "  {:>5} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
+            "queue", "worker", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops"
+        );
+        for q in i["queues"].as_array().into_iter().flatten() {
+            println!(
+                "  {:>5} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
+                u(&q["queue"]),
+                u(&q["worker"]),
+                u(&q["rx_packets"]),
+                u(&q["rx_bytes"]),
+                u(&q["tx_packets"]),
+                u(&q["tx_bytes"]),
+                u(&q["tx_ring_full"]) + u(&q["rx_kernel_dropped"]),
+            );
+        }
+    }
+}
+
+fn print_errors(d: &Value) {
+    println!(
+        "{:>12}  {:<18} {:<24} description",
+        "count", "node", "reason"
+    );
+    let mut any = false;
+    for e in d["errors"].as_array().into_iter().flatten() {
+        if u(&e["count"]) == 0 {
+            continue;
+        }
+        any = true;
+        println!(
+            "{:>12}  {:<18} {:<24} {}",
+            u(&e["count"]),
+            e["node"].as_str().unwrap_or("?"),
+            e["counter"].as_str().unwrap_or("?"),
+            e["description"].as_str().unwrap_or(""),
+        );
+    }
+    if !any {
+        println!("(no errors counted)");
+    }
+}
+
+fn print_runtime(d: &Value) {
+    println!("uptime {} s", u(&d["uptime_s"]));
+    for w in d["workers"].as_array().into_iter().flatten() {
+        println!(
+            "worker {} queue {} core {} loops {} busy {:.1}%",
+            w["worker"],
+            w["queue"],
+            w["core"],
+            u(&w["loops"]),
+            w["busy_share"].as_f64().unwrap_or(0.0) * 100.0
+        );
+        println!(
+            "  {:<18} {:>12} {:>14} {:>10} {:>12}",
+            "node", "calls", "vectors", "vec/call", "clocks/pkt"
+        );
+        for n in w["nodes"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<18} {:>12} {:>14} {:>10.2} {:>12.1}",
+                n["name"].as_str().unwrap_or("?"),
+                u(&n["calls"]),
+                u(&n["vectors"]),
+                n["vectors_per_call"].as_f64().unwrap_or(0.0),
+                n["clocks_per_packet"].as_f64().unwrap_or(0.0),
+            );
+        }
+    }
+}
+
+fn print_neighbors(d: &Value) {
+    println!(
+        "{:<8} {:<28} {:<18} {:<10} {:>8}",
+        "iface", "address", "mac", "state", "age s"
+    );
+    for n in d["neighbors"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:<28} {:<18} {:<10} {:>8.1}",
+            n["interface"].as_str().unwrap_or("?"),
+            n["ip"].as_str().unwrap_or("?"),
+            n["mac"].as_str().unwrap_or("(incomplete)"),
+            n["state"].as_str().unwrap_or("?"),
+            n["age_s"].as_f64().unwrap_or(0.0),
+        );
+    }
+}

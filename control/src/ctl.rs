@@ -1,0 +1,261 @@
+//! The control socket: line-delimited JSON requests and replies (see
+//! control/PROTOCOL.md). Non-blocking throughout: the control thread serves
+//! clients between protocol work and never waits on one.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::daemon::Router;
+use crate::report;
+
+pub const PROTOCOL_VERSION: u64 = 1;
+/// Longest request line accepted.
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// Most clients served at once; more are refused with an error reply.
+const MAX_CLIENTS: usize = 64;
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    closing: bool,
+}
+
+pub struct CtlServer {
+    path: PathBuf,
+    listener: UnixListener,
+    clients: HashMap<i32, Client>,
+    allowed_gid: Option<u32>,
+}
+
+impl CtlServer {
+    pub fn bind(path: &Path, group: Option<&str>) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // A socket file left by a crashed run: nobody answers on it.
+        if path.exists() && UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("binding the control socket {}", path.display()))?;
+        listener.set_nonblocking(true)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        let allowed_gid = match group {
+            Some(g) => {
+                let gid = group_id(g).with_context(|| format!("control.group {g}"))?;
+                // SAFETY: chown on a path we just created.
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+                unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) };
+                Some(gid)
+            }
+            None => None,
+        };
+        Ok(CtlServer {
+            path: path.to_path_buf(),
+            listener,
+            clients: HashMap::new(),
+            allowed_gid,
+        })
+    }
+
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    pub fn add_pollfds(&self, fds: &mut Vec<libc::pollfd>) {
+        fds.push(libc::pollfd {
+            fd: self.listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for (fd, c) in &self.clients {
+            let mut events = libc::POLLIN;
+            if !c.outbuf.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: *fd,
+                events,
+                revents: 0,
+            });
+        }
+    }
+
+    /// Accept, read, answer and write, without blocking.
+    pub fn service(&mut self, _polled: &[libc::pollfd], router: &mut Router) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("control socket accept: {e}");
+                    break;
+                }
+            }
+        }
+        let fds: Vec<i32> = self.clients.keys().copied().collect();
+        for fd in fds {
+            let Some(c) = self.clients.get_mut(&fd) else {
+                continue;
+            };
+            let mut gone = read_some(c);
+            while let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+                let reply = handle_line(&line[..line.len() - 1], router);
+                c.outbuf.extend_from_slice(reply.to_string().as_bytes());
+                c.outbuf.push(b'\n');
+            }
+            if c.inbuf.len() > MAX_REQUEST {
+                let reply = error_reply(&format!("request longer than {MAX_REQUEST} bytes"));
+                c.outbuf.extend_from_slice(reply.to_string().as_bytes());
+                c.outbuf.push(b'\n');
+                c.inbuf.clear();
+                c.closing = true;
+            }
+            gone |= write_some(c);
+            if gone || (c.closing && c.outbuf.is_empty()) {
+                self.clients.remove(&fd);
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: UnixStream) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut c = Client {
+            stream,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            closing: false,
+        };
+        let refuse = if self.clients.len() >= MAX_CLIENTS {
+            Some("too many clients".to_string())
+        } else {
+            match peer_cred(&c.stream) {
+                Some((uid, gid)) if uid == 0 || Some(gid) == self.allowed_gid => None,
+                Some((uid, _)) => Some(format!(
+                    "uid {uid} may not use this socket (root or control.group only)"
+                )),
+                None => Some("cannot read the peer's credentials".to_string()),
+            }
+        };
+        if let Some(why) = refuse {
+            let _ = c
+                .stream
+                .write_all(format!("{}\n", error_reply(&why)).as_bytes());
+            return;
+        }
+        self.clients.insert(c.stream.as_raw_fd(), c);
+    }
+}
+
+/// Read what is there; true when the peer closed or failed.
+fn read_some(c: &mut Client) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => return c.outbuf.is_empty(),
+            Ok(n) => {
+                c.inbuf.extend_from_slice(&buf[..n]);
+                if c.inbuf.len() > MAX_REQUEST && !c.inbuf.contains(&b'\n') {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn write_some(c: &mut Client) -> bool {
+    while !c.outbuf.is_empty() {
+        match c.stream.write(&c.outbuf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                c.outbuf.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn peer_cred(s: &UnixStream) -> Option<(u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((cred.uid, cred.gid))
+}
+
+fn group_id(name: &str) -> Result<u32> {
+    let groups = std::fs::read_to_string("/etc/group")?;
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let n = f.next()?;
+            let gid = f.nth(1)?.parse().ok()?;
+            (n == name).then_some(gid)
+        })
+        .next()
+        .with_context(|| format!("no group named {name} in /etc/group"))
+}
+
+pub fn error_reply(msg: &str) -> Value {
+    json!({"version": PROTOCOL_VERSION, "ok": false, "error": msg})
+}
+
+/// Parse one request line and answer it. Hostile input gets an error reply.
+pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
+    let req: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => return error_reply(&format!("malformed request: {e}")),
+    };
+    match req.get("version").and_then(Value::as_u64) {
+        Some(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return error_reply(&format!(
+                "unsupported protocol version {v} (this daemon speaks {PROTOCOL_VERSION})"
+            ))
+        }
+        None => return error_reply("missing \"version\""),
+    }
+    let Some(cmd) = req.get("command").and_then(Value::as_str) else {
+        return error_reply("missing \"command\"");
+    };
+    let data = match cmd {
+        "version" => json!({"daemon": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION}),
+        "show interfaces" => report::interfaces(router),
+        "show errors" => report::errors(router),
+        "show runtime" => report::runtime(router),
+        "show neighbors" => report::neighbors(router),
+        "show config" => json!({"yaml": router.config.to_yaml(), "path": router.config_path}),
+        other => return error_reply(&format!("unknown command {other:?}")),
+    };
+    json!({"version": PROTOCOL_VERSION, "ok": true, "data": data})
+}

@@ -1,0 +1,402 @@
+//! ipoed: start-up, the control thread's loop, and a clean shutdown.
+//!
+//! Start-up order matters: everything that can fail on bad input (config,
+//! interfaces, queue counts) is checked before anything on the host changes;
+//! sockets are bound and registered in the XSKMAP before the XDP program is
+//! attached, so the first frame already has a socket to go to.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ipoe_bpf::{AttachMode, Attachment, Redirector};
+use ipoe_config::Config;
+use ipoe_dataplane::graph::PuntReason;
+use ipoe_dataplane::punt::{Channels, Notify};
+use ipoe_dataplane::tables::{Fib, Port, PortAddrs, SharedFib, Tunnel};
+use ipoe_dataplane::worker::{Poll, WorkerConfig, WorkerHandle, WorkerPorts};
+use ipoe_dataplane::xsk::ZeroCopyWish;
+
+use crate::ctl::CtlServer;
+use crate::iface::{self, Interface};
+use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side};
+
+/// Depth of each worker's punt and inject queues.
+const PUNT_DEPTH: usize = 1024;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    let fd = SIGNAL_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: write(2) is async-signal-safe; 8 bytes from a valid u64.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
+fn install_signals(wake: &Notify) {
+    SIGNAL_FD.store(wake.fd(), Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing a handler that only touches atomics and write(2).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    // A CLI client that goes away must not kill the daemon.
+    // SAFETY: ignoring SIGPIPE is always sound.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+pub fn side(p: Port) -> Side {
+    match p {
+        Port::Wan => Side::Wan,
+        Port::Lan => Side::Lan,
+    }
+}
+
+pub fn port(s: Side) -> Port {
+    match s {
+        Side::Wan => Port::Wan,
+        Side::Lan => Port::Lan,
+    }
+}
+
+/// Everything the control thread owns and the CLI reports on.
+pub struct Router {
+    pub config: Config,
+    pub config_path: std::path::PathBuf,
+    pub started: Instant,
+    pub wan: Interface,
+    pub lan: Interface,
+    pub fib: SharedFib,
+    /// The Fib built from the config and the interfaces; neighbor entries
+    /// are merged into a copy of it on every publish.
+    base_fib: Fib,
+    pub neigh: NeighborEngine,
+    neigh_generation: u64,
+    pub workers: Vec<WorkerHandle>,
+    pub attachments: Vec<Attachment>,
+    pub redirector: Redirector,
+    pub inject_failed: u64,
+    pub punts_handled: u64,
+}
+
+impl Router {
+    pub fn start(config: Config, config_path: &Path) -> Result<Self> {
+        let dp = &config.dataplane;
+        let wan = iface::Interface::probe(config.wan.interface.as_str(), config.wan.mtu)?;
+        let lan = iface::Interface::probe(config.lan.interface.as_str(), config.lan.mtu)?;
+        for i in [&wan, &lan] {
+            if i.queues < dp.workers as u32 {
+                bail!(
+                    "{}: {} workers configured but the interface has {} queue(s) \
+                     (see `ethtool -l {}`; lower dataplane.workers or raise the channel count)",
+                    i.name,
+                    dp.workers,
+                    i.queues,
+                    i.name
+                );
+            }
+        }
+
+        let base_fib = base_fib(&config, &wan, &lan);
+        let fib = SharedFib::new(base_fib.clone());
+        let now = Instant::now();
+        let neigh = NeighborEngine::new(
+            NeighConfig {
+                max_entries: config.control.max_neighbors as usize,
+                max_incomplete: 64,
+                hold_per_neighbor: 4,
+                reachable: Duration::from_secs(30),
+                stale_gc: Duration::from_secs(20 * 60),
+                retrans: Duration::from_secs(1),
+                max_probes: 3,
+            },
+            iface_addrs(&base_fib, Port::Wan, &config),
+            iface_addrs(&base_fib, Port::Lan, &config),
+            now,
+        );
+
+        let redirector = Redirector::load().context("loading the XDP program")?;
+        let to_control = Arc::new(Notify::new()?);
+        let mut workers = Vec::new();
+        let zero_copy = match dp.zero_copy {
+            ipoe_config::ZeroCopy::Auto => ZeroCopyWish::Auto,
+            ipoe_config::ZeroCopy::On => ZeroCopyWish::On,
+            ipoe_config::ZeroCopy::Off => ZeroCopyWish::Off,
+        };
+        let mut pending = Vec::new();
+        for id in 0..dp.workers {
+            let cfg = WorkerConfig {
+                id,
+                core: dp.cores.get(id).map(|c| c.0),
+                queue: id as u32,
+                wan_ifindex: wan.ifindex,
+                lan_ifindex: lan.ifindex,
+                frames: dp.frames_per_worker,
+                fill: dp.fill_ring,
+                batch: dp.batch as usize,
+                poll: match dp.poll {
+                    ipoe_config::PollMode::Busy => Poll::Busy,
+                    ipoe_config::PollMode::Adaptive => Poll::Adaptive,
+                },
+                zero_copy,
+            };
+            let ports = WorkerPorts::open(&cfg)?;
+            for p in Port::ALL {
+                redirector.register_socket(p as u32, cfg.queue, ports.fd(p))?;
+            }
+            pending.push((cfg, ports));
+        }
+        let mode = match dp.xdp_mode {
+            ipoe_config::XdpMode::Native => AttachMode::Native,
+            ipoe_config::XdpMode::Generic => AttachMode::Generic,
+            ipoe_config::XdpMode::Auto => AttachMode::Auto,
+        };
+        let mut attachments = Vec::new();
+        for (p, i) in [(Port::Wan, &wan), (Port::Lan, &lan)] {
+            let a = redirector.attach(&i.name, p as u32, mode)?;
+            log::info!(
+                "{}: XDP attached ({}), zero-copy capable: {}",
+                i.name,
+                a.mode.as_str(),
+                a.zero_copy_capable
+            );
+            attachments.push(a);
+        }
+        for (cfg, ports) in pending {
+            let ch = Arc::new(Channels::new(PUNT_DEPTH, to_control.clone())?);
+            log::info!(
+                "worker {} on queue {} core {:?}, AF_XDP {:?}",
+                cfg.id,
+                cfg.queue,
+                cfg.core,
+                ports.mode()
+            );
+            workers.push(WorkerHandle::spawn(cfg, ports, fib.clone(), ch)?);
+        }
+        Ok(Router {
+            config,
+            config_path: config_path.to_path_buf(),
+            started: now,
+            wan,
+            lan,
+            fib,
+            base_fib,
+            neigh,
+            neigh_generation: 0,
+            workers,
+            attachments,
+            redirector,
+            inject_failed: 0,
+            punts_handled: 0,
+        })
+    }
+
+    /// Handle everything the workers punted; returns how many.
+    fn drain_punts(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> usize {
+        let mut n = 0;
+        for w in 0..self.workers.len() {
+            let ch = self.workers[w].channels.clone();
+            while let Some(pf) = ch.punt.pop() {
+                let side = side(pf.port);
+                match pf.reason {
+                    PuntReason::Local => {
+                        self.neigh.handle_frame(now, side, pf.bytes(), out);
+                    }
+                    PuntReason::NeighborMiss => {
+                        self.neigh.resolve(now, side, pf.next_hop, pf.bytes(), out);
+                    }
+                }
+                ch.recycle(pf);
+                n += 1;
+            }
+        }
+        self.punts_handled += n as u64;
+        n
+    }
+
+    fn send(&mut self, out: &mut Vec<Outgoing>) {
+        let Some(w) = self.workers.first() else {
+            out.clear();
+            return;
+        };
+        for o in out.drain(..) {
+            if !w.channels.inject(port(o.side), &o.frame) {
+                self.inject_failed += 1;
+            }
+        }
+    }
+
+    /// Publish a new table when the neighbor engine learned something.
+    fn publish_if_changed(&mut self) {
+        let g = self.neigh.generation();
+        if g == self.neigh_generation {
+            return;
+        }
+        self.neigh_generation = g;
+        let mut fib = self.base_fib.clone();
+        for (side, ip, mac) in self.neigh.entries() {
+            match (side, ip) {
+                (Side::Lan, IpAddr::V4(a)) => {
+                    fib.arp.insert(a, mac);
+                }
+                (Side::Lan, IpAddr::V6(a)) => {
+                    fib.nd_lan.insert(a, mac);
+                }
+                (Side::Wan, IpAddr::V6(a)) => {
+                    if Some(a) == fib.gateway {
+                        fib.gateway_mac = Some(mac);
+                    }
+                    fib.nd_wan.insert(a, mac);
+                }
+                (Side::Wan, IpAddr::V4(_)) => {}
+            }
+        }
+        self.fib.publish(fib);
+    }
+
+    fn shutdown(&mut self) {
+        let t0 = Instant::now();
+        for w in &mut self.workers {
+            w.stop();
+        }
+        log::debug!("workers stopped after {:?}", t0.elapsed());
+        for w in &self.workers {
+            for p in Port::ALL {
+                let _ = self.redirector.unregister_socket(p as u32, w.queue);
+            }
+        }
+        // Closing the bpf_link fds detaches the program.
+        self.attachments.clear();
+        log::debug!("XDP detached after {:?}", t0.elapsed());
+        self.workers.clear();
+        log::debug!("AF_XDP sockets closed after {:?}", t0.elapsed());
+    }
+}
+
+fn base_fib(config: &Config, wan: &Interface, lan: &Interface) -> Fib {
+    let wan_addr = config.wan.ipv6.address.map(|c| c.addr);
+    let lan_addr = config.lan_ipv6_address();
+    let tunnel = config.dslite.as_ref().and_then(|d| {
+        let b4 = match d.b4_address {
+            ipoe_config::B4Source::Wan => wan_addr,
+            ipoe_config::B4Source::Delegated => lan_addr,
+        }?;
+        let ipoe_config::Aftr::Address(aftr) = d.aftr;
+        Some(Tunnel {
+            b4,
+            aftr,
+            mtu: config.tunnel_mtu(),
+        })
+    });
+    Fib {
+        wan: PortAddrs {
+            mac: wan.mac,
+            mtu: config.wan.mtu,
+            link_local: Some(iface::link_local(&wan.mac)),
+            ipv6: wan_addr,
+        },
+        lan: PortAddrs {
+            mac: lan.mac,
+            mtu: config.lan.mtu,
+            link_local: Some(iface::link_local(&lan.mac)),
+            ipv6: lan_addr,
+        },
+        lan_ipv4: Some((config.lan.ipv4.addr, config.lan.ipv4.len)),
+        lan_prefix: config.lan.ipv6.prefix.map(|p| p.addr()),
+        tunnel,
+        gateway: config.wan.ipv6.gateway,
+        gateway_mac: None,
+        ..Default::default()
+    }
+}
+
+fn iface_addrs(fib: &Fib, p: Port, config: &Config) -> IfaceAddrs {
+    let pa = fib.port(p);
+    let ipv6: Vec<(Ipv6Addr, u8)> = match p {
+        Port::Wan => config
+            .wan
+            .ipv6
+            .address
+            .map(|c| vec![(c.addr, c.len)])
+            .unwrap_or_default(),
+        Port::Lan => pa.ipv6.map(|a| vec![(a, 64)]).unwrap_or_default(),
+    };
+    IfaceAddrs {
+        mac: pa.mac,
+        ipv4: match p {
+            Port::Lan => fib.lan_ipv4,
+            Port::Wan => None,
+        },
+        link_local: pa.link_local.unwrap_or(Ipv6Addr::UNSPECIFIED),
+        ipv6,
+        mtu: pa.mtu,
+    }
+}
+
+/// Run until SIGINT/SIGTERM. Returns after a clean shutdown.
+pub fn run(config: Config, config_path: &Path) -> Result<()> {
+    let wake = Notify::new()?;
+    install_signals(&wake);
+    let mut ctl = CtlServer::bind(&config.control.socket, config.control.group.as_deref())?;
+    let mut router = match Router::start(config, config_path) {
+        Ok(r) => r,
+        Err(e) => {
+            ctl.remove();
+            return Err(e);
+        }
+    };
+    log::info!("ipoed {} running", env!("CARGO_PKG_VERSION"));
+    let control_fd = router.workers[0].channels.to_control.fd();
+    let mut out = Vec::new();
+
+    while !STOP.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        router.drain_punts(now, &mut out);
+        let next = router.neigh.poll(now, &mut out);
+        router.send(&mut out);
+        router.publish_if_changed();
+
+        let timeout = next
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        let mut fds = vec![
+            libc::pollfd {
+                fd: control_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        ctl.add_pollfds(&mut fds);
+        // SAFETY: valid pollfd array for the duration of the call.
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_millis().max(1) as i32,
+            )
+        };
+        if fds[0].revents != 0 {
+            router.workers[0].channels.to_control.drain();
+        }
+        if fds[1].revents != 0 {
+            wake.drain();
+        }
+        ctl.service(&fds[2..], &mut router);
+    }
+    log::info!("shutting down");
+    router.shutdown();
+    ctl.remove();
+    Ok(())
+}

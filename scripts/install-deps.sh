@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ipoe-router's build, lab and tests need, skipping
+# what is already there. Package mirrors fail transiently: retry with backoff.
+set -euo pipefail
+
+PKGS=(
+  clang llvm libelf-dev zlib1g-dev pkg-config   # BPF program (libbpf-cargo, libbpf-sys)
+  iproute2 ethtool nftables iputils-ping         # the lab's namespaces, veths, NAT
+  socat curl python3                             # lab servers and clients
+  tshark tcpdump ndisc6                          # checking what we put on the wire
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+delay=5
+for attempt in 1 2 3 4 5; do
+  if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+    exit 0
+  fi
+  echo "install-deps: attempt $attempt failed, retrying in ${delay}s" >&2
+  sleep "$delay"
+  delay=$((delay * 2))
+done
+echo "install-deps: could not install ${missing[*]}" >&2
+exit 1

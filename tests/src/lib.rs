@@ -1,0 +1,254 @@
+//! The lab fixture for integration tests: brings the namespace lab up
+//! (tests/lab/lab.sh), runs the real `ipoed` in the `router` namespace, and
+//! tears everything down on drop, even when a test fails half-way.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Lab tests share fixed namespace names: one at a time.
+static LAB_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, built by `make build` (release) or `cargo build`.
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let p = target.join(profile).join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (make build, or cargo build{} --bins)",
+        p.display(),
+        if profile == "release" {
+            " --release"
+        } else {
+            ""
+        }
+    );
+    p
+}
+
+pub struct Lab {
+    _guard: MutexGuard<'static, ()>,
+    pub run_dir: PathBuf,
+    ipoed: Option<Child>,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+impl Lab {
+    /// Build the lab with `queues` queues on the router's veths.
+    pub fn up(queues: u32) -> Lab {
+        let guard = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let run_dir = PathBuf::from("/run/ipoe-lab");
+        let lab = Lab {
+            _guard: guard,
+            socket: run_dir.join("ipoed.sock"),
+            log: run_dir.join("ipoed.log"),
+            run_dir,
+            ipoed: None,
+        };
+        let r = lab.script(&["up", "--queues", &queues.to_string()]);
+        assert!(r.ok, "lab.sh up failed:\n{}\n{}", r.stdout, r.stderr);
+        lab
+    }
+
+    fn script(&self, args: &[&str]) -> Run {
+        let out = Command::new("bash")
+            .arg(workspace().join("tests/lab/lab.sh"))
+            .args(args)
+            .env("IPOE_LAB_DIR", &self.run_dir)
+            .output()
+            .expect("run lab.sh");
+        to_run(out)
+    }
+
+    /// The lab config with `workers` workers (see config/examples/lab.yaml).
+    pub fn config(&self, workers: usize) -> String {
+        format!(
+            "wan:\n  interface: wan0\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n\
+             lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
+             dslite:\n  aftr: 2001:db8:aaaa::1\n  b4_address: wan\n\
+             dataplane:\n  workers: {workers}\n  poll: adaptive\n\
+             control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n",
+            self.socket.display(),
+            self.run_dir.join("state").display()
+        )
+    }
+
+    /// Start ipoed in the router namespace and wait until it answers.
+    pub fn start_ipoed(&mut self, config: &str) {
+        let path = self.run_dir.join("ipoed.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let log = std::fs::File::create(&self.log).expect("ipoed log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", "router"])
+            .arg(bin("ipoed"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ipoed");
+        self.ipoed = Some(child);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self
+                .ipoed
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("ipoed exited at start ({status}):\n{}", self.ipoed_log());
+            }
+            if self.ctl(&["version"]).ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("ipoed did not answer within 10 s:\n{}", self.ipoed_log());
+    }
+
+    pub fn ipoed_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM ipoed; returns its exit code and how long it took to exit.
+    pub fn stop_ipoed(&mut self) -> (Option<i32>, Duration) {
+        let mut child = self.ipoed.take().expect("ipoed running");
+        // `ip netns exec` execs the binary, so this pid is ipoed itself.
+        let t0 = Instant::now();
+        // SAFETY: sending a signal to our child.
+        unsafe { libc_kill(child.id() as i32, 15) };
+        loop {
+            if let Some(st) = child.try_wait().expect("wait ipoed") {
+                return (st.code(), t0.elapsed());
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Run a command in a namespace.
+    pub fn exec(&self, ns: &str, cmd: &[&str]) -> Run {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec");
+        to_run(out)
+    }
+
+    /// Start a command in a namespace in the background.
+    pub fn spawn(&self, ns: &str, cmd: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn in namespace")
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin("ipoectl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run ipoectl");
+        to_run(out)
+    }
+
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let r = self.ctl(&a);
+        assert!(r.ok, "ipoectl {args:?} failed: {}", r.stderr);
+        serde_json::from_str(&r.stdout).expect("ipoectl --json prints JSON")
+    }
+
+    /// The AFTR emulator's counters (SIGUSR1 makes it write them at once).
+    pub fn aftr_stats(&self) -> Value {
+        let pid = std::fs::read_to_string(self.run_dir.join("pids/aftr.pid")).unwrap_or_default();
+        if let Some(Ok(pid)) = pid.split_whitespace().next().map(str::parse::<i32>) {
+            // SAFETY: signalling the lab's own process.
+            unsafe { libc_kill(pid, 10) };
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let text =
+            std::fs::read_to_string(self.run_dir.join("aftr-stats.json")).expect("aftr-stats.json");
+        serde_json::from_str(&text).expect("aftr stats are JSON")
+    }
+
+    /// A named drop counter from `show errors`.
+    pub fn error_count(&self, node: &str, counter: &str) -> u64 {
+        let v = self.ctl_json(&["show", "errors"]);
+        v["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["node"] == node && e["counter"] == counter)
+            .and_then(|e| e["count"].as_u64())
+            .unwrap_or_else(|| panic!("no counter {node}/{counter}"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.ipoed.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let r = self.script(&["down"]);
+        if !r.ok {
+            eprintln!("lab.sh down failed: {}{}", r.stdout, r.stderr);
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Whether any XDP program is attached to `iface` in namespace `ns`.
+pub fn xdp_attached(lab: &Lab, ns: &str, iface: &str) -> bool {
+    let r = lab.exec(ns, &["ip", "-d", "link", "show", "dev", iface]);
+    assert!(r.ok, "ip link show {iface}: {}", r.stderr);
+    r.stdout.contains("prog/xdp") || r.stdout.contains(" xdp")
+}
