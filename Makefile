@@ -29,7 +29,8 @@ unit:
 labtest: build
 	$(CARGO) test --release -p ipoe-tests -- --test-threads=1
 
-test: build lint unit labtest
+test: build lint
+	bash scripts/test-summary.sh $(MAKE) --no-print-directory unit labtest
 
 clean-lab:
 	bash tests/lab/lab.sh down
