@@ -161,6 +161,13 @@ impl Lab {
         }
     }
 
+    /// SIGKILL ipoed, as a crash would.
+    pub fn kill_ipoed(&mut self) {
+        let mut child = self.ipoed.take().expect("ipoed running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Run a command in a namespace.
     pub fn exec(&self, ns: &str, cmd: &[&str]) -> Run {
         let out = Command::new("ip")

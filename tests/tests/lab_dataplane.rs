@@ -295,3 +295,53 @@ fn check_config_refuses_bad_files_with_position() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn more_workers_than_queues_is_a_clear_startup_error() {
+    let mut lab = Lab::up(1);
+    let cfg = lab.config(2);
+    let path = lab.run_dir.join("two-workers.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", "router"])
+        .arg(ipoe_tests::bin("ipoed"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wan0") && err.contains("2 workers") && err.contains("1 queue"),
+        "{err}"
+    );
+    for dev in ["wan0", "lan0"] {
+        assert!(!xdp_attached(&lab, "router", dev), "XDP left on {dev} after a refused start");
+    }
+    // The lab itself is still fine for a correct config.
+    let cfg = lab.config(1);
+    lab.start_ipoed(&cfg);
+    assert!(curl(&lab, "http://198.51.100.10/hello.txt").ok);
+}
+
+#[test]
+fn kill_9_leaves_nothing_attached_and_a_restart_forwards_again() {
+    let mut lab = Lab::up(1);
+    let cfg = lab.config(1);
+    lab.start_ipoed(&cfg);
+    assert!(curl(&lab, "http://198.51.100.10/hello.txt").ok);
+    lab.kill_ipoed();
+    // The bpf_link died with the process: the kernel detached the program.
+    let t0 = std::time::Instant::now();
+    while xdp_attached(&lab, "router", "wan0") && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!xdp_attached(&lab, "router", "wan0"), "XDP outlived a killed ipoed");
+    lab.start_ipoed(&cfg);
+    let t0 = std::time::Instant::now();
+    let r = curl(&lab, "http://198.51.100.10/hello.txt");
+    assert!(r.ok, "after restart: {}", r.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(3), "first request took {:?}", t0.elapsed());
+    let r = curl(&lab, "http://[2001:db8:ffff::10]/hello.txt");
+    assert!(r.ok, "IPv6 after restart: {}", r.stderr);
+}
