@@ -173,6 +173,8 @@ struct Worker {
 
 /// Idle loop turns before an adaptive worker goes to sleep in poll().
 const SPIN_BEFORE_SLEEP: u32 = 256;
+/// How often a busy worker copies its counters for the control thread.
+const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 /// Longest sleep; a wake-up eventfd cuts it short.
 const SLEEP_MS: i32 = 200;
 
@@ -202,6 +204,7 @@ impl Worker {
         let batch = self.cfg.batch.clamp(1, MAX_BATCH);
         let mut idle_turns = 0u32;
         let mut last_stats = Instant::now();
+        let mut last_publish = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
             let c0 = clocks();
             let now = Instant::now();
@@ -229,10 +232,19 @@ impl Worker {
             if work > 0 {
                 st.busy_clocks += dt;
                 idle_turns = 0;
-                self.shared.publish(&self.graph.stats);
+                // Readers (ipoectl) need fresh figures, not per-loop ones.
+                if now.duration_since(last_publish) >= PUBLISH_EVERY {
+                    self.shared.publish(&self.graph.stats);
+                    last_publish = now;
+                }
             } else {
                 st.idle_clocks += dt;
                 idle_turns += 1;
+                if idle_turns == 1 {
+                    // Traffic just stopped: show its last counts (busy polling never sleeps).
+                    self.shared.publish(&self.graph.stats);
+                    last_publish = now;
+                }
                 if self.cfg.poll == Poll::Adaptive
                     && idle_turns >= SPIN_BEFORE_SLEEP
                     && self.ports.socks.iter().all(|s| s.tx_outstanding == 0)
