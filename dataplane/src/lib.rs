@@ -8,6 +8,7 @@ pub mod graph;
 pub mod nodes;
 pub mod punt;
 pub mod tables;
+pub mod testkit;
 pub mod wire;
 pub mod worker;
 pub mod xsk;

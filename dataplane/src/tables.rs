@@ -33,22 +33,29 @@ impl Port {
     }
 }
 
-/// Multiply-shift hashing for the neighbor maps: keys are addresses we
-/// resolved ourselves, and SipHash costs more than the rest of a lookup.
+/// A cheap hasher for the neighbor maps: keys are addresses we resolved
+/// ourselves, and SipHash costs more than the rest of a lookup. `finish`
+/// mixes every input bit into the low bits the map indexes by (murmur3's
+/// fmix64): std hashes an Ipv4Addr so that its host byte is the *top* byte,
+/// and a bare multiply never moves it down, which put a whole /24 in one
+/// probe chain.
 #[derive(Default, Clone, Copy)]
 pub struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut w = [0u8; 8];
             w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_ne_bytes(w))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(29);
+            self.0 = (self.0 ^ u64::from_ne_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
     fn write_u32(&mut self, v: u32) {
@@ -96,6 +103,38 @@ pub struct Fib {
     pub nd_wan: AddrMap<Ipv6Addr>,
     /// Bumped by the control thread on every publish.
     pub generation: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    /// Hosts of one /24 must spread over the buckets (the low bits).
+    #[test]
+    fn lan_hosts_spread_over_buckets() {
+        let b = BuildHasherDefault::<AddrHasher>::default();
+        let mut low: Vec<u64> = (0..=255u8)
+            .map(|h| b.hash_one(Ipv4Addr::new(192, 168, 2, h)) & 0xff)
+            .collect();
+        low.sort();
+        low.dedup();
+        assert!(
+            low.len() > 140,
+            "only {} distinct low bytes of 256",
+            low.len()
+        );
+        let mut low6: Vec<u64> = (0..=255u16)
+            .map(|h| b.hash_one(Ipv6Addr::new(0x2001, 0xdb8, 0, 0x111, 0, 0, 0, h)) & 0xff)
+            .collect();
+        low6.sort();
+        low6.dedup();
+        assert!(
+            low6.len() > 140,
+            "only {} distinct low bytes of 256 (IPv6)",
+            low6.len()
+        );
+    }
 }
 
 impl Fib {
