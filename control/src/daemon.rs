@@ -131,10 +131,16 @@ impl Router {
         };
         let mut pending = Vec::new();
         for id in 0..dp.workers {
+            // Worker i owns every queue q with q % workers == i: RSS may put
+            // traffic on any queue the NIC has.
+            let owned = |n: u32| -> Vec<u32> {
+                (0..n).filter(|q| *q as usize % dp.workers == id).collect()
+            };
             let cfg = WorkerConfig {
                 id,
                 core: dp.cores.get(id).map(|c| c.0),
-                queue: id as u32,
+                wan_queues: owned(wan.queues),
+                lan_queues: owned(lan.queues),
                 wan_ifindex: wan.ifindex,
                 lan_ifindex: lan.ifindex,
                 frames: dp.frames_per_worker,
@@ -147,8 +153,8 @@ impl Router {
                 zero_copy,
             };
             let ports = WorkerPorts::open(&cfg)?;
-            for p in Port::ALL {
-                redirector.register_socket(p as u32, cfg.queue, ports.fd(p))?;
+            for (p, q, fd) in ports.sockets() {
+                redirector.register_socket(p as u32, q, fd)?;
             }
             pending.push((cfg, ports));
         }
@@ -171,9 +177,10 @@ impl Router {
         for (cfg, ports) in pending {
             let ch = Arc::new(Channels::new(PUNT_DEPTH, to_control.clone())?);
             log::info!(
-                "worker {} on queue {} core {:?}, AF_XDP {:?}",
+                "worker {} on WAN queues {:?}, LAN queues {:?}, core {:?}, AF_XDP {:?}",
                 cfg.id,
-                cfg.queue,
+                cfg.wan_queues,
+                cfg.lan_queues,
                 cfg.core,
                 ports.mode()
             );
@@ -267,8 +274,10 @@ impl Router {
         }
         log::debug!("workers stopped after {:?}", t0.elapsed());
         for w in &self.workers {
-            for p in Port::ALL {
-                let _ = self.redirector.unregister_socket(p as u32, w.queue);
+            for (p, qs) in [(Port::Wan, &w.wan_queues), (Port::Lan, &w.lan_queues)] {
+                for &q in qs {
+                    let _ = self.redirector.unregister_socket(p as u32, q);
+                }
             }
         }
         // Closing the bpf_link fds detaches the program.

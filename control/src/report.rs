@@ -45,8 +45,12 @@ pub fn interfaces(r: &Router) -> Value {
                 .zip(&snaps)
                 .map(|(w, s)| {
                     let ps = &s.ports[p.index()];
+                    let qs = match p {
+                        Port::Wan => &w.wan_queues,
+                        Port::Lan => &w.lan_queues,
+                    };
                     json!({
-                        "queue": w.queue,
+                        "queues": qs,
                         "worker": w.id,
                         "rx_packets": ps.rx_packets,
                         "rx_bytes": ps.rx_bytes,
@@ -152,7 +156,8 @@ pub fn runtime(r: &Router) -> Value {
             let total = (s.busy_clocks + s.idle_clocks).max(1);
             json!({
                 "worker": w.id,
-                "queue": w.queue,
+                "wan_queues": w.wan_queues,
+                "lan_queues": w.lan_queues,
                 "core": w.core,
                 "loops": s.loops,
                 "busy_share": (s.busy_clocks as f64 / total as f64 * 1000.0).round() / 1000.0,

@@ -1,6 +1,8 @@
-//! A worker: owns queue `i` of both interfaces (one UMEM shared by its WAN and
-//! LAN sockets), polls them, runs vectors through the graph, and moves frame
-//! addresses between rings. It never blocks on a lock; when there is no
+//! A worker: owns the queues `q` with `q % workers == i` of both interfaces
+//! (one UMEM shared by all its sockets, so a frame address moves from an RX
+//! ring to the other port's TX ring without a copy), polls them, and runs
+//! vectors through the graph. Owning every queue matters: a NIC with more
+//! RSS queues than workers would otherwise drop what lands on the others. It never blocks on a lock; when there is no
 //! traffic (adaptive mode) it sleeps in poll() until a frame or a wake-up.
 
 use std::io;
@@ -27,7 +29,9 @@ pub enum Poll {
 pub struct WorkerConfig {
     pub id: usize,
     pub core: Option<usize>,
-    pub queue: u32,
+    /// Queues of the WAN and LAN interface this worker owns (at least one each).
+    pub wan_queues: Vec<u32>,
+    pub lan_queues: Vec<u32>,
     pub wan_ifindex: u32,
     pub lan_ifindex: u32,
     pub frames: u32,
@@ -37,12 +41,23 @@ pub struct WorkerConfig {
     pub zero_copy: ZeroCopyWish,
 }
 
+/// One AF_XDP socket of a worker.
+pub struct PortSocket {
+    pub port: Port,
+    pub queue: u32,
+    sock: XskSocket,
+}
+
 /// The sockets of one worker, created before its thread starts so that
 /// errors surface at start-up and the XSKMAP can be filled with their fds.
 pub struct WorkerPorts {
     umem: Umem,
-    /// Indexed by `Port`.
-    socks: [XskSocket; 2],
+    socks: Vec<PortSocket>,
+    /// The socket each port transmits on (the first one of that port).
+    tx_sock: [usize; 2],
+    /// Fill ring level to keep per socket: the UMEM must also cover what
+    /// sits in RX and TX rings.
+    fill_target: u32,
 }
 
 impl WorkerPorts {
@@ -54,52 +69,59 @@ impl WorkerPorts {
             rx: cfg.fill,
             tx: (cfg.fill / 2).max(512),
         };
-        let wan = XskSocket::new(
-            &umem,
-            cfg.wan_ifindex,
-            cfg.queue,
-            sizes,
-            cfg.zero_copy,
-            None,
-        )
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("AF_XDP socket on WAN queue {}: {e}", cfg.queue),
+        let wanted: Vec<(Port, u32, u32)> = cfg
+            .wan_queues
+            .iter()
+            .map(|&q| (Port::Wan, cfg.wan_ifindex, q))
+            .chain(
+                cfg.lan_queues
+                    .iter()
+                    .map(|&q| (Port::Lan, cfg.lan_ifindex, q)),
             )
-        })?;
-        let lan = XskSocket::new(
-            &umem,
-            cfg.lan_ifindex,
-            cfg.queue,
-            sizes,
-            cfg.zero_copy,
-            Some(&wan),
-        )
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("AF_XDP socket on LAN queue {}: {e}", cfg.queue),
-            )
-        })?;
+            .collect();
+        let mut socks: Vec<PortSocket> = Vec::with_capacity(wanted.len());
+        for (port, ifindex, queue) in wanted {
+            let owner = socks.first().map(|s| &s.sock);
+            let sock = XskSocket::new(&umem, ifindex, queue, sizes, cfg.zero_copy, owner).map_err(
+                |e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("AF_XDP socket on {} queue {queue}: {e}", port.name()),
+                    )
+                },
+            )?;
+            socks.push(PortSocket { port, queue, sock });
+        }
+        let first = |p: Port| socks.iter().position(|s| s.port == p);
+        let (Some(w), Some(l)) = (first(Port::Wan), first(Port::Lan)) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a worker needs at least one queue of each interface",
+            ));
+        };
+        let fill_target = cfg.fill.min(cfg.frames / (2 * socks.len() as u32)).max(64);
         Ok(WorkerPorts {
             umem,
-            socks: [wan, lan],
+            socks,
+            tx_sock: [w, l],
+            fill_target,
         })
     }
 
-    pub fn fd(&self, port: Port) -> i32 {
-        self.socks[port.index()].fd()
+    /// (port, queue, fd) of every socket, for the XSKMAP.
+    pub fn sockets(&self) -> impl Iterator<Item = (Port, u32, i32)> + '_ {
+        self.socks.iter().map(|s| (s.port, s.queue, s.sock.fd()))
     }
 
     pub fn mode(&self) -> BindMode {
-        self.socks[0].mode
+        self.socks[0].sock.mode
     }
 }
 
 pub struct WorkerHandle {
     pub id: usize,
-    pub queue: u32,
+    pub wan_queues: Vec<u32>,
+    pub lan_queues: Vec<u32>,
     pub core: Option<usize>,
     pub mode: BindMode,
     pub stats: Arc<WorkerStats>,
@@ -133,7 +155,8 @@ impl WorkerHandle {
             })?;
         Ok(WorkerHandle {
             id: cfg.id,
-            queue: cfg.queue,
+            wan_queues: cfg.wan_queues.clone(),
+            lan_queues: cfg.lan_queues.clone(),
             core: cfg.core,
             mode,
             stats,
@@ -159,8 +182,14 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// (rx dropped, rx ring full, fill ring empty, tx invalid) summed per port.
+#[derive(Clone, Copy, Default)]
+struct XdpStatisticsSum(u64, u64, u64, u64);
+
 struct Worker {
     cfg: WorkerConfig,
+    /// The sockets' fds and the wake-up eventfd (last), built once.
+    pollfds: Vec<libc::pollfd>,
     ports: WorkerPorts,
     fib: SharedFib,
     ch: Arc<Channels>,
@@ -187,8 +216,20 @@ impl Worker {
         shared: Arc<WorkerStats>,
         stop: Arc<AtomicBool>,
     ) -> Self {
+        let pollfds = ports
+            .socks
+            .iter()
+            .map(|s| s.sock.fd())
+            .chain(std::iter::once(ch.to_worker.fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         Worker {
             cfg,
+            pollfds,
             ports,
             fib,
             ch,
@@ -210,17 +251,17 @@ impl Worker {
             let now = Instant::now();
             let now_ns = now.duration_since(self.t0).as_nanos() as u64;
             let mut work = 0usize;
-            for p in Port::ALL {
-                let s = &mut self.ports.socks[p.index()];
-                s.reclaim(&mut self.ports.umem);
-                s.refill(&mut self.ports.umem, self.cfg.fill);
+            let target = self.ports.fill_target;
+            for s in &mut self.ports.socks {
+                s.sock.reclaim(&mut self.ports.umem);
+                s.sock.refill(&mut self.ports.umem, target);
             }
             work += self.drain_inject();
-            for p in Port::ALL {
-                work += self.rx_vector(p, batch, now_ns);
+            for k in 0..self.ports.socks.len() {
+                work += self.rx_vector(k, batch, now_ns);
             }
-            for p in Port::ALL {
-                self.ports.socks[p.index()].kick();
+            for s in &mut self.ports.socks {
+                s.sock.kick();
             }
             if now.duration_since(last_stats) >= Duration::from_millis(500) {
                 self.read_xdp_statistics();
@@ -247,7 +288,7 @@ impl Worker {
                 }
                 if self.cfg.poll == Poll::Adaptive
                     && idle_turns >= SPIN_BEFORE_SLEEP
-                    && self.ports.socks.iter().all(|s| s.tx_outstanding == 0)
+                    && self.ports.socks.iter().all(|s| s.sock.tx_outstanding == 0)
                 {
                     self.shared.publish(&self.graph.stats);
                     self.sleep();
@@ -259,29 +300,17 @@ impl Worker {
     }
 
     fn sleep(&mut self) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.ports.socks[0].fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.ports.socks[1].fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.ch.to_worker.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         if !self.ch.inject.is_empty() {
             return;
         }
+        let fds = &mut self.pollfds;
+        for f in fds.iter_mut() {
+            f.revents = 0;
+        }
         // SAFETY: valid pollfd array.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, SLEEP_MS) };
-        if fds[2].revents != 0 {
+        // The wake-up eventfd is last.
+        if fds.last().map(|f| f.revents != 0).unwrap_or(false) {
             self.ch.to_worker.drain();
         }
     }
@@ -302,8 +331,8 @@ impl Worker {
     }
 
     fn send_copy(&mut self, pf: &PuntFrame) {
-        let sock_idx = pf.port.index();
-        if self.ports.socks[sock_idx].tx_free() == 0 {
+        let sock_idx = self.ports.tx_sock[pf.port.index()];
+        if self.ports.socks[sock_idx].sock.tx_free() == 0 {
             self.count_output_error(nodes::interface_output::Error::TxRingFull.index());
             return;
         }
@@ -314,22 +343,25 @@ impl Worker {
         let len = pf.len.min(FRAME_SIZE);
         let mem = self.ports.umem.mem();
         mem[addr as usize..addr as usize + len].copy_from_slice(&pf.data[..len]);
-        let ps = &mut self.graph.stats.ports[sock_idx];
+        let ps = &mut self.graph.stats.ports[pf.port.index()];
         ps.tx_packets += 1;
         ps.tx_bytes += len as u64;
-        self.ports.socks[sock_idx].send(std::iter::once(XdpDesc {
-            addr,
-            len: len as u32,
-            options: 0,
-        }));
+        self.ports.socks[sock_idx]
+            .sock
+            .send(std::iter::once(XdpDesc {
+                addr,
+                len: len as u32,
+                options: 0,
+            }));
     }
 
     fn count_output_error(&mut self, e: usize) {
         self.graph.stats.nodes[NodeId::InterfaceOutput as usize].errors[e] += 1;
     }
 
-    fn rx_vector(&mut self, port: Port, batch: usize, now_ns: u64) -> usize {
-        let n = self.ports.socks[port.index()].recv(&mut self.descs[..batch]);
+    fn rx_vector(&mut self, k: usize, batch: usize, now_ns: u64) -> usize {
+        let port = self.ports.socks[k].port;
+        let n = self.ports.socks[k].sock.recv(&mut self.descs[..batch]);
         if n == 0 {
             return 0;
         }
@@ -356,7 +388,7 @@ impl Worker {
             if q.is_empty() {
                 continue;
             }
-            let sock = &mut self.ports.socks[p.index()];
+            let sock = &mut self.ports.socks[self.ports.tx_sock[p.index()]].sock;
             let room = sock.tx_free() as usize;
             let take = q.len().min(room);
             let meta = &g.meta;
@@ -414,14 +446,22 @@ impl Worker {
     }
 
     fn read_xdp_statistics(&mut self) {
-        for p in Port::ALL {
-            if let Ok(s) = self.ports.socks[p.index()].statistics() {
-                let ps = &mut self.graph.stats.ports[p.index()];
-                ps.rx_kernel_dropped = s.rx_dropped;
-                ps.rx_ring_full = s.rx_ring_full;
-                ps.rx_fill_empty = s.rx_fill_ring_empty_descs;
-                ps.tx_invalid = s.tx_invalid_descs;
+        let mut sum = [XdpStatisticsSum::default(); 2];
+        for s in &self.ports.socks {
+            if let Ok(st) = s.sock.statistics() {
+                let t = &mut sum[s.port.index()];
+                t.0 += st.rx_dropped;
+                t.1 += st.rx_ring_full;
+                t.2 += st.rx_fill_ring_empty_descs;
+                t.3 += st.tx_invalid_descs;
             }
+        }
+        for p in Port::ALL {
+            let (t, ps) = (sum[p.index()], &mut self.graph.stats.ports[p.index()]);
+            ps.rx_kernel_dropped = t.0;
+            ps.rx_ring_full = t.1;
+            ps.rx_fill_empty = t.2;
+            ps.tx_invalid = t.3;
         }
     }
 }

@@ -12,8 +12,8 @@ fn curl(lab: &Lab, url: &str) -> ipoe_tests::Run {
 }
 
 /// Traffic through the router in both families, then a clean SIGTERM.
-fn forward_and_exit(workers: usize) {
-    let mut lab = Lab::up(workers as u32);
+fn forward_and_exit(workers: usize, queues: u32) {
+    let mut lab = Lab::up(queues);
     let cfg = lab.config(workers);
     lab.start_ipoed(&cfg);
 
@@ -96,13 +96,30 @@ fn forward_and_exit(workers: usize) {
     for i in ifs {
         let queues = i["queues"].as_array().expect("queues");
         assert_eq!(queues.len(), workers);
+        let mut owned: Vec<u64> = Vec::new();
         for q in queues {
-            assert!(q["rx_packets"].as_u64().unwrap_or(0) > 0, "idle queue: {i}");
+            assert!(
+                q["rx_packets"].as_u64().unwrap_or(0) > 0,
+                "idle worker: {i}"
+            );
+            owned.extend(
+                q["queues"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_u64()),
+            );
         }
+        owned.sort();
+        let all: Vec<u64> = (0..u64::from(queues_of(&lab))).collect();
+        assert_eq!(owned, all, "every NIC queue has exactly one worker: {i}");
         assert!(i["rx_packets"].as_u64().unwrap_or(0) > 100, "{i}");
         assert!(i["tx_packets"].as_u64().unwrap_or(0) > 100, "{i}");
         assert_eq!(i["xdp_mode"], "native", "veth supports native XDP");
     }
+
+    // Nothing arrived on a queue without a socket.
+    assert_eq!(lab.error_count("xdp-redirect", "no-socket"), 0);
 
     let (code, took) = lab.stop_ipoed();
     assert_eq!(
@@ -121,14 +138,29 @@ fn forward_and_exit(workers: usize) {
     assert!(!lab.socket.exists(), "control socket left behind");
 }
 
+fn queues_of(lab: &Lab) -> u32 {
+    let r = lab.exec("router", &["ls", "/sys/class/net/lan0/queues"]);
+    r.stdout
+        .split_whitespace()
+        .filter(|q| q.starts_with("rx-"))
+        .count() as u32
+}
+
 #[test]
 fn one_worker_forwards_dslite_and_ipv6_and_exits_clean() {
-    forward_and_exit(1);
+    forward_and_exit(1, 1);
 }
 
 #[test]
 fn two_workers_on_two_queues_forward_and_exit_clean() {
-    forward_and_exit(2);
+    forward_and_exit(2, 2);
+}
+
+/// A NIC with more RSS queues than workers (an i210 has 4, the default is 1
+/// worker): the peers hash flows over every queue, and all must be served.
+#[test]
+fn one_worker_serves_every_queue_of_a_two_queue_nic() {
+    forward_and_exit(1, 2);
 }
 
 #[test]
@@ -316,7 +348,10 @@ fn more_workers_than_queues_is_a_clear_startup_error() {
         "{err}"
     );
     for dev in ["wan0", "lan0"] {
-        assert!(!xdp_attached(&lab, "router", dev), "XDP left on {dev} after a refused start");
+        assert!(
+            !xdp_attached(&lab, "router", dev),
+            "XDP left on {dev} after a refused start"
+        );
     }
     // The lab itself is still fine for a correct config.
     let cfg = lab.config(1);
@@ -336,12 +371,19 @@ fn kill_9_leaves_nothing_attached_and_a_restart_forwards_again() {
     while xdp_attached(&lab, "router", "wan0") && t0.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!xdp_attached(&lab, "router", "wan0"), "XDP outlived a killed ipoed");
+    assert!(
+        !xdp_attached(&lab, "router", "wan0"),
+        "XDP outlived a killed ipoed"
+    );
     lab.start_ipoed(&cfg);
     let t0 = std::time::Instant::now();
     let r = curl(&lab, "http://198.51.100.10/hello.txt");
     assert!(r.ok, "after restart: {}", r.stderr);
-    assert!(t0.elapsed() < Duration::from_secs(3), "first request took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "first request took {:?}",
+        t0.elapsed()
+    );
     let r = curl(&lab, "http://[2001:db8:ffff::10]/hello.txt");
     assert!(r.ok, "IPv6 after restart: {}", r.stderr);
 }

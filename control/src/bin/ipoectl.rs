@@ -129,14 +129,20 @@ fn print_interfaces(d: &Value) {
             .collect();
         println!("  addresses: {}", addrs.join(", "));
         println!(
-            "  {:>5} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
-            "queue", "worker", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops"
+            "  {:>6} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
+            "worker", "queues", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops"
         );
         for q in i["queues"].as_array().into_iter().flatten() {
+            let qs: Vec<String> = q["queues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string())
+                .collect();
             println!(
-                "  {:>5} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
-                u(&q["queue"]),
+                "  {:>6} {:>6} {:>12} {:>14} {:>12} {:>14} {:>8}",
                 u(&q["worker"]),
+                qs.join(","),
                 u(&q["rx_packets"]),
                 u(&q["rx_bytes"]),
                 u(&q["tx_packets"]),
@@ -175,9 +181,10 @@ fn print_runtime(d: &Value) {
     println!("uptime {} s", u(&d["uptime_s"]));
     for w in d["workers"].as_array().into_iter().flatten() {
         println!(
-            "worker {} queue {} core {} loops {} busy {:.1}%",
+            "worker {} WAN queues {} LAN queues {} core {} loops {} busy {:.1}%",
             w["worker"],
-            w["queue"],
+            w["wan_queues"],
+            w["lan_queues"],
             w["core"],
             u(&w["loops"]),
             w["busy_share"].as_f64().unwrap_or(0.0) * 100.0
