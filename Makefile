@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest clean-lab
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab
 
 all: build
 
@@ -29,8 +29,18 @@ unit:
 labtest: build
 	$(CARGO) test --release -p ipoe-tests -- --test-threads=1
 
+# A short run of the bench harness: every DUT in every scenario forwards
+# exactly the frames it was sent (counts, not speed).
+benchsmoke: build
+	target/release/ipoe-bench smoke
+
 test: build lint
-	bash scripts/test-summary.sh $(MAKE) --no-print-directory unit labtest
+	bash scripts/test-summary.sh $(MAKE) --no-print-directory unit labtest benchsmoke
+
+# The full comparison (about 15 minutes): results, table and plots in
+# bench/results/, figures for BENCHMARKS.md.
+bench: build
+	target/release/ipoe-bench run --out bench/results
 
 clean-lab:
 	bash tests/lab/lab.sh down

@@ -8,6 +8,7 @@ PKGS=(
   iproute2 ethtool nftables iputils-ping         # the lab's namespaces, veths, NAT
   socat curl python3                             # lab servers and clients
   tshark tcpdump ndisc6                          # checking what we put on the wire
+  fonts-dejavu-core                              # text in the bench plots
 )
 
 missing=()

@@ -7,8 +7,11 @@ set -uo pipefail
 log=$(mktemp)
 "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}')
+# cargo test binaries, plus tools that print their own 'NAME: N passed, N failed'.
+passed=$( (grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{print $4}';
+           grep -E '^[a-z ]+: [0-9]+ passed, [0-9]+ failed$' "$log" | awk -F': ' '{split($2,a," "); print a[1]}') | awk '{s+=$1} END {print s+0}')
+failed=$( (grep -Eo '; [0-9]+ failed' "$log" | awk '{print $2}';
+           grep -E '^[a-z ]+: [0-9]+ passed, [0-9]+ failed$' "$log" | awk -F', ' '{split($2,a," "); print a[1]}') | awk '{s+=$1} END {print s+0}')
 rm -f "$log"
 echo "summary: $passed passed, $failed failed"
 exit "$rc"

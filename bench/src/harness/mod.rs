@@ -1,0 +1,557 @@
+//! The benchmark harness: builds the topology, runs each DUT interleaved
+//! (A B C A B C ...) so machine noise hits them alike, and records for each
+//! scenario the maximum forwarding rate, the zero-loss rate (RFC 2544 binary
+//! search), latency at 10/50/90 % of it, the DUT core's CPU, and ipoed's
+//! per-node clocks. `smoke` is the short version CI runs: exact counts at a
+//! low rate, no speed asserted.
+
+pub mod dut;
+pub mod report;
+pub mod topo;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use dut::{Bins, CpuSample, Dut, Running};
+use topo::{Topology, DUT_CORE, GEN_CORE, GEN_IF, GEN_NS, SINK_IF, SINK_NS};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Scenario {
+    /// IPv4 from the LAN into the DS-Lite tunnel.
+    Encap,
+    /// IPv4-in-IPv6 from the AFTR to the LAN.
+    Decap,
+    /// IPv6 from the LAN to the internet.
+    Ip6Fwd,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Encap => "dslite-encap",
+            Scenario::Decap => "dslite-decap",
+            Scenario::Ip6Fwd => "ip6-forward",
+        }
+    }
+
+    /// DUTs that can do this scenario (the kernel here has no ip6tnl).
+    pub fn duts(self) -> &'static [Dut] {
+        match self {
+            Scenario::Encap | Scenario::Decap => &[Dut::Ipoed1, Dut::Ipoed2, Dut::Ceiling],
+            Scenario::Ip6Fwd => &[
+                Dut::Ipoed1,
+                Dut::Ipoed2,
+                Dut::Linux,
+                Dut::LinuxNft,
+                Dut::Ceiling,
+            ],
+        }
+    }
+
+    /// (generator ns, interface, receiver ns, interface, pktgen tx arguments)
+    fn endpoints(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<String>,
+    ) {
+        let hosts = topo::HOSTS.to_string();
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match self {
+            Scenario::Encap => (
+                GEN_NS,
+                GEN_IF,
+                SINK_NS,
+                SINK_IF,
+                a(&[
+                    "--traffic",
+                    "ipv4",
+                    "--src",
+                    "192.168.2.10",
+                    "--dst",
+                    "198.51.100.10",
+                    "--src-mac",
+                    topo::GEN_MAC,
+                    "--dst-mac",
+                    topo::DUT_LAN_MAC,
+                    "--hosts",
+                    &hosts,
+                ]),
+            ),
+            Scenario::Decap => (
+                SINK_NS,
+                SINK_IF,
+                GEN_NS,
+                GEN_IF,
+                a(&[
+                    "--traffic",
+                    "ipip6",
+                    "--outer-src",
+                    "2001:db8:aaaa::1",
+                    "--outer-dst",
+                    "2001:db8:0:100::2",
+                    "--src",
+                    "198.51.100.10",
+                    "--dst",
+                    "192.168.2.10",
+                    "--src-mac",
+                    topo::SINK_MAC,
+                    "--dst-mac",
+                    topo::DUT_WAN_MAC,
+                    "--hosts",
+                    &hosts,
+                ]),
+            ),
+            Scenario::Ip6Fwd => (
+                GEN_NS,
+                GEN_IF,
+                SINK_NS,
+                SINK_IF,
+                a(&[
+                    "--traffic",
+                    "ipv6",
+                    "--src",
+                    "2001:db8:0:111::10",
+                    "--dst",
+                    "2001:db8:ffff::10",
+                    "--src-mac",
+                    topo::GEN_MAC,
+                    "--dst-mac",
+                    topo::DUT_LAN_MAC,
+                    "--hosts",
+                    &hosts,
+                ]),
+            ),
+        }
+    }
+}
+
+/// What one trial offered and what came out.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Trial {
+    pub offered_pps: Option<u64>,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Received frames over the generator's sending time.
+    pub rate_pps: f64,
+    pub latency_ns: Value,
+    pub dut_cpu: f64,
+    pub rx: Value,
+}
+
+impl Trial {
+    pub fn zero_loss(&self) -> bool {
+        self.sent > 0 && self.received >= self.sent
+    }
+}
+
+pub struct TrialSpec<'a> {
+    pub scenario: Scenario,
+    pub dut: Dut,
+    pub size: &'a str,
+    pub flows: u32,
+    pub rate: Option<u64>,
+    pub duration: Duration,
+    pub count: Option<u64>,
+}
+
+pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
+    let (gns, gif, rns, rif, args) = spec.scenario.endpoints();
+    let queues = spec.dut.queues();
+    let wait = spec.duration + Duration::from_secs(3);
+    let rx = Command::new("ip")
+        .args(["netns", "exec", rns, "taskset", "-c", &GEN_CORE.to_string()])
+        .arg(&bins.bench)
+        .args(["pktgen", "rx", "--iface", rif, "--idle", "1", "--duration"])
+        .arg(format!("{}", wait.as_secs_f64()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the receiver")?;
+    // Give the receiver time to attach before the first frame.
+    std::thread::sleep(Duration::from_millis(400));
+    let cpu0 = CpuSample::take(DUT_CORE);
+    let mut txs = Vec::new();
+    for q in 0..queues {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", gns, "taskset", "-c", &GEN_CORE.to_string()])
+            .arg(&bins.bench)
+            .args(["pktgen", "tx", "--iface", gif, "--queue", &q.to_string()])
+            .args(&args)
+            .args(["--size", spec.size, "--stream", &q.to_string()])
+            // Split flows over the queues, but each process covers every host.
+            .args([
+                "--flows",
+                &(spec.flows / queues).max(topo::HOSTS).to_string(),
+            ])
+            .args(["--duration", &format!("{}", spec.duration.as_secs_f64())]);
+        if let Some(r) = spec.rate {
+            c.args(["--rate", &(r / u64::from(queues)).max(1).to_string()]);
+        }
+        if let Some(n) = spec.count {
+            c.args(["--count", &(n / u64::from(queues)).to_string()]);
+        }
+        txs.push(c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?);
+    }
+    let mut sent = 0;
+    let mut tx_elapsed: f64 = 0.0;
+    for t in txs {
+        let out = t.wait_with_output()?;
+        if !out.status.success() {
+            bail!("pktgen tx failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v = last_json(&out.stdout)?;
+        sent += v["sent"].as_u64().unwrap_or(0);
+        tx_elapsed = tx_elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
+    }
+    let cpu = CpuSample::take(DUT_CORE).share_since(cpu0);
+    let out = rx.wait_with_output()?;
+    if !out.status.success() {
+        bail!("pktgen rx failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let rxv = last_json(&out.stdout)?;
+    let received = rxv["received"].as_u64().unwrap_or(0);
+    Ok(Trial {
+        offered_pps: spec.rate,
+        sent,
+        received,
+        lost: sent.saturating_sub(received),
+        rate_pps: if tx_elapsed > 0.0 {
+            received as f64 / tx_elapsed
+        } else {
+            0.0
+        },
+        latency_ns: rxv["latency"].clone(),
+        dut_cpu: cpu,
+        rx: rxv,
+    })
+}
+
+fn last_json(stdout: &[u8]) -> Result<Value> {
+    let s = String::from_utf8_lossy(stdout);
+    let line = s
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON report")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Settings of a full run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub rounds: usize,
+    pub trial_s: f64,
+    pub search_steps: usize,
+    pub sizes: Vec<String>,
+    pub flow_sweep: Vec<u32>,
+    pub flows: u32,
+}
+
+impl Plan {
+    pub fn full() -> Plan {
+        Plan {
+            rounds: 3,
+            trial_s: 1.5,
+            search_steps: 5,
+            sizes: vec!["64".into(), "imix".into(), "1518".into()],
+            flow_sweep: vec![1_000, 100_000, 1_000_000],
+            flows: 1_000,
+        }
+    }
+    pub fn quick() -> Plan {
+        Plan {
+            rounds: 1,
+            trial_s: 1.0,
+            search_steps: 4,
+            sizes: vec!["64".into()],
+            flow_sweep: vec![1_000, 1_000_000],
+            flows: 1_000,
+        }
+    }
+}
+
+/// One measured cell: a DUT in a scenario at a size and flow count.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    pub scenario: Scenario,
+    pub dut: Dut,
+    pub size: String,
+    pub flows: u32,
+    pub round: usize,
+    pub max_rate: Trial,
+    pub zero_loss_pps: Option<f64>,
+    /// (fraction of the zero-loss rate, trial).
+    pub latency: Vec<(f64, Trial)>,
+    pub runtime: Option<Value>,
+}
+
+/// Which cell to measure.
+struct At<'a> {
+    scenario: Scenario,
+    size: &'a str,
+    flows: u32,
+    round: usize,
+    /// Also search the zero-loss rate and measure latency.
+    deep: bool,
+}
+
+/// Run one DUT through one cell's measurements.
+fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> {
+    let At {
+        scenario,
+        size,
+        flows,
+        round,
+        deep,
+    } = at;
+    let dut = running.dut;
+    let d = Duration::from_secs_f64(plan.trial_s);
+    let spec = |rate: Option<u64>| TrialSpec {
+        scenario,
+        dut,
+        size,
+        flows,
+        rate,
+        duration: d,
+        count: None,
+    };
+    let max_rate = run_trial(bins, &spec(None))?;
+    eprintln!(
+        "bench: {:<13} {:<12} {:>5} {:>8} flows: max {:>9.0} pps (sent {}, lost {}) cpu {:.0}%",
+        scenario.name(),
+        dut.name(),
+        size,
+        flows,
+        max_rate.rate_pps,
+        max_rate.sent,
+        max_rate.lost,
+        max_rate.dut_cpu * 100.0
+    );
+    let mut zero_loss_pps = None;
+    let mut latency = Vec::new();
+    if deep {
+        // RFC 2544 style: the highest offered rate with no loss.
+        let (mut lo, mut hi) = (
+            0.0f64,
+            max_rate.rate_pps.max(max_rate.sent as f64 / plan.trial_s) * 1.05,
+        );
+        let mut best = None;
+        for _ in 0..plan.search_steps {
+            let mid = (lo + hi) / 2.0;
+            let t = run_trial(bins, &spec(Some(mid as u64)))?;
+            if t.zero_loss() {
+                lo = mid;
+                best = Some(t.rate_pps);
+            } else {
+                hi = mid;
+            }
+        }
+        zero_loss_pps = best.map(|_| lo);
+        eprintln!("bench:   zero-loss {:>9.0} pps", lo);
+        if lo > 0.0 {
+            for frac in [0.1, 0.5, 0.9] {
+                let t = run_trial(bins, &spec(Some((lo * frac) as u64)))?;
+                latency.push((frac, t));
+            }
+        }
+    }
+    Ok(Cell {
+        scenario,
+        dut,
+        size: size.to_string(),
+        flows,
+        round,
+        max_rate,
+        zero_loss_pps,
+        latency,
+        runtime: running.runtime(bins),
+    })
+}
+
+pub struct Outcome {
+    pub cells: Vec<Cell>,
+    pub idle_cpu: Vec<(Dut, f64)>,
+}
+
+/// The full comparison, interleaved by DUT within each round.
+pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
+    let bins = Bins::locate()?;
+    let topo = Topology::up()?;
+    let run_dir = out_dir.join("tmp");
+    let mut cells = Vec::new();
+    let mut idle_cpu = Vec::new();
+    let t0 = Instant::now();
+    for round in 0..plan.rounds {
+        for scenario in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+            for &dut in scenario.duts() {
+                let running = Running::start(dut, &topo, &bins, &run_dir)?;
+                warm_up(&bins, scenario, dut)?;
+                if round == 0 && scenario == Scenario::Encap && dut.is_ipoed() {
+                    // An idle router with adaptive polling should sleep.
+                    let c0 = CpuSample::take(DUT_CORE);
+                    std::thread::sleep(Duration::from_secs(3));
+                    idle_cpu.push((dut, CpuSample::take(DUT_CORE).share_since(c0)));
+                }
+                for size in &plan.sizes {
+                    let deep = size == "64";
+                    let at = At {
+                        scenario,
+                        size,
+                        flows: plan.flows,
+                        round,
+                        deep,
+                    };
+                    cells.push(measure(&bins, &running, at, plan)?);
+                }
+                // Rate against the number of flows (sessions, once the firewall lands).
+                if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux)
+                    && scenario != Scenario::Decap
+                {
+                    for &flows in plan.flow_sweep.iter().filter(|&&f| f != plan.flows) {
+                        let at = At {
+                            scenario,
+                            size: "64",
+                            flows,
+                            round,
+                            deep: false,
+                        };
+                        cells.push(measure(&bins, &running, at, plan)?);
+                    }
+                }
+                running.stop();
+            }
+        }
+        eprintln!(
+            "bench: round {} done after {:.0} s",
+            round + 1,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    drop(topo);
+    Ok(Outcome { cells, idle_cpu })
+}
+
+/// A few frames to every host so every neighbor is resolved before
+/// measuring (a new neighbor's first packets wait in a 4-packet hold queue).
+fn warm_up(bins: &Bins, scenario: Scenario, dut: Dut) -> Result<()> {
+    // Each generator process must cover all hosts by itself.
+    let flows = topo::HOSTS * dut.queues();
+    let t = run_trial(
+        bins,
+        &TrialSpec {
+            scenario,
+            dut,
+            size: "64",
+            flows,
+            rate: Some(2_000),
+            duration: Duration::from_millis(500),
+            count: Some(u64::from(flows) * 8),
+        },
+    )?;
+    if t.received == 0 {
+        bail!(
+            "{} forwarded nothing in {} warm-up",
+            dut.name(),
+            scenario.name()
+        );
+    }
+    Ok(())
+}
+
+/// The short proof for CI: every DUT in every scenario forwards exactly the
+/// frames it was sent at a low rate.
+pub fn smoke() -> Result<Vec<(Scenario, Dut, Trial)>> {
+    let bins = Bins::locate()?;
+    let topo = Topology::up()?;
+    let run_dir = std::env::temp_dir().join("ipoe-bench-smoke");
+    let mut results = Vec::new();
+    for scenario in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+        for &dut in scenario.duts() {
+            let running = Running::start(dut, &topo, &bins, &run_dir)?;
+            warm_up(&bins, scenario, dut)?;
+            let count = 4_000u64;
+            let t = run_trial(
+                &bins,
+                &TrialSpec {
+                    scenario,
+                    dut,
+                    size: "64",
+                    flows: 64,
+                    rate: Some(20_000),
+                    duration: Duration::from_secs(2),
+                    count: Some(count),
+                },
+            )?;
+            eprintln!(
+                "smoke: {:<13} {:<13} sent {} received {} lost {}",
+                scenario.name(),
+                dut.name(),
+                t.sent,
+                t.received,
+                t.lost
+            );
+            if t.sent != count || t.received != count {
+                let drops: Vec<String> = running
+                    .ctl(&bins, &["show", "errors"])
+                    .and_then(|v| v["errors"].as_array().cloned())
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["count"].as_u64().unwrap_or(0) > 0)
+                    .map(|e| format!("{}/{}={}", e["node"], e["counter"], e["count"]))
+                    .collect();
+                bail!(
+                    "{} via {}: sent {} and received {}, expected {count} each\n  DUT counters: {}\n  receiver XDP: {}",
+                    scenario.name(),
+                    dut.name(),
+                    t.sent,
+                    t.received,
+                    drops.join(" "),
+                    t.rx["xdp"]
+                );
+            }
+            if dut.is_ipoed() {
+                check_ipoed_counted(&running, &bins, scenario, count)?;
+            }
+            running.stop();
+            results.push((scenario, dut, t));
+        }
+    }
+    drop(topo);
+    Ok(results)
+}
+
+/// ipoed's own node counters must have seen the frames too.
+fn check_ipoed_counted(
+    running: &Running,
+    bins: &Bins,
+    scenario: Scenario,
+    count: u64,
+) -> Result<()> {
+    let rt = running.runtime(bins).context("show runtime")?;
+    let vectors: u64 = rt["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w["nodes"].as_array().into_iter().flatten())
+        .filter(|n| n["name"] == scenario.name())
+        .filter_map(|n| n["vectors"].as_u64())
+        .sum();
+    // Warm-up frames come on top of the counted trial.
+    if vectors < count {
+        bail!(
+            "ipoed's {} node counted {vectors} packets, expected >= {count}",
+            scenario.name()
+        );
+    }
+    Ok(())
+}

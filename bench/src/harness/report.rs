@@ -1,0 +1,517 @@
+//! Results as JSON, a Markdown table (medians over rounds, ratios taken
+//! pairwise within each round), and PNG plots.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use serde_json::{json, Value};
+
+use super::dut::Dut;
+use super::{Cell, Outcome, Plan, Scenario};
+
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn cells<'a>(o: &'a Outcome, s: Scenario, d: Dut, size: &str, flows: u32) -> Vec<&'a Cell> {
+    o.cells
+        .iter()
+        .filter(|c| c.scenario == s && c.dut == d && c.size == size && c.flows == flows)
+        .collect()
+}
+
+fn med_rate(o: &Outcome, s: Scenario, d: Dut, size: &str, flows: u32) -> Option<f64> {
+    median(
+        cells(o, s, d, size, flows)
+            .iter()
+            .map(|c| c.max_rate.rate_pps)
+            .collect(),
+    )
+}
+
+/// Median over rounds of (a / b) measured in the same round.
+fn ratio(
+    o: &Outcome,
+    s: Scenario,
+    a: Dut,
+    sa: Scenario,
+    b: Dut,
+    size: &str,
+    flows: u32,
+) -> Option<f64> {
+    let xs = cells(o, s, a, size, flows);
+    let ys = cells(o, sa, b, size, flows);
+    median(
+        xs.iter()
+            .filter_map(|x| {
+                let y = ys.iter().find(|y| y.round == x.round)?;
+                (y.max_rate.rate_pps > 0.0).then(|| x.max_rate.rate_pps / y.max_rate.rate_pps)
+            })
+            .collect(),
+    )
+}
+
+fn kpps(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.0}", x / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn lat(c: &[&Cell], frac: f64, key: &str) -> Option<f64> {
+    median(
+        c.iter()
+            .filter_map(|c| c.latency.iter().find(|(f, _)| (*f - frac).abs() < 1e-9))
+            .filter_map(|(_, t)| t.latency_ns[key].as_f64())
+            .collect(),
+    )
+}
+
+/// Node clocks/packet from ipoed's show runtime, median over rounds.
+fn node_clocks(o: &Outcome, s: Scenario, d: Dut) -> BTreeMap<String, f64> {
+    let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for c in cells(
+        o,
+        s,
+        d,
+        "64",
+        o.cells.first().map(|c| c.flows).unwrap_or(1000),
+    ) {
+        for w in c
+            .runtime
+            .as_ref()
+            .and_then(|r| r["workers"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            for n in w["nodes"].as_array().into_iter().flatten() {
+                if n["vectors"].as_u64().unwrap_or(0) > 1000 {
+                    per.entry(n["name"].as_str().unwrap_or("?").to_string())
+                        .or_default()
+                        .push(n["clocks_per_packet"].as_f64().unwrap_or(0.0));
+                }
+            }
+        }
+    }
+    per.into_iter()
+        .filter_map(|(k, v)| Some((k, median(v)?)))
+        .collect()
+}
+
+pub fn markdown(o: &Outcome, plan: &Plan) -> String {
+    let mut s = String::new();
+    let flows = plan.flows;
+    let _ = writeln!(
+        s,
+        "Rates in kpps received (medians of {} interleaved rounds, {} s trials); zero-loss by binary search ({} steps); latency at 50 % of the zero-loss rate.\n",
+        plan.rounds, plan.trial_s, plan.search_steps
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | DUT | size | max rate | zero-loss | p50 / p99 / p99.9 us | DUT core CPU |"
+    );
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|");
+    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+        for &d in sc.duts() {
+            for size in &plan.sizes {
+                let c = cells(o, sc, d, size, flows);
+                if c.is_empty() {
+                    continue;
+                }
+                let zl = median(c.iter().filter_map(|c| c.zero_loss_pps).collect());
+                let l = |k| {
+                    lat(&c, 0.5, k)
+                        .map(|x| format!("{:.0}", x / 1000.0))
+                        .unwrap_or("-".into())
+                };
+                let lats = if size == "64" {
+                    format!("{} / {} / {}", l("p50"), l("p99"), l("p999"))
+                } else {
+                    "-".into()
+                };
+                let cpu = median(c.iter().map(|c| c.max_rate.dut_cpu).collect()).unwrap_or(0.0);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {:.0} % |",
+                    sc.name(),
+                    d.name(),
+                    size,
+                    kpps(med_rate(o, sc, d, size, flows)),
+                    kpps(zl),
+                    lats,
+                    cpu * 100.0
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nRatios (pairwise within each round, then the median), 64 B, {flows} flows:\n"
+    );
+    let _ = writeln!(s, "| ratio | value |");
+    let _ = writeln!(s, "|---|---:|");
+    let pairs = [
+        (
+            "ipoed-1w DS-Lite encap / afxdp-ceiling",
+            Scenario::Encap,
+            Dut::Ipoed1,
+            Scenario::Encap,
+            Dut::Ceiling,
+        ),
+        (
+            "ipoed-1w DS-Lite encap / linux-nft IPv6 forward",
+            Scenario::Encap,
+            Dut::Ipoed1,
+            Scenario::Ip6Fwd,
+            Dut::LinuxNft,
+        ),
+        (
+            "ipoed-1w DS-Lite encap / linux IPv6 forward",
+            Scenario::Encap,
+            Dut::Ipoed1,
+            Scenario::Ip6Fwd,
+            Dut::Linux,
+        ),
+        (
+            "ipoed-1w IPv6 forward / linux-nft IPv6 forward",
+            Scenario::Ip6Fwd,
+            Dut::Ipoed1,
+            Scenario::Ip6Fwd,
+            Dut::LinuxNft,
+        ),
+        (
+            "ipoed-1w IPv6 forward / linux IPv6 forward",
+            Scenario::Ip6Fwd,
+            Dut::Ipoed1,
+            Scenario::Ip6Fwd,
+            Dut::Linux,
+        ),
+        (
+            "ipoed-1w IPv6 forward / afxdp-ceiling",
+            Scenario::Ip6Fwd,
+            Dut::Ipoed1,
+            Scenario::Ip6Fwd,
+            Dut::Ceiling,
+        ),
+        (
+            "ipoed-2w DS-Lite encap / ipoed-1w",
+            Scenario::Encap,
+            Dut::Ipoed2,
+            Scenario::Encap,
+            Dut::Ipoed1,
+        ),
+    ];
+    for (label, sa, a, sb, b) in pairs {
+        let r = ratio(o, sa, a, sb, b, "64", flows);
+        let _ = writeln!(
+            s,
+            "| {label} | {} |",
+            r.map(|r| format!("{r:.2}")).unwrap_or("-".into())
+        );
+    }
+    let _ = writeln!(s, "\nRate against flows (64 B, kpps):\n");
+    let _ = writeln!(
+        s,
+        "| scenario | DUT | {} |",
+        plan.flow_sweep
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(s, "|---|---|{}", "---:|".repeat(plan.flow_sweep.len()));
+    for sc in [Scenario::Encap, Scenario::Ip6Fwd] {
+        for &d in sc.duts() {
+            let row: Vec<String> = plan
+                .flow_sweep
+                .iter()
+                .map(|&f| kpps(med_rate(o, sc, d, "64", f)))
+                .collect();
+            if row.iter().all(|x| x == "-") || row.iter().filter(|x| *x != "-").count() < 2 {
+                continue;
+            }
+            let _ = writeln!(s, "| {} | {} | {} |", sc.name(), d.name(), row.join(" | "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nipoed node cost (clocks/packet from `ipoectl show runtime`, 1 worker, 64 B, median):\n"
+    );
+    let _ = writeln!(s, "| scenario | node | clocks/packet |");
+    let _ = writeln!(s, "|---|---|---:|");
+    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+        let nc = node_clocks(o, sc, Dut::Ipoed1);
+        let total: f64 = nc.values().sum();
+        for (n, v) in &nc {
+            let _ = writeln!(s, "| {} | {n} | {v:.0} |", sc.name());
+        }
+        if !nc.is_empty() {
+            let _ = writeln!(
+                s,
+                "| {} | **all nodes (excl. AF_XDP I/O)** | **{total:.0}** |",
+                sc.name()
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nIdle ipoed (adaptive polling, no traffic, 3 s): {}",
+        o.idle_cpu
+            .iter()
+            .map(|(d, c)| format!("{} {:.2} % of its core", d.name(), c * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    s
+}
+
+pub fn write(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let doc = json!({
+        "when_unix": stamp,
+        "machine": machine(),
+        "plan": plan,
+        "idle_cpu": o.idle_cpu.iter().map(|(d, c)| json!({"dut": d.name(), "cpu": c})).collect::<Vec<_>>(),
+        "cells": o.cells,
+    });
+    std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&doc)?)?;
+    std::fs::write(dir.join("latest.md"), markdown(o, plan))?;
+    plots(o, plan, dir).context("drawing plots")?;
+    Ok(())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    json!({"cpu": model, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "kernel": kernel})
+}
+
+fn font() -> Result<()> {
+    let bytes = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .context("DejaVuSans.ttf (Debian package fonts-dejavu-core)")?;
+    let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, leaked)
+        .map_err(|_| anyhow::anyhow!("registering the font"))?;
+    Ok(())
+}
+
+/// A plotted line: label, DUT (for its colour), points.
+type Series<X> = (String, Dut, Vec<(X, f64)>);
+
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
+
+fn color(d: Dut) -> RGBColor {
+    COLORS[match d {
+        Dut::Ipoed1 => 0,
+        Dut::Ipoed2 => 1,
+        Dut::Linux => 2,
+        Dut::LinuxNft => 3,
+        Dut::Ceiling => 4,
+    }]
+}
+
+fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
+    font()?;
+    // Rate against frame size, one chart per scenario.
+    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+        let path = dir.join(format!("rate-vs-size-{}.png", sc.name()));
+        let root = BitMapBackend::new(&path, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let xs: Vec<&String> = plan.sizes.iter().collect();
+        let ymax = sc
+            .duts()
+            .iter()
+            .flat_map(|&d| {
+                xs.iter()
+                    .filter_map(move |s| med_rate(o, sc, d, s, plan.flows))
+            })
+            .fold(1.0f64, f64::max)
+            / 1000.0
+            * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{}: max rate by frame size", sc.name()),
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0usize..xs.len().max(1), 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_labels(xs.len().max(1))
+            .x_label_formatter(&|i| xs.get(*i).map(|s| s.to_string()).unwrap_or_default())
+            .x_desc("frame size (B)")
+            .y_desc("kpps")
+            .draw()?;
+        for &d in sc.duts() {
+            let pts: Vec<(usize, f64)> = xs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, med_rate(o, sc, d, s, plan.flows)? / 1000.0)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let c = color(d);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
+                .label(d.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    // Rate against number of flows.
+    {
+        let path = dir.join("rate-vs-flows.png");
+        let root = BitMapBackend::new(&path, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let fl = &plan.flow_sweep;
+        let series: Vec<Series<usize>> = [Scenario::Encap, Scenario::Ip6Fwd]
+            .iter()
+            .flat_map(|&sc| {
+                sc.duts().iter().filter_map(move |&d| {
+                    let pts: Vec<(usize, f64)> = fl
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, &f)| Some((i, med_rate(o, sc, d, "64", f)? / 1000.0)))
+                        .collect();
+                    (pts.len() >= 2).then(|| (format!("{} {}", d.name(), sc.name()), d, pts))
+                })
+            })
+            .collect();
+        let ymax = series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.1))
+            .fold(1.0f64, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("64 B max rate by number of flows", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0usize..fl.len().max(1), 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_labels(fl.len().max(1))
+            .x_label_formatter(&|i| fl.get(*i).map(|f| f.to_string()).unwrap_or_default())
+            .x_desc("flows")
+            .y_desc("kpps")
+            .draw()?;
+        for (label, d, pts) in series {
+            let c = color(d);
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    // Latency CDF at 50 % of the zero-loss rate, last round.
+    {
+        let path = dir.join("latency-cdf.png");
+        let root = BitMapBackend::new(&path, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut series = Vec::new();
+        for sc in [Scenario::Encap, Scenario::Ip6Fwd] {
+            for &d in sc.duts() {
+                let Some(c) = cells(o, sc, d, "64", plan.flows).into_iter().last() else {
+                    continue;
+                };
+                let Some((_, t)) = c.latency.iter().find(|(f, _)| (*f - 0.5).abs() < 1e-9) else {
+                    continue;
+                };
+                let pts: Vec<(f64, f64)> = t.rx["latency"]["cdf"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| Some((p[1].as_f64()? / 1000.0, p[0].as_f64()?)))
+                    .collect();
+                if !pts.is_empty() {
+                    series.push((format!("{} {}", d.name(), sc.name()), d, pts));
+                }
+            }
+        }
+        let xmax = series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.0))
+            .fold(1.0f64, f64::max)
+            .min(2000.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "latency CDF at 50 % of the zero-loss rate",
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, 0f64..100f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (us)")
+            .y_desc("percentile")
+            .draw()?;
+        for (label, d, pts) in series {
+            let c = color(d);
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(())
+}
