@@ -182,6 +182,21 @@ impl Drop for WorkerHandle {
     }
 }
 
+#[inline(always)]
+fn prefetch(mem: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < mem.len() {
+        // SAFETY: a prefetch of an address inside our mapping; it never faults.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                mem.as_ptr().add(at).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (mem, at);
+}
+
 /// (rx dropped, rx ring full, fill ring empty, tx invalid) summed per port.
 #[derive(Clone, Copy, Default)]
 struct XdpStatisticsSum(u64, u64, u64, u64);
@@ -366,10 +381,15 @@ impl Worker {
             return 0;
         }
         {
+            let mem = self.ports.umem.mem();
             let ps = &mut self.graph.stats.ports[port.index()];
             for (m, d) in self.graph.meta.iter_mut().zip(&self.descs[..n]) {
                 *m = Meta::new(d.addr, d.len, port);
                 ps.rx_bytes += u64::from(d.len);
+                // The kernel wrote the frame, often on the other core: start
+                // loading its headers now so ethernet-input does not stall
+                // on each one in turn.
+                prefetch(mem, d.addr as usize);
             }
             ps.rx_packets += n as u64;
         }
