@@ -60,6 +60,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             other => anyhow::bail!("unknown option {other}\n{USAGE}"),
         }
     }
+    // ipoed's config takes only absolute paths (the socket lives under it).
+    let out = std::path::absolute(&out)?;
     let outcome = harness::run(&plan, &out)?;
     harness::report::write(&outcome, &plan, &out)?;
     print!("{}", harness::report::markdown(&outcome, &plan));
