@@ -8,10 +8,9 @@
 //! goes away with the process; dropping the [`Endpoint`] detaches it.
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{anyhow, Context, Result};
-use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
@@ -68,19 +67,9 @@ impl Endpoint {
             mode: "native",
         };
         let prog_fd = ep.skel().progs.endpoint.as_fd().as_raw_fd();
-        let link = match link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_DRV_MODE) {
-            Ok(l) => l,
-            Err(native) => {
-                ep.mode = "generic";
-                link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_SKB_MODE).map_err(|e| {
-                    anyhow!(
-                        "{iface}: attaching the endpoint XDP program: native: {}, generic: {}",
-                        std::io::Error::from_raw_os_error(native),
-                        std::io::Error::from_raw_os_error(e)
-                    )
-                })?
-            }
-        };
+        let (link, mode) = ipoe_bpf::attach_xdp(prog_fd, ifindex, ipoe_bpf::AttachMode::Auto)
+            .map_err(|e| anyhow!("{iface}: attaching the endpoint XDP program: {e}"))?;
+        ep.mode = mode.as_str();
         ep.link = Some(link);
         Ok(ep)
     }
@@ -113,20 +102,4 @@ impl Drop for Endpoint {
         // SAFETY: the skeleton that borrowed `storage` is gone.
         drop(unsafe { Box::from_raw(self.storage) });
     }
-}
-
-fn link_create(prog_fd: RawFd, ifindex: u32, flags: u32) -> Result<OwnedFd, i32> {
-    let opts = libbpf_sys::bpf_link_create_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
-        flags,
-        ..Default::default()
-    };
-    // SAFETY: plain syscall wrapper; opts outlives the call.
-    let fd =
-        unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
-    if fd < 0 {
-        return Err(-fd);
-    }
-    // SAFETY: a fresh fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -154,13 +154,8 @@ impl Redirector {
             })?;
 
         let prog_fd = self.skel().progs.xsk_redirect.as_fd().as_raw_fd();
-        let link = match mode {
-            AttachMode::Native => link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_DRV_MODE),
-            AttachMode::Generic => link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_SKB_MODE),
-            AttachMode::Auto => link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_DRV_MODE)
-                .or_else(|_| link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_SKB_MODE)),
-        }
-        .map_err(|e| io_err("attaching the XDP program", e))?;
+        let (link, _) = attach_xdp(prog_fd, ifindex, mode)
+            .map_err(|e| io_err("attaching the XDP program", e.raw_os_error().unwrap_or(0)))?;
 
         let (attach_mode, features) =
             query(ifindex).map_err(|e| io_err("querying the XDP mode", e))?;
@@ -261,6 +256,26 @@ pub fn ifindex(iface: &str) -> Result<u32, BpfError> {
         });
     }
     Ok(idx)
+}
+
+/// Attach an XDP program to `ifindex` through a bpf_link (the kernel
+/// detaches it when the returned fd closes, also when the process dies).
+/// `Auto` tries native mode first, then generic.
+pub fn attach_xdp(
+    prog_fd: RawFd,
+    ifindex: u32,
+    mode: AttachMode,
+) -> std::io::Result<(OwnedFd, AttachedMode)> {
+    let native = || link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_DRV_MODE);
+    let generic = || link_create(prog_fd, ifindex, libbpf_sys::XDP_FLAGS_SKB_MODE);
+    let r = match mode {
+        AttachMode::Native => native().map(|l| (l, AttachedMode::Native)),
+        AttachMode::Generic => generic().map(|l| (l, AttachedMode::Generic)),
+        AttachMode::Auto => native()
+            .map(|l| (l, AttachedMode::Native))
+            .or_else(|_| generic().map(|l| (l, AttachedMode::Generic))),
+    };
+    r.map_err(std::io::Error::from_raw_os_error)
 }
 
 fn link_create(prog_fd: RawFd, ifindex: u32, flags: u32) -> Result<OwnedFd, i32> {

@@ -9,48 +9,17 @@ use etherparse::{IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 
 use crate::graph::{Graph, Meta, NodeId, PuntReason};
 use crate::nodes;
-use crate::tables::{Fib, Port, PortAddrs, Tunnel};
+use crate::tables::{Fib, Port};
 use crate::{FRAME_SIZE, XDP_HEADROOM};
 
-const WAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
-const LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
-const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x03, 0x01];
-const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x10];
+// The lab addresses and MACs are the testkit's, shared with the benches.
+use crate::testkit::{lab_fib, GW_MAC, HOST_MAC, LAN_MAC, WAN_MAC};
+
 const HOST4: [u8; 4] = [192, 168, 2, 10];
 const SERVER4: [u8; 4] = [198, 51, 100, 10];
 
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn lab_fib() -> Fib {
-    let mut fib = Fib {
-        wan: PortAddrs {
-            mac: WAN_MAC,
-            mtu: 1500,
-            link_local: Some(v6("fe80::ff:fe00:202")),
-            ipv6: Some(v6("2001:db8:0:100::2")),
-        },
-        lan: PortAddrs {
-            mac: LAN_MAC,
-            mtu: 1500,
-            link_local: Some(v6("fe80::ff:fe00:201")),
-            ipv6: Some(v6("2001:db8:0:111::1")),
-        },
-        lan_ipv4: Some((Ipv4Addr::new(192, 168, 2, 1), 24)),
-        lan_prefix: Some(v6("2001:db8:0:111::")),
-        tunnel: Some(Tunnel {
-            b4: v6("2001:db8:0:100::2"),
-            aftr: v6("2001:db8:aaaa::1"),
-            mtu: 1460,
-        }),
-        gateway: Some(v6("fe80::1")),
-        gateway_mac: Some(GW_MAC),
-        ..Default::default()
-    };
-    fib.arp.insert(Ipv4Addr::from(HOST4), HOST_MAC);
-    fib.nd_lan.insert(v6("2001:db8:0:111::10"), HOST_MAC);
-    fib
 }
 
 /// Frames in a fake UMEM, one per chunk at the kernel's headroom.
