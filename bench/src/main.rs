@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  ipoe-bench run [--quick] [--out DIR]   full interleaved comparison (make bench)
+  ipoe-bench run [--quick] [--mix] [--out DIR]   interleaved comparison (make bench); --mix: the bidirectional mix
   ipoe-bench smoke                       short exact-count run of every DUT (make test)
   ipoe-bench pktgen tx|rx OPTIONS        AF_XDP traffic generator / receiver
   ipoe-bench ceiling OPTIONS             minimal AF_XDP MAC-swapping forwarder";
@@ -47,10 +47,13 @@ fn smoke() -> anyhow::Result<()> {
 fn run(args: &[String]) -> anyhow::Result<()> {
     let mut plan = harness::Plan::full();
     let mut out = PathBuf::from("bench/results");
+    let mut mix = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => plan = harness::Plan::quick(),
+            // The bidirectional mix on its own (ipoed with one worker only).
+            "--mix" => mix = true,
             "--out" => {
                 out = it
                     .next()
@@ -59,6 +62,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             }
             other => anyhow::bail!("unknown option {other}\n{USAGE}"),
         }
+    }
+    if mix {
+        plan.scenarios = vec![harness::Scenario::Mix];
     }
     // ipoed's config takes only absolute paths (the socket lives under it).
     let out = std::path::absolute(&out)?;

@@ -28,6 +28,30 @@ pub enum Scenario {
     Decap,
     /// IPv6 from the LAN to the internet.
     Ip6Fwd,
+    /// Encap and decap at once (a LAN uploading while downloading).
+    Mix,
+}
+
+/// (generator ns, interface, receiver ns, interface, pktgen tx arguments)
+type Endpoints = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<String>,
+);
+
+/// One traffic direction of a scenario.
+struct Direction {
+    gen_ns: &'static str,
+    gen_if: &'static str,
+    rx_ns: &'static str,
+    rx_if: &'static str,
+    tx_args: Vec<String>,
+    /// First TX queue of the generator (queues tx_queue..tx_queue+n).
+    tx_queue: u32,
+    /// Queues the receiver binds (None: all of them).
+    rx_queues: Option<&'static str>,
 }
 
 impl Scenario {
@@ -36,13 +60,49 @@ impl Scenario {
             Scenario::Encap => "dslite-encap",
             Scenario::Decap => "dslite-decap",
             Scenario::Ip6Fwd => "ip6-forward",
+            Scenario::Mix => "bidir-mix",
         }
     }
 
+    /// ipoed graph nodes that must have seen this scenario's packets.
+    fn nodes(self) -> &'static [&'static str] {
+        match self {
+            Scenario::Encap => &["dslite-encap"],
+            Scenario::Decap => &["dslite-decap"],
+            Scenario::Ip6Fwd => &["ip6-forward"],
+            Scenario::Mix => &["dslite-encap", "dslite-decap"],
+        }
+    }
+
+    /// Each direction's generator and receiver. In the mix, both ends send
+    /// and receive on one veth; two AF_XDP sockets cannot share a queue, so
+    /// generators send on queue 1 and receivers bind queue 0 only. That
+    /// works for a DUT that serves every queue and transmits on queue 0:
+    /// ipoed with one worker (the ceiling pins a thread per queue, ipoed
+    /// with two workers transmits on queue 1 as well).
+    fn directions(self) -> Vec<Direction> {
+        let one = |(gen_ns, gen_if, rx_ns, rx_if, tx_args): Endpoints, mix: bool| Direction {
+            gen_ns,
+            gen_if,
+            rx_ns,
+            rx_if,
+            tx_args,
+            tx_queue: u32::from(mix),
+            rx_queues: mix.then_some("0"),
+        };
+        match self {
+            Scenario::Mix => vec![
+                one(Scenario::Encap.endpoints(), true),
+                one(Scenario::Decap.endpoints(), true),
+            ],
+            s => vec![one(s.endpoints(), false)],
+        }
+    }
     /// DUTs that can do this scenario (the kernel here has no ip6tnl).
     pub fn duts(self) -> &'static [Dut] {
         match self {
             Scenario::Encap | Scenario::Decap => &[Dut::Ipoed1, Dut::Ipoed2, Dut::Ceiling],
+            Scenario::Mix => &[Dut::Ipoed1],
             Scenario::Ip6Fwd => &[
                 Dut::Ipoed1,
                 Dut::Ipoed2,
@@ -53,16 +113,7 @@ impl Scenario {
         }
     }
 
-    /// (generator ns, interface, receiver ns, interface, pktgen tx arguments)
-    fn endpoints(
-        self,
-    ) -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        Vec<String>,
-    ) {
+    fn endpoints(self) -> Endpoints {
         let hosts = topo::HOSTS.to_string();
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
@@ -110,7 +161,7 @@ impl Scenario {
                     &hosts,
                 ]),
             ),
-            Scenario::Ip6Fwd => (
+            Scenario::Ip6Fwd | Scenario::Mix => (
                 GEN_NS,
                 GEN_IF,
                 SINK_NS,
@@ -165,42 +216,77 @@ pub struct TrialSpec<'a> {
 }
 
 pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
-    let (gns, gif, rns, rif, args) = spec.scenario.endpoints();
+    let dirs = spec.scenario.directions();
     let queues = spec.dut.queues();
+    // Rate, flows and counts are shared by every generator process.
+    let procs = queues * dirs.len() as u32;
     let wait = spec.duration + Duration::from_secs(3);
-    let rx = Command::new("ip")
-        .args(["netns", "exec", rns, "taskset", "-c", &GEN_CORE.to_string()])
+    let mut rxs = Vec::new();
+    for d in &dirs {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            d.rx_ns,
+            "taskset",
+            "-c",
+            &GEN_CORE.to_string(),
+        ])
         .arg(&bins.bench)
-        .args(["pktgen", "rx", "--iface", rif, "--idle", "1", "--duration"])
-        .arg(format!("{}", wait.as_secs_f64()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting the receiver")?;
-    // Give the receiver time to attach before the first frame.
+        .args([
+            "pktgen",
+            "rx",
+            "--iface",
+            d.rx_if,
+            "--idle",
+            "1",
+            "--duration",
+        ])
+        .arg(format!("{}", wait.as_secs_f64()));
+        if let Some(q) = d.rx_queues {
+            c.args(["--queues", q]);
+        }
+        rxs.push(
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting the receiver")?,
+        );
+    }
+    // Give the receivers time to attach before the first frame.
     std::thread::sleep(Duration::from_millis(400));
     let cpu0 = CpuSample::take(DUT_CORE);
     let mut txs = Vec::new();
-    for q in 0..queues {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", gns, "taskset", "-c", &GEN_CORE.to_string()])
+    for d in &dirs {
+        for q in 0..queues {
+            let mut c = Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                d.gen_ns,
+                "taskset",
+                "-c",
+                &GEN_CORE.to_string(),
+            ])
             .arg(&bins.bench)
-            .args(["pktgen", "tx", "--iface", gif, "--queue", &q.to_string()])
-            .args(&args)
+            .args(["pktgen", "tx", "--iface", d.gen_if])
+            .args(["--queue", &(d.tx_queue + q).to_string()])
+            .args(&d.tx_args)
             .args(["--size", spec.size, "--stream", &q.to_string()])
-            // Split flows over the queues, but each process covers every host.
+            // Split flows over the processes, but each covers every host.
             .args([
                 "--flows",
-                &(spec.flows / queues).max(topo::HOSTS).to_string(),
+                &(spec.flows / procs).max(topo::HOSTS).to_string(),
             ])
             .args(["--duration", &format!("{}", spec.duration.as_secs_f64())]);
-        if let Some(r) = spec.rate {
-            c.args(["--rate", &(r / u64::from(queues)).max(1).to_string()]);
+            if let Some(r) = spec.rate {
+                c.args(["--rate", &(r / u64::from(procs)).max(1).to_string()]);
+            }
+            if let Some(n) = spec.count {
+                c.args(["--count", &(n / u64::from(procs)).to_string()]);
+            }
+            txs.push(c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?);
         }
-        if let Some(n) = spec.count {
-            c.args(["--count", &(n / u64::from(queues)).to_string()]);
-        }
-        txs.push(c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?);
     }
     let mut sent = 0;
     let mut tx_elapsed: f64 = 0.0;
@@ -214,12 +300,36 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
         tx_elapsed = tx_elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
     }
     let cpu = CpuSample::take(DUT_CORE).share_since(cpu0);
-    let out = rx.wait_with_output()?;
-    if !out.status.success() {
-        bail!("pktgen rx failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut received = 0;
+    let mut reports = Vec::new();
+    for rx in rxs {
+        let out = rx.wait_with_output()?;
+        if !out.status.success() {
+            bail!("pktgen rx failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v = last_json(&out.stdout)?;
+        received += v["received"].as_u64().unwrap_or(0);
+        reports.push(v);
     }
-    let rxv = last_json(&out.stdout)?;
-    let received = rxv["received"].as_u64().unwrap_or(0);
+    // With two directions each latency figure is the worse of the two.
+    let mut latency = reports
+        .first()
+        .map(|r| r["latency"].clone())
+        .unwrap_or_default();
+    for r in reports.iter().skip(1) {
+        if let (Some(l), Some(o)) = (latency.as_object_mut(), r["latency"].as_object()) {
+            for (k, v) in o {
+                let a = v.as_f64().unwrap_or(0.0);
+                let b = l.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+                l.insert(k.clone(), serde_json::json!(a.max(b)));
+            }
+        }
+    }
+    let rx = if reports.len() == 1 {
+        reports.remove(0)
+    } else {
+        Value::Array(reports)
+    };
     Ok(Trial {
         offered_pps: spec.rate,
         sent,
@@ -230,9 +340,9 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
         } else {
             0.0
         },
-        latency_ns: rxv["latency"].clone(),
+        latency_ns: latency,
         dut_cpu: cpu,
-        rx: rxv,
+        rx,
     })
 }
 
@@ -255,6 +365,7 @@ pub struct Plan {
     pub sizes: Vec<String>,
     pub flow_sweep: Vec<u32>,
     pub flows: u32,
+    pub scenarios: Vec<Scenario>,
 }
 
 impl Plan {
@@ -266,6 +377,7 @@ impl Plan {
             sizes: vec!["64".into(), "imix".into(), "1518".into()],
             flow_sweep: vec![1_000, 100_000, 1_000_000],
             flows: 1_000,
+            scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
         }
     }
     pub fn quick() -> Plan {
@@ -276,6 +388,7 @@ impl Plan {
             sizes: vec!["64".into()],
             flow_sweep: vec![1_000, 1_000_000],
             flows: 1_000,
+            scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
         }
     }
 }
@@ -392,7 +505,7 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
     let mut idle_cpu = Vec::new();
     let t0 = Instant::now();
     for round in 0..plan.rounds {
-        for scenario in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+        for &scenario in &plan.scenarios {
             for &dut in scenario.duts() {
                 let running = Running::start(dut, &topo, &bins, &run_dir)?;
                 warm_up(&bins, scenario, dut)?;
@@ -415,7 +528,7 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
                 }
                 // Rate against the number of flows (sessions, once the firewall lands).
                 if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux)
-                    && scenario != Scenario::Decap
+                    && matches!(scenario, Scenario::Encap | Scenario::Ip6Fwd)
                 {
                     for &flows in plan.flow_sweep.iter().filter(|&&f| f != plan.flows) {
                         let at = At {
@@ -475,7 +588,12 @@ pub fn smoke() -> Result<Vec<(Scenario, Dut, Trial)>> {
     let topo = Topology::up()?;
     let run_dir = std::env::temp_dir().join("ipoe-bench-smoke");
     let mut results = Vec::new();
-    for scenario in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+    for scenario in [
+        Scenario::Encap,
+        Scenario::Decap,
+        Scenario::Ip6Fwd,
+        Scenario::Mix,
+    ] {
         for &dut in scenario.duts() {
             let running = Running::start(dut, &topo, &bins, &run_dir)?;
             warm_up(&bins, scenario, dut)?;
@@ -543,7 +661,7 @@ fn check_ipoed_counted(
         .into_iter()
         .flatten()
         .flat_map(|w| w["nodes"].as_array().into_iter().flatten())
-        .filter(|n| n["name"] == scenario.name())
+        .filter(|n| scenario.nodes().iter().any(|name| n["name"] == *name))
         .filter_map(|n| n["vectors"].as_u64())
         .sum();
     // Warm-up frames come on top of the counted trial.

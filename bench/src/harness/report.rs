@@ -122,7 +122,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
         "| scenario | DUT | size | max rate | zero-loss | p50 / p99 / p99.9 us | DUT core CPU |"
     );
     let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|");
-    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+    for &sc in &plan.scenarios {
         for &d in sc.duts() {
             for size in &plan.sizes {
                 let c = cells(o, sc, d, size, flows);
@@ -250,7 +250,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
     );
     let _ = writeln!(s, "| scenario | node | clocks/packet |");
     let _ = writeln!(s, "|---|---|---:|");
-    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+    for &sc in &plan.scenarios {
         let nc = node_clocks(o, sc, Dut::Ipoed1);
         let total: f64 = nc.values().sum();
         for (n, v) in &nc {
@@ -344,7 +344,7 @@ fn color(d: Dut) -> RGBColor {
 fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
     font()?;
     // Rate against frame size, one chart per scenario.
-    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+    for &sc in &plan.scenarios {
         let path = dir.join(format!("rate-vs-size-{}.png", sc.name()));
         let root = BitMapBackend::new(&path, (800, 500)).into_drawing_area();
         root.fill(&WHITE)?;
