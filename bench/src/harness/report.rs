@@ -323,6 +323,30 @@ fn font() -> Result<()> {
 /// A plotted line: label, DUT (for its colour), points.
 type Series<X> = (String, Dut, Vec<(X, f64)>);
 
+/// Lines with a legend, one colour per DUT.
+fn draw_lines<'a, CT>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    series: Vec<(String, Dut, Vec<CT::From>)>,
+) -> Result<()>
+where
+    CT: CoordTranslate,
+    CT::From: Clone + 'static,
+{
+    for (label, d, pts) in series {
+        let c = color(d);
+        chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 const COLORS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -375,29 +399,24 @@ fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
             .x_desc("frame size (B)")
             .y_desc("kpps")
             .draw()?;
-        for &d in sc.duts() {
-            let pts: Vec<(usize, f64)> = xs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| Some((i, med_rate(o, sc, d, s, plan.flows)? / 1000.0)))
-                .collect();
-            if pts.is_empty() {
-                continue;
-            }
-            let c = color(d);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-                .label(d.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+        let series: Vec<Series<usize>> = sc
+            .duts()
+            .iter()
+            .map(|&d| {
+                let pts: Vec<(usize, f64)> = xs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| Some((i, med_rate(o, sc, d, s, plan.flows)? / 1000.0)))
+                    .collect();
+                (d.name().to_string(), d, pts)
+            })
+            .filter(|s| !s.2.is_empty())
+            .collect();
+        for (_, d, pts) in &series {
+            let c = color(*d);
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(&mut chart, series)?;
         root.present()?;
     }
     // Rate against number of flows.
@@ -437,20 +456,7 @@ fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
             .x_desc("flows")
             .y_desc("kpps")
             .draw()?;
-        for (label, d, pts) in series {
-            let c = color(d);
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(&mut chart, series)?;
         root.present()?;
     }
     // Latency CDF at 50 % of the zero-loss rate, last round.
@@ -497,21 +503,98 @@ fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
             .x_desc("latency (us)")
             .y_desc("percentile")
             .draw()?;
-        for (label, d, pts) in series {
-            let c = color(d);
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(&mut chart, series)?;
         root.present()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::{Cell, Outcome, Plan, Trial};
+
+    fn cell(scenario: Scenario, dut: Dut, size: &str, flows: u32, round: usize, pps: f64) -> Cell {
+        let latency = json!({"p50": 30000.0, "p99": 150000.0, "p999": 900000.0,
+                             "cdf": [[50.0, 30000.0], [99.0, 150000.0]]});
+        let trial = |rate: f64| Trial {
+            rate_pps: rate,
+            sent: rate as u64,
+            received: rate as u64,
+            latency_ns: latency.clone(),
+            rx: json!({ "latency": latency }),
+            dut_cpu: 0.97,
+            ..Default::default()
+        };
+        Cell {
+            scenario,
+            dut,
+            size: size.to_string(),
+            flows,
+            round,
+            max_rate: trial(pps),
+            zero_loss_pps: (size == "64").then_some(pps * 0.98),
+            latency: vec![(0.5, trial(pps / 2.0))],
+            runtime: None,
+        }
+    }
+
+    /// The whole report (JSON, Markdown, every plot) from synthetic cells:
+    /// medians over rounds and pairwise ratios come out as computed by hand.
+    #[test]
+    fn report_medians_ratios_and_plots() {
+        let plan = Plan::quick();
+        let mut cells = Vec::new();
+        for round in 0..3 {
+            let k = 1.0 + round as f64 * 0.1; // noise that hits every DUT alike
+            for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+                for &d in sc.duts() {
+                    let base = match d {
+                        Dut::Ipoed1 => 900e3,
+                        Dut::Ceiling => 850e3,
+                        Dut::LinuxNft => 600e3,
+                        _ => 800e3,
+                    };
+                    for &f in &plan.flow_sweep {
+                        cells.push(cell(sc, d, "64", f, round, base * k));
+                    }
+                }
+            }
+        }
+        let o = Outcome {
+            cells,
+            idle_cpu: vec![(Dut::Ipoed1, 0.001)],
+        };
+        let md = markdown(&o, &plan);
+        // Median of 900k x {1.0, 1.1, 1.2} = 990k.
+        assert!(
+            md.contains("| dslite-encap | ipoed-1w | 64 | 990 |"),
+            "{md}"
+        );
+        // Ratios within a round cancel the noise: 900/600 = 1.50, 900/850 = 1.06.
+        assert!(
+            md.contains("| ipoed-1w DS-Lite encap / linux-nft IPv6 forward | 1.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ipoed-1w DS-Lite encap / afxdp-ceiling | 1.06 |"),
+            "{md}"
+        );
+        assert!(md.contains("30 / 150 / 900"), "latency in us: {md}");
+
+        let dir = std::env::temp_dir().join(format!("ipoe-report-{}", std::process::id()));
+        write(&o, &plan, &dir).expect("report written");
+        for f in [
+            "latest.json",
+            "latest.md",
+            "rate-vs-flows.png",
+            "latency-cdf.png",
+            "rate-vs-size-dslite-encap.png",
+            "rate-vs-size-ip6-forward.png",
+        ] {
+            let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 1000, "{f}: {len} bytes");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
