@@ -335,6 +335,26 @@ pub fn vector(path: Path, n: usize, lan_size: usize) -> Vec<(Port, Vec<u8>)> {
     (0..n as u32).map(|k| frame(path, k, lan_size)).collect()
 }
 
+/// A small deterministic PRNG (xorshift64) for hostile-frame corpora, so
+/// failures reproduce exactly.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed.max(1))
+    }
+}
+
+impl Iterator for XorShift {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Some(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

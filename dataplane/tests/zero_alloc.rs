@@ -128,13 +128,8 @@ fn each(n: usize, f: impl Fn(u32) -> (Port, Vec<u8>)) -> Vec<(Port, Vec<u8>)> {
 /// Hostile frames: valid frames of every kind with random bytes changed and
 /// random lengths, deterministic.
 fn malformed(vectors: usize) -> Vec<Vec<(Port, Vec<u8>)>> {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut prng = ipoe_dataplane::testkit::XorShift::new(0x2545_f491_4f6c_dd1d);
+    let mut rnd = move || prng.next().unwrap_or(0);
     let templates = [
         lan_udp4(1, 64),
         aftr_ipip6(2, 104),

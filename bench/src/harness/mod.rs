@@ -291,11 +291,7 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
     let mut sent = 0;
     let mut tx_elapsed: f64 = 0.0;
     for t in txs {
-        let out = t.wait_with_output()?;
-        if !out.status.success() {
-            bail!("pktgen tx failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let v = last_json(&out.stdout)?;
+        let v = report_of(t, "tx")?;
         sent += v["sent"].as_u64().unwrap_or(0);
         tx_elapsed = tx_elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
     }
@@ -303,11 +299,7 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
     let mut received = 0;
     let mut reports = Vec::new();
     for rx in rxs {
-        let out = rx.wait_with_output()?;
-        if !out.status.success() {
-            bail!("pktgen rx failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let v = last_json(&out.stdout)?;
+        let v = report_of(rx, "rx")?;
         received += v["received"].as_u64().unwrap_or(0);
         reports.push(v);
     }
@@ -344,6 +336,18 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
         dut_cpu: cpu,
         rx,
     })
+}
+
+/// Wait for a pktgen process and take its JSON report.
+fn report_of(child: std::process::Child, what: &str) -> Result<Value> {
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "pktgen {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    last_json(&out.stdout)
 }
 
 fn last_json(stdout: &[u8]) -> Result<Value> {

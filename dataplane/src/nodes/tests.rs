@@ -453,13 +453,8 @@ fn every_truncation_of_valid_frames_is_dropped_not_panicking() {
 #[test]
 fn malformed_corpus_never_panics_and_every_frame_is_accounted() {
     let fib = lab_fib();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut prng = crate::testkit::XorShift::new(0x2545_f491_4f6c_dd1d);
+    let mut rnd = move || prng.next().unwrap_or(0);
     let templates = [
         lan_tcp_syn(64, 0, b"x"),
         aftr_frame(v6("2001:db8:aaaa::1"), &inet_reply(9)),
