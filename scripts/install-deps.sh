@@ -8,6 +8,9 @@ PKGS=(
   iproute2 ethtool nftables iputils-ping         # the lab's namespaces, veths, NAT
   socat curl python3                             # lab servers and clients
   tshark tcpdump ndisc6                          # checking what we put on the wire
+  radvd kea-dhcp6-server dnsmasq-base            # the lab's home gateway (RA, DHCPv6-PD, DNS)
+  isc-dhcp-server wide-dhcpv6-server             # second and third DHCPv6 servers
+  isc-dhcp-client                                # a reference DHCPv6-PD client for the lab selftest
   fonts-dejavu-core                              # text in the bench plots
 )
 

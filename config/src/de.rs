@@ -156,6 +156,49 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// `deserialize_with` for a section that can be switched off: absent means
+/// all defaults, `null`/empty means defaults too, and `off`/`false` means
+/// `None`.
+pub(crate) fn section_or_off<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    // A visitor rather than an untagged enum: errors inside the mapping keep
+    // their own message and position.
+    struct OnOff<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for OnOff<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of settings, or false to switch it off")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.then(T::default))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Some(T::default()))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Some(T::default()))
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    deserializer.deserialize_any(OnOff::<T>(PhantomData))
+}
+
 /// Declares an integer [`Rule`].
 macro_rules! ranged_rule {
     ($(#[$doc:meta])* $name:ident: $t:ty, $min:expr, $max:expr, $expecting:expr) => {
@@ -224,6 +267,14 @@ ranged_rule!(
 ranged_rule!(
     SubnetId: u32, 0, u64::from(u32::MAX),
     "a subnet number between 0 and 4294967295"
+);
+
+ranged_rule!(
+    /// DHCPv6-PD prefix-length hint: 0 for none, else a length that leaves
+    /// room for at least one /64.
+    PrefixHint: u8, 0, 64,
+    "0 (no hint) or a prefix length between 48 and 64",
+    |v| (v != 0 && v < 48).then(|| format!("/{v} is shorter than a home gateway delegates"))
 );
 
 str_rule!(

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
 pub use types::{
-    Aftr, B4Source, CpuId, IfName, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel, PollMode,
-    ValueError, XdpMode, ZeroCopy,
+    Aftr, B4Source, CpuId, DuidType, IfName, IidMode, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel,
+    PollMode, ValueError, XdpMode, ZeroCopy,
 };
 
 use locate::Target;
@@ -95,15 +95,76 @@ pub struct Wan {
     pub ipv6: WanIpv6,
 }
 
-/// Static IPv6 settings of the WAN; both are learned automatically later
-/// (the address by SLAAC, the gateway from Router Advertisements).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping of wan.ipv6 settings")]
+/// IPv6 on the WAN: learned from Router Advertisements (SLAAC, default
+/// router) and DHCPv6-PD; a static `address`/`gateway` overrides what is
+/// learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping of wan.ipv6 settings"
+)]
 pub struct WanIpv6 {
-    #[serde(default, deserialize_with = "de::opt::<_, de::WanAddress>")]
+    #[serde(deserialize_with = "de::opt::<_, de::WanAddress>")]
     pub address: Option<Ipv6Cidr>,
-    #[serde(default, deserialize_with = "de::opt::<_, de::Gateway>")]
+    #[serde(deserialize_with = "de::opt::<_, de::Gateway>")]
     pub gateway: Option<Ipv6Addr>,
+    /// Form an address from the RA's autonomous prefix (RFC 4862).
+    pub slaac: bool,
+    /// Interface identifier of the SLAAC address.
+    pub iid: IidMode,
+    /// `None` (written `dhcpv6_pd: false`) disables the client.
+    #[serde(
+        deserialize_with = "de::section_or_off",
+        serialize_with = "serialize_section_or_off"
+    )]
+    pub dhcpv6_pd: Option<Dhcpv6Pd>,
+}
+
+impl Default for WanIpv6 {
+    fn default() -> Self {
+        Self {
+            address: None,
+            gateway: None,
+            slaac: true,
+            iid: IidMode::default(),
+            dhcpv6_pd: Some(Dhcpv6Pd::default()),
+        }
+    }
+}
+
+/// The DHCPv6 client (RFC 8415) asking the home gateway for a prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping of wan.ipv6.dhcpv6_pd settings"
+)]
+pub struct Dhcpv6Pd {
+    /// Prefix length asked for (0: no hint). NTT's gateways give a /60 to
+    /// the router behind them.
+    #[serde(deserialize_with = "de::checked::<_, de::PrefixHint>")]
+    pub prefix_hint: u8,
+    pub duid_type: DuidType,
+    /// RFC 9096 says not to release on restart or shutdown: the LAN keeps
+    /// its addresses. Some ISPs want the lease back.
+    pub release_on_shutdown: bool,
+    /// Also ask for a WAN address (IA_NA).
+    pub request_na: bool,
+    /// Offer Rapid Commit (two messages instead of four).
+    pub rapid_commit: bool,
+}
+
+impl Default for Dhcpv6Pd {
+    fn default() -> Self {
+        Self {
+            prefix_hint: 60,
+            duid_type: DuidType::default(),
+            release_on_shutdown: false,
+            request_na: false,
+            rapid_commit: true,
+        }
+    }
 }
 
 /// The home network side.
@@ -218,6 +279,17 @@ impl Default for Control {
     }
 }
 
+/// `None` as `false`: `null` would read back as "all defaults".
+fn serialize_section_or_off<S: serde::Serializer, T: Serialize>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(section) => section.serialize(serializer),
+        None => serializer.serialize_bool(false),
+    }
+}
+
 fn default_mtu() -> u16 {
     1500
 }
@@ -292,6 +364,43 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+
+        if let Some(dslite) = &self.dslite {
+            let pd = self.wan.ipv6.dhcpv6_pd.is_some();
+            if dslite.aftr == Aftr::Dhcpv6 && !pd {
+                return Err(Refusal::value(
+                    "dslite.aftr",
+                    "dhcpv6 needs the DHCPv6 client, but wan.ipv6.dhcpv6_pd is off \
+                     (expected an address or a DNS name, or dhcpv6_pd enabled)"
+                        .to_owned(),
+                ));
+            }
+            let wan_addr = self.wan.ipv6.address.is_some()
+                || self.wan.ipv6.slaac
+                || self
+                    .wan
+                    .ipv6
+                    .dhcpv6_pd
+                    .as_ref()
+                    .is_some_and(|p| p.request_na);
+            if dslite.b4_address == B4Source::Wan && !wan_addr {
+                return Err(Refusal::value(
+                    "dslite.b4_address",
+                    "wan needs a WAN address, but wan.ipv6 has no address, slaac is off \
+                     and DHCPv6 IA_NA is not requested (expected delegated, or a WAN address)"
+                        .to_owned(),
+                ));
+            }
+            let lan_prefix = self.lan.ipv6.prefix.is_some() || pd;
+            if dslite.b4_address == B4Source::Delegated && !lan_prefix {
+                return Err(Refusal::value(
+                    "dslite.b4_address",
+                    "delegated needs a prefix, but wan.ipv6.dhcpv6_pd is off and \
+                     lan.ipv6.prefix is not set (expected wan, or a prefix)"
+                        .to_owned(),
+                ));
+            }
         }
 
         if let Some(mtu) = self.dslite.as_ref().and_then(|d| d.mtu) {

@@ -4,6 +4,7 @@ use super::*;
 
 const FLETS: &str = include_str!("../examples/flets-dslite.yaml");
 const LAB: &str = include_str!("../examples/lab.yaml");
+const LAB_AUTO: &str = include_str!("../examples/lab-auto.yaml");
 
 /// Lines 1-5; snippets appended by tests start at line 6.
 const BASE: &str = "\
@@ -52,11 +53,10 @@ fn flets_example_parses() {
     assert_eq!(config.lan.interface, "enp2s0");
     assert_eq!(config.lan.ipv4, "192.168.2.1/24".parse().unwrap());
     let dslite = config.dslite.as_ref().unwrap();
-    assert_eq!(
-        dslite.aftr,
-        Aftr::Address("2404:8e00::feed:100".parse().unwrap())
-    );
+    assert_eq!(dslite.aftr, Aftr::Name("gw.transix.jp".into()));
     assert_eq!(dslite.b4_address, B4Source::Wan);
+    assert_eq!(config.lan.ipv6.subnet_id, 1);
+    assert_eq!(config.wan.ipv6.dhcpv6_pd.as_ref().unwrap().prefix_hint, 60);
     assert_eq!(config.dataplane.workers, 1);
     assert_eq!(config.tunnel_mtu(), 1460);
     assert_eq!(config.lan_ipv6_address(), None);
@@ -82,7 +82,7 @@ fn lab_example_parses() {
         Some("2001:db8:0:111::1".parse().unwrap())
     );
     assert_eq!(
-        config.dslite.as_ref().map(|d| d.aftr),
+        config.dslite.as_ref().map(|d| d.aftr.clone()),
         Some(Aftr::Address("2001:db8:aaaa::1".parse().unwrap()))
     );
     assert_eq!(config.dataplane.workers, 1);
@@ -204,7 +204,7 @@ control:
 
 #[test]
 fn round_trips_through_yaml() {
-    for text in [FLETS, LAB, BASE] {
+    for text in [FLETS, LAB, LAB_AUTO, BASE] {
         let config = ok(text);
         let yaml = config.to_yaml();
         assert_eq!(ok(&yaml), config, "{yaml}");
@@ -263,7 +263,7 @@ fn refuses_unknown_nested_key() {
         4,
         5,
         Some("wan.ipv6"),
-        &["unknown key `adress`", "expected `address` or `gateway`"],
+        &["unknown key `adress`", "expected one of `address`, `gateway`"],
     );
 }
 
@@ -297,14 +297,13 @@ fn refuses_bad_ipv6_address() {
         Some("wan.ipv6.gateway"),
         &["\"fe80::g\" is not an IPv6 address", "expected an IPv6 router address"],
     );
-    // A name where only addresses are supported yet.
     refused(
-        &format!("{BASE}dslite:\n  aftr: gw.transix.jp\n"),
+        &format!("{BASE}dslite:\n  aftr: 2001:db8::g\n"),
         7,
         9,
         Some("dslite.aftr"),
         &[
-            "\"gw.transix.jp\" is not an IPv6 address",
+            "\"2001:db8::g\" is not an IPv6 address",
             "expected an IPv6 address",
         ],
     );
@@ -706,4 +705,73 @@ fn to_yaml_spells_out_defaults() {
     ] {
         assert!(yaml.contains(line), "{line:?} missing from\n{yaml}");
     }
+}
+
+#[test]
+fn wan_autoconfiguration_keys() {
+    let config = parse(
+        &format!("{BASE}dslite:\n  aftr: gw.transix.jp.\n  b4_address: delegated\n"),
+        "test.yaml",
+    )
+    .unwrap();
+    let pd = config.wan.ipv6.dhcpv6_pd.clone().unwrap();
+    assert_eq!(pd.prefix_hint, 60);
+    assert_eq!(pd.duid_type, DuidType::Ll);
+    assert!(!pd.release_on_shutdown);
+    assert!(config.wan.ipv6.slaac);
+    assert_eq!(
+        config.dslite.as_ref().unwrap().aftr,
+        Aftr::Name("gw.transix.jp".into())
+    );
+    let text = "wan:\n  interface: wan0\n  ipv6:\n    slaac: false\n    iid: stable-privacy\n    dhcpv6_pd: { prefix_hint: 56, duid_type: llt, release_on_shutdown: true }\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    subnet_id: 255\ndslite:\n  aftr: transix-west\n  b4_address: delegated\n";
+    let config = parse(text, "test.yaml").unwrap();
+    assert_eq!(config.wan.ipv6.iid, IidMode::StablePrivacy);
+    let pd = config.wan.ipv6.dhcpv6_pd.clone().unwrap();
+    assert_eq!(
+        (pd.prefix_hint, pd.duid_type, pd.release_on_shutdown),
+        (56, DuidType::Llt, true)
+    );
+    assert_eq!(config.lan.ipv6.subnet_id, 255);
+    assert_eq!(parse(&config.to_yaml(), "again.yaml").unwrap(), config);
+    let off = parse(
+        &BASE.replace(
+            "interface: wan0",
+            "interface: wan0\n  ipv6:\n    dhcpv6_pd: false",
+        ),
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(off.wan.ipv6.dhcpv6_pd, None);
+    assert_eq!(parse(&off.to_yaml(), "again.yaml").unwrap(), off);
+}
+
+#[test]
+fn refuses_inconsistent_wan_autoconfiguration() {
+    refused(
+        &format!("{BASE}dslite:\n  aftr: dhcpv6\n").replace(
+            "interface: wan0",
+            "interface: wan0\n  ipv6:\n    dhcpv6_pd: false",
+        ),
+        9,
+        9,
+        Some("dslite.aftr"),
+        &["dhcpv6 needs the DHCPv6 client"],
+    );
+    refused(
+        &format!("{BASE}dslite:\n  aftr: transix-east\n").replace(
+            "interface: wan0",
+            "interface: wan0\n  ipv6:\n    slaac: false",
+        ),
+        8,
+        1,
+        Some("dslite.b4_address"),
+        &["wan needs a WAN address"],
+    );
+    refused(
+        "wan:\n  interface: wan0\n  ipv6:\n    dhcpv6_pd: { prefix_hint: 40 }\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n",
+        4,
+        31,
+        Some("wan.ipv6.dhcpv6_pd.prefix_hint"),
+        &["/40 is shorter", "expected 0 (no hint) or a prefix length between 48 and 64"],
+    );
 }

@@ -362,15 +362,63 @@ pub(crate) fn is_v6_link_local(ip: &Ipv6Addr) -> bool {
 
 /// The DS-Lite AFTR (tunnel concentrator) the B4 sends IPv4-in-IPv6 to.
 ///
-/// An enum so that a DNS name (`Aftr::Name`, e.g. `gw.transix.jp`) can be
-/// added once the daemon can resolve it; for now only addresses are known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where the AFTR (the DS-Lite tunnel's far end) comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Aftr {
+    /// A fixed address (also what the `transix-east`/`transix-west`
+    /// presets stand for).
     Address(Ipv6Addr),
+    /// A DNS name (e.g. `gw.transix.jp`), resolved with an AAAA query to the
+    /// DNS servers learned on the WAN and re-resolved when its TTL runs out.
+    Name(String),
+    /// The AFTR-Name option (64, RFC 6334) of the DHCPv6 reply, then resolved.
+    Dhcpv6,
 }
 
 impl Aftr {
-    const EXPECTED: &'static str = "an IPv6 address such as 2404:8e00::feed:100";
+    const EXPECTED: &'static str = "an IPv6 address such as 2404:8e00::feed:100, a DNS name \
+         such as gw.transix.jp, transix-east, transix-west or dhcpv6";
+
+    /// transix's documented AFTR addresses (what gw.transix.jp resolves to
+    /// in NTT East and NTT West).
+    pub const TRANSIX_EAST: Ipv6Addr = Ipv6Addr::new(0x2404, 0x8e00, 0, 0, 0, 0, 0xfeed, 0x100);
+    pub const TRANSIX_WEST: Ipv6Addr = Ipv6Addr::new(0x2404, 0x8e01, 0, 0, 0, 0, 0xfeed, 0x100);
+}
+
+/// A DNS name as RFC 1035 and 1123 allow for host names: labels of 1 to 63
+/// letters, digits, hyphens (and underscores, seen in the wild), 253
+/// characters at most, at least two labels; a trailing dot is dropped.
+pub(crate) fn check_dns_name(s: &str) -> Result<String, String> {
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("{s:?} is not a DNS name of 1 to 253 characters"));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "{s:?} is a single label, not a fully qualified name"
+        ));
+    }
+    for label in &labels {
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err(format!("{s:?} has an invalid label {label:?}"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("{s:?} is neither an IPv6 address nor a DNS name"));
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 impl FromStr for Aftr {
@@ -378,13 +426,22 @@ impl FromStr for Aftr {
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
         let err = |problem: String| ValueError::new(problem, Self::EXPECTED);
-        let addr = s
-            .parse::<Ipv6Addr>()
-            .map_err(|_| err(format!("{s:?} is not an IPv6 address")))?;
-        if let Some(what) = v6_special(&addr) {
-            return Err(err(format!("{s} is a {what} address")));
+        match s {
+            "transix-east" => return Ok(Self::Address(Self::TRANSIX_EAST)),
+            "transix-west" => return Ok(Self::Address(Self::TRANSIX_WEST)),
+            "dhcpv6" => return Ok(Self::Dhcpv6),
+            _ => {}
         }
-        Ok(Self::Address(addr))
+        if s.contains(':') {
+            let addr = s
+                .parse::<Ipv6Addr>()
+                .map_err(|_| err(format!("{s:?} is not an IPv6 address")))?;
+            if let Some(what) = v6_special(&addr) {
+                return Err(err(format!("{s} is a {what} address")));
+            }
+            return Ok(Self::Address(addr));
+        }
+        check_dns_name(s).map(Self::Name).map_err(err)
     }
 }
 
@@ -392,6 +449,8 @@ impl fmt::Display for Aftr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Address(addr) => addr.fmt(f),
+            Self::Name(name) => f.write_str(name),
+            Self::Dhcpv6 => f.write_str("dhcpv6"),
         }
     }
 }
@@ -482,8 +541,38 @@ pub enum B4Source {
     /// The WAN interface's global address.
     #[default]
     Wan,
-    /// An address from the delegated (LAN) prefix.
+    /// `::1` of subnet 0 of the delegated prefix (RFC 7084 WAA-7), for WAN
+    /// links without a global address.
     Delegated,
+}
+
+/// How the WAN SLAAC address's interface identifier is made.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum IidMode {
+    /// Modified EUI-64 from the MAC address (RFC 4291 appendix A).
+    #[default]
+    Eui64,
+    /// RFC 7217 stable, semantically opaque identifiers; the secret is
+    /// generated once and kept in `state_dir`.
+    StablePrivacy,
+}
+
+/// The DUID type ipoed generates (once, then keeps in `state_dir`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DuidType {
+    /// DUID-LL (type 3): the WAN MAC address.
+    #[default]
+    Ll,
+    /// DUID-LLT (type 1): the WAN MAC address and the time it was made.
+    Llt,
+    /// DUID-UUID (type 4): a random UUID.
+    Uuid,
 }
 
 /// Log verbosity of the daemon.
@@ -583,8 +672,21 @@ mod tests {
             "2404:8e00::feed:100".parse::<Aftr>(),
             Ok(Aftr::Address("2404:8e00::feed:100".parse().unwrap()))
         );
+        assert_eq!(
+            "gw.transix.jp.".parse::<Aftr>(),
+            Ok(Aftr::Name("gw.transix.jp".into()))
+        );
+        assert_eq!(
+            "transix-west".parse::<Aftr>(),
+            Ok(Aftr::Address("2404:8e01::feed:100".parse().unwrap()))
+        );
+        assert_eq!("dhcpv6".parse::<Aftr>(), Ok(Aftr::Dhcpv6));
         for bad in [
-            "gw.transix.jp",
+            "gw",
+            "gw..transix.jp",
+            "-gw.transix.jp",
+            "1.2.3.4",
+            "gw.transix.jp/",
             "::",
             "::1",
             "ff02::1",

@@ -255,6 +255,24 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show runtime" => report::runtime(router),
         "show neighbors" => report::neighbors(router),
         "show config" => json!({"yaml": router.config.to_yaml(), "path": router.config_path}),
+        "show wan" => report::wan(router),
+        "show pd" => report::pd(router),
+        "show tunnel" => report::tunnel(router),
+        "pd renew" | "pd rebind" => {
+            let now = std::time::Instant::now();
+            let Some(c) = router.wan6.dhcp.as_mut() else {
+                return error_reply("the DHCPv6 client is off (wan.ipv6.dhcpv6_pd)");
+            };
+            if c.lease().is_none() {
+                return error_reply("no delegated prefix to renew yet");
+            }
+            if cmd == "pd renew" {
+                c.renew_now(now);
+            } else {
+                c.rebind_now(now);
+            }
+            json!({"state": format!("{:?}", c.state()).to_lowercase()})
+        }
         other => return error_reply(&format!("unknown command {other:?}")),
     };
     json!({"version": PROTOCOL_VERSION, "ok": true, "data": data})

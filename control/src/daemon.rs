@@ -22,7 +22,8 @@ use ipoe_dataplane::xsk::ZeroCopyWish;
 
 use crate::ctl::CtlServer;
 use crate::iface::{self, Interface};
-use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side};
+use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
+use crate::wan::{Learned, Send, Wan};
 
 /// Depth of each worker's punt and inject queues.
 const PUNT_DEPTH: usize = 1024;
@@ -73,11 +74,21 @@ pub struct Router {
     pub wan: Interface,
     pub lan: Interface,
     pub fib: SharedFib,
-    /// The Fib built from the config and the interfaces; neighbor entries
-    /// are merged into a copy of it on every publish.
+    /// The Fib built from the config, the interfaces and what the WAN
+    /// learned; neighbor entries are merged into a copy of it on every
+    /// publish.
     base_fib: Fib,
     pub neigh: NeighborEngine,
     neigh_generation: u64,
+    /// RA/SLAAC, DHCPv6-PD and the AFTR resolver.
+    pub wan6: Wan,
+    /// What `base_fib` was built from.
+    pub learned: Learned,
+    /// Duplicate addresses already reported to `wan6`.
+    dad_reported: Vec<Ipv6Addr>,
+    /// Set when `base_fib` changed and must be published.
+    base_changed: bool,
+    pub publishes: u64,
     pub workers: Vec<WorkerHandle>,
     pub attachments: Vec<Attachment>,
     pub redirector: Redirector,
@@ -103,9 +114,12 @@ impl Router {
             }
         }
 
-        let base_fib = base_fib(&config, &wan, &lan);
-        let fib = SharedFib::new(base_fib.clone());
         let now = Instant::now();
+        let wan6 = Wan::new(&config, wan.mac, iface::link_local(&wan.mac), now);
+        let learned = wan6.learned(&[]);
+        log_learned(&Learned::default(), &learned);
+        let base_fib = base_fib(&config, &wan, &lan, &learned);
+        let fib = SharedFib::new(base_fib.clone());
         let neigh = NeighborEngine::new(
             NeighConfig {
                 max_entries: config.control.max_neighbors as usize,
@@ -116,8 +130,8 @@ impl Router {
                 retrans: Duration::from_secs(1),
                 max_probes: 3,
             },
-            iface_addrs(&base_fib, Port::Wan, &config),
-            iface_addrs(&base_fib, Port::Lan, &config),
+            iface_addrs(&base_fib, Port::Wan, &learned),
+            iface_addrs(&base_fib, Port::Lan, &learned),
             now,
         );
 
@@ -196,6 +210,11 @@ impl Router {
             base_fib,
             neigh,
             neigh_generation: 0,
+            wan6,
+            learned,
+            dad_reported: Vec::new(),
+            base_changed: false,
+            publishes: 0,
             workers,
             attachments,
             redirector,
@@ -213,7 +232,10 @@ impl Router {
                 let side = side(pf.port);
                 match pf.reason {
                     PuntReason::Local => {
-                        self.neigh.handle_frame(now, side, pf.bytes(), out);
+                        let v = self.neigh.handle_frame(now, side, pf.bytes(), out);
+                        if v == Verdict::Unhandled && side == Side::Wan {
+                            self.wan6.handle_frame(now, pf.bytes());
+                        }
                     }
                     PuntReason::NeighborMiss => {
                         self.neigh.resolve(now, side, pf.next_hop, pf.bytes(), out);
@@ -239,13 +261,59 @@ impl Router {
         }
     }
 
-    /// Publish a new table when the neighbor engine learned something.
+    /// Runs the WAN engines and folds what they learned into the tables;
+    /// returns their next deadline.
+    fn poll_wan(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        for (side, addr) in self.neigh.dad_failed() {
+            if side == Side::Wan && !self.dad_reported.contains(&addr) {
+                log::warn!("wan: {addr} is in use by another node (DAD)");
+                self.dad_reported.push(addr);
+                self.wan6.dad_failed(now, addr);
+            }
+        }
+        let usable = self.neigh.usable_ipv6(Side::Wan);
+        let mut sends = Vec::new();
+        let next = self.wan6.poll(now, &usable, &mut sends);
+        for s in sends {
+            match s {
+                Send::Ready(frame) => out.push(Outgoing {
+                    side: Side::Wan,
+                    frame,
+                }),
+                Send::Via { next_hop, frame } => {
+                    self.neigh
+                        .resolve(now, Side::Wan, IpAddr::V6(next_hop), &frame, out)
+                }
+            }
+        }
+        let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
+        if learned != self.learned {
+            log_learned(&self.learned, &learned);
+            let addrs_changed = learned.wan_candidates != self.learned.wan_candidates
+                || learned.lan_address != self.learned.lan_address;
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned);
+            if addrs_changed {
+                for p in [Port::Wan, Port::Lan] {
+                    let addrs = iface_addrs(&self.base_fib, p, &learned);
+                    self.neigh.set_addrs(side(p), addrs, now);
+                }
+            }
+            self.learned = learned;
+            self.base_changed = true;
+        }
+        next
+    }
+
+    /// Publish a new table when the neighbor engine or the WAN learned
+    /// something.
     fn publish_if_changed(&mut self) {
         let g = self.neigh.generation();
-        if g == self.neigh_generation {
+        if g == self.neigh_generation && !self.base_changed {
             return;
         }
         self.neigh_generation = g;
+        self.base_changed = false;
+        self.publishes += 1;
         let mut fib = self.base_fib.clone();
         for (side, ip, mac) in self.neigh.entries() {
             match (side, ip) {
@@ -257,6 +325,8 @@ impl Router {
                 }
                 (Side::Wan, IpAddr::V6(a)) => {
                     if Some(a) == fib.gateway {
+                        // Neighbor discovery is authoritative over the RA's
+                        // source link-layer option.
                         fib.gateway_mac = Some(mac);
                     }
                     fib.nd_wan.insert(a, mac);
@@ -288,52 +358,43 @@ impl Router {
     }
 }
 
-fn base_fib(config: &Config, wan: &Interface, lan: &Interface) -> Fib {
-    let wan_addr = config.wan.ipv6.address.map(|c| c.addr);
-    let lan_addr = config.lan_ipv6_address();
-    let tunnel = config.dslite.as_ref().and_then(|d| {
-        let b4 = match d.b4_address {
-            ipoe_config::B4Source::Wan => wan_addr,
-            ipoe_config::B4Source::Delegated => lan_addr,
-        }?;
-        let ipoe_config::Aftr::Address(aftr) = d.aftr;
-        Some(Tunnel {
+fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned) -> Fib {
+    let tunnel = match (learned.b4, learned.aftr) {
+        (Some(b4), Some(aftr)) => Some(Tunnel {
             b4,
             aftr,
             mtu: config.tunnel_mtu(),
-        })
-    });
+        }),
+        _ => None,
+    };
     Fib {
         wan: PortAddrs {
             mac: wan.mac,
             mtu: config.wan.mtu,
             link_local: Some(iface::link_local(&wan.mac)),
-            ipv6: wan_addr,
+            ipv6: learned.wan_address,
         },
         lan: PortAddrs {
             mac: lan.mac,
             mtu: config.lan.mtu,
             link_local: Some(iface::link_local(&lan.mac)),
-            ipv6: lan_addr,
+            ipv6: learned.lan_address,
         },
         lan_ipv4: Some((config.lan.ipv4.addr, config.lan.ipv4.len)),
-        lan_prefix: config.lan.ipv6.prefix.map(|p| p.addr()),
+        lan_prefix: learned.lan_prefix,
         tunnel,
-        gateway: config.wan.ipv6.gateway,
-        gateway_mac: None,
+        gateway: learned.gateway,
+        // Until neighbor discovery confirms it, the RA's source link-layer
+        // option is the best knowledge of the router's MAC.
+        gateway_mac: learned.gateway_mac,
         ..Default::default()
     }
 }
 
-fn iface_addrs(fib: &Fib, p: Port, config: &Config) -> IfaceAddrs {
+fn iface_addrs(fib: &Fib, p: Port, learned: &Learned) -> IfaceAddrs {
     let pa = fib.port(p);
     let ipv6: Vec<(Ipv6Addr, u8)> = match p {
-        Port::Wan => config
-            .wan
-            .ipv6
-            .address
-            .map(|c| vec![(c.addr, c.len)])
-            .unwrap_or_default(),
+        Port::Wan => learned.wan_candidates.clone(),
         Port::Lan => pa.ipv6.map(|a| vec![(a, 64)]).unwrap_or_default(),
     };
     IfaceAddrs {
@@ -345,6 +406,68 @@ fn iface_addrs(fib: &Fib, p: Port, config: &Config) -> IfaceAddrs {
         link_local: pa.link_local.unwrap_or(Ipv6Addr::UNSPECIFIED),
         ipv6,
         mtu: pa.mtu,
+    }
+}
+
+/// One log line per thing that changed, so the log tells the story of the
+/// WAN without a line per poll.
+fn log_learned(old: &Learned, new: &Learned) {
+    fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
+        v.as_ref()
+            .map_or_else(|| "none".to_owned(), |v| v.to_string())
+    }
+    if old.wan_address != new.wan_address {
+        log::info!(
+            "wan: address {} (was {})",
+            show(&new.wan_address),
+            show(&old.wan_address)
+        );
+    }
+    if old.gateway != new.gateway {
+        match new.gateway {
+            Some(gw) => log::info!("wan: default router {gw}"),
+            None => log::warn!(
+                "wan: no default router (was {}); IPv6 to the internet and DS-Lite stop",
+                show(&old.gateway)
+            ),
+        }
+    }
+    if old.delegated != new.delegated {
+        let d = |p: &Option<(Ipv6Addr, u8)>| {
+            p.map_or_else(|| "none".to_owned(), |(a, l)| format!("{a}/{l}"))
+        };
+        log::info!(
+            "wan: delegated prefix {} (was {})",
+            d(&new.delegated),
+            d(&old.delegated)
+        );
+    }
+    if old.lan_prefix != new.lan_prefix {
+        log::info!(
+            "lan: prefix {} (was {})",
+            new.lan_prefix
+                .map_or_else(|| "none".to_owned(), |p| format!("{p}/64")),
+            old.lan_prefix
+                .map_or_else(|| "none".to_owned(), |p| format!("{p}/64"))
+        );
+    }
+    if old.pd_error != new.pd_error {
+        if let Some(e) = &new.pd_error {
+            log::error!("lan: {e}");
+        }
+    }
+    if (old.b4, old.aftr) != (new.b4, new.aftr) {
+        match (new.b4, new.aftr) {
+            (Some(b4), Some(aftr)) => log::info!(
+                "dslite: tunnel {b4} -> {aftr} (AFTR from {})",
+                new.aftr_source.map_or("?", |s| s.as_str())
+            ),
+            _ => log::warn!(
+                "dslite: tunnel down (B4 {}, AFTR {}); IPv4 from the LAN is dropped (no-tunnel)",
+                show(&new.b4),
+                show(&new.aftr)
+            ),
+        }
     }
 }
 
@@ -368,6 +491,10 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         let now = Instant::now();
         router.drain_punts(now, &mut out);
         let next = router.neigh.poll(now, &mut out);
+        let next_wan = router.poll_wan(now, &mut out);
+        // The WAN may have added addresses whose DAD starts now.
+        let next_neigh = router.neigh.poll(now, &mut out);
+        let next = [next, next_wan, next_neigh].into_iter().flatten().min();
         router.send(&mut out);
         router.publish_if_changed();
 
@@ -405,6 +532,16 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         ctl.service(&fds[2..], &mut router);
     }
     log::info!("shutting down");
+    if let Some(release) = router.wan6.shutdown(Instant::now()) {
+        log::info!("dhcpv6-pd: sending Release (release_on_shutdown)");
+        out.push(Outgoing {
+            side: Side::Wan,
+            frame: release,
+        });
+        router.send(&mut out);
+        // Let the worker transmit it before the sockets close.
+        std::thread::sleep(Duration::from_millis(20));
+    }
     router.shutdown();
     ctl.remove();
     Ok(())

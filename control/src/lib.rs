@@ -3,7 +3,13 @@
 
 pub mod ctl;
 pub mod daemon;
+pub mod dhcp6c;
+pub mod dns;
 pub mod iface;
+pub mod ip6io;
 pub mod logger;
 pub mod neigh;
 pub mod report;
+pub mod slaac;
+pub mod state;
+pub mod wan;

@@ -118,6 +118,31 @@ pub fn errors(r: &Router) -> Value {
     for (name, count) in r.neigh.counters().iter() {
         rows.push(json!({"node": "neighbor", "counter": name, "description": "", "count": count}));
     }
+    let w = &r.wan6;
+    let engines: [(&str, Vec<(&'static str, u64)>); 4] = [
+        ("wan", w.counters.named()),
+        ("wan-ra", w.ra.counters().named()),
+        (
+            "dhcpv6-client",
+            w.dhcp
+                .as_ref()
+                .map(|c| c.counters().named())
+                .unwrap_or_default(),
+        ),
+        (
+            "aftr-resolver",
+            w.resolver
+                .as_ref()
+                .map(|c| c.counters().named())
+                .unwrap_or_default(),
+        ),
+    ];
+    for (node, counters) in engines {
+        for (name, count) in counters {
+            rows.push(json!({"node": node, "counter": name, "description": "", "count": count}));
+        }
+    }
+    rows.push(json!({"node": "control", "counter": "state-write-failed", "description": "a state file could not be written (the previous one is kept)", "count": w.state.write_errors}));
     rows.push(json!({"node": "control", "counter": "inject-failed", "description": "control frame not queued to a worker (queue full or no buffer)", "count": r.inject_failed}));
     json!({ "errors": rows })
 }
@@ -187,4 +212,131 @@ pub fn neighbors(r: &Router) -> Value {
         })
         .collect();
     json!({ "neighbors": rows })
+}
+
+/// Seconds from `now` until `t` (negative when past), for "time left".
+fn secs_until(now: Instant, t: Instant) -> i64 {
+    if t >= now {
+        t.duration_since(now).as_secs() as i64
+    } else {
+        -(now.duration_since(t).as_secs() as i64)
+    }
+}
+
+fn prefix_str(p: Option<(std::net::Ipv6Addr, u8)>) -> Value {
+    p.map_or(Value::Null, |(a, l)| json!(format!("{a}/{l}")))
+}
+
+pub fn wan(r: &Router) -> Value {
+    let now = Instant::now();
+    let w = &r.wan6;
+    let l = &r.learned;
+    let usable = r.neigh.usable_ipv6(crate::neigh::Side::Wan);
+    let addresses: Vec<Value> = w
+        .ra
+        .addresses()
+        .iter()
+        .map(|a| {
+            json!({
+                "address": format!("{}/{}", a.addr, a.prefix_len),
+                "origin": "slaac",
+                "dad": if usable.contains(&a.addr) { "ok" } else if r.neigh.dad_failed().iter().any(|d| d.1 == a.addr) { "duplicate" } else { "tentative" },
+                "preferred_left_s": a.preferred_until.map(|t| secs_until(now, t)),
+                "valid_left_s": a.valid_until.map(|t| secs_until(now, t)),
+            })
+        })
+        .chain(r.config.wan.ipv6.address.map(|c| {
+            json!({"address": c.to_string(), "origin": "static",
+                   "dad": if usable.contains(&c.addr) { "ok" } else { "tentative" },
+                   "preferred_left_s": null, "valid_left_s": null})
+        }))
+        .collect();
+    let routers: Vec<Value> =
+        w.ra.routers()
+            .iter()
+            .map(|rt| {
+                json!({
+                    "address": rt.addr.to_string(),
+                    "mac": rt.mac.as_ref().map(format_mac),
+                    "lifetime_s": rt.lifetime,
+                    "left_s": secs_until(now, rt.expires_at),
+                    "last_ra_s_ago": now.saturating_duration_since(rt.last_ra).as_secs(),
+                })
+            })
+            .collect();
+    json!({
+        "interface": r.wan.name,
+        "link_local": iface_ll(r),
+        "link_local_dad": if usable.contains(&crate::iface::link_local(&r.wan.mac)) { "ok" } else { "tentative" },
+        "addresses": addresses,
+        "address_in_use": l.wan_address.map(|a| a.to_string()),
+        "default_router": l.gateway.map(|a| a.to_string()),
+        "default_router_origin": if r.config.wan.ipv6.gateway.is_some() { "static" } else { "ra" },
+        "routers": routers,
+        "last_ra_s_ago": w.ra.last_ra().map(|t| now.saturating_duration_since(t).as_secs()),
+        "ra_flags": {"managed": w.ra.managed(), "other": w.ra.other()},
+        "mtu": w.ra.mtu(),
+        "dns_servers": w.dns_servers(now).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "domains": w.ra.domains(now),
+    })
+}
+
+fn iface_ll(r: &Router) -> String {
+    crate::iface::link_local(&r.wan.mac).to_string()
+}
+
+pub fn pd(r: &Router) -> Value {
+    let now = Instant::now();
+    let w = &r.wan6;
+    let Some(c) = &w.dhcp else {
+        return json!({"enabled": false});
+    };
+    let lease = c.lease();
+    let times = c.times(now);
+    json!({
+        "enabled": true,
+        "state": format!("{:?}", c.state()).to_lowercase(),
+        "delegated_prefix": prefix_str(r.learned.delegated),
+        "lan_prefix": r.learned.lan_prefix.map(|p| format!("{p}/64")),
+        "lan_address": r.learned.lan_address.map(|a| a.to_string()),
+        "subnet_id": r.config.lan.ipv6.subnet_id,
+        "error": r.learned.pd_error,
+        "t1_left_s": times.as_ref().and_then(|t| t.t1),
+        "t2_left_s": times.as_ref().and_then(|t| t.t2),
+        "preferred_left_s": times.as_ref().and_then(|t| t.preferred),
+        "valid_left_s": times.as_ref().and_then(|t| t.valid),
+        "t1_s": lease.map(|l| l.t1),
+        "t2_s": lease.map(|l| l.t2),
+        "obtained_s_ago": lease.map(|l| now.saturating_duration_since(l.obtained).as_secs()),
+        "server_duid": lease.map(|l| crate::state::hex(&l.server_id)),
+        "duid": crate::state::hex(c.duid()),
+        "iaid": c.iaid(),
+        "dns_servers": lease.map(|l| l.dns_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+        "domains": lease.map(|l| l.domains.clone()),
+        "aftr_name": lease.and_then(|l| l.aftr_name.clone()),
+    })
+}
+
+pub fn tunnel(r: &Router) -> Value {
+    let now = Instant::now();
+    let l = &r.learned;
+    let fib = r.fib.load_full();
+    let snaps = snapshots(r);
+    let sum = |node: NodeId| -> u64 { snaps.iter().map(|s| s.nodes[node as usize].vectors).sum() };
+    let resolver = r.wan6.resolver.as_ref().and_then(|res| res.answer()).map(|a| {
+        json!({"addresses": a.all.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+               "ttl_s": a.ttl, "refresh_in_s": secs_until(now, a.expires), "server": a.server.to_string()})
+    });
+    json!({
+        "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),
+        "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
+        "b4": l.b4.map(|a| a.to_string()),
+        "aftr": l.aftr.map(|a| a.to_string()),
+        "aftr_learned_from": l.aftr_source.map(|s| s.as_str()),
+        "dns": resolver,
+        "up": fib.tunnel.is_some() && fib.gateway.is_some(),
+        "mtu": fib.tunnel.map(|t| t.mtu),
+        "encap_packets": sum(NodeId::DsliteEncap),
+        "decap_packets": sum(NodeId::DsliteDecap),
+    })
 }

@@ -3,9 +3,16 @@
 #
 #   lab.sh up [--queues N]   build the lab (tears down leftovers first)
 #   lab.sh down              stop everything and delete the namespaces
-#   lab.sh status            namespaces, links, processes, aftr stats
+#   lab.sh status            namespaces, links, processes, hgw peers, aftr stats
 #   lab.sh selftest          prove the lab works WITHOUT ipoed (kernel router +
-#                            b4ref.py in the router namespace), then rebuild
+#                            b4ref.py in the router namespace, then the hgw
+#                            peers), then rebuild
+#   lab.sh peers-selftest    only the hgw peer checks (rdisc6, dhclient, DNS), then rebuild
+#   lab.sh radvd start [--lifetime S] [--interval S] | stop [--kill] | status
+#   lab.sh dhcp6 start [--server kea|isc|wide] [--pool PREFIX/LEN] [--delegated-len N]
+#                      [--t1 S] [--t2 S] [--preferred S] [--valid S] [--aftr-name NAME]
+#                      [--rapid-commit yes|no] [--duid HEX] | stop | status | log
+#   lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [A|AAAA|CNAME]
 #
 # Topology (see README.md):
 #   lan1 [eth0] -- [lan0] router [wan0] -- [down0] hgw [core0] -- [up0] aftr [out0] -- [v4] inet
@@ -28,6 +35,14 @@ LAB_IFNAMES=(lan0 wan0 down0 core0 inet0 up0 out0 v4 v6)
 # addresses (documentation prefixes only)
 AFTR_ADDR=2001:db8:aaaa::1
 B4_ADDR=2001:db8:0:100::2          # router WAN address (selftest only)
+ROUTER_WAN_MAC=02:00:00:00:02:02
+ROUTER_WAN_LL=fe80::ff:fe00:202    # EUI-64 link-local of router wan0 (hgw routes pools to it)
+ROUTER_DUID_LL=00:03:00:01:02:00:00:00:02:02   # DUID-LL of router wan0 (for dhcp6s)
+HGW_LL=fe80::1
+HGW_ADDR=2001:db8:0:100::1         # hgw down0: RDNSS and the DNS server
+DHCP6_POOL=2001:db8:0:110::/60     # default delegated-prefix pool (delegated length = pool length)
+AFTR_NAME=aftr.lab.example
+HGW_TPL=$LAB_SRC/hgw               # config templates of the hgw peers
 V4_SERVER=198.51.100.10
 V6_SERVER=2001:db8:ffff::10
 
@@ -48,8 +63,12 @@ check_prereqs() {
     local missing=()
     [[ $(id -u) -eq 0 ]] || missing+=("root privileges (run as root)")
     local c
-    for c in ip nft python3 ethtool socat ss setsid curl sha256sum ping mount; do
+    for c in ip nft python3 ethtool socat ss setsid curl sha256sum ping mount awk; do
         command -v "$c" >/dev/null 2>&1 || missing+=("command '$c'")
+    done
+    # hgw peers started by 'up' (Debian packages radvd, kea-dhcp6-server, dnsmasq-base)
+    for c in radvd kea-dhcp6 dnsmasq; do
+        command -v "$c" >/dev/null 2>&1 || missing+=("command '$c' (hgw peer)")
     done
     if command -v ip >/dev/null 2>&1 && ! ip netns list >/dev/null 2>&1; then
         missing+=("working 'ip netns' (network namespaces)")
@@ -77,8 +96,13 @@ check_prereqs() {
 # to $RUN/NAME.out (unless redirected by caller's args), pid in $PIDS/NAME.pid.
 # KEYWORD must appear in the process command line (guards against pid reuse).
 start_bg() {
-    local name=$1 ns=$2 kw=$3; shift 3
-    ip netns exec "$ns" setsid "$@" </dev/null >>"$RUN/$name.out" 2>&1 &
+    local name=$1; shift
+    start_bg_to "$RUN/$name.out" "$name" "$@"
+}
+# start_bg_to FILE NAME NS KEYWORD CMD...: start_bg with stdout+stderr appended to FILE
+start_bg_to() {
+    local out=$1 name=$2 ns=$3 kw=$4; shift 4
+    ip netns exec "$ns" setsid "$@" </dev/null >>"$out" 2>&1 &
     printf '%s %s\n' "$!" "$kw" >"$PIDS/$name.pid"
 }
 
@@ -96,14 +120,15 @@ pid_alive() { # NAME -> 0 if the recorded process is alive and is ours
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$kw"
 }
 
-stop_pidfile() { # NAME
-    local f=$PIDS/$1.pid pid kw i
+stop_pidfile() { # NAME [SIGNAL]: SIGNAL (default TERM), KILL after 3 s; reaps our own children
+    local f=$PIDS/$1.pid sig=${2:-TERM} pid kw i
     [[ -f $f ]] || return 0
     if pid_alive "$1"; then
         read -r pid kw <"$f"
-        kill -TERM "$pid" 2>/dev/null || true
+        kill -"$sig" "$pid" 2>/dev/null || true
         for i in $(seq 30); do proc_running "$pid" || break; sleep 0.1; done
         if proc_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+        wait "$pid" 2>/dev/null || true   # no-op unless it is a child of this shell
     fi
     rm -f "$f"
 }
@@ -168,6 +193,8 @@ cmd_up() {
     cmd_down quiet
     mkdir -p "$RUN" "$PIDS"
     rm -f "$RUN"/*.out "$RUN"/*.log "$RUN"/aftr-stats.json "$RUN"/aftr-stats.json.tmp
+    # hgw peers: configs, state, leases, logs of the previous lab
+    rm -f "$RUN"/radvd.* "$RUN"/dhcp6* "$RUN"/dns.* "$RUN"/dnsmasq.* "$RUN"/dhclient*
     echo "$queues" >"$RUN/queues"
 
     local ns
@@ -189,6 +216,8 @@ cmd_up() {
     local ifn
     for ifn in lan0 wan0; do
         nsx router ip link set dev "$ifn" addrgenmode none
+        # the kernel must not act on hgw's RAs (SLAAC address, default route)
+        sysctl_ns router "net.ipv6.conf.$ifn.accept_ra=0" "net.ipv6.conf.$ifn.autoconf=0"
         nsx router ethtool -K "$ifn" gro off >/dev/null
         nsx router ip link set dev "$ifn" up
     done
@@ -209,7 +238,6 @@ cmd_up() {
     nsx hgw ip -6 addr add 2001:db8:0:100::1/64 dev down0 nodad
     nsx hgw ip -6 addr add 2001:db8:1::1/64 dev core0 nodad
     nsx hgw ip -6 addr add 2001:db8:ffff::1/64 dev inet0 nodad
-    nsx hgw ip -6 route add 2001:db8:0:111::/64 via 2001:db8:0:100::2 dev down0
     nsx hgw ip -6 route add 2001:db8:aaaa::/64 via 2001:db8:1::2 dev core0
     sysctl_ns hgw net.ipv6.conf.all.forwarding=1
 
@@ -277,16 +305,387 @@ EOF
         tail -n 20 "$RUN"/*.out "$RUN"/http-access.log >&2 || true
         exit 1
     fi
+
+    # ---- hgw peers: DNS, RA, DHCPv6-PD (Kea); dhcp6 also routes the pool to the router
+    dns_start >/dev/null
+    radvd_start >/dev/null
+    dhcp6_start >/dev/null
     cat <<EOF
 lab: up (queues=$queues, run dir $RUN)
   namespaces : ${NAMESPACES[*]}
   lan1       : eth0 192.168.2.10/24 gw 192.168.2.1, 2001:db8:0:111::10/64 gw 2001:db8:0:111::1
   router     : lan0 02:00:00:00:02:01, wan0 02:00:00:00:02:02 (up, no addresses; start ipoed here)
   hgw        : down0 fe80::1 / 2001:db8:0:100::1/64, core0 2001:db8:1::1, inet0 2001:db8:ffff::1
+               radvd (M=1 O=1, lifetime 1800, 2001:db8:0:100::/64, RDNSS/DNSSL), Kea DHCPv6-PD
+               $DHCP6_POOL -> /60, route $DHCP6_POOL via $ROUTER_WAN_LL, dnsmasq [$HGW_ADDR]:53
   aftr       : $AFTR_ADDR (aftr.py pid $(cut -d' ' -f1 "$PIDS/aftr.pid")), NAT to 203.0.113.1 on out0
   inet       : http://$V4_SERVER/ http://[$V6_SERVER]/ (hello.txt, blob.bin), udp echo :7
-  logs       : $RUN/{aftr.log,aftr-stats.json,http-access.log,*.out}
+  logs       : $RUN/{aftr.log,aftr-stats.json,http-access.log,radvd.log,dhcp6.log,dns.log,*.out}
 EOF
+}
+
+# --------------------------------------------------------------- hgw peers
+# radvd, a DHCPv6-PD server (Kea, ISC dhcpd -6 or WIDE dhcp6s) and dnsmasq, all
+# in the hgw namespace on down0, all started without systemd (setsid, foreground).
+
+# render TEMPLATE OUT KEY=VALUE...: replace @KEY@ in TEMPLATE, fail on leftovers
+render() {
+    local tpl=$1 out=$2; shift 2
+    python3 - "$tpl" "$out" "$@" <<'PY'
+import re, sys
+tpl, out, kvs = sys.argv[1], sys.argv[2], sys.argv[3:]
+t = open(tpl).read()
+for kv in kvs:
+    k, v = kv.split("=", 1)
+    t = t.replace(f"@{k}@", v)
+left = sorted(set(re.findall(r"@[A-Z0-9_]+@", t)))
+if left:
+    sys.exit(f"{tpl}: placeholders left: {' '.join(left)}")
+open(out, "w").write(t)
+PY
+}
+
+state_get() { [[ -f $1 ]] && sed -n "s/^$2=//p" "$1" | tail -n 1; } # FILE KEY
+is_uint() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 <= 4294967295)); }
+need_uint() { is_uint "$2" || die "$1 must be a non-negative integer, got '$2'"; } # OPTNAME VALUE
+
+# wait_until TENTHS CMD...: poll CMD every 0.1 s, at most TENTHS times
+wait_until() {
+    local n=$1 i; shift
+    for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+need_lab() { ns_exists hgw || die "the lab is not up (run 'lab.sh up' first)"; }
+hgw_listens_udp() { [[ -n $(nsx hgw ss -Hlun "sport = :$1") ]]; }
+hgw_port_free() { ! hgw_listens_udp "$1"; }
+
+# ---- radvd
+cmd_radvd() {
+    local sub=${1:-status}
+    (($#)) && shift
+    [[ $sub == status ]] || need_lab
+    case $sub in
+        start) radvd_start "$@" ;;
+        stop) radvd_stop "$@" ;;
+        status) radvd_status ;;
+        *) die "usage: lab.sh radvd start [--lifetime S] [--interval S] | stop [--kill] | status" ;;
+    esac
+}
+
+radvd_start() {
+    local lifetime=1800 interval=
+    while (($#)); do
+        case $1 in
+            --lifetime) lifetime=${2:-}; shift 2 || die "--lifetime needs a value" ;;
+            --interval) interval=${2:-}; shift 2 || die "--interval needs a value" ;;
+            *) die "radvd start: unknown option '$1'" ;;
+        esac
+    done
+    need_uint --lifetime "$lifetime"
+    if [[ -z $interval ]]; then # RA interval: a third of the lifetime, 4..600 s
+        interval=$((lifetime / 3))
+        ((lifetime == 0 || interval > 600)) && interval=600
+        ((interval < 4)) && interval=4
+    fi
+    need_uint --interval "$interval"
+    ((interval >= 4 && interval <= 1800)) || die "--interval must be 4..1800 (radvd MaxRtrAdvInterval)"
+    ((lifetime == 0 || (lifetime >= interval && lifetime <= 9000))) ||
+        die "--lifetime must be 0 or between the interval ($interval) and 9000 (radvd AdvDefaultLifetime)"
+    local minint
+    minint=$(awk -v m="$interval" 'BEGIN { v = 0.75 * m; if (v < 3) v = 3; printf "%g", v }')
+    [[ $(nsx hgw sysctl -n net.ipv6.conf.all.forwarding) == 1 ]] ||
+        die "hgw: net.ipv6.conf.all.forwarding is not 1 (radvd would refuse to advertise a default router)"
+    render "$HGW_TPL/radvd.conf.in" "$RUN/radvd.conf" \
+        LIFETIME="$lifetime" MAXINT="$interval" MININT="$minint" DNSLIFE=$((2 * interval))
+    nsx hgw radvd --configtest -C "$RUN/radvd.conf" >"$RUN/radvd.configtest" 2>&1 ||
+        { cat "$RUN/radvd.configtest" >&2; die "radvd: bad config $RUN/radvd.conf"; }
+    # a restart must not send a "router lifetime 0" goodbye RA: KILL the old one
+    stop_pidfile radvd KILL
+    rm -f "$RUN/radvd.pidfile"
+    start_bg radvd hgw radvd radvd --nodaemon --config "$RUN/radvd.conf" \
+        --pidfile "$RUN/radvd.pidfile" --logmethod logfile --logfile "$RUN/radvd.log"
+    if ! wait_until 50 test -s "$RUN/radvd.pidfile" || ! pid_alive radvd; then
+        tail -n 20 "$RUN/radvd.out" "$RUN/radvd.log" >&2 2>/dev/null || true
+        die "radvd did not start"
+    fi
+    printf 'lifetime=%s\ninterval=%s\nmin_interval=%s\n' "$lifetime" "$interval" "$minint" >"$RUN/radvd.state"
+    say "radvd: running on hgw down0 from $HGW_LL (pid $(cut -d' ' -f1 "$PIDS/radvd.pid")):" \
+        "M=1 O=1, router lifetime ${lifetime}s, RA every ${minint}-${interval}s," \
+        "prefix 2001:db8:0:100::/64, RDNSS $HGW_ADDR, DNSSL lab.example, MTU 1500"
+}
+
+radvd_stop() {
+    local sig=TERM what="final RA with router lifetime 0 sent"
+    case ${1:-} in
+        "") ;;
+        --kill) sig=KILL what="SIGKILL: no final RA, hosts' default routes must time out" ;;
+        *) die "radvd stop: unknown option '$1'" ;;
+    esac
+    if pid_alive radvd; then
+        stop_pidfile radvd "$sig"
+        say "radvd: stopped ($what)"
+    else
+        rm -f "$PIDS/radvd.pid"
+        say "radvd: not running"
+    fi
+    rm -f "$RUN/radvd.pidfile" "$RUN/radvd.state"
+}
+
+radvd_status() {
+    if pid_alive radvd; then
+        echo "radvd: running (pid $(cut -d' ' -f1 "$PIDS/radvd.pid")), router lifetime" \
+            "$(state_get "$RUN/radvd.state" lifetime)s, RA every" \
+            "$(state_get "$RUN/radvd.state" min_interval)-$(state_get "$RUN/radvd.state" interval)s," \
+            "config $RUN/radvd.conf, log $RUN/radvd.log"
+    else
+        echo "radvd: not running"
+    fi
+}
+
+# ---- DHCPv6 server with prefix delegation
+cmd_dhcp6() {
+    local sub=${1:-status}
+    (($#)) && shift
+    [[ $sub == status || $sub == log ]] || need_lab
+    case $sub in
+        start) dhcp6_start "$@" ;;
+        stop) dhcp6_stop ;;
+        status) dhcp6_status ;;
+        log) [[ -f $RUN/dhcp6.log ]] || die "no $RUN/dhcp6.log"; cat "$RUN/dhcp6.log" ;;
+        *) die "usage: lab.sh dhcp6 start [--server kea|isc|wide] [--pool PREFIX/LEN] [--delegated-len N] [--t1 S] [--t2 S] [--preferred S] [--valid S] [--aftr-name NAME] [--rapid-commit yes|no] [--duid HEX] | stop | status | log" ;;
+    esac
+}
+
+# pool_info POOL DLEN -> "NETWORK PLEN DLEN FIRST LAST" (first/last delegated prefix)
+pool_info() {
+    python3 - "$1" "$2" <<'PY'
+import ipaddress, sys
+try:
+    n = ipaddress.IPv6Network(sys.argv[1], strict=True)
+except ValueError as e:
+    sys.exit(f"bad --pool {sys.argv[1]!r}: {e}")
+d = int(sys.argv[2]) if sys.argv[2] else n.prefixlen
+if not n.prefixlen <= d <= 128:
+    sys.exit(f"--delegated-len {d} must be between the pool length {n.prefixlen} and 128")
+last = ipaddress.IPv6Address(int(n.broadcast_address) & ~((1 << (128 - d)) - 1))
+print(n.network_address, n.prefixlen, d, n.network_address, last)
+PY
+}
+
+dhcp6_stop() {
+    local k was=
+    for k in kea isc wide; do
+        if pid_alive "dhcp6-$k"; then was=$k; fi
+        stop_pidfile "dhcp6-$k"
+    done
+    wait_until 30 hgw_port_free 547 || warn "dhcp6: udp port 547 still in use in hgw"
+    # the pool route stays: delegated prefixes are valid until their lifetime ends
+    if [[ -n $was ]]; then say "dhcp6: $was stopped"; else say "dhcp6: not running"; fi
+    [[ -f $RUN/dhcp6.state ]] && sed -i 's/^running=.*/running=no/' "$RUN/dhcp6.state"
+    return 0
+}
+
+# hgw_route_pool POOL: route POOL to the router's link-local, drop the previous pool's route
+hgw_route_pool() {
+    local new=$1 old
+    old=$(cat "$RUN/dhcp6.route" 2>/dev/null || true)
+    if [[ -n $old && $old != "$new" ]]; then
+        nsx hgw ip -6 route del "$old" via "$ROUTER_WAN_LL" dev down0 2>/dev/null || true
+    fi
+    nsx hgw ip -6 route replace "$new" via "$ROUTER_WAN_LL" dev down0
+    echo "$new" >"$RUN/dhcp6.route"
+}
+
+dhcp6_start() {
+    local server=kea pool=$DHCP6_POOL dlen= t1=1800 t2=2880 pref=3600 valid=7200
+    local aftr=$AFTR_NAME rapid=yes duid=$ROUTER_DUID_LL
+    while (($#)); do
+        [[ $# -ge 2 ]] || die "dhcp6 start: option '$1' needs a value"
+        case $1 in
+            --server) server=$2 ;;
+            --pool) pool=$2 ;;
+            --delegated-len) dlen=$2 ;;
+            --t1) t1=$2 ;;
+            --t2) t2=$2 ;;
+            --preferred) pref=$2 ;;
+            --valid) valid=$2 ;;
+            --aftr-name) aftr=$2 ;;
+            --rapid-commit) rapid=$2 ;;
+            --duid) duid=$2 ;;
+            *) die "dhcp6 start: unknown option '$1'" ;;
+        esac
+        shift 2
+    done
+    case $server in kea | isc | wide) ;; *) die "--server must be kea, isc or wide" ;; esac
+    case $rapid in yes | no) ;; *) die "--rapid-commit must be yes or no" ;; esac
+    [[ -z $dlen ]] || need_uint --delegated-len "$dlen"
+    need_uint --t1 "$t1"; need_uint --t2 "$t2"; need_uint --preferred "$pref"; need_uint --valid "$valid"
+    ((pref <= valid)) || die "--preferred ($pref) must not exceed --valid ($valid)"
+    [[ -z $aftr || $aftr =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?$ ]] || die "bad --aftr-name '$aftr'"
+    duid=$(tr 'A-F' 'a-f' <<<"$duid")
+    [[ $duid =~ ^[0-9a-f]{2}(:?[0-9a-f]{2})+$ ]] || die "bad --duid '$duid' (hex bytes, e.g. $ROUTER_DUID_LL)"
+    duid=$(sed 's/://g; s/../&:/g; s/:$//' <<<"$duid")
+    local info net plen first last
+    info=$(pool_info "$pool" "$dlen") || die "dhcp6 start: invalid pool"
+    read -r net plen dlen first last <<<"$info"
+    pool=$net/$plen
+
+    dhcp6_stop >/dev/null
+    # each server kind has its own lease file; start from scratch when the pool or the
+    # lifetimes changed (Kea hands out an existing lease with its old lifetimes)
+    local leases stamp="$pool $dlen $pref $valid"
+    case $server in
+        kea) leases=$RUN/dhcp6-kea-leases.csv ;;
+        isc) leases=$RUN/dhcp6-isc.leases ;;
+        wide) leases=$RUN/dhcp6-wide.leases ;;   # dhcp6s keeps no lease file: stamp only
+    esac
+    if [[ $(cat "$leases.pool" 2>/dev/null || true) != "$stamp" ]]; then
+        rm -f "$leases" "$leases".*
+        echo "$stamp" >"$leases.pool"
+    fi
+    # dhcp6.log: the current server only; the logs of earlier ones are appended to dhcp6.log.old
+    if [[ -s $RUN/dhcp6.log ]]; then
+        cat "$RUN/dhcp6.log" >>"$RUN/dhcp6.log.old"
+        printf '==== %s lab.sh dhcp6 start --server %s --pool %s (earlier log above)\n' \
+            "$(date '+%F %T')" "$server" "$pool" >>"$RUN/dhcp6.log.old"
+    fi
+    : >"$RUN/dhcp6.log"
+
+    local conf
+    case $server in
+        kea)
+            conf=$RUN/dhcp6-kea.json
+            local aftr_opt="" rc=false
+            [[ -z $aftr ]] || aftr_opt=$',\n        { "name": "aftr-name", "data": "'"$aftr"'" }'
+            [[ $rapid == no ]] || rc=true
+            render "$HGW_TPL/kea-dhcp6.json.in" "$conf" RUN="$RUN" PREFIX="$net" PREFIXLEN="$plen" \
+                DLEN="$dlen" T1="$t1" T2="$t2" PREFERRED="$pref" VALID="$valid" RAPID="$rc" \
+                AFTR_OPTION="$aftr_opt"
+            nsx hgw env KEA_LOCKFILE_DIR=none KEA_PIDFILE_DIR="$RUN" kea-dhcp6 -t "$conf" \
+                >"$RUN/dhcp6.configtest" 2>&1 ||
+                { tail -n 20 "$RUN/dhcp6.configtest" >&2; die "kea-dhcp6: bad config $conf"; }
+            rm -f "$RUN"/dhcp6-kea.kea-dhcp6.pid
+            start_bg_to "$RUN/dhcp6.log" dhcp6-kea hgw kea-dhcp6 \
+                env KEA_LOCKFILE_DIR=none KEA_PIDFILE_DIR="$RUN" kea-dhcp6 -c "$conf"
+            ;;
+        isc)
+            conf=$RUN/dhcp6-isc.conf
+            local aftr_line="" rapid_line=""
+            [[ -z $aftr ]] || aftr_line="option dhcp6.aftr-name \"${aftr%.}\";"
+            [[ $rapid == no ]] || rapid_line="option dhcp6.rapid-commit;"
+            render "$HGW_TPL/dhcpd6.conf.in" "$conf" PLOW="$first" PHIGH="$last" DLEN="$dlen" \
+                T1="$t1" T2="$t2" PREFERRED="$pref" VALID="$valid" AFTR="$aftr_line" RAPID="$rapid_line"
+            touch "$leases"
+            rm -f "$RUN/dhcp6-isc.pidfile"   # dhcpd refuses to start if its pid (maybe a zombie) exists
+            nsx hgw dhcpd -6 -t -q -cf "$conf" >"$RUN/dhcp6.configtest" 2>&1 ||
+                { tail -n 20 "$RUN/dhcp6.configtest" >&2; die "dhcpd: bad config $conf"; }
+            start_bg_to "$RUN/dhcp6.log" dhcp6-isc hgw dhcpd \
+                dhcpd -6 -f -d -cf "$conf" -lf "$leases" -pf "$RUN/dhcp6-isc.pidfile" down0
+            ;;
+        wide)
+            conf=$RUN/dhcp6-wide.conf
+            local rapid_line=""
+            [[ $rapid == no ]] || rapid_line="allow rapid-commit;"
+            render "$HGW_TPL/dhcp6s.conf.in" "$conf" DUID="$duid" PREFIX="$first/$dlen" \
+                PREFERRED="$pref" VALID="$valid" RAPID="$rapid_line"
+            rm -f "$RUN/dhcp6-wide.pidfile"
+            start_bg_to "$RUN/dhcp6.log" dhcp6-wide hgw dhcp6s \
+                dhcp6s -f -D -c "$conf" -P "$RUN/dhcp6-wide.pidfile" -k "$RUN/dhcp6s.key" down0
+            ;;
+    esac
+    if ! wait_until 100 hgw_listens_udp 547 || ! pid_alive "dhcp6-$server"; then
+        tail -n 30 "$RUN/dhcp6.log" >&2 || true
+        die "dhcp6: $server did not start (log $RUN/dhcp6.log)"
+    fi
+    hgw_route_pool "$pool"
+    cat >"$RUN/dhcp6.state" <<EOS
+running=yes
+server=$server
+pool=$pool
+delegated_len=$dlen
+first=$first/$dlen
+t1=$t1
+t2=$t2
+preferred=$pref
+valid=$valid
+aftr_name=$aftr
+rapid_commit=$rapid
+duid=$duid
+config=$conf
+leases=$leases
+EOS
+    local extras="T1 $t1 T2 $t2 preferred $pref valid $valid, aftr-name '${aftr}', rapid-commit $rapid"
+    [[ $server != wide ]] || extras="only $first/$dlen to DUID $duid, preferred $pref valid $valid,\
+ T1/T2 = 0.5/0.8 x preferred (fixed by dhcp6s), no aftr-name, rapid-commit $rapid"
+    say "dhcp6: $server running on hgw down0 (pid $(cut -d' ' -f1 "$PIDS/dhcp6-$server.pid")):" \
+        "pool $pool delegated /$dlen (first $first/$dlen), $extras;" \
+        "route $pool via $ROUTER_WAN_LL dev down0; log $RUN/dhcp6.log"
+}
+
+dhcp6_status() {
+    local k any=0
+    for k in kea isc wide; do
+        if pid_alive "dhcp6-$k"; then
+            any=1
+            echo "dhcp6: $k running (pid $(cut -d' ' -f1 "$PIDS/dhcp6-$k.pid")), log $RUN/dhcp6.log"
+        fi
+    done
+    ((any)) || echo "dhcp6: not running"
+    [[ -f $RUN/dhcp6.state ]] && sed 's/^/   /' "$RUN/dhcp6.state"
+    if ns_exists hgw; then
+        echo "   hgw routes on down0:"
+        nsx hgw ip -6 route show dev down0 | sed 's/^/     /'
+    fi
+}
+
+# ---- DNS (dnsmasq: authoritative-only answers, no upstream, no DHCP)
+cmd_dns() {
+    local sub=${1:-status}
+    (($#)) && shift
+    [[ $sub == status ]] || need_lab
+    case $sub in
+        start) dns_start "$@" ;;
+        stop) stop_pidfile dns; rm -f "$RUN/dns.state"; say "dns: stopped" ;;
+        query) [[ $# -ge 1 ]] || die "usage: lab.sh dns query NAME [A|AAAA|CNAME]"
+            dns_query hgw "$HGW_ADDR" "$1" "${2:-AAAA}" ;;
+        status)
+            if pid_alive dns; then
+                echo "dns: dnsmasq running (pid $(cut -d' ' -f1 "$PIDS/dns.pid")) on [$HGW_ADDR]:53," \
+                    "aftr.lab.example AAAA $(state_get "$RUN/dns.state" aftr) ttl $(state_get "$RUN/dns.state" ttl)," \
+                    "log $RUN/dns.log"
+            else
+                echo "dns: not running"
+            fi ;;
+        *) die "usage: lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [TYPE]" ;;
+    esac
+}
+
+dns_start() {
+    local aftr=$AFTR_ADDR ttl=60
+    while (($#)); do
+        case $1 in
+            --aftr) aftr=${2:-}; shift 2 || die "--aftr needs a value" ;;
+            --ttl) ttl=${2:-}; shift 2 || die "--ttl needs a value" ;;
+            *) die "dns start: unknown option '$1'" ;;
+        esac
+    done
+    need_uint --ttl "$ttl"
+    python3 -c 'import ipaddress,sys; ipaddress.IPv6Address(sys.argv[1])' "$aftr" 2>/dev/null ||
+        die "--aftr must be an IPv6 address, got '$aftr'"
+    stop_pidfile dns
+    wait_until 30 hgw_port_free 53 || warn "dns: udp port 53 still in use in hgw"
+    start_bg dns hgw dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address="$HGW_ADDR" --port=53 \
+        --pid-file="$RUN/dnsmasq.pid" --log-facility="$RUN/dns.log" --log-queries \
+        --host-record="aftr.lab.example,$aftr,$ttl" --cname="gw.lab.example,aftr.lab.example,$ttl" \
+        --address=/#/
+    if ! wait_until 50 hgw_listens_udp 53 || ! pid_alive dns; then
+        tail -n 20 "$RUN/dns.out" "$RUN/dns.log" >&2 2>/dev/null || true
+        die "dns: dnsmasq did not start"
+    fi
+    printf 'aftr=%s\nttl=%s\n' "$aftr" "$ttl" >"$RUN/dns.state"
+    say "dns: dnsmasq on [$HGW_ADDR]:53 (pid $(cut -d' ' -f1 "$PIDS/dns.pid")): aftr.lab.example AAAA $aftr," \
+        "gw.lab.example CNAME aftr.lab.example, ttl ${ttl}s, NXDOMAIN otherwise; log $RUN/dns.log"
 }
 
 # --------------------------------------------------------------- status
@@ -314,6 +713,8 @@ cmd_status() {
     for ns in "${NAMESPACES[@]}"; do
         ns_exists "$ns" && echo "   netns $ns pids: $(ip netns pids "$ns" | tr '\n' ' ')"
     done
+    echo "== hgw peers"
+    { radvd_status; dhcp6_status; cmd_dns status; } | sed 's/^/   /'
     if [[ -f $RUN/aftr-stats.json ]]; then
         echo "== aftr stats ($RUN/aftr-stats.json)"
         python3 - "$RUN/aftr-stats.json" <<'EOF'
@@ -409,30 +810,240 @@ print("  injected: " + ", ".join(c[0] for c in cases) + " + 1 proto-4 packet to 
 EOF
 }
 
-cmd_selftest() {
-    local queues=1
+# ---- hgw peer checks (used by selftest and peers-selftest)
+has() { grep -qE -- "$2" <<<"$1" || { printf '        no match for /%s/\n' "$2"; return 1; }; } # TEXT ERE
+
+# dns_query NS SERVER NAME [TYPE]: one UDP query; prints "rcode=RCODE" then "NAME TTL TYPE DATA" lines
+dns_query() {
+    nsx "$1" python3 - "$2" "$3" "${4:-AAAA}" <<'PY'
+import random, socket, struct, sys
+server, name, qtype = sys.argv[1], sys.argv[2], sys.argv[3].upper()
+TYPES = {"A": 1, "CNAME": 5, "AAAA": 28}
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+tid = random.randrange(1 << 16)
+qname = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
+q = struct.pack("!HHHHHH", tid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", TYPES[qtype], 1)
+s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(q, (server, 53))
+try:
+    r = s.recv(4096)
+except OSError as e:
+    sys.exit(f"no answer from {server}: {e}")
+def rname(off):
+    labels, end = [], None
+    while True:
+        n = r[off]
+        if n & 0xC0 == 0xC0:
+            end = off + 2 if end is None else end
+            off = ((n & 0x3F) << 8) | r[off + 1]
+            continue
+        off += 1
+        if n == 0:
+            return ".".join(labels), (off if end is None else end)
+        labels.append(r[off:off + n].decode())
+        off += n
+rid, flags, qd, an = struct.unpack("!HHHH", r[:8])
+if rid != tid:
+    sys.exit("answer with a wrong transaction id")
+print("rcode=" + RCODES.get(flags & 0xF, str(flags & 0xF)))
+off = 12
+for _ in range(qd):
+    off = rname(off)[1] + 4
+for _ in range(an):
+    n, off = rname(off)
+    t, _, ttl, ln = struct.unpack("!HHIH", r[off:off + 10])
+    off += 10
+    d = r[off:off + ln]
+    v = (socket.inet_ntop(socket.AF_INET6, d) if t == 28 else socket.inet_ntop(socket.AF_INET, d)
+         if t == 1 else rname(off)[0] if t == 5 else d.hex())
+    off += ln
+    print(n, ttl, {1: "A", 5: "CNAME", 28: "AAAA"}.get(t, t), v)
+PY
+}
+
+# dhclient (ISC, -6 -P, DUID-LL of wan0) in the router namespace as the PD client
+DHCLIENT_TAG=
+dhclient_begin() { # TAG
+    DHCLIENT_TAG=$1
+    rm -f "$RUN/dhclient6-$1.leases" "$RUN/dhclient6-$1.out"
+    start_bg_to "$RUN/dhclient6-$1.out" dhclient router dhclient dhclient -6 -P -d -v -D LL \
+        -cf "$HGW_TPL/dhclient6.conf" -lf "$RUN/dhclient6-$1.leases" -pf "$RUN/dhclient6.pidfile" \
+        -sf /bin/true wan0
+}
+dhclient_end() { stop_pidfile dhclient; }
+lease_text() { cat "$RUN/dhclient6-$DHCLIENT_TAG.leases" 2>/dev/null || true; }
+lease_prefix() { lease_text | sed -n 's/^ *iaprefix \([^ ]*\) {.*/\1/p' | tail -n 1; }
+lease_last() { lease_text | sed -n "s/^ *$1 \([0-9]*\);.*/\1/p" | tail -n 1; } # KEYWORD
+has_lease() { [[ -n $(lease_prefix) ]]; }
+dhcp6_log_has() { grep -qE -- "$1" "$RUN/dhcp6.log" 2>/dev/null; } # ERE
+count_renews() { grep -c 'XMT: Renew on wan0' "$RUN/dhclient6-$DHCLIENT_TAG.out" 2>/dev/null || true; }
+two_renews() { (($(count_renews) >= 2)); }
+
+# dhcp6_pd_check LABEL WANT [START ARGS...]: (re)start the server, get a delegation with dhclient
+dhcp6_pd_check() {
+    local label=$1 want=$2; shift 2
+    dhcp6_start "$@" >/dev/null
+    dhclient_begin "$label"
+    wait_until 150 has_lease || true
+    dhclient_end
+    check "$label: dhclient -6 -P got $(lease_prefix) (want $want)" eq "$(lease_prefix)" "$want"
+}
+
+peers_checks() { # needs wan0 in the router namespace with $ROUTER_WAN_LL and $B4_ADDR/64
+    local out c missing=0
+    for c in rdisc6 dhclient; do
+        command -v "$c" >/dev/null 2>&1 || { warn "peers: command '$c' missing"; missing=1; }
+    done
+    check "peers: rdisc6 (ndisc6) and dhclient (isc-dhcp-client) installed" test "$missing" = 0
+    ((missing)) && return 0
+
+    say "peers: radvd on hgw down0 (rdisc6 -1 wan0 in the router namespace)"
+    out=$(nsx router rdisc6 -1 -r 3 -w 1500 wan0 2>&1 || true)
+    printf '%s\n' "$out" >"$RUN/peers-rdisc6.out"
+    check "RA: M=1 (Stateful address conf. Yes)" has "$out" 'Stateful address conf\. +: +Yes'
+    check "RA: O=1 (Stateful other conf. Yes)" has "$out" 'Stateful other conf\. +: +Yes'
+    check "RA: router lifetime 1800" has "$out" 'Router lifetime +: +1800 '
+    check "RA: prefix 2001:db8:0:100::/64, on-link, autonomous" has "$(tr '\n' ' ' <<<"$out")" \
+        'Prefix +: 2001:db8:0:100::/64 +On-link +: +Yes +Autonomous address conf\.: +Yes'
+    check "RA: RDNSS $HGW_ADDR" has "$out" "Recursive DNS server +: $HGW_ADDR\$"
+    check "RA: DNSSL lab.example" has "$out" 'DNS search list +: lab\.example'
+    check "RA: MTU 1500" has "$out" 'MTU +: +1500 bytes'
+    check "RA: from $HGW_LL" has "$out" "^ from $HGW_LL\$"
+
+    say "peers: dnsmasq on [$HGW_ADDR]:53 (queries from the router namespace)"
+    out=$(dns_query router "$HGW_ADDR" aftr.lab.example AAAA 2>&1 || true)
+    check "DNS: aftr.lab.example AAAA $AFTR_ADDR, ttl 60" eq "$out" \
+        $'rcode=NOERROR\naftr.lab.example 60 AAAA '"$AFTR_ADDR"
+    out=$(dns_query router "$HGW_ADDR" gw.lab.example AAAA 2>&1 || true)
+    check "DNS: gw.lab.example CNAME aftr.lab.example" eq "$out" \
+        $'rcode=NOERROR\ngw.lab.example 60 CNAME aftr.lab.example\naftr.lab.example 60 AAAA '"$AFTR_ADDR"
+    out=$(dns_query router "$HGW_ADDR" nothing.example.com AAAA 2>&1 || true)
+    check "DNS: nothing.example.com -> NXDOMAIN" eq "$out" "rcode=NXDOMAIN"
+
+    say "peers: DHCPv6-PD (dhclient -6 -P -D LL on wan0 in the router namespace)"
+    dhcp6_pd_check kea "$DHCP6_POOL"
+    out=$(lease_text)
+    check "kea: lease carries aftr-name (option 64) aftr.lab.example" has "$out" 'option dhcp6\.aftr-name "aftr\.lab\.example\.";'
+    check "kea: lease carries dns-servers $HGW_ADDR" has "$out" "option dhcp6\\.name-servers $HGW_ADDR;"
+    check "kea: lease carries domain-search lab.example" has "$out" 'option dhcp6\.domain-search "lab\.example\.";'
+    check "kea: lease T1 1800 T2 2880 preferred 3600 valid 7200" has "$(tr -s ' \n' ' ' <<<"$out")" \
+        'renew 1800; rebind 2880; iaprefix [^ ]+ \{ starts [0-9]+; preferred-life 3600; max-life 7200;'
+    check "kea log: SOLICIT received" dhcp6_log_has 'DHCP6_PACKET_RECEIVED .*: SOLICIT \(type 1\) received'
+    check "kea log: REQUEST received" dhcp6_log_has 'DHCP6_PACKET_RECEIVED .*: REQUEST \(type 3\) received'
+
+    say "peers: Kea with T1 4 T2 8: RENEW, then REBIND while Kea was down"
+    local short=(--t1 4 --t2 8 --preferred 20 --valid 30)
+    dhcp6_start "${short[@]}" >/dev/null
+    dhclient_begin kea-renew
+    wait_until 150 has_lease || true
+    wait_until 100 dhcp6_log_has 'RENEW \(type 5\) received' || true
+    check "kea log: RENEW received (T1 4 s)" dhcp6_log_has 'DHCP6_PACKET_RECEIVED .*: RENEW \(type 5\) received'
+    dhcp6_stop >/dev/null
+    wait_until 150 two_renews || true    # the next RENEW goes unanswered ...
+    dhcp6_start "${short[@]}" >/dev/null # ... so at T2 the client rebinds
+    wait_until 150 dhcp6_log_has 'REBIND \(type 6\) received' || true
+    check "kea log: REBIND received (after an unanswered RENEW)" \
+        dhcp6_log_has 'DHCP6_PACKET_RECEIVED .*: REBIND \(type 6\) received'
+    wait_until 30 dhcp6_log_has 'RESPONSE_DATA' || true
+    dhclient_end
+    check "kea: rebound lease: $(lease_prefix), preferred $(lease_last preferred-life), valid $(lease_last max-life)" \
+        eq "$(lease_prefix) $(lease_last preferred-life) $(lease_last max-life)" "$DHCP6_POOL 20 30"
+
+    say "peers: Kea with a /56 pool (delegated-len 56): new prefix, hgw route follows"
+    dhcp6_pd_check kea-56 2001:db8:0:200::/56 --pool 2001:db8:0:200::/56 --delegated-len 56
+    check "hgw: route 2001:db8:0:200::/56 via $ROUTER_WAN_LL dev down0" has \
+        "$(nsx hgw ip -6 route show 2001:db8:0:200::/56)" "via $ROUTER_WAN_LL dev down0"
+    check "hgw: old pool route $DHCP6_POOL removed" eq "$(nsx hgw ip -6 route show "$DHCP6_POOL")" ""
+
+    if command -v dhcpd >/dev/null 2>&1; then
+        say "peers: ISC dhcpd -6 (second, independent server)"
+        dhcp6_pd_check isc "$DHCP6_POOL" --server isc
+        check "isc: lease carries aftr-name (option 64) aftr.lab.example" has "$(lease_text)" \
+            'option dhcp6\.aftr-name "aftr\.lab\.example\.";'
+        check "isc log: Solicit received" dhcp6_log_has '^Solicit message from fe80::ff:fe00:202 port 546'
+        check "isc log: Request received" dhcp6_log_has '^Request message from fe80::ff:fe00:202 port 546'
+    else
+        printf '  SKIP  isc: dhcpd (isc-dhcp-server) not installed\n'
+    fi
+    if command -v dhcp6s >/dev/null 2>&1; then
+        say "peers: WIDE dhcp6s (third server; delegates to DUID-LL $ROUTER_DUID_LL only)"
+        dhcp6_pd_check wide "$DHCP6_POOL" --server wide
+        check "wide log: solicit received" dhcp6_log_has 'server6_recv: received solicit from fe80::ff:fe00:202%down0'
+        check "wide log: request received" dhcp6_log_has 'server6_recv: received request from fe80::ff:fe00:202%down0'
+    else
+        printf '  SKIP  wide: dhcp6s (wide-dhcpv6-server) not installed\n'
+    fi
+    say "peers: back to Kea with the defaults"
+    dhcp6_start >/dev/null
+    check "hgw: route $DHCP6_POOL via $ROUTER_WAN_LL is back, the /56 route is gone" eq \
+        "$(nsx hgw ip -6 route show dev down0 | grep -c via)/$(nsx hgw ip -6 route show "$DHCP6_POOL" | grep -c "$ROUTER_WAN_LL")" "1/1"
+}
+
+# save_peer_evidence DIR
+save_peer_evidence() {
+    cp "$RUN"/radvd.conf "$RUN"/radvd.log "$RUN"/dhcp6.log "$RUN"/dhcp6.log.old "$RUN"/dhcp6-*.json \
+        "$RUN"/dhcp6-*.conf "$RUN"/dns.log "$RUN"/dhclient6-* "$RUN"/peers-rdisc6.out "$1/" 2>/dev/null || true
+}
+
+# selftest_prepare NAME: refuse if ipoed runs; (re)build unless the lab is up and pristine
+selftest_prepare() {
+    local name=$1 queues=1
     [[ -f $RUN/queues ]] && queues=$(cat "$RUN/queues")
     if ns_exists router; then
         if [[ -n $(ip netns pids router) ]]; then
-            die "selftest: processes are running in the router namespace (ipoed?): $(ip netns pids router | tr '\n' ' ')"
+            die "$name: processes are running in the router namespace (ipoed?): $(ip netns pids router | tr '\n' ' ')"
         fi
         local links
         links=$(nsx router ip -d link show)
         if grep -q 'prog/xdp' <<<"$links"; then
-            die "selftest: an XDP program is attached in the router namespace; stop ipoed first"
+            die "$name: an XDP program is attached in the router namespace; stop ipoed first"
         fi
     fi
-    if ! ns_exists router || ! pid_alive aftr || ! pid_alive http ||
+    if ! ns_exists router || ! pid_alive aftr || ! pid_alive http || ! pid_alive radvd ||
+        ! pid_alive dns || ! pid_alive dhcp6-kea ||
+        [[ $(state_get "$RUN/dhcp6.state" pool) != "$DHCP6_POOL" ]] ||
+        [[ $(state_get "$RUN/dhcp6.state" t1) != 1800 ]] ||
+        [[ $(state_get "$RUN/radvd.state" lifetime) != 1800 ]] ||
+        [[ $(state_get "$RUN/dns.state" ttl) != 60 || $(state_get "$RUN/dns.state" aftr) != "$AFTR_ADDR" ]] ||
         [[ -n $(nsx router ip -o addr show dev lan0) || -n $(nsx router ip -o addr show dev wan0) ]]; then
-        say "selftest: lab not up or not pristine, (re)building it"
+        say "$name: lab not up or not pristine, (re)building it"
         cmd_up --queues "$queues" >/dev/null
     fi
+}
+
+cmd_peers_selftest() {
+    local queues=1
+    selftest_prepare peers-selftest
+    [[ -f $RUN/queues ]] && queues=$(cat "$RUN/queues")
+    say "peers-selftest: router wan0 gets $ROUTER_WAN_LL and $B4_ADDR/64 for the duration of the test"
+    nsx router ip -6 addr add "$ROUTER_WAN_LL"/64 dev wan0 nodad
+    nsx router ip -6 addr add "$B4_ADDR"/64 dev wan0 nodad
+    FAILS=0
+    peers_checks
+    rm -rf "$RUN/peers-selftest"
+    mkdir -p "$RUN/peers-selftest"
+    save_peer_evidence "$RUN/peers-selftest"
+    say "peers-selftest: evidence saved in $RUN/peers-selftest/; rebuilding the lab"
+    cmd_up --queues "$queues" >/dev/null
+    if ((FAILS)); then
+        trap - ERR
+        warn "peers-selftest: $FAILS check(s) FAILED (evidence in $RUN/peers-selftest/)"
+        exit 1
+    fi
+    say "peers-selftest: ALL PASSED (lab rebuilt, router namespace has no addresses again)"
+}
+
+cmd_selftest() {
+    local queues=1
+    selftest_prepare selftest
+    [[ -f $RUN/queues ]] && queues=$(cat "$RUN/queues")
 
     say "selftest: turning the router namespace into a kernel router + b4ref.py (lab-only B4)"
     nsx router ip addr add 192.168.2.1/24 dev lan0
     nsx router ip -6 addr add 2001:db8:0:111::1/64 dev lan0 nodad
     nsx router ip -6 addr add "$B4_ADDR"/64 dev wan0 nodad
-    nsx router ip -6 addr add fe80::2/64 dev wan0 nodad
+    nsx router ip -6 addr add "$ROUTER_WAN_LL"/64 dev wan0 nodad   # hgw routes the PD pool here
     nsx router ip -6 route add default via fe80::1 dev wan0
     sysctl_ns router net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     start_bg b4ref router b4ref.py python3 -u "$LAB_SRC/b4ref.py" --b4 "$B4_ADDR" \
@@ -498,10 +1109,14 @@ cmd_selftest() {
     check "control: proto 4 to an address without raw socket -> parameter problem (+1)" \
         eq "$(snmp6 Icmp6OutParmProblems)" "$((pp0 + 1))"
 
+    # the hgw peers, seen from the router namespace (wan0 has its link-local and B4 address)
+    peers_checks
+
     # keep the evidence, then rebuild a pristine lab (router without addresses)
     rm -rf "$RUN/selftest"
     mkdir -p "$RUN/selftest"
     cp "$RUN"/aftr-stats.json "$RUN"/aftr.log "$RUN"/http-access.log "$RUN/selftest/" 2>/dev/null || true
+    save_peer_evidence "$RUN/selftest"
     stop_pidfile b4ref
     cp "$RUN"/b4ref.out "$RUN/selftest/" 2>/dev/null || true
     sed 's/^/  /' "$RUN/selftest/b4ref.out" 2>/dev/null || true
@@ -517,7 +1132,7 @@ cmd_selftest() {
 
 # --------------------------------------------------------------- main
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -529,6 +1144,10 @@ main() {
         up) cmd_up "$@" ;;
         down) [[ $(id -u) -eq 0 ]] || die "must be root"; cmd_down ;;
         status) cmd_status ;;
+        radvd) cmd_radvd "$@" ;;
+        dhcp6) cmd_dhcp6 "$@" ;;
+        dns) cmd_dns "$@" ;;
+        peers-selftest) check_prereqs; cmd_peers_selftest ;;
         selftest) check_prereqs; cmd_selftest ;;
         -h | --help | help) usage 0 ;;
         *) usage 1 >&2 ;;

@@ -82,7 +82,8 @@ impl Lab {
         lab
     }
 
-    fn script(&self, args: &[&str]) -> Run {
+    /// Run a lab.sh subcommand (e.g. `["dhcp6", "start", "--pool", ...]`).
+    pub fn script(&self, args: &[&str]) -> Run {
         let out = Command::new("bash")
             .arg(workspace().join("tests/lab/lab.sh"))
             .args(args)
@@ -95,7 +96,7 @@ impl Lab {
     /// The lab config with `workers` workers (see config/examples/lab.yaml).
     pub fn config(&self, workers: usize) -> String {
         format!(
-            "wan:\n  interface: wan0\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n\
+            "wan:\n  interface: wan0\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
              lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
              dslite:\n  aftr: 2001:db8:aaaa::1\n  b4_address: wan\n\
              dataplane:\n  workers: {workers}\n  poll: adaptive\n\
@@ -103,6 +104,26 @@ impl Lab {
             self.socket.display(),
             self.run_dir.join("state").display()
         )
+    }
+
+    /// A config with no addresses: everything is learned from the home
+    /// gateway (see config/examples/lab-auto.yaml). `subnet_id`, the AFTR
+    /// (`aftr.lab.example`, an address or `dhcpv6`) and the B4 source
+    /// (`wan` or `delegated`) vary between tests.
+    pub fn auto_config(&self, subnet_id: u32, aftr: &str, b4: &str) -> String {
+        format!(
+            "wan:\n  interface: wan0\n  ipv6:\n    slaac: true\n    dhcpv6_pd: {{ prefix_hint: 60 }}\n\
+             lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    subnet_id: {subnet_id}\n\
+             dslite:\n  aftr: {aftr}\n  b4_address: {b4}\n\
+             dataplane:\n  workers: 1\n\
+             control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n",
+            self.socket.display(),
+            self.state_dir().display()
+        )
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.run_dir.join("state")
     }
 
     /// Start ipoed in the router namespace and wait until it answers.
@@ -220,6 +241,40 @@ impl Lab {
         let text =
             std::fs::read_to_string(self.run_dir.join("aftr-stats.json")).expect("aftr-stats.json");
         serde_json::from_str(&text).expect("aftr stats are JSON")
+    }
+
+    /// Polls `cond` every 100 ms until it holds or `timeout` passes;
+    /// returns how long it took.
+    pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+        let t0 = Instant::now();
+        loop {
+            if cond() {
+                return Some(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pid lab.sh recorded for one of its processes.
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.run_dir.join(format!("pids/{name}.pid")))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Send `sig` to a lab process by its pid file name.
+    pub fn signal(&self, name: &str, sig: i32) -> bool {
+        match self.pid_of(name) {
+            // SAFETY: signalling one of the lab's own processes.
+            Some(pid) => unsafe { libc_kill(pid, sig) == 0 },
+            None => false,
+        }
     }
 
     /// A named drop counter from `show errors`.

@@ -15,6 +15,11 @@ const COMMANDS: &[&str] = &[
     "show runtime",
     "show neighbors",
     "show config",
+    "show wan",
+    "show pd",
+    "show tunnel",
+    "pd renew",
+    "pd rebind",
     "version",
 ];
 
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         "show runtime" => print_runtime(data),
         "show neighbors" => print_neighbors(data),
         "show config" => print!("{}", data["yaml"].as_str().unwrap_or("")),
+        "show wan" | "show pd" | "show tunnel" | "pd renew" | "pd rebind" => print_fields(data, ""),
         _ => println!(
             "ipoed {} (protocol {})",
             data["daemon"].as_str().unwrap_or("?"),
@@ -220,5 +226,49 @@ fn print_neighbors(d: &Value) {
             n["state"].as_str().unwrap_or("?"),
             n["age_s"].as_f64().unwrap_or(0.0),
         );
+    }
+}
+
+/// Nested JSON as indented `key: value` lines; lists of objects as one
+/// block per element.
+fn print_fields(d: &Value, indent: &str) {
+    let Some(map) = d.as_object() else {
+        println!("{indent}{}", scalar(d));
+        return;
+    };
+    for (k, v) in map {
+        let key = k.replace('_', " ");
+        match v {
+            Value::Object(_) => {
+                println!("{indent}{key}:");
+                print_fields(v, &format!("{indent}  "));
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                println!("{indent}{key}:");
+                for item in items {
+                    print_fields(item, &format!("{indent}  - "));
+                }
+            }
+            Value::Array(items) => {
+                let list: Vec<String> = items.iter().map(scalar).collect();
+                println!(
+                    "{indent}{key}: {}",
+                    if list.is_empty() {
+                        "-".into()
+                    } else {
+                        list.join(", ")
+                    }
+                );
+            }
+            _ => println!("{indent}{key}: {}", scalar(v)),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }

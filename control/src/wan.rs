@@ -1,0 +1,687 @@
+//! WAN autoconfiguration: ties the RA/SLAAC engine, the DHCPv6-PD client
+//! and the AFTR resolver together and derives what the dataplane needs (WAN
+//! address, default router, LAN /64, B4 and AFTR) as one [`Learned`] value.
+//!
+//! Everything here is sans-IO like the engines it drives: `handle` takes
+//! received datagrams, `poll` returns frames to send and the next deadline.
+//! The daemon publishes a new dataplane snapshot whenever `learned` changes,
+//! so a worker switches from one complete set of addresses to the next.
+
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use ipoe_config::{Aftr, B4Source, Config, DuidType, IidMode};
+
+use crate::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
+use crate::dns::{self, Resolver, ResolverConfig};
+use crate::ip6io::{self, Inbound, Route};
+use crate::neigh::Mac;
+use crate::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
+use crate::state::{self, StateDir};
+
+/// DHCPv6 starts on an RA with M or O set; without any RA it starts anyway
+/// after this long (RFC 7084 WPD-1: PD does not depend on the RA).
+const PD_WITHOUT_RA: Duration = Duration::from_secs(4);
+
+/// A frame to send on the WAN.
+pub enum Send {
+    /// Complete, multicast or with the destination MAC filled.
+    Ready(Vec<u8>),
+    /// Unicast via `next_hop`: the neighbor engine fills the MAC.
+    Via { next_hop: Ipv6Addr, frame: Vec<u8> },
+}
+
+/// How the AFTR address was learned, for `ipoectl show tunnel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AftrSource {
+    Config,
+    Dns,
+    Dhcpv6Dns,
+}
+
+impl AftrSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AftrSource::Config => "config",
+            AftrSource::Dns => "dns",
+            AftrSource::Dhcpv6Dns => "dhcpv6 (AFTR-Name) + dns",
+        }
+    }
+}
+
+/// What the WAN side has learned, derived on demand. Two equal values mean
+/// the dataplane needs no new snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// Our WAN addresses, tentative ones included (the neighbor engine runs
+    /// DAD on them), static first.
+    pub wan_candidates: Vec<(Ipv6Addr, u8)>,
+    /// The WAN global address in use (passed DAD).
+    pub wan_address: Option<Ipv6Addr>,
+    pub gateway: Option<Ipv6Addr>,
+    pub gateway_mac: Option<Mac>,
+    pub delegated: Option<(Ipv6Addr, u8)>,
+    pub lan_prefix: Option<Ipv6Addr>,
+    pub lan_address: Option<Ipv6Addr>,
+    pub b4: Option<Ipv6Addr>,
+    pub aftr: Option<Ipv6Addr>,
+    pub aftr_source: Option<AftrSource>,
+    /// Why a delegated prefix could not be used, if it could not.
+    pub pd_error: Option<String>,
+}
+
+/// Drops and oddities of the WAN control traffic; each a named counter.
+#[derive(Clone, Debug, Default)]
+pub struct WanCounters {
+    pub rx_malformed: u64,
+    pub rx_bad_checksum: u64,
+    pub rx_unexpected: u64,
+    pub tx_no_route: u64,
+    pub pd_bound: u64,
+    pub pd_renewed: u64,
+    pub pd_expired: u64,
+    pub pd_lost: u64,
+    pub prefix_changes: u64,
+}
+
+impl WanCounters {
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("rx-malformed", self.rx_malformed),
+            ("rx-bad-checksum", self.rx_bad_checksum),
+            ("rx-unexpected", self.rx_unexpected),
+            ("tx-no-route", self.tx_no_route),
+            ("pd-bound", self.pd_bound),
+            ("pd-renewed", self.pd_renewed),
+            ("pd-expired", self.pd_expired),
+            ("pd-lost", self.pd_lost),
+            ("prefix-changes", self.prefix_changes),
+        ]
+    }
+}
+
+/// The static parts of the configuration this module reads.
+struct Settings {
+    mac: Mac,
+    link_local: Ipv6Addr,
+    static_address: Option<(Ipv6Addr, u8)>,
+    static_gateway: Option<Ipv6Addr>,
+    static_lan_prefix: Option<Ipv6Addr>,
+    lan_address: Option<Ipv6Addr>,
+    subnet_id: u32,
+    b4_source: Option<B4Source>,
+    aftr: Option<Aftr>,
+    release_on_shutdown: bool,
+}
+
+pub struct Wan {
+    settings: Settings,
+    pub ra: WanRa,
+    pub dhcp: Option<Client>,
+    pub resolver: Option<Resolver>,
+    /// The name `resolver` looks up.
+    resolver_name: Option<String>,
+    pub state: StateDir,
+    started: bool,
+    pd_started: bool,
+    pd_deadline: Option<Instant>,
+    pub counters: WanCounters,
+    seed: u64,
+}
+
+impl Wan {
+    pub fn new(config: &Config, mac: Mac, link_local: Ipv6Addr, now: Instant) -> Self {
+        let mut state = StateDir::open(&config.control.state_dir);
+        let v6 = &config.wan.ipv6;
+        let iid = match v6.iid {
+            IidMode::Eui64 => SlaacIid::Eui64,
+            IidMode::StablePrivacy => SlaacIid::StablePrivacy {
+                secret: state.stable_privacy_secret(),
+            },
+        };
+        let seed = state::random_u64();
+        let ra = WanRa::new(
+            SlaacConfig {
+                mac,
+                ifname: config.wan.interface.as_str().to_owned(),
+                iid,
+                autoconf: v6.slaac,
+            },
+            seed,
+        );
+        let dhcp = v6.dhcpv6_pd.as_ref().map(|pd| {
+            let duid = state.duid(|| match pd.duid_type {
+                DuidType::Ll => dhcp6c::duid_ll(mac),
+                DuidType::Llt => dhcp6c::duid_llt(mac, seconds_since_2000()),
+                DuidType::Uuid => {
+                    let mut uuid = [0u8; 16];
+                    state::fill_random(&mut uuid);
+                    // RFC 4122 version 4, variant 1.
+                    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+                    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+                    dhcp6c::duid_uuid(uuid)
+                }
+            });
+            let mut client = Client::new(
+                ClientConfig {
+                    duid,
+                    // Stable across restarts and unique per interface: the
+                    // low bytes of the MAC.
+                    iaid: u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
+                    prefix_hint: pd.prefix_hint,
+                    request_na: pd.request_na,
+                    rapid_commit: pd.rapid_commit,
+                },
+                seed.rotate_left(17),
+            );
+            if let Some(lease) = state.load_pd_lease(now) {
+                log::info!(
+                    "dhcpv6-pd: saved lease {}/{} found, confirming it with Rebind",
+                    lease.prefix,
+                    lease.prefix_len
+                );
+                client.restore(lease, now);
+            }
+            client
+        });
+        let ds = config.dslite.as_ref();
+        Self {
+            settings: Settings {
+                mac,
+                link_local,
+                static_address: v6.address.map(|c| (c.addr, c.len)),
+                static_gateway: v6.gateway,
+                static_lan_prefix: config.lan.ipv6.prefix.map(|p| p.addr()),
+                lan_address: config.lan.ipv6.address,
+                subnet_id: config.lan.ipv6.subnet_id,
+                b4_source: ds.map(|d| d.b4_address),
+                aftr: ds.map(|d| d.aftr.clone()),
+                release_on_shutdown: v6.dhcpv6_pd.as_ref().is_some_and(|p| p.release_on_shutdown),
+            },
+            ra,
+            dhcp,
+            resolver: None,
+            resolver_name: None,
+            state,
+            started: false,
+            pd_started: false,
+            pd_deadline: None,
+            counters: WanCounters::default(),
+            seed,
+        }
+    }
+
+    /// A frame punted from the WAN that the neighbor engine left alone.
+    /// Returns whether it was ours.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let inbound = match ip6io::classify(frame) {
+            Ok(i) => i,
+            Err(ip6io::Refused::BadChecksum) => {
+                self.counters.rx_bad_checksum += 1;
+                return true;
+            }
+            Err(ip6io::Refused::Malformed) => {
+                self.counters.rx_malformed += 1;
+                return true;
+            }
+            Err(ip6io::Refused::NotUdpOrIcmpv6) => return false,
+        };
+        match inbound {
+            Inbound::Icmpv6 {
+                src,
+                hop_limit,
+                message,
+                ..
+            } if message.first() == Some(&134) => {
+                // Counted inside on refusal.
+                let _ = self.ra.handle_ra(now, src, hop_limit, message);
+                true
+            }
+            Inbound::Udp {
+                src_port: ip6io::DHCP6_SERVER_PORT,
+                dst_port: ip6io::DHCP6_CLIENT_PORT,
+                payload,
+                ..
+            } => {
+                match &mut self.dhcp {
+                    Some(c) => c.handle(now, payload),
+                    None => self.counters.rx_unexpected += 1,
+                }
+                true
+            }
+            Inbound::Udp {
+                src,
+                src_port,
+                dst_port,
+                payload,
+                ..
+            } if src_port == ip6io::DNS_PORT => {
+                let ours = self
+                    .resolver
+                    .as_mut()
+                    .is_some_and(|r| r.handle(now, src, src_port, dst_port, payload));
+                if !ours {
+                    self.counters.rx_unexpected += 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The neighbor engine found another node using `addr`.
+    pub fn dad_failed(&mut self, now: Instant, addr: Ipv6Addr) {
+        self.ra.dad_failed(now, addr);
+    }
+
+    /// Runs the engines' timers; `usable` are our WAN addresses that passed
+    /// DAD (the link-local one among them once it has).
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        usable: &[Ipv6Addr],
+        out: &mut Vec<Send>,
+    ) -> Option<Instant> {
+        let s = &self.settings;
+        let ll_usable = usable.contains(&s.link_local);
+        let mut next: Option<Instant> = None;
+        let mut soonest = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        if !ll_usable {
+            // Nothing leaves before our link-local address passed DAD.
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            self.ra.start(now);
+            self.pd_deadline = Some(now + PD_WITHOUT_RA);
+        }
+
+        let mut msgs = Vec::new();
+        soonest(self.ra.poll(now, &mut msgs));
+        for m in msgs.drain(..) {
+            out.push(Send::Ready(ip6io::icmpv6_frame(
+                &Route {
+                    src_mac: self.settings.mac,
+                    dst_mac: ip6io::multicast_mac(ip6io::ALL_ROUTERS),
+                    src: self.settings.link_local,
+                    dst: ip6io::ALL_ROUTERS,
+                    hop_limit: 255,
+                },
+                &m,
+            )));
+        }
+        for ev in self.ra.drain_events() {
+            if let slaac::Event::Flags { managed, other } = ev {
+                if (managed || other) && !self.pd_started {
+                    log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
+                    self.start_pd(now);
+                }
+            }
+        }
+        if !self.pd_started && self.pd_deadline.is_some_and(|d| d <= now) {
+            log::info!("wan: no RA with M/O flags yet; starting DHCPv6-PD anyway");
+            self.start_pd(now);
+        }
+        soonest(self.pd_deadline.filter(|_| !self.pd_started));
+
+        if let Some(dhcp) = &mut self.dhcp {
+            soonest(dhcp.poll(now, &mut msgs));
+            for m in msgs.drain(..) {
+                out.push(Send::Ready(ip6io::udp_frame(
+                    &Route {
+                        src_mac: self.settings.mac,
+                        dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
+                        src: self.settings.link_local,
+                        dst: ip6io::ALL_DHCP_SERVERS,
+                        hop_limit: 1,
+                    },
+                    ip6io::DHCP6_CLIENT_PORT,
+                    ip6io::DHCP6_SERVER_PORT,
+                    &m,
+                )));
+            }
+            for ev in dhcp.drain_events() {
+                self.on_pd_event(now, ev);
+            }
+        }
+
+        self.update_resolver(now);
+        let learned = self.learned(usable);
+        if let Some(r) = &mut self.resolver {
+            let mut queries = Vec::new();
+            soonest(r.poll(now, &mut queries));
+            for q in queries {
+                // DNS leaves from a global address of ours (the server is
+                // usually off-link) through the default router.
+                let src = learned.wan_address.or(learned.lan_address);
+                let (Some(src), Some(gw)) = (src, learned.gateway) else {
+                    self.counters.tx_no_route += 1;
+                    continue;
+                };
+                let frame = ip6io::udp_frame(
+                    &Route {
+                        src_mac: self.settings.mac,
+                        dst_mac: [0; 6],
+                        src,
+                        dst: q.server,
+                        hop_limit: 64,
+                    },
+                    q.src_port,
+                    ip6io::DNS_PORT,
+                    &q.payload,
+                );
+                out.push(Send::Via {
+                    next_hop: gw,
+                    frame,
+                });
+            }
+            for ev in r.drain_events() {
+                match ev {
+                    dns::Event::Resolved(a) => log::info!(
+                        "dslite: AFTR {} resolves to {a}",
+                        self.resolver_name.as_deref().unwrap_or("?")
+                    ),
+                    dns::Event::Failed(why) => log::warn!(
+                        "dslite: resolving AFTR {}: {why}",
+                        self.resolver_name.as_deref().unwrap_or("?")
+                    ),
+                }
+            }
+        }
+        next
+    }
+
+    fn start_pd(&mut self, now: Instant) {
+        self.pd_started = true;
+        if let Some(c) = &mut self.dhcp {
+            // A restored lease is already being confirmed by Rebind.
+            if c.state() == dhcp6c::State::Idle {
+                c.start(now);
+            }
+        }
+    }
+
+    fn on_pd_event(&mut self, now: Instant, ev: PdEvent) {
+        match ev {
+            PdEvent::Bound(l) => {
+                self.counters.pd_bound += 1;
+                self.counters.prefix_changes += 1;
+                log::info!(
+                    "dhcpv6-pd: bound {}/{} (T1 {} s, T2 {} s, preferred {} s, valid {} s)",
+                    l.prefix,
+                    l.prefix_len,
+                    l.t1,
+                    l.t2,
+                    l.preferred,
+                    l.valid
+                );
+                self.state.save_pd_lease(&l, now);
+            }
+            PdEvent::Renewed(l) => {
+                self.counters.pd_renewed += 1;
+                log::info!("dhcpv6-pd: {}/{} renewed", l.prefix, l.prefix_len);
+                self.state.save_pd_lease(&l, now);
+            }
+            PdEvent::Expired(l) => {
+                self.counters.pd_expired += 1;
+                log::warn!(
+                    "dhcpv6-pd: {}/{} expired without renewal; withdrawn",
+                    l.prefix,
+                    l.prefix_len
+                );
+                self.state.remove(state::PD_LEASE_FILE);
+            }
+            PdEvent::Lost(l) => {
+                self.counters.pd_lost += 1;
+                log::warn!("dhcpv6-pd: server withdrew {}/{}", l.prefix, l.prefix_len);
+                self.state.remove(state::PD_LEASE_FILE);
+            }
+        }
+    }
+
+    /// The AFTR name to resolve now, if any.
+    fn aftr_name(&self) -> Option<String> {
+        match &self.settings.aftr {
+            Some(Aftr::Name(n)) => Some(n.clone()),
+            Some(Aftr::Dhcpv6) => self
+                .dhcp
+                .as_ref()
+                .and_then(|c| c.lease())
+                .and_then(|l| l.aftr_name.clone()),
+            _ => None,
+        }
+    }
+
+    /// DNS servers learned on the WAN: DHCPv6 first (asked for by name),
+    /// then RDNSS.
+    pub fn dns_servers(&self, now: Instant) -> Vec<Ipv6Addr> {
+        let mut servers: Vec<Ipv6Addr> = self
+            .dhcp
+            .as_ref()
+            .and_then(|c| c.lease())
+            .map(|l| l.dns_servers.clone())
+            .unwrap_or_default();
+        for s in self.ra.dns_servers(now) {
+            if !servers.contains(&s) {
+                servers.push(s);
+            }
+        }
+        servers
+    }
+
+    fn update_resolver(&mut self, now: Instant) {
+        let name = self.aftr_name();
+        if name != self.resolver_name {
+            self.resolver = name.as_ref().map(|n| {
+                log::info!("dslite: AFTR name {n}, resolving it");
+                Resolver::new(
+                    ResolverConfig {
+                        name: n.clone(),
+                        min_ttl: Duration::from_secs(30),
+                        max_ttl: Duration::from_secs(24 * 3600),
+                        retry_initial: Duration::from_secs(1),
+                        retry_max: Duration::from_secs(60),
+                    },
+                    self.seed.rotate_left(31),
+                )
+            });
+            self.resolver_name = name;
+        }
+        let servers = self.dns_servers(now);
+        if let Some(r) = &mut self.resolver {
+            r.set_servers(now, &servers);
+        }
+    }
+
+    /// The current outcome; `usable` as for [`Self::poll`].
+    pub fn learned(&self, usable: &[Ipv6Addr]) -> Learned {
+        let s = &self.settings;
+        let mut l = Learned::default();
+        if let Some(a) = s.static_address {
+            l.wan_candidates.push(a);
+        }
+        for a in self.ra.addresses() {
+            if !l.wan_candidates.iter().any(|c| c.0 == a.addr) {
+                l.wan_candidates.push((a.addr, a.prefix_len));
+            }
+        }
+        l.wan_address = l
+            .wan_candidates
+            .iter()
+            .map(|c| c.0)
+            .find(|a| usable.contains(a));
+
+        match s.static_gateway {
+            Some(gw) => l.gateway = Some(gw),
+            None => {
+                if let Some(r) = self.ra.default_router() {
+                    l.gateway = Some(r.addr);
+                    l.gateway_mac = r.mac;
+                }
+            }
+        }
+
+        let lease = self.dhcp.as_ref().and_then(|c| c.lease());
+        l.delegated = lease.map(|l| (l.prefix, l.prefix_len));
+        match s.static_lan_prefix {
+            Some(p) => l.lan_prefix = Some(p),
+            None => {
+                if let Some((p, len)) = l.delegated {
+                    match subnet(p, len, u64::from(s.subnet_id)) {
+                        Ok(lan) => l.lan_prefix = Some(lan),
+                        Err(e) => l.pd_error = Some(e),
+                    }
+                }
+            }
+        }
+        l.lan_address = match (s.static_lan_prefix, s.lan_address) {
+            // A configured address belongs to the configured prefix.
+            (Some(_), Some(a)) => Some(a),
+            _ => l.lan_prefix.map(|p| with_iid(p, 1)),
+        };
+
+        l.b4 = match s.b4_source {
+            None => None,
+            Some(B4Source::Wan) => l.wan_address,
+            Some(B4Source::Delegated) => match l.delegated {
+                Some((p, len)) if len <= 64 => Some(with_iid(subnet_zero(p, len), 1)),
+                _ => s.static_lan_prefix.and(l.lan_address),
+            },
+        };
+        match &s.aftr {
+            Some(Aftr::Address(a)) => {
+                l.aftr = Some(*a);
+                l.aftr_source = Some(AftrSource::Config);
+            }
+            Some(kind) => {
+                if let Some(r) = self.resolver.as_ref().and_then(|r| r.answer()) {
+                    l.aftr = Some(r.addr);
+                    l.aftr_source = Some(if *kind == Aftr::Dhcpv6 {
+                        AftrSource::Dhcpv6Dns
+                    } else {
+                        AftrSource::Dns
+                    });
+                }
+            }
+            None => {}
+        }
+        l
+    }
+
+    /// The Release to send at shutdown, if configured (RFC 9096 advises
+    /// against it: the LAN keeps its addresses across a restart).
+    pub fn shutdown(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if !self.settings.release_on_shutdown {
+            return None;
+        }
+        let msg = self.dhcp.as_mut()?.release(now)?;
+        self.state.remove(state::PD_LEASE_FILE);
+        Some(ip6io::udp_frame(
+            &Route {
+                src_mac: self.settings.mac,
+                dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
+                src: self.settings.link_local,
+                dst: ip6io::ALL_DHCP_SERVERS,
+                hop_limit: 1,
+            },
+            ip6io::DHCP6_CLIENT_PORT,
+            ip6io::DHCP6_SERVER_PORT,
+            &msg,
+        ))
+    }
+
+    pub fn lease(&self) -> Option<&Lease> {
+        self.dhcp.as_ref().and_then(|c| c.lease())
+    }
+}
+
+fn seconds_since_2000() -> u32 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    unix.saturating_sub(946_684_800) as u32
+}
+
+/// `prefix` with the low 64 bits replaced by `iid`.
+pub fn with_iid(prefix: Ipv6Addr, iid: u64) -> Ipv6Addr {
+    let hi = u128::from(prefix) & !u128::from(u64::MAX);
+    Ipv6Addr::from(hi | u128::from(iid))
+}
+
+fn subnet_zero(prefix: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    Ipv6Addr::from(u128::from(prefix) & mask)
+}
+
+/// The /64 numbered `id` inside `prefix/len` (the "sla-id" of the user's
+/// dhcp6c.conf): 2001:db8:0:110::/60 with id 1 is 2001:db8:0:111::/64.
+pub fn subnet(prefix: Ipv6Addr, len: u8, id: u64) -> Result<Ipv6Addr, String> {
+    if len > 64 {
+        return Err(format!(
+            "delegated prefix {prefix}/{len} is longer than /64: no LAN /64 can be made from it"
+        ));
+    }
+    let bits = 64 - u32::from(len);
+    let count = 1u128 << bits;
+    if u128::from(id) >= count {
+        return Err(format!(
+            "delegated prefix {prefix}/{len} holds {count} /64 subnet(s), 0 to {}; \
+             lan.ipv6.subnet_id {id} does not fit",
+            count - 1
+        ));
+    }
+    let base = u128::from(subnet_zero(prefix, len));
+    Ok(Ipv6Addr::from(base | (u128::from(id) << 64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lan_subnets_of_56_and_60() {
+        let p60 = a("2001:db8:0:110::");
+        assert_eq!(subnet(p60, 60, 0).unwrap(), a("2001:db8:0:110::"));
+        assert_eq!(subnet(p60, 60, 1).unwrap(), a("2001:db8:0:111::"));
+        assert_eq!(subnet(p60, 60, 15).unwrap(), a("2001:db8:0:11f::"));
+        assert!(subnet(p60, 60, 16)
+            .unwrap_err()
+            .contains("holds 16 /64 subnet(s), 0 to 15"));
+        let p56 = a("2001:db8:0:200::");
+        assert_eq!(subnet(p56, 56, 0).unwrap(), a("2001:db8:0:200::"));
+        assert_eq!(subnet(p56, 56, 1).unwrap(), a("2001:db8:0:201::"));
+        assert_eq!(subnet(p56, 56, 255).unwrap(), a("2001:db8:0:2ff::"));
+        assert!(subnet(p56, 56, 256).is_err());
+        // Host bits in the delegated prefix are ignored, not or-ed in.
+        assert_eq!(
+            subnet(a("2001:db8:0:21f::5"), 56, 2).unwrap(),
+            a("2001:db8:0:202::")
+        );
+        assert_eq!(subnet(a("2001:db8::"), 64, 0).unwrap(), a("2001:db8::"));
+        assert!(subnet(a("2001:db8::"), 64, 1).is_err());
+        assert!(subnet(a("2001:db8::"), 80, 0)
+            .unwrap_err()
+            .contains("longer than /64"));
+        assert_eq!(
+            subnet(a("2001:db8::"), 32, 0xffff_ffff).unwrap(),
+            a("2001:db8:ffff:ffff::")
+        );
+    }
+
+    #[test]
+    fn b4_of_a_delegated_prefix_is_subnet_zero_one() {
+        assert_eq!(
+            with_iid(subnet_zero(a("2001:db8:0:110::"), 60), 1),
+            a("2001:db8:0:110::1")
+        );
+    }
+}
