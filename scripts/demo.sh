@@ -19,17 +19,28 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Building the lab: lan1 - router - hgw - aftr - inet"
+step "Building the lab: lan1 - router - hgw (radvd, Kea, dnsmasq) - aftr - inet"
 bash "$LAB" up
 
-step "Starting ipoed in the router namespace (config/examples/lab.yaml)"
+step "Starting ipoed with no addresses in its config (config/examples/lab-auto.yaml)"
 sed -e "s|/run/ipoed-lab/ipoed.sock|$SOCK|" -e "s|/run/ipoed-lab/state|$IPOE_LAB_DIR/state|" \
-  config/examples/lab.yaml > "$IPOE_LAB_DIR/ipoed.yaml"
+  config/examples/lab-auto.yaml > "$IPOE_LAB_DIR/ipoed.yaml"
+rm -rf "$IPOE_LAB_DIR/state"
 ip netns exec router "$IPOED" --config "$IPOE_LAB_DIR/ipoed.yaml" > "$IPOE_LAB_DIR/ipoed.log" 2>&1 &
 IPOED_PID=$!
 for _ in $(seq 50); do $IPOECTL version >/dev/null 2>&1 && break; sleep 0.1; done
 $IPOECTL version
-cat "$IPOE_LAB_DIR/ipoed.log"
+echo "waiting for SLAAC, DHCPv6-PD and the AFTR name to resolve..."
+for _ in $(seq 100); do
+  $IPOECTL --json show tunnel 2>/dev/null | grep -q '"up": true' && break; sleep 0.2
+done
+grep -E "wan:|lan:|dslite:|dhcpv6-pd:" "$IPOE_LAB_DIR/ipoed.log" | sed 's/^/  /'
+step "ipoectl show wan / show pd / show tunnel: what ipoed learned"
+$IPOECTL show wan
+echo
+$IPOECTL show pd
+echo
+$IPOECTL show tunnel
 
 run() { echo "lan1\$ $*"; ip netns exec lan1 "$@"; }
 step "IPv4 from the LAN host, through the DS-Lite tunnel to the AFTR and NAT44"

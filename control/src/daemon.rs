@@ -273,7 +273,8 @@ impl Router {
         }
         let usable = self.neigh.usable_ipv6(Side::Wan);
         let mut sends = Vec::new();
-        let next = self.wan6.poll(now, &usable, &mut sends);
+        let usable_lan = self.neigh.usable_ipv6(Side::Lan);
+        let next = self.wan6.poll(now, &usable, &usable_lan, &mut sends);
         for s in sends {
             match s {
                 Send::Ready(frame) => out.push(Outgoing {

@@ -258,7 +258,7 @@ pub fn wan(r: &Router) -> Value {
                 json!({
                     "address": rt.addr.to_string(),
                     "mac": rt.mac.as_ref().map(format_mac),
-                    "lifetime_s": rt.lifetime,
+                    "lifetime_s": rt.lifetime.as_secs(),
                     "left_s": secs_until(now, rt.expires_at),
                     "last_ra_s_ago": now.saturating_duration_since(rt.last_ra).as_secs(),
                 })

@@ -275,11 +275,13 @@ impl Wan {
     }
 
     /// Runs the engines' timers; `usable` are our WAN addresses that passed
-    /// DAD (the link-local one among them once it has).
+    /// DAD (the link-local one among them once it has), `usable_lan` the
+    /// LAN's.
     pub fn poll(
         &mut self,
         now: Instant,
         usable: &[Ipv6Addr],
+        usable_lan: &[Ipv6Addr],
         out: &mut Vec<Send>,
     ) -> Option<Instant> {
         let s = &self.settings;
@@ -349,16 +351,19 @@ impl Wan {
             }
         }
 
-        self.update_resolver(now);
         let learned = self.learned(usable);
+        // DNS leaves from a global address of ours that passed DAD (an
+        // answer to a tentative one would be refused), through the default
+        // router: the server is usually off-link.
+        let dns_source = learned
+            .wan_address
+            .or(learned.lan_address.filter(|a| usable_lan.contains(a)));
+        self.update_resolver(now, dns_source.is_some() && learned.gateway.is_some());
         if let Some(r) = &mut self.resolver {
             let mut queries = Vec::new();
             soonest(r.poll(now, &mut queries));
             for q in queries {
-                // DNS leaves from a global address of ours (the server is
-                // usually off-link) through the default router.
-                let src = learned.wan_address.or(learned.lan_address);
-                let (Some(src), Some(gw)) = (src, learned.gateway) else {
+                let (Some(src), Some(gw)) = (dns_source, learned.gateway) else {
                     self.counters.tx_no_route += 1;
                     continue;
                 };
@@ -473,7 +478,8 @@ impl Wan {
         servers
     }
 
-    fn update_resolver(&mut self, now: Instant) {
+    /// Follows the AFTR name; `routable`: a query can leave now.
+    fn update_resolver(&mut self, now: Instant, routable: bool) {
         let name = self.aftr_name();
         if name != self.resolver_name {
             self.resolver = name.as_ref().map(|n| {
@@ -491,7 +497,13 @@ impl Wan {
             });
             self.resolver_name = name;
         }
-        let servers = self.dns_servers(now);
+        // Without a source address or a router a query cannot leave; the
+        // resolver waits rather than time out queries it never sent.
+        let servers = if routable {
+            self.dns_servers(now)
+        } else {
+            Vec::new()
+        };
         if let Some(r) = &mut self.resolver {
             r.set_servers(now, &servers);
         }

@@ -64,6 +64,16 @@ fn server_saw(log: &str, kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// Seconds since midnight of a Kea log line (`2026-11-25 05:32:12.116 ...`).
+fn clock_seconds(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().nth(1)?;
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
 /// Moves the LAN host into the current LAN /64 (ipoed sends no LAN RAs
 /// yet, so the host is renumbered by hand, as its SLAAC would do).
 fn renumber_lan_host(lab: &Lab, lan_prefix: &str) {
@@ -346,6 +356,16 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
         "the server should see a Renew every ~20 s:\n{log}"
     );
     eprintln!("server log, first Renew: {}", renews[0]);
+    // Renew at T1: consecutive Renews ~20 s apart (the Reply restarts T1).
+    let stamps: Vec<f64> = renews.iter().filter_map(|l| clock_seconds(l)).collect();
+    let mut gaps: Vec<f64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    let median = gaps[gaps.len() / 2];
+    eprintln!("Renew intervals seen by the server: median {median:.1} s, {gaps:?}");
+    assert!(
+        (18.0..=22.5).contains(&median),
+        "Renew every {median} s, T1 is 20 s"
+    );
     assert!(
         server_saw(&log, "REBIND").is_empty(),
         "Renew always answered, no Rebind expected"

@@ -246,7 +246,7 @@ fn print_fields(d: &Value, indent: &str) {
             Value::Array(items) if items.iter().any(Value::is_object) => {
                 println!("{indent}{key}:");
                 for item in items {
-                    print_fields(item, &format!("{indent}  - "));
+                    print_list_item(item, &format!("{indent}  "));
                 }
             }
             Value::Array(items) => {
@@ -262,6 +262,18 @@ fn print_fields(d: &Value, indent: &str) {
             }
             _ => println!("{indent}{key}: {}", scalar(v)),
         }
+    }
+}
+
+/// One element of a list: `- ` before its first field, aligned after.
+fn print_list_item(item: &Value, indent: &str) {
+    let Some(map) = item.as_object() else {
+        println!("{indent}- {}", scalar(item));
+        return;
+    };
+    for (i, (k, v)) in map.iter().enumerate() {
+        let lead = if i == 0 { "- " } else { "  " };
+        println!("{indent}{lead}{}: {}", k.replace('_', " "), scalar(v));
     }
 }
 

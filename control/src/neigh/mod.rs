@@ -650,7 +650,15 @@ impl NeighborEngine {
         let Ok(ip) = Ipv6Repr::parse(&packet) else {
             return self.drop(DropReason::Malformed);
         };
-        if !ip.dst_addr.is_multicast() && self.local(side).own6_state(ip.dst_addr).is_none() {
+        // Weak host model for global addresses: a DNS reply to our LAN
+        // address arrives on the WAN. Link-local ones stay on their link.
+        let other = match side {
+            Side::Wan => Side::Lan,
+            Side::Lan => Side::Wan,
+        };
+        let ours = self.local(side).own6_state(ip.dst_addr).is_some()
+            || (!is_link_local6(ip.dst_addr) && self.local(other).is_usable6(ip.dst_addr));
+        if !ip.dst_addr.is_multicast() && !ours {
             return self.drop(DropReason::NotForUs);
         }
         if ip.next_header != IpProtocol::Icmpv6 {
@@ -1231,6 +1239,10 @@ fn option_lladdr(raw: Option<RawHardwareAddress>) -> Result<Option<Mac>, ()> {
 
 fn is_unicast4(ip: Ipv4Addr) -> bool {
     !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
+}
+
+fn is_link_local6(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
 fn is_unicast6(ip: Ipv6Addr) -> bool {

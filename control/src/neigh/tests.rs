@@ -1680,3 +1680,40 @@ impl XorShift {
         (self.next() % n.max(1) as u64) as usize
     }
 }
+
+/// A reply to our LAN address arriving on the WAN (a DNS answer to a query
+/// sourced from the LAN address) is ours; a link-local address of the
+/// other side and a stranger's address are not.
+#[test]
+fn global_address_of_the_other_side_is_ours_weak_host() {
+    let (mut eng, now) = engine();
+    let wan_gw = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xfe);
+    let udp_to = |dst: Ipv6Addr| {
+        crate::ip6io::udp_frame(
+            &crate::ip6io::Route {
+                src_mac: OTHER_MAC,
+                dst_mac: WAN_MAC,
+                src: wan_gw,
+                dst,
+                hop_limit: 64,
+            },
+            53,
+            50000,
+            b"answer",
+        )
+    };
+    let mut out = Vec::new();
+    assert_eq!(
+        eng.handle_frame(now, Side::Wan, &udp_to(LAN_GUA), &mut out),
+        Verdict::Unhandled
+    );
+    assert_eq!(
+        eng.handle_frame(now, Side::Wan, &udp_to(LAN_LL), &mut out),
+        Verdict::Dropped(DropReason::NotForUs)
+    );
+    assert_eq!(
+        eng.handle_frame(now, Side::Wan, &udp_to(HOST_GUA), &mut out),
+        Verdict::Dropped(DropReason::NotForUs)
+    );
+    assert!(out.is_empty());
+}
