@@ -62,24 +62,10 @@ pub fn format_mac(m: &Mac) -> String {
 
 /// fe80::/64 with the modified EUI-64 interface identifier (RFC 4291 App. A).
 pub fn link_local(mac: &Mac) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 0x02,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
+    let mut a = [0u8; 16];
+    a[..2].copy_from_slice(&[0xfe, 0x80]);
+    a[8..].copy_from_slice(&crate::slaac::eui64_iid(*mac));
+    Ipv6Addr::from(a)
 }
 
 #[cfg(test)]

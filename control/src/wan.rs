@@ -333,18 +333,7 @@ impl Wan {
         if let Some(dhcp) = &mut self.dhcp {
             soonest(dhcp.poll(now, &mut msgs));
             for m in msgs.drain(..) {
-                out.push(Send::Ready(ip6io::udp_frame(
-                    &Route {
-                        src_mac: self.settings.mac,
-                        dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
-                        src: self.settings.link_local,
-                        dst: ip6io::ALL_DHCP_SERVERS,
-                        hop_limit: 1,
-                    },
-                    ip6io::DHCP6_CLIENT_PORT,
-                    ip6io::DHCP6_SERVER_PORT,
-                    &m,
-                )));
+                out.push(Send::Ready(dhcp_frame(&self.settings, &m)));
             }
             for ev in dhcp.drain_events() {
                 self.on_pd_event(now, ev);
@@ -592,23 +581,29 @@ impl Wan {
         }
         let msg = self.dhcp.as_mut()?.release(now)?;
         self.state.remove(state::PD_LEASE_FILE);
-        Some(ip6io::udp_frame(
-            &Route {
-                src_mac: self.settings.mac,
-                dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
-                src: self.settings.link_local,
-                dst: ip6io::ALL_DHCP_SERVERS,
-                hop_limit: 1,
-            },
-            ip6io::DHCP6_CLIENT_PORT,
-            ip6io::DHCP6_SERVER_PORT,
-            &msg,
-        ))
+        Some(dhcp_frame(&self.settings, &msg))
     }
 
     pub fn lease(&self) -> Option<&Lease> {
         self.dhcp.as_ref().and_then(|c| c.lease())
     }
+}
+
+/// A DHCPv6 client message to All_DHCP_Relay_Agents_and_Servers, from our
+/// link-local address (RFC 8415 7.1, 13.1).
+fn dhcp_frame(s: &Settings, msg: &[u8]) -> Vec<u8> {
+    ip6io::udp_frame(
+        &Route {
+            src_mac: s.mac,
+            dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
+            src: s.link_local,
+            dst: ip6io::ALL_DHCP_SERVERS,
+            hop_limit: 1,
+        },
+        ip6io::DHCP6_CLIENT_PORT,
+        ip6io::DHCP6_SERVER_PORT,
+        msg,
+    )
 }
 
 fn seconds_since_2000() -> u32 {

@@ -303,6 +303,13 @@ impl Drop for Lab {
     }
 }
 
+/// SIGTERM a child (e.g. tcpdump, so it flushes its capture) and reap it.
+pub fn terminate(child: &mut Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let _ = child.wait();
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipoe_tests::Lab;
+use ipoe_tests::{terminate, Lab};
 use serde_json::Value;
 
 const V4_URL: &str = "http://198.51.100.10/hello.txt";
@@ -123,6 +123,15 @@ fn cold_start_learns_everything_and_forwards() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
+    // Everything ipoed says on the WAN, for tshark to judge afterwards.
+    let pcap = lab.run_dir.join("wan-autoconf.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let pcap_s = pcap.to_str().unwrap().to_owned();
+    let mut capture = lab.spawn(
+        "hgw",
+        &["tcpdump", "-U", "-n", "-i", "down0", "-w", &pcap_s, "ip6"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
     lab.start_ipoed(&cfg);
     // First forwarded packet: poll with short curls until one succeeds.
@@ -174,6 +183,11 @@ fn cold_start_learns_everything_and_forwards() {
     let stats = lab.aftr_stats();
     assert_eq!(stats["errors_total"], 0, "{stats}");
     assert_eq!(stats["last_b4"], "2001:db8:0:100:0:ff:fe00:202", "{stats}");
+    std::thread::sleep(Duration::from_millis(500));
+    terminate(&mut capture);
+    // radvd's own RAs may beat our first RS (then none is needed); the RS
+    // is checked where ipoed must solicit, after the router expired.
+    check_wire(&lab, &pcap_s, &["dhcpv6", ":dns"]);
     // The DUID is kept for the next start.
     let duid = std::fs::read_to_string(lab.state_dir().join("duid")).unwrap();
     assert_eq!(
@@ -184,6 +198,86 @@ fn cold_start_learns_everything_and_forwards() {
     assert!(lab.state_dir().join("pd-lease.json").exists());
     let (code, _) = lab.stop_ipoed();
     assert_eq!(code, Some(0));
+}
+
+/// tshark, an independent decoder, must read our RS, DHCPv6 and DNS
+/// messages with no malformed-packet or warning expert info.
+fn check_wire(lab: &Lab, pcap: &str, expect: &[&str]) {
+    let ours = "eth.src == 02:00:00:00:02:02";
+    let r = lab.exec(
+        "hgw",
+        &[
+            "tshark",
+            "-n",
+            "-r",
+            pcap,
+            "-Y",
+            &format!("{ours} && (icmpv6.type == 133 || dhcpv6 || dns)"),
+            "-T",
+            "fields",
+            "-e",
+            "frame.protocols",
+            "-e",
+            "dhcpv6.msgtype",
+            "-e",
+            "_ws.expert.severity",
+        ],
+    );
+    assert!(r.ok, "tshark: {}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    eprintln!("tshark on hgw down0, our control frames:\n{}", r.stdout);
+    for want in expect {
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "no {want} frame from us seen"
+        );
+    }
+    for l in &lines {
+        assert!(
+            !l.contains("malformed") && !l.contains("_ws.malformed"),
+            "malformed: {l}"
+        );
+    }
+    let warn = lab.exec(
+        "hgw",
+        &[
+            "tshark",
+            "-n",
+            "-r",
+            pcap,
+            "-Y",
+            &format!("{ours} && (_ws.expert.severity >= 6291456 || _ws.malformed)"),
+        ],
+    );
+    assert!(
+        warn.stdout.trim().is_empty(),
+        "tshark warnings on our frames:\n{}",
+        warn.stdout
+    );
+}
+
+/// Release on shutdown when configured: the server sees a RELEASE and the
+/// saved lease is gone.
+#[test]
+fn release_on_shutdown_when_configured() {
+    let mut lab = Lab::up(1);
+    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let cfg = lab.auto_config(1, "aftr.lab.example", "wan").replace(
+        "{ prefix_hint: 60 }",
+        "{ prefix_hint: 60, release_on_shutdown: true }",
+    );
+    lab.start_ipoed(&cfg);
+    wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
+    assert_eq!(lab.stop_ipoed().0, Some(0));
+    let seen = lab.wait_for(Duration::from_secs(5), || {
+        !server_saw(&dhcp6_log(&lab), "RELEASE").is_empty()
+    });
+    assert!(
+        seen.is_some(),
+        "no Release at the server:\n{}",
+        dhcp6_log(&lab)
+    );
+    assert!(!lab.state_dir().join("pd-lease.json").exists());
 }
 
 /// Check 2: the LAN /64 for subnet ids 0, 1 and the last one, from a /56

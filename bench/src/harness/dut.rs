@@ -104,7 +104,7 @@ impl Running {
                     format!("[{DUT_CORE}]")
                 };
                 let cfg = format!(
-                    "wan:\n  interface: {}\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n\
+                    "wan:\n  interface: {}\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
                      lan:\n  interface: {}\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
                      dslite:\n  aftr: 2001:db8:aaaa::1\n\
                      dataplane:\n  workers: {workers}\n  cores: {cores}\n  poll: adaptive\n  fill_ring: 8192\n  frames_per_worker: 32768\n\
@@ -132,7 +132,11 @@ impl Running {
                     if let Some(Ok(Some(st))) = r.child.as_mut().map(|c| c.try_wait()) {
                         bail!("ipoed exited at start ({st}); see {}", run_dir.display());
                     }
-                    if r.ctl(bins, &["version"]).is_some() {
+                    // Ready once the tunnel is up: the static WAN address
+                    // (the B4) has passed DAD.
+                    if r.ctl(bins, &["show", "tunnel"])
+                        .is_some_and(|t| t["b4"].is_string() && t["aftr"].is_string())
+                    {
                         break;
                     }
                     if t0.elapsed() > Duration::from_secs(10) {

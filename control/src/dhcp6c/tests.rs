@@ -3,6 +3,7 @@
 //! encoder.
 
 use super::*;
+use ipoe_dataplane::testkit::XorShift;
 
 use dhcproto::v6::{
     DhcpOption, DhcpOptions, IAAddr, IAPrefix, Message, OptionCode, StatusCode, UnknownOption,
@@ -1220,19 +1221,7 @@ fn late_reply_without_transaction_is_counted() {
 
 #[test]
 fn random_garbage_and_mutated_replies_never_panic() {
-    struct Fuzz(u64);
-    impl Fuzz {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-    let mut fuzz = Fuzz(0x1234_5678_9abc_def1);
+    let mut fuzz = XorShift::new(0x1234_5678_9abc_def1);
     let mut cfg = config();
     cfg.request_na = true;
     cfg.rapid_commit = true;
@@ -1301,15 +1290,15 @@ fn random_garbage_and_mutated_replies_never_panic() {
             let at = fuzz.below(message.len());
             match fuzz.below(7) {
                 0 => message.truncate(at),
-                1 => message.insert(at, fuzz.next() as u8),
+                1 => message.insert(at, fuzz.next_u64() as u8),
                 2 if !message.is_empty() => {
                     message.remove(at);
                 }
                 3 if at < message.len() => message[at] ^= 1 << fuzz.below(8),
-                4 if at < message.len() => message[at] = fuzz.next() as u8,
+                4 if at < message.len() => message[at] = fuzz.next_u64() as u8,
                 5 => {
                     let len = fuzz.below(64);
-                    let chunk: Vec<u8> = (0..len).map(|_| fuzz.next() as u8).collect();
+                    let chunk: Vec<u8> = (0..len).map(|_| fuzz.next_u64() as u8).collect();
                     message.splice(at..at, chunk);
                 }
                 _ if at + 2 <= message.len() => {
@@ -1329,7 +1318,7 @@ fn random_garbage_and_mutated_replies_never_panic() {
         if round % 997 == 0 {
             // Pure garbage too.
             let len = fuzz.below(300);
-            let garbage: Vec<u8> = (0..len).map(|_| fuzz.next() as u8).collect();
+            let garbage: Vec<u8> = (0..len).map(|_| fuzz.next_u64() as u8).collect();
             h.client.handle(h.now, &garbage);
         }
     }

@@ -1,6 +1,7 @@
 //! Wire tests against replies captured from dnsmasq 2.90, hostile-input
 //! tests, and resolver behaviour on a fake clock.
 
+use ipoe_dataplane::testkit::XorShift;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -724,24 +725,8 @@ fn every_truncation_of_a_valid_reply_is_an_error() {
     }
 }
 
-/// Test-local xorshift64, independent of the resolver's.
-struct TestRng(u64);
-
-impl TestRng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Applies 1..=4 random structural mutations.
-fn mutate(rng: &mut TestRng, msg: &mut Vec<u8>) {
+fn mutate(rng: &mut XorShift, msg: &mut Vec<u8>) {
     const INTERESTING: [u8; 8] = [0x00, 0x01, 0x3f, 0x40, 0x80, 0xc0, 0xc0 | 0x0c, 0xff];
     for _ in 0..1 + rng.below(4) {
         let len = msg.len().max(1);
@@ -761,7 +746,7 @@ fn mutate(rng: &mut TestRng, msg: &mut Vec<u8>) {
             2 => msg.truncate(rng.below(len)),
             3 => {
                 let i = rng.below(len + 1).min(msg.len());
-                msg.insert(i, rng.next() as u8);
+                msg.insert(i, rng.next_u64() as u8);
             }
             4 => {
                 // Plant a random pointer.
@@ -775,8 +760,8 @@ fn mutate(rng: &mut TestRng, msg: &mut Vec<u8>) {
                 // Inflate a section count.
                 let count_at = 4 + 2 * rng.below(4);
                 if msg.len() >= count_at + 2 {
-                    msg[count_at] = rng.next() as u8;
-                    msg[count_at + 1] = rng.next() as u8;
+                    msg[count_at] = rng.next_u64() as u8;
+                    msg[count_at + 1] = rng.next_u64() as u8;
                 }
             }
             _ => {
@@ -797,7 +782,7 @@ fn fuzz_mutated_replies_never_panic() {
         .iter()
         .map(|(id, name, reply)| (*id, *name, hex(reply)))
         .collect();
-    let mut rng = TestRng(0x5eed_d15e_a5e5_0001);
+    let mut rng = XorShift::new(0x5eed_d15e_a5e5_0001);
     let mut parsed = 0;
     for _ in 0..200_000 {
         let (id, name, base) = &captures[rng.below(captures.len())];
@@ -1412,7 +1397,7 @@ fn fuzz_handle_counts_every_datagram() {
     let t0 = Instant::now();
     let mut r = resolver(&[S1], t0);
     let (mut q, _) = poll_one(&mut r, t0);
-    let mut rng = TestRng(0xfeed_f00d);
+    let mut rng = XorShift::new(0xfeed_f00d);
     let mut now = t0;
     let n = 20_000;
     for i in 0..n {

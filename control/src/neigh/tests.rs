@@ -1,5 +1,6 @@
 //! Behavioural tests: frames in, exact frames out, on a fake clock.
 
+use ipoe_dataplane::testkit::XorShift;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -1014,11 +1015,11 @@ fn miss_flood_is_capped_and_spares_live_neighbors() {
     let (mut eng, now) = engine();
     learn_host_v4(&mut eng, now);
     let mut out = Vec::new();
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..10_000 {
         // Random interface identifier in the LAN /64.
         let prefix = u128::from(LAN_GUA) & !u128::from(u64::MAX);
-        let ip = Ipv6Addr::from(prefix | u128::from(rng.next()));
+        let ip = Ipv6Addr::from(prefix | u128::from(rng.next_u64()));
         eng.resolve(now, Side::Lan, ip.into(), &data_packet(9), &mut out);
     }
     let cfg = NeighConfig::default();
@@ -1510,13 +1511,13 @@ fn corrupted_frames_never_panic_and_stay_bounded() {
         echo4_in(LAN_V4, b"0123456789"),
         echo6_in(HOST_LL, LAN_LL, b"0123456789"),
     ];
-    let mut rng = XorShift(42);
+    let mut rng = XorShift::new(42);
     let mut out = Vec::new();
     for i in 0..50_000u32 {
         let mut frame = seeds[rng.below(seeds.len())].clone();
         for _ in 0..=rng.below(4) {
             let at = rng.below(frame.len());
-            frame[at] = rng.next() as u8;
+            frame[at] = rng.next_u64() as u8;
         }
         // Keep the MAC header sane half of the time so corruption reaches
         // the deeper parsers.
@@ -1527,7 +1528,7 @@ fn corrupted_frames_never_panic_and_stay_bounded() {
         let side = if i % 3 == 0 { Side::Wan } else { Side::Lan };
         eng.handle_frame(now, side, &frame, &mut out);
         if i % 64 == 0 {
-            let ip = Ipv6Addr::from(u128::from(LAN_GUA) + u128::from(rng.next() as u16));
+            let ip = Ipv6Addr::from(u128::from(LAN_GUA) + u128::from(rng.next_u64() as u16));
             eng.resolve(now, Side::Lan, ip.into(), &data_packet(1), &mut out);
             now += SEC / 4;
             eng.poll(now, &mut out);
@@ -1662,22 +1663,6 @@ fn counters_are_named() {
         "malformed",
     ] {
         assert!(all.iter().any(|(n, _)| *n == name), "{name}");
-    }
-}
-
-/// Deterministic generator for the flood and corruption tests.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
