@@ -92,6 +92,9 @@ pub struct Fib {
     pub lan_ipv4: Option<(Ipv4Addr, u8)>,
     /// The LAN /64 (network address).
     pub lan_prefix: Option<Ipv6Addr>,
+    /// Earlier LAN /64s still advertised as deprecated after renumbering:
+    /// their traffic gets ICMPv6 unreachable code 5. A handful at most.
+    pub stale_lan_prefixes: Vec<[u8; 8]>,
     pub tunnel: Option<Tunnel>,
     /// WAN default router (link-local usually) and its MAC once resolved.
     pub gateway: Option<Ipv6Addr>,
@@ -151,6 +154,11 @@ impl Fib {
             Some(p) => p.octets()[..8] == a[..8],
             None => false,
         }
+    }
+
+    #[inline]
+    pub fn in_stale_lan_prefix(&self, a: &[u8; 16]) -> bool {
+        self.stale_lan_prefixes.iter().any(|p| p[..] == a[..8])
     }
 
     #[inline]

@@ -1,5 +1,5 @@
 //! ip6-icmp-error: turns a forwarded packet in place into an ICMPv6 error
-//! (time exceeded, packet too big) sent back out of the port it came in on,
+//! (time exceeded, packet too big, source address failed policy) sent back out of the port it came in on,
 //! from the router's global address on that side (RFC 4443).
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -34,6 +34,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let mut s = [0u8; 16];
         s.copy_from_slice(&orig[8..24]);
         let src = Ipv6Addr::from(s);
+        // The offending frame's sender, read before the error overwrites
+        // its Ethernet header: on the LAN it is the host itself.
+        let mut sender_mac = [0u8; 6];
+        sender_mac.copy_from_slice(&chunk[off + 6..off + 12]);
         let is_error = orig[6] == PROTO_ICMPV6 && orig.len() > IPV6_LEN && orig[IPV6_LEN] < 128;
         if m.local || is_error || s[0] == 0xff || src.is_unspecified() {
             cx.drop(i, Error::Suppressed.index());
@@ -91,7 +95,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     continue;
                 }
             },
-            Port::Lan => (fib.nd_lan.get(&src).copied(), src),
+            // A source the neighbor table does not know (e.g. an address
+            // of a prefix being renumbered away) is answered at the MAC it
+            // sent from.
+            Port::Lan => (Some(fib.nd_lan.get(&src).copied().unwrap_or(sender_mac)), src),
         };
         let our_mac = fib.port(back).mac;
         write_eth(cx.data(i), &mac.unwrap_or([0; 6]), &our_mac, ETHERTYPE_IPV6);

@@ -58,14 +58,21 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let dst = hdr.destination_addr();
         let ttl = hdr.ttl();
         let flags_frag = be16(l3, 6);
+        let to_dhcp_server = src.is_unspecified() && is_udp_to(l3, hdr.ihl(), hdr.protocol().0, 67);
         // Ethernet pads short frames: the IPv4 total length is the truth.
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
 
+        let own = fib.lan_ipv4.map(|(a, _)| a);
+        // A DHCP client without an address yet (RFC 2131 4.1: source
+        // 0.0.0.0, to the broadcast address or to us) is the DHCP server's.
+        if to_dhcp_server && (dst.is_broadcast() || Some(dst) == own) {
+            cx.punt(i, Port::Lan, PuntReason::Local, IpAddr::V4(dst));
+            continue;
+        }
         if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified() {
             cx.drop(i, Error::BadSource.index());
             continue;
         }
-        let own = fib.lan_ipv4.map(|(a, _)| a);
         if Some(dst) == own || dst.is_broadcast() || is_lan_broadcast(fib, dst) {
             cx.punt(i, Port::Lan, PuntReason::Local, IpAddr::V4(dst));
             continue;
@@ -100,6 +107,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         cx.next(i, NodeId::DsliteEncap);
     }
+}
+
+/// An unfragmented UDP datagram to `port`.
+fn is_udp_to(l3: &[u8], ihl: u8, proto: u8, port: u16) -> bool {
+    let off = usize::from(ihl) * 4;
+    let unfragmented = be16(l3, 6) & 0x3fff == 0;
+    proto == 17 && unfragmented && l3.len() >= off + 8 && be16(l3, off + 2) == port
 }
 
 fn is_lan_broadcast(fib: &crate::tables::Fib, dst: Ipv4Addr) -> bool {

@@ -21,6 +21,7 @@ crate::node_errors! {
         NoRoute => ("no-route", "destination neither ours nor in the LAN prefix"),
         LanDestination => ("lan-destination", "LAN to LAN (hosts talk directly)"),
         SourceNotLan => ("source-not-lan-prefix", "LAN source outside the LAN prefix (BCP 38)"),
+        StaleSource => ("stale-prefix-source", "LAN source in a prefix being renumbered away (ICMPv6 unreachable code 5 sent)"),
         Spoofed => ("spoofed-source", "WAN packet with a LAN prefix source"),
     }
 }
@@ -102,7 +103,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 }
             }
             Port::Lan => {
-                if !fib.in_lan_prefix(&src) {
+                if !fib.in_lan_prefix(&src) && fib.in_stale_lan_prefix(&src) {
+                    // RFC 9096 / RFC 7084 L-13: tell the host its old
+                    // address no longer works (destination unreachable,
+                    // source address failed ingress/egress policy).
+                    cx.count(Error::StaleSource.index());
+                    cx.meta[usize::from(i)].icmp = (1, 5, 0);
+                    cx.next(i, NodeId::Icmp6Error);
+                } else if !fib.in_lan_prefix(&src) {
                     cx.drop(i, Error::SourceNotLan.index());
                 } else if fib.in_lan_prefix(&dst) {
                     cx.drop(i, Error::LanDestination.index());

@@ -327,6 +327,34 @@ fn hop_limit_one_gets_icmpv6_time_exceeded() {
 }
 
 #[test]
+fn stale_prefix_source_gets_unreachable_code_5() {
+    let mut fib = lab_fib();
+    fib.stale_lan_prefixes = vec![v6("2001:db8:0:1ff::").octets()[..8].try_into().unwrap()];
+    let old = ipv6_udp("2001:db8:0:1ff::10", "2001:db8:ffff::10", 64, 10, Port::Lan);
+    let alien = ipv6_udp("2001:db8:0:1fe::10", "2001:db8:ffff::10", 64, 10, Port::Lan);
+    let mut b = Bench::new(&[(Port::Lan, old.clone()), (Port::Lan, alien)]);
+    b.run(&fib);
+    let out = b.tx(Port::Lan);
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    // Not in the neighbor table: answered at the MAC it came from.
+    assert_eq!(&f[0..6], &HOST_MAC);
+    let (ip6, rest) = Ipv6Header::from_slice(&f[14..]).unwrap();
+    assert_eq!(ip6.source, v6("2001:db8:0:111::1").octets());
+    assert_eq!(ip6.destination, v6("2001:db8:0:1ff::10").octets());
+    assert_eq!((rest[0], rest[1]), (1, 5));
+    let s = etherparse::Icmpv6Slice::from_slice(rest).unwrap();
+    let calc = s
+        .icmp_type()
+        .calc_checksum(ip6.source, ip6.destination, s.payload())
+        .unwrap();
+    assert_eq!(calc, s.checksum(), "ICMPv6 checksum valid");
+    assert_eq!(b.err(NodeId::Ip6Input, "stale-prefix-source"), 1);
+    assert_eq!(b.err(NodeId::Ip6Input, "source-not-lan-prefix"), 1);
+    assert!(b.tx(Port::Wan).is_empty());
+}
+
+#[test]
 fn too_big_for_lan_gets_packet_too_big() {
     let mut fib = lab_fib();
     fib.lan.mtu = 1280;
@@ -402,6 +430,24 @@ fn arp_ndp_and_router_addresses_are_punted_locally() {
     b.run(&fib);
     assert_eq!(b.graph.out.punt.len(), 3);
     assert_eq!(b.err(NodeId::Punt, "local"), 3);
+}
+
+#[test]
+fn dhcp_discover_from_unspecified_source_is_punted() {
+    let fib = lab_fib();
+    let udp = |dport: u16| {
+        let b = PacketBuilder::ethernet2(HOST_MAC, [0xff; 6])
+            .ipv4([0, 0, 0, 0], [255, 255, 255, 255], 64)
+            .udp(68, dport);
+        let mut v = Vec::new();
+        b.write(&mut v, &[1u8; 240]).unwrap();
+        v
+    };
+    let mut b = Bench::new(&[(Port::Lan, udp(67)), (Port::Lan, udp(80)), (Port::Wan, udp(67))]);
+    b.run(&fib);
+    assert_eq!(b.graph.out.punt.len(), 1);
+    assert_eq!(b.err(NodeId::Ip4Input, "bad-source"), 1);
+    assert_eq!(b.err(NodeId::Ip4Input, "ipv4-on-wan"), 1);
 }
 
 #[test]
