@@ -270,6 +270,12 @@ ranged_rule!(
 );
 
 ranged_rule!(
+    /// MaxRtrAdvInterval (RFC 4861 6.2.1).
+    RaInterval: u32, 4, 1800,
+    "an RA interval in seconds between 4 and 1800"
+);
+
+ranged_rule!(
     /// DHCPv6-PD prefix-length hint: 0 for none, else a length that leaves
     /// room for at least one /64.
     PrefixHint: u8, 0, 64,

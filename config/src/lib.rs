@@ -14,6 +14,7 @@
 mod cpu;
 mod de;
 mod error;
+mod lan;
 mod locate;
 mod types;
 
@@ -24,6 +25,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+pub use lan::{
+    Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, LeaseTime, LeaseTimeOrInt,
+    MacAddr, RaSettings, StaticLease,
+};
 pub use types::{
     Aftr, B4Source, CpuId, DuidType, IfName, IidMode, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel,
     PollMode, ValueError, XdpMode, ZeroCopy,
@@ -181,10 +186,28 @@ pub struct Lan {
     pub ipv4: Ipv4Cidr,
     #[serde(default, deserialize_with = "de::section")]
     pub ipv6: LanIpv6,
+    /// The DHCPv4 server; `false` turns it off.
+    #[serde(
+        default = "default_dhcpv4",
+        deserialize_with = "de::section_or_off",
+        serialize_with = "serialize_section_or_off"
+    )]
+    pub dhcpv4: Option<Dhcpv4>,
+    /// The DNS forwarder on the router's LAN addresses (UDP and TCP 53).
+    #[serde(default = "default_true")]
+    pub dns_proxy: bool,
+}
+
+fn default_dhcpv4() -> Option<Dhcpv4> {
+    Some(Dhcpv4::default())
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// IPv6 on the LAN; the prefix is learned by DHCPv6-PD later.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping of lan.ipv6 settings")]
 pub struct LanIpv6 {
     #[serde(default)]
@@ -195,6 +218,30 @@ pub struct LanIpv6 {
     /// Which /64 of a delegated prefix to use on the LAN.
     #[serde(default, deserialize_with = "de::checked::<_, de::SubnetId>")]
     pub subnet_id: u32,
+    #[serde(default, deserialize_with = "de::section")]
+    pub ra: RaSettings,
+    #[serde(default)]
+    pub dhcpv6: Dhcpv6Mode,
+    /// DNS servers announced by RA (RDNSS) and DHCPv6.
+    #[serde(default = "default_dns6")]
+    pub dns: DnsChoice<Ipv6Addr>,
+}
+
+fn default_dns6() -> DnsChoice<Ipv6Addr> {
+    DnsChoice::Router
+}
+
+impl Default for LanIpv6 {
+    fn default() -> Self {
+        Self {
+            prefix: None,
+            address: None,
+            subnet_id: 0,
+            ra: RaSettings::default(),
+            dhcpv6: Dhcpv6Mode::default(),
+            dns: DnsChoice::Router,
+        }
+    }
 }
 
 /// DS-Lite (RFC 6333) B4: IPv4 from the LAN is tunnelled to the AFTR.
@@ -303,6 +350,27 @@ impl Config {
             .or_else(|| ipv6.prefix.map(|p| p.with_interface_id(1)))
     }
 
+    /// The DHCPv4 pool: the configured range, else hosts .100 to .250 of a
+    /// /24 (the user's dnsmasq range), or the upper half of other subnets.
+    pub fn dhcpv4_range(&self) -> Option<Ipv4Range> {
+        let d = self.lan.dhcpv4.as_ref()?;
+        if let Some(r) = d.range {
+            return Some(r);
+        }
+        let net = u32::from(self.lan.ipv4.network());
+        let bcast = u32::from(self.lan.ipv4.broadcast());
+        let hosts = bcast - net - 1;
+        let (first, last) = if self.lan.ipv4.len == 24 {
+            (net + 100, net + 250)
+        } else {
+            (net + 1 + hosts / 2, bcast - 1)
+        };
+        Some(Ipv4Range {
+            first: first.into(),
+            last: last.into(),
+        })
+    }
+
     /// MTU of IPv4 inside the DS-Lite tunnel: the configured one, else
     /// `wan.mtu - 40` (the outer IPv6 header).
     pub fn tunnel_mtu(&self) -> u16 {
@@ -365,6 +433,8 @@ impl Config {
             }
             _ => {}
         }
+
+        self.check_lan_services()?;
 
         if let Some(dslite) = &self.dslite {
             let pd = self.wan.ipv6.dhcpv6_pd.is_some();
@@ -438,6 +508,79 @@ impl Config {
                     if dataplane.workers == 1 { "" } else { "s" },
                 ),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn check_lan_services(&self) -> Result<(), Refusal> {
+        let lan = &self.lan;
+        let proxy_needed = |path: &str| {
+            Refusal::value(
+                path,
+                "router needs the DNS proxy, but lan.dns_proxy is false \
+                 (expected a list of servers, or dns_proxy: true)"
+                    .to_owned(),
+            )
+        };
+        if !lan.dns_proxy && lan.ipv6.dns == DnsChoice::Router {
+            return Err(proxy_needed("lan.ipv6.dns"));
+        }
+        let Some(d) = &lan.dhcpv4 else {
+            return Ok(());
+        };
+        if !lan.dns_proxy && d.dns == DnsChoice::Router {
+            return Err(proxy_needed("lan.dhcpv4.dns"));
+        }
+        let cidr = &lan.ipv4;
+        let usable = |a: &std::net::Ipv4Addr| {
+            cidr.contains(a) && *a != cidr.network() && *a != cidr.broadcast()
+        };
+        if let Some(r) = d.range {
+            if !usable(&r.first) || !usable(&r.last) {
+                return Err(Refusal::value(
+                    "lan.dhcpv4.range",
+                    format!(
+                        "{r} is not inside the host addresses of {}/{} (expected a range \
+                         between {} and {})",
+                        cidr.network(),
+                        cidr.len,
+                        std::net::Ipv4Addr::from(u32::from(cidr.network()) + 1),
+                        std::net::Ipv4Addr::from(u32::from(cidr.broadcast()) - 1)
+                    ),
+                ));
+            }
+        }
+        let mut macs = HashSet::new();
+        let mut ips = HashSet::new();
+        for (i, s) in d.static_leases.iter().enumerate() {
+            let path = format!("lan.dhcpv4.static[{i}]");
+            if !usable(&s.ip) || s.ip == cidr.addr {
+                return Err(Refusal::value(
+                    format!("{path}.ip"),
+                    format!(
+                        "{} is not a free host address of {}/{} (expected an address of the \
+                         LAN other than the router's {})",
+                        s.ip,
+                        cidr.network(),
+                        cidr.len,
+                        cidr.addr
+                    ),
+                ));
+            }
+            if !macs.insert(s.mac) {
+                return Err(Refusal::value(
+                    format!("{path}.mac"),
+                    format!("{} has two static leases (expected each MAC once)", s.mac),
+                ));
+            }
+            if !ips.insert(s.ip) {
+                return Err(Refusal::value(
+                    format!("{path}.ip"),
+                    format!("{} is reserved twice (expected each address once)", s.ip),
+                ));
+            }
         }
         Ok(())
     }

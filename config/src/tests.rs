@@ -775,3 +775,106 @@ fn refuses_inconsistent_wan_autoconfiguration() {
         &["/40 is shorter", "expected 0 (no hint) or a prefix length between 48 and 64"],
     );
 }
+
+const LAN_SERVICES: &str = "\
+wan:
+  interface: wan0
+lan:
+  interface: lan0
+  ipv4: 192.168.2.1/24
+  ipv6:
+    ra: { interval: 200, m_flag: false, o_flag: true, dnssl: [home.arpa] }
+    dhcpv6: stateless
+    dns: router
+  dhcpv4:
+    range: 192.168.2.100-192.168.2.250
+    lease_time: 12h
+    dns: router
+    domain: home.arpa
+    static:
+      - { mac: \"02:00:00:00:00:10\", ip: 192.168.2.10, hostname: nas }
+";
+
+#[test]
+fn lan_services_keys() {
+    let c = ok(LAN_SERVICES);
+    let d = c.lan.dhcpv4.clone().unwrap();
+    assert_eq!(d.lease_time.0 .0, 43200);
+    assert_eq!(d.static_leases[0].hostname.as_ref().unwrap().0, "nas");
+    assert_eq!(c.lan.ipv6.ra.dnssl[0].0, "home.arpa");
+    assert_eq!(c.lan.ipv6.dhcpv6, Dhcpv6Mode::Stateless);
+    assert_eq!(c.dhcpv4_range().unwrap().to_string(), "192.168.2.100-192.168.2.250");
+    assert_eq!(parse(&c.to_yaml(), "again.yaml").unwrap(), c);
+    // Defaults: server on, proxy on, pool .100-.250 of a /24.
+    let b = ok(BASE);
+    assert!(b.lan.dns_proxy);
+    assert_eq!(b.dhcpv4_range().unwrap().to_string(), "192.168.2.100-192.168.2.250");
+    assert_eq!(b.lan.ipv6.ra.interval, 200);
+    let text = LAN_SERVICES.replace(
+        "    dns: router\n    domain",
+        "    dns: [192.168.2.53, 192.168.2.54]\n    domain",
+    )
+    .replace("    dns: router\n  dhcpv4", "    dns: [2001:db8::53]\n  dhcpv4")
+    .replace("lease_time: 12h", "lease_time: 3600")
+    .replace("  dhcpv4:\n", "  dns_proxy: false\n  dhcpv4:\n");
+    let c = ok(&text);
+    assert_eq!(c.lan.dhcpv4.as_ref().unwrap().lease_time.0 .0, 3600);
+    assert_eq!(parse(&c.to_yaml(), "again.yaml").unwrap(), c);
+    let off = ok(&BASE.replace("ipv4: 192.168.2.1/24", "ipv4: 192.168.2.1/24\n  dhcpv4: false"));
+    assert!(off.lan.dhcpv4.is_none());
+    assert_eq!(parse(&off.to_yaml(), "again.yaml").unwrap(), off);
+}
+
+#[test]
+fn refuses_bad_lan_services() {
+    let with = |from: &str, to: &str| LAN_SERVICES.replace(from, to);
+    refused(
+        &with("192.168.2.100-192.168.2.250", "192.168.3.100-192.168.3.250"),
+        11,
+        12,
+        Some("lan.dhcpv4.range"),
+        &["is not inside the host addresses of 192.168.2.0/24"],
+    );
+    refused(
+        &with("lease_time: 12h", "lease_time: 12y"),
+        12,
+        17,
+        Some("lan.dhcpv4.lease_time"),
+        &["unknown unit", "expected a lease time"],
+    );
+    refused(
+        &with("\"02:00:00:00:00:10\"", "\"01:00:00:00:00:10\""),
+        16,
+        16,
+        Some("lan.dhcpv4.static[0].mac"),
+        &["not a unicast MAC address"],
+    );
+    refused(
+        &with("ip: 192.168.2.10,", "ip: 192.168.2.1,"),
+        16,
+        41,
+        Some("lan.dhcpv4.static[0].ip"),
+        &["is not a free host address"],
+    );
+    refused(
+        &with("  dhcpv4:\n", "  dns_proxy: false\n  dhcpv4:\n"),
+        9,
+        10,
+        Some("lan.ipv6.dns"),
+        &["router needs the DNS proxy"],
+    );
+    refused(
+        &with("interval: 200", "interval: 2"),
+        7,
+        21,
+        Some("lan.ipv6.ra.interval"),
+        &["2 is out of range", "between 4 and 1800"],
+    );
+    refused(
+        &with("dhcpv6: stateless", "dhcpv6: sometimes"),
+        8,
+        13,
+        Some("lan.ipv6.dhcpv6"),
+        &["sometimes"],
+    );
+}
