@@ -63,7 +63,8 @@ via_str!(DomainName);
 pub struct HostName(pub String);
 
 impl HostName {
-    const EXPECTED: &'static str = "a host name of 1 to 63 letters, digits and hyphens, such as nas";
+    const EXPECTED: &'static str =
+        "a host name of 1 to 63 letters, digits and hyphens, such as nas";
 }
 
 impl FromStr for HostName {
@@ -364,7 +365,11 @@ impl<'de, A: DnsAddr> Deserialize<'de> for DnsChoice<A> {
 
 /// `lan.ipv6.ra`: router advertisements on the LAN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "a mapping of lan.ipv6.ra settings")]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping of lan.ipv6.ra settings"
+)]
 pub struct RaSettings {
     /// MaxRtrAdvInterval in seconds (RFC 4861: 4..=1800).
     #[serde(deserialize_with = "crate::de::checked::<_, crate::de::RaInterval>")]
@@ -400,7 +405,10 @@ pub enum Dhcpv6Mode {
 
 /// A fixed address for one MAC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with mac, ip and optionally hostname")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with mac, ip and optionally hostname"
+)]
 pub struct StaticLease {
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
@@ -410,7 +418,11 @@ pub struct StaticLease {
 
 /// `lan.dhcpv4`: the DHCPv4 server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "a mapping of lan.dhcpv4 settings")]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping of lan.dhcpv4 settings"
+)]
 pub struct Dhcpv4 {
     /// Dynamic pool; `None`: derived from `lan.ipv4` (see `Config::dhcpv4_range`).
     pub range: Option<Ipv4Range>,

@@ -803,24 +803,37 @@ fn lan_services_keys() {
     assert_eq!(d.static_leases[0].hostname.as_ref().unwrap().0, "nas");
     assert_eq!(c.lan.ipv6.ra.dnssl[0].0, "home.arpa");
     assert_eq!(c.lan.ipv6.dhcpv6, Dhcpv6Mode::Stateless);
-    assert_eq!(c.dhcpv4_range().unwrap().to_string(), "192.168.2.100-192.168.2.250");
+    assert_eq!(
+        c.dhcpv4_range().unwrap().to_string(),
+        "192.168.2.100-192.168.2.250"
+    );
     assert_eq!(parse(&c.to_yaml(), "again.yaml").unwrap(), c);
     // Defaults: server on, proxy on, pool .100-.250 of a /24.
     let b = ok(BASE);
     assert!(b.lan.dns_proxy);
-    assert_eq!(b.dhcpv4_range().unwrap().to_string(), "192.168.2.100-192.168.2.250");
+    assert_eq!(
+        b.dhcpv4_range().unwrap().to_string(),
+        "192.168.2.100-192.168.2.250"
+    );
     assert_eq!(b.lan.ipv6.ra.interval, 200);
-    let text = LAN_SERVICES.replace(
-        "    dns: router\n    domain",
-        "    dns: [192.168.2.53, 192.168.2.54]\n    domain",
-    )
-    .replace("    dns: router\n  dhcpv4", "    dns: [2001:db8::53]\n  dhcpv4")
-    .replace("lease_time: 12h", "lease_time: 3600")
-    .replace("  dhcpv4:\n", "  dns_proxy: false\n  dhcpv4:\n");
+    let text = LAN_SERVICES
+        .replace(
+            "    dns: router\n    domain",
+            "    dns: [192.168.2.53, 192.168.2.54]\n    domain",
+        )
+        .replace(
+            "    dns: router\n  dhcpv4",
+            "    dns: [2001:db8::53]\n  dhcpv4",
+        )
+        .replace("lease_time: 12h", "lease_time: 3600")
+        .replace("  dhcpv4:\n", "  dns_proxy: false\n  dhcpv4:\n");
     let c = ok(&text);
     assert_eq!(c.lan.dhcpv4.as_ref().unwrap().lease_time.0 .0, 3600);
     assert_eq!(parse(&c.to_yaml(), "again.yaml").unwrap(), c);
-    let off = ok(&BASE.replace("ipv4: 192.168.2.1/24", "ipv4: 192.168.2.1/24\n  dhcpv4: false"));
+    let off = ok(&BASE.replace(
+        "ipv4: 192.168.2.1/24",
+        "ipv4: 192.168.2.1/24\n  dhcpv4: false",
+    ));
     assert!(off.lan.dhcpv4.is_none());
     assert_eq!(parse(&off.to_yaml(), "again.yaml").unwrap(), off);
 }

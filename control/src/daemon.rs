@@ -21,9 +21,10 @@ use ipoe_dataplane::worker::{Poll, WorkerConfig, WorkerHandle, WorkerPorts};
 use ipoe_dataplane::xsk::ZeroCopyWish;
 
 use crate::ctl::CtlServer;
+use crate::hostio::Tx;
 use crate::iface::{self, Interface};
 use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
-use crate::wan::{Learned, Send, Wan};
+use crate::wan::{Learned, Wan};
 
 /// Depth of each worker's punt and inject queues.
 const PUNT_DEPTH: usize = 1024;
@@ -275,18 +276,7 @@ impl Router {
         let mut sends = Vec::new();
         let usable_lan = self.neigh.usable_ipv6(Side::Lan);
         let next = self.wan6.poll(now, &usable, &usable_lan, &mut sends);
-        for s in sends {
-            match s {
-                Send::Ready(frame) => out.push(Outgoing {
-                    side: Side::Wan,
-                    frame,
-                }),
-                Send::Via { next_hop, frame } => {
-                    self.neigh
-                        .resolve(now, Side::Wan, IpAddr::V6(next_hop), &frame, out)
-                }
-            }
-        }
+        self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {
             log_learned(&self.learned, &learned);
@@ -303,6 +293,18 @@ impl Router {
             self.base_changed = true;
         }
         next
+    }
+
+    /// Queues frames from the protocol engines, resolving unicast next hops.
+    fn transmit(&mut self, now: Instant, frames: Vec<Tx>, out: &mut Vec<Outgoing>) {
+        for tx in frames {
+            match tx {
+                Tx::Ready(side, frame) => out.push(Outgoing { side, frame }),
+                Tx::Via(side, next_hop, frame) => {
+                    self.neigh.resolve(now, side, next_hop, &frame, out)
+                }
+            }
+        }
     }
 
     /// Publish a new table when the neighbor engine or the WAN learned

@@ -7,29 +7,21 @@
 //! The daemon publishes a new dataplane snapshot whenever `learned` changes,
 //! so a worker switches from one complete set of addresses to the next.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipoe_config::{Aftr, B4Source, Config, DuidType, IidMode};
 
 use crate::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
 use crate::dns::{self, Resolver, ResolverConfig};
-use crate::ip6io::{self, Inbound, Route};
-use crate::neigh::Mac;
+use crate::hostio::{self, Inbound, Route, Tx};
+use crate::neigh::{Mac, Side};
 use crate::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
 use crate::state::{self, StateDir};
 
 /// DHCPv6 starts on an RA with M or O set; without any RA it starts anyway
 /// after this long (RFC 7084 WPD-1: PD does not depend on the RA).
 const PD_WITHOUT_RA: Duration = Duration::from_secs(4);
-
-/// A frame to send on the WAN.
-pub enum Send {
-    /// Complete, multicast or with the destination MAC filled.
-    Ready(Vec<u8>),
-    /// Unicast via `next_hop`: the neighbor engine fills the MAC.
-    Via { next_hop: Ipv6Addr, frame: Vec<u8> },
-}
 
 /// How the AFTR address was learned, for `ipoectl show tunnel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,17 +206,17 @@ impl Wan {
     /// A frame punted from the WAN that the neighbor engine left alone.
     /// Returns whether it was ours.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> bool {
-        let inbound = match ip6io::classify(frame) {
+        let inbound = match hostio::classify(frame) {
             Ok(i) => i,
-            Err(ip6io::Refused::BadChecksum) => {
+            Err(hostio::Refused::BadChecksum) => {
                 self.counters.rx_bad_checksum += 1;
                 return true;
             }
-            Err(ip6io::Refused::Malformed) => {
+            Err(hostio::Refused::Malformed) => {
                 self.counters.rx_malformed += 1;
                 return true;
             }
-            Err(ip6io::Refused::NotUdpOrIcmpv6) => return false,
+            Err(hostio::Refused::NotUdpOrIcmpv6) => return false,
         };
         match inbound {
             Inbound::Icmpv6 {
@@ -238,8 +230,8 @@ impl Wan {
                 true
             }
             Inbound::Udp {
-                src_port: ip6io::DHCP6_SERVER_PORT,
-                dst_port: ip6io::DHCP6_CLIENT_PORT,
+                src_port: hostio::DHCP6_SERVER_PORT,
+                dst_port: hostio::DHCP6_CLIENT_PORT,
                 payload,
                 ..
             } => {
@@ -249,22 +241,18 @@ impl Wan {
                 }
                 true
             }
+            // Not ours unless the AFTR resolver asked: the LAN's DNS proxy
+            // may have.
             Inbound::Udp {
-                src,
+                src: IpAddr::V6(src),
                 src_port,
                 dst_port,
                 payload,
                 ..
-            } if src_port == ip6io::DNS_PORT => {
-                let ours = self
-                    .resolver
-                    .as_mut()
-                    .is_some_and(|r| r.handle(now, src, src_port, dst_port, payload));
-                if !ours {
-                    self.counters.rx_unexpected += 1;
-                }
-                true
-            }
+            } if src_port == hostio::DNS_PORT => self
+                .resolver
+                .as_mut()
+                .is_some_and(|r| r.handle(now, src, src_port, dst_port, payload)),
             _ => false,
         }
     }
@@ -282,7 +270,7 @@ impl Wan {
         now: Instant,
         usable: &[Ipv6Addr],
         usable_lan: &[Ipv6Addr],
-        out: &mut Vec<Send>,
+        out: &mut Vec<Tx>,
     ) -> Option<Instant> {
         let s = &self.settings;
         let ll_usable = usable.contains(&s.link_local);
@@ -305,16 +293,19 @@ impl Wan {
         let mut msgs = Vec::new();
         soonest(self.ra.poll(now, &mut msgs));
         for m in msgs.drain(..) {
-            out.push(Send::Ready(ip6io::icmpv6_frame(
-                &Route {
-                    src_mac: self.settings.mac,
-                    dst_mac: ip6io::multicast_mac(ip6io::ALL_ROUTERS),
-                    src: self.settings.link_local,
-                    dst: ip6io::ALL_ROUTERS,
-                    hop_limit: 255,
-                },
-                &m,
-            )));
+            out.push(Tx::Ready(
+                Side::Wan,
+                hostio::icmpv6_frame(
+                    &Route {
+                        src_mac: self.settings.mac,
+                        dst_mac: hostio::multicast_mac(hostio::ALL_ROUTERS),
+                        src: self.settings.link_local,
+                        dst: hostio::ALL_ROUTERS,
+                        hop_limit: 255,
+                    },
+                    &m,
+                ),
+            ));
         }
         for ev in self.ra.drain_events() {
             if let slaac::Event::Flags { managed, other } = ev {
@@ -333,7 +324,7 @@ impl Wan {
         if let Some(dhcp) = &mut self.dhcp {
             soonest(dhcp.poll(now, &mut msgs));
             for m in msgs.drain(..) {
-                out.push(Send::Ready(dhcp_frame(&self.settings, &m)));
+                out.push(Tx::Ready(Side::Wan, dhcp_frame(&self.settings, &m)));
             }
             for ev in dhcp.drain_events() {
                 self.on_pd_event(now, ev);
@@ -356,7 +347,7 @@ impl Wan {
                     self.counters.tx_no_route += 1;
                     continue;
                 };
-                let frame = ip6io::udp_frame(
+                let frame = hostio::udp_frame(
                     &Route {
                         src_mac: self.settings.mac,
                         dst_mac: [0; 6],
@@ -365,13 +356,10 @@ impl Wan {
                         hop_limit: 64,
                     },
                     q.src_port,
-                    ip6io::DNS_PORT,
+                    hostio::DNS_PORT,
                     &q.payload,
                 );
-                out.push(Send::Via {
-                    next_hop: gw,
-                    frame,
-                });
+                out.push(Tx::Via(Side::Wan, IpAddr::V6(gw), frame));
             }
             for ev in r.drain_events() {
                 match ev {
@@ -592,16 +580,16 @@ impl Wan {
 /// A DHCPv6 client message to All_DHCP_Relay_Agents_and_Servers, from our
 /// link-local address (RFC 8415 7.1, 13.1).
 fn dhcp_frame(s: &Settings, msg: &[u8]) -> Vec<u8> {
-    ip6io::udp_frame(
+    hostio::udp_frame(
         &Route {
             src_mac: s.mac,
-            dst_mac: ip6io::multicast_mac(ip6io::ALL_DHCP_SERVERS),
+            dst_mac: hostio::multicast_mac(hostio::ALL_DHCP_SERVERS),
             src: s.link_local,
-            dst: ip6io::ALL_DHCP_SERVERS,
+            dst: hostio::ALL_DHCP_SERVERS,
             hop_limit: 1,
         },
-        ip6io::DHCP6_CLIENT_PORT,
-        ip6io::DHCP6_SERVER_PORT,
+        hostio::DHCP6_CLIENT_PORT,
+        hostio::DHCP6_SERVER_PORT,
         msg,
     )
 }

@@ -1674,8 +1674,8 @@ fn global_address_of_the_other_side_is_ours_weak_host() {
     let (mut eng, now) = engine();
     let wan_gw = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xfe);
     let udp_to = |dst: Ipv6Addr| {
-        crate::ip6io::udp_frame(
-            &crate::ip6io::Route {
+        crate::hostio::udp_frame(
+            &crate::hostio::Route {
                 src_mac: OTHER_MAC,
                 dst_mac: WAN_MAC,
                 src: wan_gw,

@@ -98,7 +98,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             // A source the neighbor table does not know (e.g. an address
             // of a prefix being renumbered away) is answered at the MAC it
             // sent from.
-            Port::Lan => (Some(fib.nd_lan.get(&src).copied().unwrap_or(sender_mac)), src),
+            Port::Lan => (
+                Some(fib.nd_lan.get(&src).copied().unwrap_or(sender_mac)),
+                src,
+            ),
         };
         let our_mac = fib.port(back).mac;
         write_eth(cx.data(i), &mac.unwrap_or([0; 6]), &our_mac, ETHERTYPE_IPV6);

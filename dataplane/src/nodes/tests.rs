@@ -443,7 +443,11 @@ fn dhcp_discover_from_unspecified_source_is_punted() {
         b.write(&mut v, &[1u8; 240]).unwrap();
         v
     };
-    let mut b = Bench::new(&[(Port::Lan, udp(67)), (Port::Lan, udp(80)), (Port::Wan, udp(67))]);
+    let mut b = Bench::new(&[
+        (Port::Lan, udp(67)),
+        (Port::Lan, udp(80)),
+        (Port::Wan, udp(67)),
+    ]);
     b.run(&fib);
     assert_eq!(b.graph.out.punt.len(), 1);
     assert_eq!(b.err(NodeId::Ip4Input, "bad-source"), 1);

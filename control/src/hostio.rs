@@ -1,29 +1,47 @@
-//! IPv6 datagrams the control thread itself sends and receives (RS/RA,
-//! DHCPv6, DNS): classifying a punted frame into a checked UDP or ICMPv6
-//! message, and framing our messages with correct checksums.
+//! The router's own traffic as a host: classifying a punted frame into a
+//! checked UDP, TCP or ICMPv6 message for the control thread (RS/RA,
+//! DHCPv4/v6, DNS), and framing what the control thread sends, with correct
+//! checksums.
 //!
-//! The protocol engines (slaac, dhcp6c, dns) work on payloads only; this is
-//! the one place that knows Ethernet, IPv6 headers and pseudo-header sums.
+//! The protocol engines work on payloads only (the DNS proxy's TCP front on
+//! bare IP packets); this is the one place that knows Ethernet, IP headers
+//! and pseudo-header sums.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
-    Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr, ETHERNET_HEADER_LEN,
+    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, UdpPacket, UdpRepr, ETHERNET_HEADER_LEN,
 };
 
-use crate::neigh::Mac;
+use crate::neigh::{Mac, Side};
+
+/// A frame for the workers to send, or one whose destination MAC the
+/// neighbor engine must fill in first.
+pub enum Tx {
+    /// Complete: multicast, broadcast, or the MAC already known.
+    Ready(Side, Vec<u8>),
+    /// Unicast via `next_hop` on `side`.
+    Via(Side, IpAddr, Vec<u8>),
+}
 
 /// A message for the control thread, checksums verified.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inbound<'a> {
     Udp {
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
+        src: IpAddr,
+        dst: IpAddr,
+        src_mac: Mac,
         src_port: u16,
         dst_port: u16,
         payload: &'a [u8],
+    },
+    /// A TCP segment, handed on as the whole IP packet.
+    Tcp {
+        src: IpAddr,
+        dst_port: u16,
+        ip_packet: &'a [u8],
     },
     Icmpv6 {
         src: Ipv6Addr,
@@ -56,10 +74,12 @@ impl Refused {
 
 pub fn classify(frame: &[u8]) -> Result<Inbound<'_>, Refused> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Refused::Malformed)?;
-    if eth.ethertype() != EthernetProtocol::Ipv6 {
-        return Err(Refused::NotUdpOrIcmpv6);
-    }
     let src_mac = eth.src_addr().0;
+    match eth.ethertype() {
+        EthernetProtocol::Ipv6 => {}
+        EthernetProtocol::Ipv4 => return classify4(src_mac, &frame[ETHERNET_HEADER_LEN..]),
+        _ => return Err(Refused::NotUdpOrIcmpv6),
+    }
     let l3 = &frame[ETHERNET_HEADER_LEN..];
     let ip = Ipv6Packet::new_checked(l3).map_err(|_| Refused::Malformed)?;
     let src = ip.src_addr();
@@ -79,11 +99,23 @@ pub fn classify(frame: &[u8]) -> Result<Inbound<'_>, Refused> {
             }
             let len = usize::from(udp.len());
             Ok(Inbound::Udp {
-                src,
-                dst,
+                src: src.into(),
+                dst: dst.into(),
+                src_mac,
                 src_port: udp.src_port(),
                 dst_port: udp.dst_port(),
                 payload: &payload[8..len],
+            })
+        }
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(payload).map_err(|_| Refused::Malformed)?;
+            if !tcp.verify_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst)) {
+                return Err(Refused::BadChecksum);
+            }
+            Ok(Inbound::Tcp {
+                src: src.into(),
+                dst_port: tcp.dst_port(),
+                ip_packet: &l3[..40 + payload_len],
             })
         }
         IpProtocol::Icmpv6 => {
@@ -99,6 +131,51 @@ pub fn classify(frame: &[u8]) -> Result<Inbound<'_>, Refused> {
                 src_mac,
                 hop_limit,
                 message: payload,
+            })
+        }
+        _ => Err(Refused::NotUdpOrIcmpv6),
+    }
+}
+
+fn classify4(src_mac: Mac, l3: &[u8]) -> Result<Inbound<'_>, Refused> {
+    let ip = Ipv4Packet::new_checked(l3).map_err(|_| Refused::Malformed)?;
+    if !ip.verify_checksum() {
+        return Err(Refused::BadChecksum);
+    }
+    // Fragments are not reassembled for the router's own traffic.
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Err(Refused::NotUdpOrIcmpv6);
+    }
+    let src = IpAddress::Ipv4(ip.src_addr());
+    let dst = IpAddress::Ipv4(ip.dst_addr());
+    let total = usize::from(ip.total_len());
+    let payload = &l3[usize::from(ip.header_len())..total];
+    match ip.next_header() {
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(payload).map_err(|_| Refused::Malformed)?;
+            // Zero means "no checksum" over IPv4.
+            if udp.checksum() != 0 && !udp.verify_checksum(&src, &dst) {
+                return Err(Refused::BadChecksum);
+            }
+            let len = usize::from(udp.len());
+            Ok(Inbound::Udp {
+                src: ip.src_addr().into(),
+                dst: ip.dst_addr().into(),
+                src_mac,
+                src_port: udp.src_port(),
+                dst_port: udp.dst_port(),
+                payload: &payload[8..len],
+            })
+        }
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(payload).map_err(|_| Refused::Malformed)?;
+            if !tcp.verify_checksum(&src, &dst) {
+                return Err(Refused::BadChecksum);
+            }
+            Ok(Inbound::Tcp {
+                src: ip.src_addr().into(),
+                dst_port: tcp.dst_port(),
+                ip_packet: &l3[..total],
             })
         }
         _ => Err(Refused::NotUdpOrIcmpv6),
@@ -191,17 +268,86 @@ pub fn icmpv6_frame(r: &Route, message: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// UDP over IPv4 (DHCPv4 replies, DNS answers to IPv4 hosts).
+pub fn udp4_frame(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ports: (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let udp = UdpRepr {
+        src_port: ports.0,
+        dst_port: ports.1,
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let caps = ChecksumCapabilities::default();
+    let mut buf = vec![0u8; ETHERNET_HEADER_LEN + ip.buffer_len() + ip.payload_len];
+    EthernetRepr {
+        src_addr: EthernetAddress(src_mac),
+        dst_addr: EthernetAddress(dst_mac),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    let l3 = &mut buf[ETHERNET_HEADER_LEN..];
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut *l3), &caps);
+    udp.emit(
+        &mut UdpPacket::new_unchecked(&mut l3[ip.buffer_len()..]),
+        &IpAddress::Ipv4(src),
+        &IpAddress::Ipv4(dst),
+        payload.len(),
+        |p| p.copy_from_slice(payload),
+        &caps,
+    );
+    buf
+}
+
+/// An IP packet built elsewhere (the DNS proxy's TCP stack) in an Ethernet
+/// frame; the destination MAC is filled by neighbor resolution.
+pub fn ip_frame(src_mac: Mac, packet: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
+    let (dst, ethertype) = match packet.first()? >> 4 {
+        4 => (
+            IpAddr::V4(Ipv4Packet::new_checked(packet).ok()?.dst_addr()),
+            EthernetProtocol::Ipv4,
+        ),
+        6 => (
+            IpAddr::V6(Ipv6Packet::new_checked(packet).ok()?.dst_addr()),
+            EthernetProtocol::Ipv6,
+        ),
+        _ => return None,
+    };
+    let mut buf = vec![0u8; ETHERNET_HEADER_LEN + packet.len()];
+    EthernetRepr {
+        src_addr: EthernetAddress(src_mac),
+        dst_addr: EthernetAddress([0; 6]),
+        ethertype,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    buf[ETHERNET_HEADER_LEN..].copy_from_slice(packet);
+    Some((dst, buf))
+}
+
 /// Ethernet MAC of an IPv6 multicast group (RFC 2464 7).
 pub fn multicast_mac(group: Ipv6Addr) -> Mac {
     let o = group.octets();
     [0x33, 0x33, o[12], o[13], o[14], o[15]]
 }
 
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 pub const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
 pub const DHCP6_CLIENT_PORT: u16 = 546;
 pub const DHCP6_SERVER_PORT: u16 = 547;
 pub const DNS_PORT: u16 = 53;
+pub const DHCP4_SERVER_PORT: u16 = 67;
+pub const DHCP4_CLIENT_PORT: u16 = 68;
 
 #[cfg(test)]
 mod tests {
@@ -231,7 +377,7 @@ mod tests {
             } => {
                 assert_eq!(
                     (src_port, dst_port, payload, dst),
-                    (546, 547, &b"hello"[..], ALL_DHCP_SERVERS)
+                    (546, 547, &b"hello"[..], IpAddr::V6(ALL_DHCP_SERVERS))
                 );
             }
             other => panic!("{other:?}"),
@@ -239,6 +385,38 @@ mod tests {
         let mut bad = f.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
+        assert_eq!(classify(&bad), Err(Refused::BadChecksum));
+        for cut in 0..f.len() {
+            assert!(classify(&f[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn udp4_round_trips_and_ip_frames_wrap() {
+        let f = udp4_frame(
+            [2, 0, 0, 0, 2, 1],
+            [0xff; 6],
+            Ipv4Addr::new(192, 168, 2, 1),
+            Ipv4Addr::BROADCAST,
+            (67, 68),
+            b"offer",
+        );
+        match classify(&f).unwrap() {
+            Inbound::Udp {
+                src_port,
+                dst_port,
+                payload,
+                ..
+            } => {
+                assert_eq!((src_port, dst_port, payload), (67, 68, &b"offer"[..]))
+            }
+            other => panic!("{other:?}"),
+        }
+        let (dst, wrapped) = ip_frame([2, 0, 0, 0, 2, 1], &f[14..]).unwrap();
+        assert_eq!(dst, IpAddr::V4(Ipv4Addr::BROADCAST));
+        assert_eq!(&wrapped[14..], &f[14..]);
+        let mut bad = f.clone();
+        bad[14 + 10] ^= 1;
         assert_eq!(classify(&bad), Err(Refused::BadChecksum));
         for cut in 0..f.len() {
             assert!(classify(&f[..cut]).is_err());
