@@ -258,6 +258,8 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show wan" => report::wan(router),
         "show pd" => report::pd(router),
         "show tunnel" => report::tunnel(router),
+        "show leases" => report::leases(router),
+        "show lan" => report::lan(router),
         "pd renew" | "pd rebind" => {
             let now = std::time::Instant::now();
             let Some(c) = router.wan6.dhcp.as_mut() else {

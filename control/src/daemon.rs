@@ -23,6 +23,7 @@ use ipoe_dataplane::xsk::ZeroCopyWish;
 use crate::ctl::CtlServer;
 use crate::hostio::Tx;
 use crate::iface::{self, Interface};
+use crate::lan::{self, Lan};
 use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
 use crate::wan::{Learned, Wan};
 
@@ -83,6 +84,10 @@ pub struct Router {
     neigh_generation: u64,
     /// RA/SLAAC, DHCPv6-PD and the AFTR resolver.
     pub wan6: Wan,
+    /// LAN RAs, DHCPv4/v6 servers and the DNS proxy.
+    pub lan_services: Lan,
+    /// /64s being renumbered away, as last put in the Fib.
+    stale_prefixes: Vec<Ipv6Addr>,
     /// What `base_fib` was built from.
     pub learned: Learned,
     /// Duplicate addresses already reported to `wan6`.
@@ -117,6 +122,20 @@ impl Router {
 
         let now = Instant::now();
         let wan6 = Wan::new(&config, wan.mac, iface::link_local(&wan.mac), now);
+        // The DHCPv6 server speaks with the router's one DUID.
+        let duid = match &wan6.dhcp {
+            Some(c) => c.duid().to_vec(),
+            None => crate::state::StateDir::open(&config.control.state_dir)
+                .duid(|| crate::dhcp6c::duid_ll(wan.mac)),
+        };
+        let lan_services = Lan::new(
+            &config,
+            lan.mac,
+            wan.mac,
+            iface::link_local(&lan.mac),
+            duid,
+            now,
+        );
         let learned = wan6.learned(&[]);
         log_learned(&Learned::default(), &learned);
         let base_fib = base_fib(&config, &wan, &lan, &learned);
@@ -212,6 +231,8 @@ impl Router {
             neigh,
             neigh_generation: 0,
             wan6,
+            lan_services,
+            stale_prefixes: Vec::new(),
             learned,
             dad_reported: Vec::new(),
             base_changed: false,
@@ -227,15 +248,23 @@ impl Router {
     /// Handle everything the workers punted; returns how many.
     fn drain_punts(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> usize {
         let mut n = 0;
+        let mut txs = Vec::new();
         for w in 0..self.workers.len() {
             let ch = self.workers[w].channels.clone();
             while let Some(pf) = ch.punt.pop() {
                 let side = side(pf.port);
                 match pf.reason {
+                    PuntReason::Local if side == Side::Lan && lan::wants(pf.bytes()) => {
+                        self.lan_services.handle_frame(now, pf.bytes(), &mut txs);
+                    }
                     PuntReason::Local => {
                         let v = self.neigh.handle_frame(now, side, pf.bytes(), out);
-                        if v == Verdict::Unhandled && side == Side::Wan {
-                            self.wan6.handle_frame(now, pf.bytes());
+                        if v == Verdict::Unhandled
+                            && side == Side::Wan
+                            && !self.wan6.handle_frame(now, pf.bytes())
+                            && !self.lan_services.handle_upstream(now, pf.bytes(), &mut txs)
+                        {
+                            self.wan6.counters.rx_unexpected += 1;
                         }
                     }
                     PuntReason::NeighborMiss => {
@@ -247,6 +276,7 @@ impl Router {
             }
         }
         self.punts_handled += n as u64;
+        self.transmit(now, txs, out);
         n
     }
 
@@ -283,6 +313,7 @@ impl Router {
             let addrs_changed = learned.wan_candidates != self.learned.wan_candidates
                 || learned.lan_address != self.learned.lan_address;
             self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned);
+            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             if addrs_changed {
                 for p in [Port::Wan, Port::Lan] {
                     let addrs = iface_addrs(&self.base_fib, p, &learned);
@@ -293,6 +324,37 @@ impl Router {
             self.base_changed = true;
         }
         next
+    }
+
+    /// Runs the LAN services with the latest WAN state; returns their next
+    /// deadline.
+    fn poll_lan(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        self.lan_services.update(now, &self.learned, &self.wan6);
+        let ll = iface::link_local(&self.lan.mac);
+        let ll_usable = self.neigh.usable_ipv6(Side::Lan).contains(&ll);
+        let mut txs = Vec::new();
+        let next = self.lan_services.poll(now, ll_usable, &mut txs);
+        self.transmit(now, txs, out);
+        let stale = self.lan_services.stale_prefixes(now);
+        if stale != self.stale_prefixes {
+            log::info!("lan: prefixes being renumbered away: {stale:?}");
+            self.stale_prefixes = stale;
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
+            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            self.base_changed = true;
+        }
+        next
+    }
+
+    fn stale_prefixes_octets(&self) -> Vec<[u8; 8]> {
+        self.stale_prefixes
+            .iter()
+            .map(|p| {
+                let mut o = [0u8; 8];
+                o.copy_from_slice(&p.octets()[..8]);
+                o
+            })
+            .collect()
     }
 
     /// Queues frames from the protocol engines, resolving unicast next hops.
@@ -495,9 +557,13 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         router.drain_punts(now, &mut out);
         let next = router.neigh.poll(now, &mut out);
         let next_wan = router.poll_wan(now, &mut out);
+        let next_lan = router.poll_lan(now, &mut out);
         // The WAN may have added addresses whose DAD starts now.
         let next_neigh = router.neigh.poll(now, &mut out);
-        let next = [next, next_wan, next_neigh].into_iter().flatten().min();
+        let next = [next, next_wan, next_lan, next_neigh]
+            .into_iter()
+            .flatten()
+            .min();
         router.send(&mut out);
         router.publish_if_changed();
 
@@ -535,6 +601,18 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         ctl.service(&fds[2..], &mut router);
     }
     log::info!("shutting down");
+    // RFC 4861 6.2.5: tell the LAN we stop being a router.
+    let finals = router.lan_services.shutdown(Instant::now());
+    for (k, frame) in finals.into_iter().enumerate() {
+        if k > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        out.push(Outgoing {
+            side: Side::Lan,
+            frame,
+        });
+        router.send(&mut out);
+    }
     if let Some(release) = router.wan6.shutdown(Instant::now()) {
         log::info!("dhcpv6-pd: sending Release (release_on_shutdown)");
         out.push(Outgoing {

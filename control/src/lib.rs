@@ -3,10 +3,15 @@
 
 pub mod ctl;
 pub mod daemon;
+pub mod dhcp4s;
 pub mod dhcp6c;
+pub mod dhcp6s;
 pub mod dns;
+pub mod dnsproxy;
 pub mod hostio;
 pub mod iface;
+pub mod lan;
+pub mod lan_ra;
 pub mod logger;
 pub mod neigh;
 pub mod report;

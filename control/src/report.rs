@@ -137,12 +137,38 @@ pub fn errors(r: &Router) -> Value {
                 .unwrap_or_default(),
         ),
     ];
-    for (node, counters) in engines {
+    let l = &r.lan_services;
+    let lan_engines: [(&str, Vec<(&'static str, u64)>); 5] = [
+        ("lan", l.counters.named()),
+        ("lan-ra", l.ra.counters().named()),
+        (
+            "dhcpv4-server",
+            l.dhcp4
+                .as_ref()
+                .map(|c| c.counters().named())
+                .unwrap_or_default(),
+        ),
+        (
+            "dhcpv6-server",
+            l.dhcp6
+                .as_ref()
+                .map(|c| c.counters().named())
+                .unwrap_or_default(),
+        ),
+        (
+            "dns-proxy",
+            l.dns
+                .as_ref()
+                .map(|c| c.counters().named())
+                .unwrap_or_default(),
+        ),
+    ];
+    for (node, counters) in engines.into_iter().chain(lan_engines) {
         for (name, count) in counters {
             rows.push(json!({"node": node, "counter": name, "description": "", "count": count}));
         }
     }
-    rows.push(json!({"node": "control", "counter": "state-write-failed", "description": "a state file could not be written (the previous one is kept)", "count": w.state.write_errors}));
+    rows.push(json!({"node": "control", "counter": "state-write-failed", "description": "a state file could not be written (the previous one is kept)", "count": w.state.write_errors + l.state.write_errors}));
     rows.push(json!({"node": "control", "counter": "inject-failed", "description": "control frame not queued to a worker (queue full or no buffer)", "count": r.inject_failed}));
     json!({ "errors": rows })
 }
@@ -338,5 +364,88 @@ pub fn tunnel(r: &Router) -> Value {
         "mtu": fib.tunnel.map(|t| t.mtu),
         "encap_packets": sum(NodeId::DsliteEncap),
         "decap_packets": sum(NodeId::DsliteDecap),
+    })
+}
+
+pub fn leases(r: &Router) -> Value {
+    let now = Instant::now();
+    let l = &r.lan_services;
+    let v4: Vec<Value> = l
+        .dhcp4
+        .as_ref()
+        .map(|s| s.leases(now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|x| {
+            json!({
+                "ip": x.ip.to_string(),
+                "mac": format_mac(&x.mac),
+                "hostname": x.hostname,
+                "state": x.state,
+                "left_s": x.expires.map(|t| secs_until(now, t)),
+            })
+        })
+        .collect();
+    let v6: Vec<Value> = l
+        .dhcp6
+        .as_ref()
+        .map(|s| s.leases(now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|x| {
+            json!({
+                "address": x.addr.to_string(),
+                "duid": x.duid_hex,
+                "iaid": x.iaid,
+                "state": x.state,
+                "left_s": secs_until(now, x.expires),
+            })
+        })
+        .collect();
+    json!({
+        "dhcpv4": {"enabled": l.dhcp4.is_some(), "leases": v4},
+        "dhcpv6": {"enabled": l.dhcp6.is_some(), "mode": format!("{:?}", r.config.lan.ipv6.dhcpv6).to_lowercase(), "leases": v6},
+    })
+}
+
+pub fn lan(r: &Router) -> Value {
+    let now = Instant::now();
+    let l = &r.lan_services;
+    let ra = l.ra.current_advert(now);
+    let (min, max) = l.ra.intervals();
+    let prefixes: Vec<Value> = ra
+        .prefixes
+        .iter()
+        .map(|p| {
+            json!({
+                "prefix": format!("{}/{}", p.prefix, p.prefix_len),
+                "preferred_s": p.preferred_lifetime,
+                "valid_s": p.valid_lifetime,
+                "deprecated": p.preferred_lifetime == 0,
+            })
+        })
+        .collect();
+    json!({
+        "interface": r.lan.name,
+        "ipv4": format!("{}/{}", r.config.lan.ipv4.addr, r.config.lan.ipv4.len),
+        "ipv6": r.learned.lan_address.map(|a| a.to_string()),
+        "link_local": crate::iface::link_local(&r.lan.mac).to_string(),
+        "ra": {
+            "advertising": l.ra.is_advertising(),
+            "interval_s": [min.as_secs(), max.as_secs()],
+            "router_lifetime_s": ra.router_lifetime,
+            "managed": ra.managed,
+            "other": ra.other,
+            "mtu": ra.mtu,
+            "prefixes": prefixes,
+            "rdnss": ra.rdnss.iter().flat_map(|x| x.servers.iter().map(|a| a.to_string())).collect::<Vec<_>>(),
+            "dnssl": ra.dnssl.iter().flat_map(|x| x.domains.clone()).collect::<Vec<_>>(),
+            "last_sent_s_ago": l.ra.last_sent().map(|t| now.saturating_duration_since(t).as_secs()),
+        },
+        "dns_proxy": l.dns.as_ref().map(|d| json!({
+            "upstreams": d.upstreams().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "cache_entries": d.cache_len(),
+            "pending": d.pending_len(),
+        })),
     })
 }

@@ -13,10 +13,17 @@
 #                      [--t1 S] [--t2 S] [--preferred S] [--valid S] [--aftr-name NAME]
 #                      [--rapid-commit yes|no] [--duid HEX] | stop | status | log
 #   lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [A|AAAA|CNAME]
+#   lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list | show NAME
+#   lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
+#   lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT]
+#                            LAN hosts lan2..lan9 that configure themselves (SLAAC, DHCP clients)
+#   lab.sh lan-selftest      prove the LAN hosts and their clients work WITHOUT ipoed (kernel
+#                            router + dnsmasq as DHCPv4/RA/DHCPv6/DNS server), then rebuild
 #
 # Topology (see README.md):
-#   lan1 [eth0] -- [lan0] router [wan0] -- [down0] hgw [core0] -- [up0] aftr [out0] -- [v4] inet
-#                                                  hgw [inet0] ------------------------ [v6] inet
+#   lan1 [eth0] -- [sw-lan1] lansw:br0 [sw-router] -- [lan0] router [wan0] -- [down0] hgw ...
+#   lanN [eth0] -- [sw-lanN] lansw:br0    (lab.sh lanhost add lanN, N = 2..9)
+#   hgw [core0] -- [up0] aftr [out0] -- [v4] inet;  hgw [inet0] -- [v6] inet
 #
 # Run dir (pids, logs, stats, www): $IPOE_LAB_DIR (default /run/ipoe-lab).
 # Only documentation prefixes are used and no route leads out of the namespaces.
@@ -27,10 +34,13 @@ RUN=${IPOE_LAB_DIR:-/run/ipoe-lab}
 case $RUN in /*) ;; *) RUN=$PWD/$RUN ;; esac
 PIDS=$RUN/pids
 
-NAMESPACES=(lan1 router hgw aftr inet)
+NAMESPACES=(lan1 lansw router hgw aftr inet)
+# extra LAN hosts, created on demand by 'lab.sh lanhost add' (deleted by 'down')
+LANHOSTS=(lan2 lan3 lan4 lan5 lan6 lan7 lan8 lan9)
 # interface names that must never be left behind in the root namespace
 # (only deleted there if they are veths; the lab never creates them there)
-LAB_IFNAMES=(lan0 wan0 down0 core0 inet0 up0 out0 v4 v6)
+LAB_IFNAMES=(lan0 wan0 down0 core0 inet0 up0 out0 v4 v6 sw-router sw-lan1 sw-lan2 sw-lan3 sw-lan4
+    sw-lan5 sw-lan6 sw-lan7 sw-lan8 sw-lan9)
 
 # addresses (documentation prefixes only)
 AFTR_ADDR=2001:db8:aaaa::1
@@ -43,6 +53,8 @@ HGW_ADDR=2001:db8:0:100::1         # hgw down0: RDNSS and the DNS server
 DHCP6_POOL=2001:db8:0:110::/60     # default delegated-prefix pool (delegated length = pool length)
 AFTR_NAME=aftr.lab.example
 HGW_TPL=$LAB_SRC/hgw               # config templates of the hgw peers
+LAN_TPL=$LAB_SRC/lan               # hook script of the LAN-host DHCP clients
+BR_MAC=02:00:00:00:06:00           # lansw br0 (never sends: no addresses, STP off)
 V4_SERVER=198.51.100.10
 V6_SERVER=2001:db8:ffff::10
 
@@ -101,9 +113,14 @@ start_bg() {
 }
 # start_bg_to FILE NAME NS KEYWORD CMD...: start_bg with stdout+stderr appended to FILE
 start_bg_to() {
-    local out=$1 name=$2 ns=$3 kw=$4; shift 4
+    local out=$1 name=$2; shift 2
+    start_bg_pf "$out" "$PIDS/$name.pid" "$@"
+}
+# start_bg_pf FILE PIDFILE NS KEYWORD CMD...: start_bg_to with an explicit pid file path
+start_bg_pf() {
+    local out=$1 pf=$2 ns=$3 kw=$4; shift 4
     ip netns exec "$ns" setsid "$@" </dev/null >>"$out" 2>&1 &
-    printf '%s %s\n' "$!" "$kw" >"$PIDS/$name.pid"
+    printf '%s %s\n' "$!" "$kw" >"$pf"
 }
 
 proc_running() { # PID -> 0 if it exists and is not a zombie (init may reap late)
@@ -112,18 +129,20 @@ proc_running() { # PID -> 0 if it exists and is not a zombie (init may reap late
     [[ -n $st && $st != Z && $st != X ]]
 }
 
-pid_alive() { # NAME -> 0 if the recorded process is alive and is ours
-    local f=$PIDS/$1.pid pid kw
+pid_alive() { pf_alive "$PIDS/$1.pid"; } # NAME -> 0 if the recorded process is alive and is ours
+pf_alive() { # PIDFILE -> 0 if the process it names is alive and is ours
+    local f=$1 pid kw
     [[ -f $f ]] || return 1
     read -r pid kw <"$f" || return 1
     [[ -r /proc/$pid/cmdline ]] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$kw"
 }
 
-stop_pidfile() { # NAME [SIGNAL]: SIGNAL (default TERM), KILL after 3 s; reaps our own children
-    local f=$PIDS/$1.pid sig=${2:-TERM} pid kw i
+stop_pidfile() { stop_pf "$PIDS/$1.pid" "${2:-TERM}"; } # NAME [SIGNAL]
+stop_pf() { # PIDFILE [SIGNAL]: SIGNAL (default TERM), KILL after 3 s; reaps our own children
+    local f=$1 sig=${2:-TERM} pid kw i
     [[ -f $f ]] || return 0
-    if pid_alive "$1"; then
+    if pf_alive "$f"; then
         read -r pid kw <"$f"
         kill -"$sig" "$pid" 2>/dev/null || true
         for i in $(seq 30); do proc_running "$pid" || break; sleep 0.1; done
@@ -144,7 +163,8 @@ cmd_down() {
             stop_pidfile "$(basename "$f" .pid)"
         done
     fi
-    for ns in "${NAMESPACES[@]}"; do
+    lanhosts_stop_all
+    for ns in "${LANHOSTS[@]}" "${NAMESPACES[@]}"; do
         ns_exists "$ns" || continue
         for i in 1 2 3 4 5 6 7 8 9 10; do
             pids=$(ip netns pids "$ns" 2>/dev/null || true)
@@ -167,10 +187,23 @@ cmd_down() {
             ip link del dev "$ifn" 2>/dev/null || true
         fi
     done
-    [[ -n $quiet ]] || say "down: namespaces ${NAMESPACES[*]} removed, processes stopped"
+    rm -rf "$RUN/lanhosts"
+    if [[ -f $RUN/run-dhcpcd.created ]]; then   # lh_start made the mount point for dhcpcd
+        rmdir /run/dhcpcd 2>/dev/null || true
+        rm -f "$RUN/run-dhcpcd.created"
+    fi
+    [[ -n $quiet ]] || say "down: namespaces ${NAMESPACES[*]} (and lan2..lan9) removed, processes stopped"
 }
 
 # --------------------------------------------------------------- up
+# sw_port IF: enslave lansw's end of a veth to br0 (no checksum offload, no GRO: a
+# CHECKSUM_PARTIAL skb would reach the peer with an incomplete checksum) and bring it up
+sw_port() {
+    nsx lansw ethtool -K "$1" tx off tso off gso off gro off >/dev/null
+    nsx lansw ip link set dev "$1" master br0
+    nsx lansw ip link set dev "$1" up
+}
+
 # veth NS_A IF_A MAC_A NS_B IF_B MAC_B QUEUES
 veth() {
     local q=(numtxqueues "$7" numrxqueues "$7")
@@ -205,8 +238,23 @@ cmd_up() {
         sysctl_ns "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
     done
 
+    # ---- lansw: the LAN switch, a plain learning bridge without addresses.
+    # No IPv6 on the switch itself (no link-locals, DAD or MLD of its own on the LAN).
+    sysctl_ns lansw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    nsx lansw ip link add br0 address "$BR_MAC" type bridge stp_state 0 forward_delay 0 \
+        mcast_snooping 0
+    nsx lansw ip link set br0 up
+
     # ---- links (created directly inside the namespaces; nothing in the root ns)
-    veth lan1 eth0 02:00:00:00:01:10  router lan0 02:00:00:00:02:01 "$queues"
+    # router lan0 <-> sw-router has N queues; the hosts' veths have 1: the bridge then
+    # picks sw-router's tx queue (= lan0's rx queue) by flow hash. A multi-queue host
+    # veth would leave its tx queue index in skb->queue_mapping, the bridge port would
+    # take it as a recorded rx queue, and almost every flow would land on lan0 queue 0
+    # (measured with an XDP_PASS program: 385/0 with 2 queues on lan1, 204/180 with 1).
+    veth router lan0 02:00:00:00:02:01 lansw sw-router 02:00:00:00:06:01 "$queues"
+    veth lan1 eth0 02:00:00:00:01:10  lansw sw-lan1 02:00:00:00:06:10 1
+    sw_port sw-router
+    sw_port sw-lan1
     veth router wan0 02:00:00:00:02:02 hgw down0 02:00:00:00:03:01 "$queues"
     veth hgw core0 02:00:00:00:03:02  aftr up0 02:00:00:00:04:01 1
     veth hgw inet0 02:00:00:00:03:03  inet v6 02:00:00:00:05:02 1
@@ -314,6 +362,8 @@ EOF
 lab: up (queues=$queues, run dir $RUN)
   namespaces : ${NAMESPACES[*]}
   lan1       : eth0 192.168.2.10/24 gw 192.168.2.1, 2001:db8:0:111::10/64 gw 2001:db8:0:111::1
+  lansw      : bridge br0 (no addresses, STP off, no multicast snooping): ports sw-router, sw-lan1
+               ('lab.sh lanhost add lan2..lan9' adds hosts that configure themselves)
   router     : lan0 02:00:00:00:02:01, wan0 02:00:00:00:02:02 (up, no addresses; start ipoed here)
   hgw        : down0 fe80::1 / 2001:db8:0:100::1/64, core0 2001:db8:1::1, inet0 2001:db8:ffff::1
                radvd (M=1 O=1, lifetime 1800, 2001:db8:0:100::/64, RDNSS/DNSSL), Kea DHCPv6-PD
@@ -678,14 +728,427 @@ dns_start() {
         --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address="$HGW_ADDR" --port=53 \
         --pid-file="$RUN/dnsmasq.pid" --log-facility="$RUN/dns.log" --log-queries \
         --host-record="aftr.lab.example,$aftr,$ttl" --cname="gw.lab.example,aftr.lab.example,$ttl" \
-        --address=/#/
+        --host-record="www.lab.example,$V4_SERVER,$V6_SERVER,$ttl" --address=/#/
     if ! wait_until 50 hgw_listens_udp 53 || ! pid_alive dns; then
         tail -n 20 "$RUN/dns.out" "$RUN/dns.log" >&2 2>/dev/null || true
         die "dns: dnsmasq did not start"
     fi
     printf 'aftr=%s\nttl=%s\n' "$aftr" "$ttl" >"$RUN/dns.state"
     say "dns: dnsmasq on [$HGW_ADDR]:53 (pid $(cut -d' ' -f1 "$PIDS/dns.pid")): aftr.lab.example AAAA $aftr," \
-        "gw.lab.example CNAME aftr.lab.example, ttl ${ttl}s, NXDOMAIN otherwise; log $RUN/dns.log"
+        "gw.lab.example CNAME aftr.lab.example, www.lab.example A $V4_SERVER AAAA $V6_SERVER," \
+        "ttl ${ttl}s, NXDOMAIN otherwise; log $RUN/dns.log"
+}
+
+# --------------------------------------------------------------- LAN hosts
+# lan2..lan9: hosts behind the LAN switch that configure themselves like home
+# devices (kernel SLAAC, dhcpcd, udhcpc, ISC dhclient). Everything of a host is in
+# $RUN/lanhosts/NAME (see README.md "LAN hosts"); its clients' pid files are there
+# too, so 'down' and 'lanhost del' stop them.
+LH_CLIENTS=(dhcpcd udhcpc dhclient4 dhclient6)
+LH_ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin)   # clients and their scripts see only their own variables
+LH_USAGE="usage: lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list
+       lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
+       lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT] | show NAME
+       (NAME is lan2..lan9; CLIENT is dhcpcd, udhcpc, dhclient4 or dhclient6)"
+
+lh_dir() { printf '%s/lanhosts/%s' "$RUN" "$1"; }
+lh_exists() { ns_exists "$1" && [[ -f $RUN/lanhosts/$1/host.state ]]; }
+lh_need() { # NAME
+    [[ $1 =~ ^lan[2-9]$ ]] || die "lanhost: NAME must be lan2..lan9, got '$1'"
+    lh_exists "$1" || die "lanhost: $1 does not exist (lab.sh lanhost add $1)"
+}
+lh_names() { # the existing LAN hosts
+    local n
+    for n in "${LANHOSTS[@]}"; do lh_exists "$n" && echo "$n"; done
+    return 0
+}
+lh_running() { pf_alive "$RUN/lanhosts/$1/$2.pid"; } # NAME CLIENT
+lh_clients_running() { # NAME -> the running clients
+    local c
+    for c in "${LH_CLIENTS[@]}"; do lh_running "$1" "$c" && echo "$c"; done
+    return 0
+}
+# lh_family NAME CLIENT -> 4, 6 or 46: the address families CLIENT configures
+lh_family() {
+    case $2 in
+        udhcpc | dhclient4) echo 4 ;;
+        dhclient6) echo 6 ;;
+        dhcpcd) state_get "$RUN/lanhosts/$1/dhcpcd.args" family ;;
+    esac
+}
+
+cmd_lanhost() {
+    local sub=${1:-list}
+    (($#)) && shift
+    [[ $(id -u) -eq 0 ]] || die "must be root"
+    case $sub in
+        add) lh_add "$@" ;;
+        del) [[ $# -eq 1 ]] || die "$LH_USAGE"
+            [[ $1 =~ ^lan[2-9]$ ]] || die "lanhost: NAME must be lan2..lan9, got '$1'"
+            # also a half-created host (namespace without host.state)
+            ns_exists "$1" || [[ -d $(lh_dir "$1") ]] || die "lanhost: $1 does not exist"
+            lh_del "$1" ;;
+        dhcp) lh_dhcp "$@" ;;
+        release | renew | stop)
+            [[ $# -ge 1 && $# -le 2 ]] || die "$LH_USAGE"
+            lh_need "$1"
+            lh_each "$sub" "$@" ;;
+        show) [[ $# -eq 1 ]] || die "$LH_USAGE"; lh_need "$1"; lh_show "$1" ;;
+        list) lh_list ;;
+        *) die "$LH_USAGE" ;;
+    esac
+}
+
+lh_add() {
+    local name=${1:-} mac= ipv6=slaac
+    [[ -n $name ]] || die "$LH_USAGE"
+    shift
+    while (($#)); do
+        case $1 in
+            --mac) mac=${2:-}; shift 2 || die "--mac needs a value" ;;
+            --ipv6) ipv6=${2:-}; shift 2 || die "--ipv6 needs a value" ;;
+            *) die "lanhost add: unknown option '$1'" ;;
+        esac
+    done
+    [[ $name =~ ^lan[2-9]$ ]] || die "lanhost: NAME must be lan2..lan9, got '$name'"
+    ns_exists lansw || die "the lab is not up (run 'lab.sh up' first)"
+    ns_exists "$name" && die "lanhost: $name exists already ('lab.sh lanhost del $name' first)"
+    local n=${name#lan}
+    mac=${mac:-02:00:00:00:01:0$n}
+    mac=${mac,,}
+    [[ $mac =~ ^[0-9a-f]{2}(:[0-9a-f]{2}){5}$ ]] && ((!(16#${mac:0:2} & 1))) ||
+        die "--mac must be a unicast MAC like 02:00:00:00:01:0$n, got '$mac'"
+    case $ipv6 in slaac | off) ;; *) die "--ipv6 must be slaac or off" ;; esac
+    local dir
+    dir=$(lh_dir "$name")
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    ip netns add "$name"
+    nsx "$name" ip link set lo up
+    # a real host: DAD on (kernel defaults), RA/SLAAC by the kernel unless --ipv6 off
+    veth lansw "sw-$name" "02:00:00:00:06:0$n" "$name" eth0 "$mac" 1
+    sw_port "sw-$name"
+    nsx "$name" ethtool -K eth0 tx off tso off gso off gro off >/dev/null
+    if [[ $ipv6 == slaac ]]; then
+        sysctl_ns "$name" net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
+    else
+        sysctl_ns "$name" net.ipv6.conf.eth0.accept_ra=0 net.ipv6.conf.eth0.autoconf=0
+    fi
+    nsx "$name" ip link set eth0 up
+    printf 'name=%s\nmac=%s\nipv6=%s\nport=sw-%s\n' "$name" "$mac" "$ipv6" "$name" >"$dir/host.state"
+    : >"$dir/events.log"
+    # dhclient -6 cannot bind to a tentative link-local: wait for DAD (about 1 s)
+    wait_until 50 lh_ll_ready "$name" || warn "lanhost: $name: link-local still tentative after 5 s"
+    say "lanhost: $name up: eth0 $mac on lansw port sw-$name, ipv6 $ipv6" \
+        "(link-local $(lh_ll "$name")); files in $dir"
+}
+lh_ll() { nsx "$1" ip -6 -o addr show dev eth0 scope link | awk '{sub(/\/.*/, "", $4); print $4; exit}'; }
+lh_ll_ready() {
+    [[ -n $(lh_ll "$1") && -z $(nsx "$1" ip -6 -o addr show dev eth0 scope link tentative) ]]
+}
+
+lh_del() { # NAME: stop the clients (no release), delete the namespace and its files
+    local name=$1 i pids
+    lh_stop_clients "$name"
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        pids=$(ip netns pids "$name" 2>/dev/null || true)
+        [[ -n $pids ]] || break
+        if ((i < 6)); then
+            echo "$pids" | xargs -r kill -TERM 2>/dev/null || true
+        else
+            echo "$pids" | xargs -r kill -KILL 2>/dev/null || true
+        fi
+        sleep 0.2
+    done
+    ip netns del "$name" 2>/dev/null || true   # takes eth0 and its peer sw-NAME with it
+    rm -rf "$(lh_dir "$name")"
+    say "lanhost: $name deleted"
+}
+
+lh_stop_clients() { # NAME: TERM every client of NAME (dhclient: KILL, so it does not deconfigure)
+    local c
+    for c in "${LH_CLIENTS[@]}"; do lh_stop_one "$1" "$c"; done
+}
+lh_stop_one() { # NAME CLIENT
+    local dir f
+    dir=$(lh_dir "$1")
+    f=$dir/$2.pid
+    case $2 in dhclient*) stop_pf "$f" KILL ;; *) stop_pf "$f" ;; esac
+    # dhcpcd (IPv6) handles RAs itself and sets accept_ra=0: give the kernel back its RA
+    # handling as 'lanhost add --ipv6' set it
+    if [[ $2 == dhcpcd && -f $dir/dhcpcd.args && $(state_get "$dir/host.state" ipv6) == slaac ]] &&
+        ns_exists "$1"; then
+        sysctl_ns "$1" net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
+    fi
+}
+lanhosts_stop_all() { # for 'down': the clients of every LAN host (even half-deleted ones)
+    local f
+    for f in "$RUN"/lanhosts/*/*.pid; do
+        [[ -e $f ]] || continue
+        stop_pf "$f" KILL
+    done
+}
+
+# lh_mnt: run dhcpcd with /run/dhcpcd and /var/lib/dhcpcd bind-mounted from DIR (the
+# mount namespace of 'ip netns exec' is private): its pid file, control socket, DUID
+# and leases stay in the run directory and hosts do not see each other's files.
+LH_MNT='d=$1; shift; mount --bind "$d/dhcpcd.run" /run/dhcpcd && mount --bind "$d/dhcpcd.db" /var/lib/dhcpcd && exec "$@"'
+lh_dhcpcd_ctl() { # NAME ARGS...: dhcpcd control command (-k, -N, -n, -x, -U) for NAME's dhcpcd
+    local name=$1 dir flag
+    shift
+    dir=$(lh_dir "$name")
+    flag=$(state_get "$dir/dhcpcd.args" flag)
+    # shellcheck disable=SC2086 # flag is empty, -4 or -6
+    nsx "$name" sh -c "$LH_MNT" sh "$dir" dhcpcd -f "$dir/dhcpcd.conf" $flag "$@" eth0
+}
+
+lh_dhcp() {
+    local name=${1:-} client=${2:-}
+    [[ -n $name && -n $client ]] || die "$LH_USAGE"
+    shift 2
+    lh_need "$name"
+    local dir fam= mode= wait=0 flag=
+    dir=$(lh_dir "$name")
+    while (($#)); do
+        case $client/$1 in
+            dhcpcd/-4) fam=4 ;;
+            dhcpcd/-6) fam=6 ;;
+            dhcpcd/both) fam=46 ;;
+            dhclient6/-S) mode=stateless ;;
+            dhclient6/-N) mode=stateful ;;
+            */--wait) wait=${2:-}; shift ;;
+            *) die "lanhost dhcp: unknown option '$1' for $client"$'\n'"$LH_USAGE" ;;
+        esac
+        shift
+    done
+    need_uint --wait "$wait"
+    case $client in
+        dhcpcd) fam=${fam:-46}
+            case $fam in 4) flag=-4 ;; 6) flag=-6 ;; esac ;;
+        udhcpc | dhclient4) fam=4 ;;
+        dhclient6) fam=6; mode=${mode:-stateful} ;;
+        *) die "lanhost dhcp: unknown client '$client'"$'\n'"$LH_USAGE" ;;
+    esac
+    # one client per address family and host (they would fight over the addresses)
+    local c f
+    for c in $(lh_clients_running "$name"); do
+        [[ $c == "$client" ]] && continue
+        f=$(lh_family "$name" "$c")
+        [[ $f == *4* && $fam == *4* || $f == *6* && $fam == *6* ]] &&
+            die "lanhost: $name already runs $c for IPv${f/46/4+6}; 'lab.sh lanhost stop $name $c' first"
+    done
+    lh_stop_one "$name" "$client"   # restart
+    rm -f "$dir/$client".{lease4,lease6,ra,env,envlog,log}
+    printf 'client=%s\nfamily=%s\nflag=%s\nmode=%s\nstarted=%s\n' "$client" "$fam" "$flag" "$mode" \
+        "$(date +%s)" >"$dir/$client.args"
+    printf '#!/bin/sh\nexec %q %q %q "$@"\n' "$LAN_TPL/client-hook.sh" "$client" "$dir" >"$dir/$client.hook"
+    chmod 755 "$dir/$client.hook"
+    lh_start "$name" "$client"
+    if ((wait)); then
+        if ! wait_until $((wait * 10)) lh_configured "$name" "$client"; then
+            tail -n 20 "$dir/$client.log" >&2 || true
+            die "lanhost: $name: $client got no lease within ${wait}s (log $dir/$client.log)"
+        fi
+    fi
+    say "lanhost: $name: $client running (pid $(cut -d' ' -f1 "$dir/$client.pid")," \
+        "IPv${fam/46/4+6}${mode:+ $mode}); log $dir/$client.log, results $dir/$client.*"
+}
+
+# lh_start NAME CLIENT: (re)start CLIENT with the arguments recorded in CLIENT.args
+lh_start() {
+    local name=$1 client=$2 dir flag mode
+    dir=$(lh_dir "$name")
+    flag=$(state_get "$dir/$client.args" flag)
+    mode=$(state_get "$dir/$client.args" mode)
+    case $client in
+        dhcpcd)
+            render "$LAN_TPL/dhcpcd.conf.in" "$dir/dhcpcd.conf" NAME="$name" DIR="$dir"
+            mkdir -p "$dir/dhcpcd.run" "$dir/dhcpcd.db"
+            if [[ ! -d /run/dhcpcd ]]; then   # the mount point (empty); 'down' removes it again
+                mkdir -p /run/dhcpcd
+                touch "$RUN/run-dhcpcd.created"
+            fi
+            rm -rf "${dir:?}/dhcpcd.run/"*   # stale pid file / socket of a killed dhcpcd
+            # shellcheck disable=SC2086
+            start_bg_pf "$dir/dhcpcd.log" "$dir/dhcpcd.pid" "$name" dhcpcd \
+                "${LH_ENV[@]}" sh -c "$LH_MNT" sh "$dir" dhcpcd -B -d -f "$dir/dhcpcd.conf" $flag eth0 ;;
+        udhcpc)
+            start_bg_pf "$dir/udhcpc.log" "$dir/udhcpc.pid" "$name" "$dir/udhcpc.hook" \
+                "${LH_ENV[@]}" busybox udhcpc -f -i eth0 -s "$dir/udhcpc.hook" -x "hostname:$name" ;;
+        dhclient4)
+            render "$LAN_TPL/dhclient4.conf.in" "$dir/dhclient4.conf" NAME="$name"
+            start_bg_pf "$dir/dhclient4.log" "$dir/dhclient4.pid" "$name" "$dir/dhclient4.leases" \
+                "${LH_ENV[@]}" dhclient -4 -d -v -cf "$dir/dhclient4.conf" -lf "$dir/dhclient4.leases" \
+                -pf "$dir/dhclient4.pidfile" -sf "$dir/dhclient4.hook" eth0 ;;
+        dhclient6)
+            render "$LAN_TPL/dhclient6.conf.in" "$dir/dhclient6.conf" NAME="$name"
+            local m=-N
+            [[ $mode == stateless ]] && m=-S
+            start_bg_pf "$dir/dhclient6.log" "$dir/dhclient6.pid" "$name" "$dir/dhclient6.leases" \
+                "${LH_ENV[@]}" dhclient -6 "$m" -d -v -D LL -cf "$dir/dhclient6.conf" -lf "$dir/dhclient6.leases" \
+                -pf "$dir/dhclient6.pidfile" -sf "$dir/dhclient6.hook" eth0 ;;
+    esac
+    sleep 0.3
+    # dhclient -6 -S exits after the Information-request's Reply ("PRC: Done.")
+    if ! lh_running "$name" "$client" && ! lh_configured "$name" "$client"; then
+        tail -n 20 "$dir/$client.log" >&2 || true
+        die "lanhost: $name: $client did not start (log $dir/$client.log)"
+    fi
+}
+
+# lh_configured NAME CLIENT: the client has its result (lease4 bound; IPv6: lease6
+# bound/informed, for dhcpcd a SLAAC address from an RA or a DHCPv6 lease)
+lh_configured() {
+    local dir fam
+    dir=$(lh_dir "$1")
+    fam=$(lh_family "$1" "$2")
+    if [[ $fam == *4* ]]; then
+        [[ $(state_get "$dir/$2.lease4" state) == bound ]] || return 1
+    fi
+    if [[ $fam == *6* ]]; then
+        if [[ $2 == dhcpcd ]]; then
+            [[ -n $(state_get "$dir/dhcpcd.ra" slaac) || $(state_get "$dir/dhcpcd.lease6" state) == bound ]] ||
+                return 1
+        else
+            [[ $(state_get "$dir/$2.lease6" state) =~ ^(bound|informed)$ ]] || return 1
+        fi
+    fi
+}
+
+# lh_each release|renew|stop NAME [CLIENT]
+lh_each() {
+    local op=$1 name=$2 only=${3:-} c any=0
+    if [[ -n $only ]]; then
+        [[ " ${LH_CLIENTS[*]} " == *" $only "* ]] || die "lanhost: unknown client '$only'"
+    fi
+    local cs
+    cs=$(lh_clients_running "$name" | tr '\n' ' ')
+    # a finished dhclient -6 -S (one-shot) can be renewed: it is started again
+    if [[ $op == renew && $cs != *dhclient6* &&
+        $(state_get "$(lh_dir "$name")/dhclient6.args" mode) == stateless ]]; then
+        cs+=" dhclient6"
+    fi
+    if [[ -n $only && " $cs " != *" $only "* ]]; then
+        die "lanhost: $only is not running in $name"
+    fi
+    for c in $cs; do
+        [[ -z $only || $c == "$only" ]] || continue
+        any=1
+        "lh_$op" "$name" "$c"
+    done
+    ((any)) || say "lanhost: $name: no client running"
+}
+
+lh_events() { wc -l <"$(lh_dir "$1")/events.log"; } # NAME -> number of hook calls so far
+lh_event_since() { # NAME N ERE: a hook call after the first N matches ERE
+    tail -n +"$(($2 + 1))" "$(lh_dir "$1")/events.log" | grep -qE -- "$3"
+}
+
+lh_release() { # NAME CLIENT: release the lease(s) and stop the client
+    local name=$1 c=$2 dir n pid
+    dir=$(lh_dir "$name")
+    n=$(lh_events "$name")
+    case $c in
+        dhcpcd)
+            # RELEASE (v4) / RELEASE6 (v6); dhcpcd exits when no interface is left
+            lh_dhcpcd_ctl "$name" -k >>"$dir/dhcpcd.log" 2>&1 || warn "lanhost: $name: dhcpcd -k failed"
+            read -r pid _ <"$dir/dhcpcd.pid"
+            wait_until 50 eval '! proc_running '"$pid" || true
+            # dhcpcd reports its IPv4 release as STOP: record that it was a release
+            if [[ -f $dir/dhcpcd.lease4 ]] && grep -q 'releasing lease of' "$dir/dhcpcd.log"; then
+                sed -i 's/^state=.*/state=released/' "$dir/dhcpcd.lease4"
+            fi ;;
+        udhcpc)
+            # SIGUSR2: DHCPRELEASE, then the script's "deconfig"; then stop it
+            read -r pid _ <"$dir/udhcpc.pid"
+            kill -USR2 "$pid"
+            # the script only sees "deconfig": record that it followed a release
+            if wait_until 30 lh_event_since "$name" "$n" ' udhcpc deconfig' && [[ -f $dir/udhcpc.lease4 ]]; then
+                sed -i 's/^state=.*/state=released/' "$dir/udhcpc.lease4"
+            fi ;;
+        dhclient4 | dhclient6)
+            # dhclient -r: stops the running dhclient (pid file), sends RELEASE, script RELEASE(6)
+            local fam=-4 m=() conf
+            conf=$dir/$c.conf
+            if [[ $c == dhclient6 ]]; then
+                fam=-6
+                m=(-D LL)
+                [[ $(state_get "$dir/$c.args" mode) == stateless ]] && m+=(-S) || m+=(-N)
+            fi
+            nsx "$name" dhclient "$fam" "${m[@]}" -r -v -cf "$conf" -lf "$dir/$c.leases" \
+                -pf "$dir/$c.pidfile" -sf "$dir/$c.hook" eth0 >>"$dir/$c.log" 2>&1 ||
+                warn "lanhost: $name: dhclient $fam -r failed (log $dir/$c.log)" ;;
+    esac
+    lh_stop_one "$name" "$c"
+    say "lanhost: $name: $c released and stopped"
+}
+
+lh_renew() { # NAME CLIENT
+    local name=$1 c=$2 dir pid
+    dir=$(lh_dir "$name")
+    case $c in
+        dhcpcd)
+            # dhcpcd -N: RENEW (unicast DHCPREQUEST) for IPv4, RENEW for DHCPv6 (not -n,
+            # which reloads the config and rebinds: INIT-REBOOT)
+            lh_dhcpcd_ctl "$name" -N >>"$dir/dhcpcd.log" 2>&1 || die "lanhost: $name: dhcpcd -N failed"
+            say "lanhost: $name: dhcpcd -N sent (renew)" ;;
+        udhcpc)
+            read -r pid _ <"$dir/udhcpc.pid"
+            kill -USR1 "$pid"
+            say "lanhost: $name: udhcpc SIGUSR1 sent (renew)" ;;
+        dhclient4 | dhclient6)
+            # ISC dhclient has no renew command: kill it (SIGKILL: no STOP script, the address
+            # stays) and start it again from its lease file -> INIT-REBOOT REQUEST (dhclient4),
+            # CONFIRM or RENEW (dhclient6 -N), a new Information-request (dhclient6 -S)
+            stop_pf "$dir/$c.pid" KILL
+            lh_start "$name" "$c"
+            say "lanhost: $name: $c restarted from its lease file (pid $(cut -d' ' -f1 "$dir/$c.pid"))" ;;
+    esac
+}
+
+lh_stop() { # NAME CLIENT: stop without releasing
+    lh_stop_one "$1" "$2"
+    say "lanhost: $1: $2 stopped (no release)"
+}
+
+lh_show() {
+    local name=$1 dir f c
+    dir=$(lh_dir "$name")
+    echo "== $name: $(tr '\n' ' ' <"$dir/host.state")"
+    for c in "${LH_CLIENTS[@]}"; do
+        [[ -f $dir/$c.args ]] || continue
+        if lh_running "$name" "$c"; then
+            echo "   $c: running (pid $(cut -d' ' -f1 "$dir/$c.pid")) $(grep -E '^(family|mode)=' "$dir/$c.args" | tr '\n' ' ')"
+        else
+            echo "   $c: not running"
+        fi
+    done
+    echo "== ip -4 addr"
+    nsx "$name" ip -4 addr show dev eth0 | sed 's/^/   /'
+    echo "== ip -6 addr"
+    nsx "$name" ip -6 addr show dev eth0 | sed 's/^/   /'
+    echo "== ip -4 route"
+    nsx "$name" ip -4 route show | sed 's/^/   /'
+    echo "== ip -6 route"
+    nsx "$name" ip -6 route show | sed 's/^/   /'
+    for f in "$dir"/*.lease4 "$dir"/*.lease6 "$dir"/*.ra; do
+        [[ -e $f ]] || continue
+        echo "== $f"
+        sed 's/^/   /' "$f"
+    done
+    if [[ -s $dir/events.log ]]; then
+        echo "== $dir/events.log (last 10)"
+        tail -n 10 "$dir/events.log" | sed 's/^/   /'
+    fi
+}
+
+lh_list() {
+    local n dir
+    for n in $(lh_names); do
+        dir=$(lh_dir "$n")
+        printf '%s mac=%s ipv6=%s clients=%s\n' "$n" "$(state_get "$dir/host.state" mac)" \
+            "$(state_get "$dir/host.state" ipv6)" "$(lh_clients_running "$n" | paste -sd, -)"
+    done
 }
 
 # --------------------------------------------------------------- status
@@ -710,11 +1173,15 @@ cmd_status() {
         if pid_alive "$name"; then echo "   $name: running (pid $(cut -d' ' -f1 "$f"))"
         else echo "   $name: NOT running"; fi
     done
-    for ns in "${NAMESPACES[@]}"; do
+    for ns in "${NAMESPACES[@]}" $(lh_names); do
         ns_exists "$ns" && echo "   netns $ns pids: $(ip netns pids "$ns" | tr '\n' ' ')"
     done
     echo "== hgw peers"
     { radvd_status; dhcp6_status; cmd_dns status; } | sed 's/^/   /'
+    echo "== LAN hosts (lab.sh lanhost show NAME for details)"
+    local hosts
+    hosts=$(lh_list)
+    if [[ -n $hosts ]]; then sed 's/^/   /' <<<"$hosts"; else echo "   none"; fi
     if [[ -f $RUN/aftr-stats.json ]]; then
         echo "== aftr stats ($RUN/aftr-stats.json)"
         python3 - "$RUN/aftr-stats.json" <<'EOF'
@@ -920,6 +1387,10 @@ peers_checks() { # needs wan0 in the router namespace with $ROUTER_WAN_LL and $B
         $'rcode=NOERROR\ngw.lab.example 60 CNAME aftr.lab.example\naftr.lab.example 60 AAAA '"$AFTR_ADDR"
     out=$(dns_query router "$HGW_ADDR" nothing.example.com AAAA 2>&1 || true)
     check "DNS: nothing.example.com -> NXDOMAIN" eq "$out" "rcode=NXDOMAIN"
+    out=$(dns_query router "$HGW_ADDR" www.lab.example A 2>&1 || true)
+    check "DNS: www.lab.example A $V4_SERVER, ttl 60" eq "$out" $'rcode=NOERROR\nwww.lab.example 60 A '"$V4_SERVER"
+    out=$(dns_query router "$HGW_ADDR" www.lab.example AAAA 2>&1 || true)
+    check "DNS: www.lab.example AAAA $V6_SERVER, ttl 60" eq "$out" $'rcode=NOERROR\nwww.lab.example 60 AAAA '"$V6_SERVER"
 
     say "peers: DHCPv6-PD (dhclient -6 -P -D LL on wan0 in the router namespace)"
     dhcp6_pd_check kea "$DHCP6_POOL"
@@ -1006,7 +1477,8 @@ selftest_prepare() {
         [[ $(state_get "$RUN/dhcp6.state" t1) != 1800 ]] ||
         [[ $(state_get "$RUN/radvd.state" lifetime) != 1800 ]] ||
         [[ $(state_get "$RUN/dns.state" ttl) != 60 || $(state_get "$RUN/dns.state" aftr) != "$AFTR_ADDR" ]] ||
-        [[ -n $(nsx router ip -o addr show dev lan0) || -n $(nsx router ip -o addr show dev wan0) ]]; then
+        [[ -n $(nsx router ip -o addr show dev lan0) || -n $(nsx router ip -o addr show dev wan0) ]] ||
+        ! ns_exists lansw; then
         say "$name: lab not up or not pristine, (re)building it"
         cmd_up --queues "$queues" >/dev/null
     fi
@@ -1130,9 +1602,230 @@ cmd_selftest() {
     say "selftest: ALL PASSED (lab rebuilt, router namespace has no addresses again)"
 }
 
+# --------------------------------------------------------------- lan-selftest
+LAN_ROUTER_LL=fe80::ff:fe00:201    # EUI-64 link-local of router lan0 (lan-selftest only)
+LAN_DOMAIN=lan.example
+
+# lan_router_start: the router namespace as a kernel router with dnsmasq as the LAN's
+# DHCPv4 server, RA (SLAAC, RDNSS), DHCPv6 server and DNS proxy (to hgw's dnsmasq)
+lan_router_start() {
+    nsx router ip addr add 192.168.2.1/24 dev lan0
+    nsx router ip -6 addr add "$LAN_ROUTER_LL"/64 dev lan0 nodad
+    nsx router ip -6 addr add 2001:db8:0:111::1/64 dev lan0 nodad
+    nsx router ip -6 addr add "$B4_ADDR"/64 dev wan0 nodad
+    nsx router ip -6 addr add "$ROUTER_WAN_LL"/64 dev wan0 nodad
+    nsx router ip -6 route add default via "$HGW_LL" dev wan0
+    sysctl_ns router net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    rm -f "$RUN"/lan-dnsmasq.*
+    start_bg_to "$RUN/lan-dnsmasq.out" lan-dnsmasq router dnsmasq dnsmasq --keep-in-foreground \
+        --conf-file=/dev/null --no-resolv --no-hosts --no-poll --bind-interfaces --interface=lan0 \
+        --pid-file="$RUN/lan-dnsmasq.pid" --log-facility="$RUN/lan-dnsmasq.log" --log-queries --log-dhcp \
+        --server="$HGW_ADDR" --domain="$LAN_DOMAIN" --local="/$LAN_DOMAIN/" \
+        --dhcp-option=option6:domain-search,"$LAN_DOMAIN" \
+        --dhcp-range=192.168.2.100,192.168.2.199,255.255.255.0,600 \
+        --dhcp-range=::1:0,::1:ffff,constructor:lan0,slaac,64,600 \
+        --enable-ra --ra-param=lan0,10,600 \
+        --dhcp-leasefile="$RUN/lan-dnsmasq.leases" --dhcp-authoritative
+    if ! wait_until 50 eval '[[ -n $(nsx router ss -Hlun "sport = :67") ]]' || ! pid_alive lan-dnsmasq; then
+        tail -n 20 "$RUN/lan-dnsmasq.out" "$RUN/lan-dnsmasq.log" >&2 2>/dev/null || true
+        die "lan-selftest: dnsmasq did not start in the router namespace"
+    fi
+}
+
+# lh_try CMD...: run a lanhost step in a subshell ('die' there must not end the selftest)
+lh_try() { ( "$@" ) >/dev/null || { printf '  FAIL  %s\n' "$*"; FAILS=$((FAILS + 1)); }; }
+lh_get() { state_get "$(lh_dir "$1")/$2" "$3"; } # NAME FILE KEY
+in_range4() { # IP: inside the lan-selftest DHCPv4 pool 192.168.2.100-199
+    [[ $1 =~ ^192\.168\.2\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 100 && BASH_REMATCH[1] <= 199))
+}
+in_range6() { [[ $1 =~ ^2001:db8:0:111::1:[0-9a-f]{1,4}$ ]]; } # IP: inside ::1:0-::1:ffff
+has_word() { [[ " $1 " == *" $2 "* ]] || { printf '        %q has no %q\n' "$1" "$2"; return 1; }; }
+all_configured() { # NAME:CLIENT...
+    local nc
+    for nc in "$@"; do lh_configured "${nc%%:*}" "${nc#*:}" || return 1; done
+}
+dnsmasq_log_has() { grep -qE -- "$1" "$RUN/lan-dnsmasq.log" 2>/dev/null; } # ERE
+dig_short() { # NS SERVER NAME TYPE
+    nsx "$1" dig +short +time=2 +tries=2 @"$2" "$3" "$4" 2>&1 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# lan4_check: the common IPv4 checks of a DHCPv4 client's lease4 file and the kernel's view
+lease4_checks() { # NAME CLIENT
+    local n=$1 c=$2 f ip
+    f=$c.lease4
+    ip=$(lh_get "$n" "$f" ip)
+    check "$n $c: lease4 state=bound ip=$ip (pool 192.168.2.100-199)" eq \
+        "$(lh_get "$n" "$f" state)/$(in_range4 "$ip" && echo in-pool)" "bound/in-pool"
+    check "$n $c: prefixlen 24, router 192.168.2.1, dns 192.168.2.1, domain $LAN_DOMAIN, lease 600, server 192.168.2.1" eq \
+        "$(lh_get "$n" "$f" prefixlen) $(lh_get "$n" "$f" router) $(lh_get "$n" "$f" dns) $(lh_get "$n" "$f" domain) $(lh_get "$n" "$f" lease) $(lh_get "$n" "$f" server)" \
+        "24 192.168.2.1 192.168.2.1 $LAN_DOMAIN 600 192.168.2.1"
+    check "$n $c: kernel has $ip/24 on eth0" has "$(nsx "$n" ip -4 -o addr show dev eth0)" "inet ${ip//./\\.}/24 "
+    check "$n $c: kernel default route via 192.168.2.1" has "$(nsx "$n" ip -4 route show default)" \
+        '^default via 192\.168\.2\.1 dev eth0'
+}
+
+lan_evidence() { # SUBDIR: the hosts' files and 'lanhost show' of each, into lan-selftest/SUBDIR
+    local d=$RUN/lan-selftest/$1 n
+    mkdir -p "$d"
+    for n in $(lh_names); do
+        mkdir -p "$d/$n"
+        find "$(lh_dir "$n")" -maxdepth 1 -type f -exec cp {} "$d/$n/" \; 2>/dev/null || true
+        lh_show "$n" >"$d/$n.show" 2>&1 || true
+    done
+}
+
+cmd_lan_selftest() {
+    local queues=1 n out ip2 ip3 ip5 a
+    selftest_prepare lan-selftest
+    [[ -f $RUN/queues ]] && queues=$(cat "$RUN/queues")
+    for n in $(lh_names); do lh_del "$n" >/dev/null; done
+    local resolv0 host0 vardb0
+    resolv0=$(sha256sum /etc/resolv.conf 2>&1 || true)
+    host0=$(hostname)
+    vardb0=$(ls -la /var/lib/dhcpcd /var/lib/dhcp 2>&1 || true)
+
+    say "lan-selftest: router = kernel router + dnsmasq on lan0 (DHCPv4 192.168.2.100-199, RA" \
+        "2001:db8:0:111::/64 M=1 A=1 from $LAN_ROUTER_LL, DHCPv6 ::1:0-::1:ffff, DNS proxy to $HGW_ADDR)"
+    lan_router_start
+    FAILS=0
+    say "lan-selftest: lan2 dhcpcd (v4+v6), lan3 udhcpc, lan4 kernel SLAAC only," \
+        "lan5 (--ipv6 off) dhclient4 + dhclient6 -S, lan6 dhclient6 -N"
+    lh_try lh_add lan2
+    lh_try lh_add lan3
+    lh_try lh_add lan4
+    lh_try lh_add lan5 --ipv6 off
+    lh_try lh_add lan6
+    lh_try lh_dhcp lan2 dhcpcd both
+    lh_try lh_dhcp lan3 udhcpc
+    lh_try lh_dhcp lan5 dhclient4
+    lh_try lh_dhcp lan5 dhclient6 -S
+    lh_try lh_dhcp lan6 dhclient6 -N
+    wait_until 300 all_configured lan2:dhcpcd lan3:udhcpc lan5:dhclient4 lan5:dhclient6 lan6:dhclient6 || true
+    wait_until 100 eval '[[ -n $(nsx lan4 ip -6 route show default) ]]' || true
+    sleep 1   # let dhcpcd's DHCPv6 and the tentative addresses settle
+    rm -rf "$RUN/lan-selftest"
+    mkdir -p "$RUN/lan-selftest"
+    lan_evidence bound
+
+    say "lan-selftest: lan2 dhcpcd"
+    lease4_checks lan2 dhcpcd
+    ip2=$(lh_get lan2 dhcpcd.lease4 ip)
+    check "lan2 dhcpcd: ra state=received router=$LAN_ROUTER_LL prefix 2001:db8:0:111::/64 flags MO" eq \
+        "$(lh_get lan2 dhcpcd.ra state) $(lh_get lan2 dhcpcd.ra router) $(lh_get lan2 dhcpcd.ra prefix) $(lh_get lan2 dhcpcd.ra flags)" \
+        "received $LAN_ROUTER_LL 2001:db8:0:111::/64 MO"
+    check "lan2 dhcpcd: SLAAC address 2001:db8:0:111:0:ff:fe00:102 recorded (slaac=$(lh_get lan2 dhcpcd.ra slaac))" \
+        has_word "$(lh_get lan2 dhcpcd.ra slaac)" 2001:db8:0:111:0:ff:fe00:102
+    check "lan2 dhcpcd: kernel has 2001:db8:0:111:0:ff:fe00:102/64 with lifetimes" has \
+        "$(nsx lan2 ip -6 -o addr show dev eth0)" 'inet6 2001:db8:0:111:0:ff:fe00:102/64 .*valid_lft [0-9]+sec preferred_lft [0-9]+sec'
+    check "lan2 dhcpcd: RA RDNSS recorded (rdnss=$(lh_get lan2 dhcpcd.ra rdnss)), DNSSL $LAN_DOMAIN" eq \
+        "$(lh_get lan2 dhcpcd.ra rdnss) $(lh_get lan2 dhcpcd.ra dnssl)" "$LAN_ROUTER_LL%eth0 $LAN_DOMAIN"
+    a=$(lh_get lan2 dhcpcd.lease6 addr)
+    check "lan2 dhcpcd: DHCPv6 IA_NA $a (::1:0-::1:ffff), dns 2001:db8:0:111::1, domain_search $LAN_DOMAIN" eq \
+        "$(lh_get lan2 dhcpcd.lease6 state) $(in_range6 "$a" && echo in-pool) $(lh_get lan2 dhcpcd.lease6 dns) $(lh_get lan2 dhcpcd.lease6 domain_search)" \
+        "bound in-pool 2001:db8:0:111::1 $LAN_DOMAIN"
+    check "lan2 dhcpcd: IPv6 default route via $LAN_ROUTER_LL" has "$(nsx lan2 ip -6 route show default)" \
+        "^default via $LAN_ROUTER_LL dev eth0"
+
+    say "lan-selftest: lan3 udhcpc"
+    lease4_checks lan3 udhcpc
+    ip3=$(lh_get lan3 udhcpc.lease4 ip)
+    check "lan3 udhcpc: a different address than lan2 ($ip3 != $ip2)" test "$ip3" != "$ip2"
+
+    say "lan-selftest: lan4 kernel SLAAC only (accept_ra=1 autoconf=1, no client)"
+    check "lan4: kernel SLAAC address 2001:db8:0:111:0:ff:fe00:104/64 (dynamic)" has \
+        "$(nsx lan4 ip -6 -o addr show dev eth0)" 'inet6 2001:db8:0:111:0:ff:fe00:104/64 scope global dynamic'
+    check "lan4: default route via $LAN_ROUTER_LL proto ra" has "$(nsx lan4 ip -6 route show default)" \
+        "^default via $LAN_ROUTER_LL dev eth0 proto ra"
+    check "lan4: no IPv4 address" eq "$(nsx lan4 ip -4 -o addr show dev eth0)" ""
+
+    say "lan-selftest: lan5 dhclient4 + dhclient6 -S (IPv6 autoconf off)"
+    lease4_checks lan5 dhclient4
+    ip5=$(lh_get lan5 dhclient4.lease4 ip)
+    check "lan5 dhclient4: a third address ($ip5 not $ip2/$ip3)" test "$ip5" != "$ip2" -a "$ip5" != "$ip3"
+    check "lan5 dhclient6 -S: state=informed, dns 2001:db8:0:111::1, domain_search $LAN_DOMAIN, no address" eq \
+        "$(lh_get lan5 dhclient6.lease6 state) $(lh_get lan5 dhclient6.lease6 dns) $(lh_get lan5 dhclient6.lease6 domain_search) addr=$(lh_get lan5 dhclient6.lease6 addr)" \
+        "informed 2001:db8:0:111::1 $LAN_DOMAIN addr="
+    check "lan5: no global IPv6 address (--ipv6 off)" eq "$(nsx lan5 ip -6 -o addr show dev eth0 scope global)" ""
+    check "dnsmasq log: INFORMATION-REQUEST from DUID-LL of lan5" dnsmasq_log_has \
+        'DHCPINFORMATION-REQUEST\(lan0\) 00:03:00:01:02:00:00:00:01:05'
+
+    say "lan-selftest: lan6 dhclient6 -N"
+    a=$(lh_get lan6 dhclient6.lease6 addr)
+    check "lan6 dhclient6 -N: state=bound addr $a (::1:0-::1:ffff)/128, preferred 600, valid 600, dns 2001:db8:0:111::1" eq \
+        "$(lh_get lan6 dhclient6.lease6 state) $(in_range6 "$a" && echo in-pool)/$(lh_get lan6 dhclient6.lease6 prefixlen) $(lh_get lan6 dhclient6.lease6 preferred) $(lh_get lan6 dhclient6.lease6 valid) $(lh_get lan6 dhclient6.lease6 dns)" \
+        "bound in-pool/128 600 600 2001:db8:0:111::1"
+    check "lan6 dhclient6 -N: kernel has $a/128 on eth0" has "$(nsx lan6 ip -6 -o addr show dev eth0)" "inet6 $a/128 "
+
+    say "lan-selftest: DNS through the router (dnsmasq proxy -> hgw dnsmasq), dig from the hosts"
+    out=$(dig_short lan2 192.168.2.1 www.lab.example A)
+    check "lan2: dig @192.168.2.1 www.lab.example A -> $out" eq "$out" "$V4_SERVER"
+    out=$(dig_short lan6 2001:db8:0:111::1 www.lab.example AAAA)
+    check "lan6: dig @2001:db8:0:111::1 www.lab.example AAAA -> $out" eq "$out" "$V6_SERVER"
+    out=$(nsx lan3 dig +time=2 +tries=2 @192.168.2.1 nothing.example.com A 2>&1 | grep -o 'status: [A-Z]*' || true)
+    check "lan3: dig @192.168.2.1 nothing.example.com -> $out" eq "$out" "status: NXDOMAIN"
+
+    say "lan-selftest: renew"
+    local n2 n3
+    n2=$(lh_events lan2)
+    n3=$(lh_events lan3)
+    lh_try lh_each renew lan2
+    lh_try lh_each renew lan3
+    wait_until 50 lh_event_since lan2 "$n2" ' dhcpcd RENEW dhcp$' || true
+    wait_until 50 lh_event_since lan2 "$n2" ' dhcpcd RENEW6 dhcp6$' || true
+    wait_until 50 lh_event_since lan3 "$n3" ' udhcpc renew$' || true
+    check "lan2 dhcpcd -N: RENEW (v4) and RENEW6 events" eq \
+        "$(lh_event_since lan2 "$n2" ' dhcpcd RENEW dhcp$' && echo v4) $(lh_event_since lan2 "$n2" ' dhcpcd RENEW6 dhcp6$' && echo v6)" "v4 v6"
+    check "lan2: same address after the renew ($(lh_get lan2 dhcpcd.lease4 ip))" eq "$(lh_get lan2 dhcpcd.lease4 ip)" "$ip2"
+    check "lan3 udhcpc SIGUSR1: renew event, same address" eq \
+        "$(lh_event_since lan3 "$n3" ' udhcpc renew$' && echo renew) $(lh_get lan3 udhcpc.lease4 ip)" "renew $ip3"
+    check "dnsmasq log: DHCPRENEW from lan2's DUID" dnsmasq_log_has 'DHCPRENEW\(lan0\) 00:03:00:01:02:00:00:00:01:02'
+
+    say "lan-selftest: release"
+    lh_try lh_each release lan2
+    lh_try lh_each release lan3
+    lh_try lh_each release lan6
+    check "dnsmasq log: DHCPRELEASE $ip2 (lan2 dhcpcd)" dnsmasq_log_has "DHCPRELEASE\\(lan0\\) ${ip2//./\\.} 02:00:00:00:01:02"
+    check "dnsmasq log: DHCPRELEASE $ip3 (lan3 udhcpc)" dnsmasq_log_has "DHCPRELEASE\\(lan0\\) ${ip3//./\\.} 02:00:00:00:01:03"
+    check "dnsmasq log: DHCPv6 RELEASE from lan2 and lan6" eq \
+        "$(dnsmasq_log_has 'DHCPRELEASE\(lan0\) 00:03:00:01:02:00:00:00:01:02' && echo lan2) $(dnsmasq_log_has 'DHCPRELEASE\(lan0\) 00:03:00:01:02:00:00:00:01:06' && echo lan6)" "lan2 lan6"
+    check "released: lease files say so (lan2 v4/v6, lan3, lan6)" eq \
+        "$(lh_get lan2 dhcpcd.lease4 state) $(lh_get lan2 dhcpcd.lease6 state) $(lh_get lan3 udhcpc.lease4 state) $(lh_get lan6 dhclient6.lease6 state)" \
+        "released released released released"
+    check "released: no IPv4 on lan2/lan3, no DHCPv6 address on lan6" eq \
+        "$(nsx lan2 ip -4 -o addr show dev eth0)$(nsx lan3 ip -4 -o addr show dev eth0)$(nsx lan6 ip -6 -o addr show dev eth0 | grep -c '/128 ' || true)" "0"
+    check "released: the clients stopped (lan2, lan3, lan6)" eq \
+        "$(lh_clients_running lan2)$(lh_clients_running lan3)$(lh_clients_running lan6)" ""
+
+    say "lan-selftest: the machine's files are untouched"
+    check "/etc/resolv.conf unchanged" eq "$(sha256sum /etc/resolv.conf 2>&1 || true)" "$resolv0"
+    check "hostname unchanged ($host0)" eq "$(hostname)" "$host0"
+    check "/var/lib/dhcpcd and /var/lib/dhcp unchanged" eq "$(ls -la /var/lib/dhcpcd /var/lib/dhcp 2>&1 || true)" "$vardb0"
+
+    # evidence, then delete the hosts and rebuild a pristine lab (router without addresses)
+    lan_evidence end
+    cp "$RUN"/lan-dnsmasq.* "$RUN/lan-selftest/" 2>/dev/null || true
+    local before
+    before=$(for n in lan2 lan3 lan4 lan5 lan6; do ip netns pids "$n" 2>/dev/null; done | tr '\n' ' ')
+    for n in lan2 lan3 lan4 lan5 lan6; do lh_try lh_del "$n"; done
+    local left=
+    for n in $before; do proc_running "$n" && left+=" $n($(tr '\0' ' ' <"/proc/$n/cmdline" 2>/dev/null))"; done
+    check "lanhost del: no client process left (had: ${before:-none})" eq "$left" ""
+    stop_pidfile lan-dnsmasq
+    say "lan-selftest: evidence saved in $RUN/lan-selftest/; rebuilding the lab"
+    cmd_up --queues "$queues" >/dev/null
+    check "router namespace: no addresses, no processes again" eq \
+        "$(nsx router ip -o addr show | grep -v ' lo ' || true)$(ip netns pids router)" ""
+    if ((FAILS)); then
+        trap - ERR
+        warn "lan-selftest: $FAILS check(s) FAILED (evidence in $RUN/lan-selftest/)"
+        exit 1
+    fi
+    say "lan-selftest: ALL PASSED (lab rebuilt, router namespace has no addresses again)"
+}
+
 # --------------------------------------------------------------- main
 usage() {
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -1147,6 +1840,8 @@ main() {
         radvd) cmd_radvd "$@" ;;
         dhcp6) cmd_dhcp6 "$@" ;;
         dns) cmd_dns "$@" ;;
+        lanhost) cmd_lanhost "$@" ;;
+        lan-selftest) check_prereqs; cmd_lan_selftest ;;
         peers-selftest) check_prereqs; cmd_peers_selftest ;;
         selftest) check_prereqs; cmd_selftest ;;
         -h | --help | help) usage 0 ;;

@@ -18,6 +18,8 @@ const COMMANDS: &[&str] = &[
     "show wan",
     "show pd",
     "show tunnel",
+    "show lan",
+    "show leases",
     "pd renew",
     "pd rebind",
     "version",
@@ -87,7 +89,8 @@ fn main() -> ExitCode {
         "show runtime" => print_runtime(data),
         "show neighbors" => print_neighbors(data),
         "show config" => print!("{}", data["yaml"].as_str().unwrap_or("")),
-        "show wan" | "show pd" | "show tunnel" | "pd renew" | "pd rebind" => print_fields(data, ""),
+        "show wan" | "show pd" | "show tunnel" | "show lan" | "show leases" | "pd renew"
+        | "pd rebind" => print_fields(data, ""),
         _ => println!(
             "ipoed {} (protocol {})",
             data["daemon"].as_str().unwrap_or("?"),
