@@ -88,6 +88,9 @@ pub struct Router {
     pub lan_services: Lan,
     /// /64s being renumbered away, as last put in the Fib.
     stale_prefixes: Vec<Ipv6Addr>,
+    /// WAN carrier as last read, and when it is next read.
+    wan_carrier: bool,
+    carrier_checked: Instant,
     /// What `base_fib` was built from.
     pub learned: Learned,
     /// Duplicate addresses already reported to `wan6`.
@@ -233,6 +236,8 @@ impl Router {
             wan6,
             lan_services,
             stale_prefixes: Vec::new(),
+            wan_carrier: true,
+            carrier_checked: now,
             learned,
             dad_reported: Vec::new(),
             base_changed: false,
@@ -295,6 +300,16 @@ impl Router {
     /// Runs the WAN engines and folds what they learned into the tables;
     /// returns their next deadline.
     fn poll_wan(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        // The carrier is read from sysfs once a second: cheap, and enough
+        // for RFC 7084's "at once" on a human scale.
+        if now >= self.carrier_checked {
+            self.carrier_checked = now + Duration::from_secs(1);
+            let up = iface::carrier(&self.wan.name).unwrap_or(true);
+            if up != self.wan_carrier {
+                self.wan_carrier = up;
+                self.wan6.set_link(now, up);
+            }
+        }
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
                 log::warn!("wan: {addr} is in use by another node (DAD)");
@@ -305,7 +320,11 @@ impl Router {
         let usable = self.neigh.usable_ipv6(Side::Wan);
         let mut sends = Vec::new();
         let usable_lan = self.neigh.usable_ipv6(Side::Lan);
-        let next = self.wan6.poll(now, &usable, &usable_lan, &mut sends);
+        let next = self
+            .wan6
+            .poll(now, &usable, &usable_lan, &mut sends)
+            .map(|t| t.min(self.carrier_checked))
+            .or(Some(self.carrier_checked));
         self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {

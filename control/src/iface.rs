@@ -60,6 +60,13 @@ pub fn format_mac(m: &Mac) -> String {
     )
 }
 
+/// Whether `name` has a carrier (`/sys/class/net/NAME/carrier`); `None` if
+/// it cannot be read (then the caller assumes it has).
+pub fn carrier(name: &str) -> Option<bool> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).ok()?;
+    Some(text.trim() == "1")
+}
+
 /// fe80::/64 with the modified EUI-64 interface identifier (RFC 4291 App. A).
 pub fn link_local(mac: &Mac) -> Ipv6Addr {
     let mut a = [0u8; 16];

@@ -257,6 +257,22 @@ impl Wan {
         }
     }
 
+    /// The WAN carrier changed. Down: the routers are forgotten, so the LAN
+    /// stops being offered a default route at once. Up: solicit, and
+    /// confirm the delegated prefix with Rebind (RFC 8415 18.2.12).
+    pub fn set_link(&mut self, now: Instant, up: bool) {
+        if up {
+            log::info!("wan: carrier up; soliciting routers and confirming the prefix");
+            self.ra.link_up(now);
+            if let Some(c) = &mut self.dhcp {
+                c.rebind_now(now);
+            }
+        } else {
+            log::warn!("wan: carrier lost");
+            self.ra.link_down(now);
+        }
+    }
+
     /// The neighbor engine found another node using `addr`.
     pub fn dad_failed(&mut self, now: Instant, addr: Ipv6Addr) {
         self.ra.dad_failed(now, addr);

@@ -122,6 +122,35 @@ impl Lab {
         )
     }
 
+    /// A LAN host (lan2..lan9) on the lab's switch, with no addresses.
+    pub fn lanhost(&self, name: &str, args: &[&str]) {
+        let mut a = vec!["lanhost", "add", name];
+        a.extend_from_slice(args);
+        let r = self.script(&a);
+        assert!(r.ok, "lanhost add {name}: {}\n{}", r.stdout, r.stderr);
+    }
+
+    /// Starts a DHCP client (`dhcpcd`, `udhcpc`, `dhclient4`, `dhclient6`)
+    /// in a LAN host and waits up to 20 s for its result; returns whether
+    /// it got one.
+    pub fn dhcp_client(&self, name: &str, client: &str, args: &[&str]) -> bool {
+        let mut a = vec!["lanhost", "dhcp", name, client];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--wait", "20"]);
+        self.script(&a).ok
+    }
+
+    /// A `KEY=VALUE` result file a LAN host's client wrote (see
+    /// tests/lab/README.md), e.g. `("lan2", "dhcpcd.lease4")`.
+    pub fn lease_file(&self, host: &str, file: &str) -> std::collections::HashMap<String, String> {
+        std::fs::read_to_string(self.run_dir.join("lanhosts").join(host).join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.run_dir.join("state")
     }

@@ -44,6 +44,8 @@ counters! {
     router_expired => "router-expired",
     /// Routers removed by an RA with router lifetime 0.
     router_removed => "router-removed",
+    /// Routers forgotten because the WAN link lost its carrier.
+    router_link_down => "router-link-down",
     /// Autonomous prefixes whose length is not 64 (RFC 4862 5.5.3 d).
     prefix_ignored_len => "prefix-ignored-len",
     /// Autonomous prefixes inside fe80::/10 (RFC 4862 5.5.3 b).

@@ -306,6 +306,26 @@ impl WanRa {
         }
     }
 
+    /// The WAN link lost its carrier: routers learned on it can no longer
+    /// be trusted (RFC 7084 G-5 wants the LAN told at once, not when their
+    /// lifetimes end). Addresses are kept: their lifetimes still hold.
+    pub fn link_down(&mut self, _now: Instant) {
+        for r in self.routers.drain(..) {
+            self.counters.router_link_down += 1;
+            log::warn!("wan: link down, router {} forgotten", r.addr);
+            self.events.push(Event::RouterRemoved(r.addr));
+        }
+        self.solicit = None;
+    }
+
+    /// The carrier is back: solicit at once (RFC 4861 6.3.7 allows an RS
+    /// whenever the link may have changed).
+    pub fn link_up(&mut self, now: Instant) {
+        if self.started && self.routers.is_empty() {
+            self.begin_soliciting(now);
+        }
+    }
+
     /// Validates (RFC 4861 6.1.2) and digests one RA. `icmp` starts at the
     /// ICMPv6 type byte; its checksum must already have been verified.
     pub fn handle_ra(
