@@ -42,6 +42,16 @@ $IPOECTL show pd
 echo
 $IPOECTL show tunnel
 
+step "A new LAN host running dhcpcd configures itself from ipoed (DHCPv4, RA, DHCPv6, DNS)"
+bash "$LAB" lanhost add lan2 >/dev/null
+bash "$LAB" lanhost dhcp lan2 dhcpcd --wait 20 || true
+sleep 2
+sed 's/^/  /' "$IPOE_LAB_DIR/lanhosts/lan2/dhcpcd.lease4" | grep -E "ip=|router=|dns=|domain=|lease="
+sed 's/^/  /' "$IPOE_LAB_DIR/lanhosts/lan2/dhcpcd.ra" 2>/dev/null | grep -E "prefix=|slaac=|rdnss=|dnssl=" || true
+echo "lan2\$ dig +short @192.168.2.1 www.lab.example (through the router's DNS proxy)"
+ip netns exec lan2 dig +short +time=3 +tries=1 @192.168.2.1 www.lab.example A || true
+$IPOECTL show leases
+
 run() { echo "lan1\$ $*"; ip netns exec lan1 "$@"; }
 step "IPv4 from the LAN host, through the DS-Lite tunnel to the AFTR and NAT44"
 run curl -sS --max-time 5 http://198.51.100.10/hello.txt
