@@ -10,27 +10,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::de::StrCheck;
-use crate::types::{check_dns_name, ValueError};
-
-/// Writes `$t` as one YAML string through its `FromStr`/`Display`.
-macro_rules! via_str {
-    ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(StrCheck::new(<$t>::EXPECTED, |s| {
-                    s.parse::<$t>().map_err(|e| e.problem().to_owned())
-                }))
-            }
-        }
-    };
-}
+use crate::types::{check_dns_name, serde_via_str, ValueError};
 
 /// A DNS name such as `home.arpa` (two labels at least).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,7 +35,7 @@ impl fmt::Display for DomainName {
     }
 }
 
-via_str!(DomainName);
+serde_via_str!(DomainName);
 
 /// A host name label for a static lease (RFC 1123): 1 to 63 letters,
 /// digits and hyphens, not starting or ending with a hyphen.
@@ -92,7 +72,7 @@ impl fmt::Display for HostName {
     }
 }
 
-via_str!(HostName);
+serde_via_str!(HostName);
 
 /// An Ethernet MAC address written `02:00:00:00:00:10`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,7 +116,7 @@ impl fmt::Display for MacAddr {
     }
 }
 
-via_str!(MacAddr);
+serde_via_str!(MacAddr);
 
 /// An inclusive IPv4 address range `first-last`; that it lies in the LAN
 /// subnet is a cross-field check.
@@ -182,7 +162,7 @@ impl fmt::Display for Ipv4Range {
     }
 }
 
-via_str!(Ipv4Range);
+serde_via_str!(Ipv4Range);
 
 /// A duration written as seconds (`3600`) or with a unit (`90s`, `30m`,
 /// `12h`, `7d`); kept in seconds.
@@ -236,7 +216,7 @@ impl fmt::Display for LeaseTime {
     }
 }
 
-via_str!(LeaseTime);
+serde_via_str!(LeaseTime);
 
 impl<'de> Deserialize<'de> for LeaseTimeOrInt {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

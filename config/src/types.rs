@@ -11,8 +11,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::de::StrCheck;
-
 /// A value that could not be parsed or is not acceptable: what was found,
 /// and what was expected instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +58,15 @@ macro_rules! serde_via_str {
 
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(StrCheck::new(<$t>::EXPECTED, |s| {
-                    s.parse::<$t>().map_err(|e| e.problem)
+                deserializer.deserialize_str($crate::de::StrCheck::new(<$t>::EXPECTED, |s| {
+                    s.parse::<$t>().map_err(|e| e.problem().to_owned())
                 }))
             }
         }
     };
 }
+
+pub(crate) use serde_via_str;
 
 // ---------------------------------------------------------------------------
 // Interface names

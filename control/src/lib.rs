@@ -1,6 +1,9 @@
 //! ipoe-router's control plane: the daemon (`ipoed`), its control socket,
 //! and the protocol engines it runs on the control thread.
 
+#[macro_use]
+mod counters;
+
 pub mod ctl;
 pub mod daemon;
 pub mod dhcp4s;

@@ -118,52 +118,38 @@ pub fn errors(r: &Router) -> Value {
     for (name, count) in r.neigh.counters().iter() {
         rows.push(json!({"node": "neighbor", "counter": name, "description": "", "count": count}));
     }
-    let w = &r.wan6;
-    let engines: [(&str, Vec<(&'static str, u64)>); 4] = [
+    let (w, l) = (&r.wan6, &r.lan_services);
+    // Engines that are off (or not yet needed) list no counters.
+    fn named<T>(
+        engine: Option<&T>,
+        f: fn(&T) -> Vec<(&'static str, u64)>,
+    ) -> Vec<(&'static str, u64)> {
+        engine.map(f).unwrap_or_default()
+    }
+    let engines: [(&str, Vec<(&'static str, u64)>); 9] = [
         ("wan", w.counters.named()),
         ("wan-ra", w.ra.counters().named()),
         (
             "dhcpv6-client",
-            w.dhcp
-                .as_ref()
-                .map(|c| c.counters().named())
-                .unwrap_or_default(),
+            named(w.dhcp.as_ref(), |c| c.counters().named()),
         ),
         (
             "aftr-resolver",
-            w.resolver
-                .as_ref()
-                .map(|c| c.counters().named())
-                .unwrap_or_default(),
+            named(w.resolver.as_ref(), |c| c.counters().named()),
         ),
-    ];
-    let l = &r.lan_services;
-    let lan_engines: [(&str, Vec<(&'static str, u64)>); 5] = [
         ("lan", l.counters.named()),
         ("lan-ra", l.ra.counters().named()),
         (
             "dhcpv4-server",
-            l.dhcp4
-                .as_ref()
-                .map(|c| c.counters().named())
-                .unwrap_or_default(),
+            named(l.dhcp4.as_ref(), |c| c.counters().named()),
         ),
         (
             "dhcpv6-server",
-            l.dhcp6
-                .as_ref()
-                .map(|c| c.counters().named())
-                .unwrap_or_default(),
+            named(l.dhcp6.as_ref(), |c| c.counters().named()),
         ),
-        (
-            "dns-proxy",
-            l.dns
-                .as_ref()
-                .map(|c| c.counters().named())
-                .unwrap_or_default(),
-        ),
+        ("dns-proxy", named(l.dns.as_ref(), |c| c.counters().named())),
     ];
-    for (node, counters) in engines.into_iter().chain(lan_engines) {
+    for (node, counters) in engines {
         for (name, count) in counters {
             rows.push(json!({"node": node, "counter": name, "description": "", "count": count}));
         }

@@ -693,71 +693,54 @@ pub enum Event {
     Failed(String),
 }
 
-/// Declares the counter struct and its named export from one list, so a
-/// counter cannot be added without being exported.
-macro_rules! counters {
-    ($($(#[doc = $doc:literal])+ $name:ident = $kebab:literal,)+) => {
-        /// Monotonic event counters. Every datagram passed to
-        /// [`Resolver::handle`] increments exactly one of `rx_answer`,
-        /// the `drop_*` counters, or a failure counter (`nxdomain`,
-        /// `servfail`, `refused`, `rcode_other`, `nodata`, `truncated`,
-        /// `bad_answer`).
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
-        pub struct Counters {
-            $($(#[doc = $doc])+ pub $name: u64,)+
-        }
-
-        impl Counters {
-            /// Every counter as `(kebab-case name, value)`, in declaration order.
-            pub fn named(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($kebab, self.$name),)+]
-            }
-        }
-    };
-}
-
-counters! {
-    /// Queries sent (first tries and retransmissions).
-    tx_query = "tx-query",
-    /// Usable answers accepted.
-    rx_answer = "rx-answer",
-    /// Answers that changed the address in use (the first one included).
-    address_changed = "address-changed",
-    /// Datagrams arriving while no query is outstanding.
-    drop_unsolicited = "drop-unsolicited",
-    /// Datagrams not from port 53 of the server the query went to.
-    drop_unexpected_source = "drop-unexpected-source",
-    /// Datagrams not sent to the outstanding query's source port.
-    drop_wrong_port = "drop-wrong-port",
-    /// Replies with another transaction id (older queries included).
-    drop_id_mismatch = "drop-id-mismatch",
-    /// Replies not echoing our question (possible spoofing).
-    drop_question_mismatch = "drop-question-mismatch",
-    /// Replies that do not parse; the query stays outstanding.
-    drop_malformed = "drop-malformed",
-    /// NXDOMAIN replies.
-    nxdomain = "nxdomain",
-    /// SERVFAIL replies.
-    servfail = "servfail",
-    /// REFUSED replies.
-    refused = "refused",
-    /// Replies with any other non-zero response code.
-    rcode_other = "rcode-other",
-    /// NOERROR replies without an AAAA record for the name.
-    nodata = "nodata",
-    /// Replies with the TC flag (no TCP fallback: an AAAA answer fits).
-    truncated = "truncated",
-    /// Well-formed replies that cannot be used (CNAME chain too long).
-    bad_answer = "bad-answer",
-    /// Queries that got no usable reply before their timeout.
-    timeout = "timeout",
-    /// Lookup rounds reported as failed (one `Event::Failed` each).
-    failed_rounds = "failed-rounds",
-    /// Lookups restarted because the server list changed or a refresh was forced.
-    restarts = "restarts",
-    /// Server addresses refused by `set_servers` (unspecified, multicast,
-    /// duplicates, beyond `MAX_SERVERS`).
-    servers_ignored = "servers-ignored",
+named_counters! {
+    /// Monotonic event counters. Every datagram passed to
+    /// [`Resolver::handle`] increments exactly one of `rx_answer`, the
+    /// `drop_*` counters, or a failure counter (`nxdomain`, `servfail`,
+    /// `refused`, `rcode_other`, `nodata`, `truncated`, `bad_answer`).
+    pub struct Counters {
+        /// Queries sent (first tries and retransmissions).
+        tx_query => "tx-query",
+        /// Usable answers accepted.
+        rx_answer => "rx-answer",
+        /// Answers that changed the address in use (the first one included).
+        address_changed => "address-changed",
+        /// Datagrams arriving while no query is outstanding.
+        drop_unsolicited => "drop-unsolicited",
+        /// Datagrams not from port 53 of the server the query went to.
+        drop_unexpected_source => "drop-unexpected-source",
+        /// Datagrams not sent to the outstanding query's source port.
+        drop_wrong_port => "drop-wrong-port",
+        /// Replies with another transaction id (older queries included).
+        drop_id_mismatch => "drop-id-mismatch",
+        /// Replies not echoing our question (possible spoofing).
+        drop_question_mismatch => "drop-question-mismatch",
+        /// Replies that do not parse; the query stays outstanding.
+        drop_malformed => "drop-malformed",
+        /// NXDOMAIN replies.
+        nxdomain => "nxdomain",
+        /// SERVFAIL replies.
+        servfail => "servfail",
+        /// REFUSED replies.
+        refused => "refused",
+        /// Replies with any other non-zero response code.
+        rcode_other => "rcode-other",
+        /// NOERROR replies without an AAAA record for the name.
+        nodata => "nodata",
+        /// Replies with the TC flag (no TCP fallback: an AAAA answer fits).
+        truncated => "truncated",
+        /// Well-formed replies that cannot be used (CNAME chain too long).
+        bad_answer => "bad-answer",
+        /// Queries that got no usable reply before their timeout.
+        timeout => "timeout",
+        /// Lookup rounds reported as failed (one `Event::Failed` each).
+        failed_rounds => "failed-rounds",
+        /// Lookups restarted because the server list changed or a refresh was forced.
+        restarts => "restarts",
+        /// Server addresses refused by `set_servers` (unspecified, multicast,
+        /// duplicates, beyond `MAX_SERVERS`).
+        servers_ignored => "servers-ignored",
+    }
 }
 
 /// The query in flight.

@@ -146,97 +146,82 @@ pub enum Action {
     },
 }
 
-/// Declares the counter struct and its named export from one list.
-macro_rules! counters {
-    ($($(#[doc = $doc:literal])+ $name:ident = $kebab:literal,)+) => {
-        /// Monotonic event counters.
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
-        pub struct Counters {
-            $($(#[doc = $doc])+ pub $name: u64,)+
-        }
-
-        impl Counters {
-            /// Every counter as `(kebab-case name, value)`, in declaration order.
-            pub fn named(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($kebab, self.$name),)+]
-            }
-        }
-    };
-}
-
-counters! {
-    /// UDP queries received (every `handle_query` call).
-    rx_query = "rx-query",
-    /// Queries forwarded upstream (first tries).
-    tx_forward = "tx-forward",
-    /// Queries sent again to the next upstream after a timeout.
-    tx_retry = "tx-retry",
-    /// Upstream answers matched to a pending query and relayed.
-    rx_upstream = "rx-upstream",
-    /// UDP replies sent to clients.
-    tx_reply = "tx-reply",
-    /// Queries answered from the cache.
-    cache_hit = "cache-hit",
-    /// Valid queries not in the cache.
-    cache_miss = "cache-miss",
-    /// Answers stored in the cache.
-    cache_insert = "cache-insert",
-    /// Cache entries dropped to make room (before they expired).
-    cache_evict = "cache-evict",
-    /// UDP replies cut to header and question with TC set.
-    truncated = "truncated",
-    /// Upstream answers with TC set relayed (never cached).
-    upstream_tc = "upstream-tc",
-    /// Queries dropped without a reply: shorter than a header, or a response.
-    drop_malformed = "drop-malformed",
-    /// Queries answered FORMERR.
-    formerr = "formerr",
-    /// Queries answered NOTIMP (opcode other than QUERY).
-    notimp = "notimp",
-    /// Queries answered BADVERS (EDNS version other than 0).
-    badvers = "badvers",
-    /// Queries dropped as a retransmission of one still pending.
-    drop_duplicate = "drop-duplicate",
-    /// Upstream datagrams matching no pending query (unknown port, wrong
-    /// source, id or question).
-    drop_unmatched = "drop-unmatched",
-    /// Matched upstream answers that do not parse; the query stays pending.
-    drop_upstream_malformed = "drop-upstream-malformed",
-    /// Queries answered SERVFAIL because no upstream server is known.
-    servfail_no_upstream = "servfail-no-upstream",
-    /// Queries answered SERVFAIL after `attempts` timeouts.
-    servfail_timeout = "servfail-timeout",
-    /// Queries answered SERVFAIL because the pending table was full.
-    pending_full = "pending-full",
-    /// Upstream server addresses refused (unspecified, multicast,
-    /// duplicates, beyond `MAX_UPSTREAMS`).
-    upstreams_ignored = "upstreams-ignored",
-    /// IP packets accepted by `push_tcp_ip`.
-    tcp_rx_packets = "tcp-rx-packets",
-    /// IP packets sent by the TCP stack.
-    tcp_tx_packets = "tcp-tx-packets",
-    /// IP packets refused by `push_tcp_ip`: not TCP to port 53 of a LAN
-    /// address, or not parsable.
-    tcp_drop_not_ours = "tcp-drop-not-ours",
-    /// IP packets dropped because the input queue was full.
-    tcp_drop_queue_full = "tcp-drop-queue-full",
-    /// TCP connections established.
-    tcp_accepted = "tcp-accepted",
-    /// TCP connections ended (after being counted in `tcp-accepted`).
-    tcp_closed = "tcp-closed",
-    /// SYNs refused with RST because every connection slot was in use.
-    tcp_rejected = "tcp-rejected",
-    /// TCP connections closed for being idle.
-    tcp_idle_timeout = "tcp-idle-timeout",
-    /// TCP connections aborted (peer not reading answers, or not
-    /// finishing the close).
-    tcp_aborted = "tcp-aborted",
-    /// Queries read from TCP connections.
-    tcp_rx_query = "tcp-rx-query",
-    /// Answers written to TCP connections.
-    tcp_tx_reply = "tcp-tx-reply",
-    /// Answers for a TCP connection that had gone.
-    tcp_drop_late = "tcp-drop-late",
+named_counters! {
+    /// Monotonic event counters.
+    pub struct Counters {
+        /// UDP queries received (every `handle_query` call).
+        rx_query => "rx-query",
+        /// Queries forwarded upstream (first tries).
+        tx_forward => "tx-forward",
+        /// Queries sent again to the next upstream after a timeout.
+        tx_retry => "tx-retry",
+        /// Upstream answers matched to a pending query and relayed.
+        rx_upstream => "rx-upstream",
+        /// UDP replies sent to clients.
+        tx_reply => "tx-reply",
+        /// Queries answered from the cache.
+        cache_hit => "cache-hit",
+        /// Valid queries not in the cache.
+        cache_miss => "cache-miss",
+        /// Answers stored in the cache.
+        cache_insert => "cache-insert",
+        /// Cache entries dropped to make room (before they expired).
+        cache_evict => "cache-evict",
+        /// UDP replies cut to header and question with TC set.
+        truncated => "truncated",
+        /// Upstream answers with TC set relayed (never cached).
+        upstream_tc => "upstream-tc",
+        /// Queries dropped without a reply: shorter than a header, or a response.
+        drop_malformed => "drop-malformed",
+        /// Queries answered FORMERR.
+        formerr => "formerr",
+        /// Queries answered NOTIMP (opcode other than QUERY).
+        notimp => "notimp",
+        /// Queries answered BADVERS (EDNS version other than 0).
+        badvers => "badvers",
+        /// Queries dropped as a retransmission of one still pending.
+        drop_duplicate => "drop-duplicate",
+        /// Upstream datagrams matching no pending query (unknown port, wrong
+        /// source, id or question).
+        drop_unmatched => "drop-unmatched",
+        /// Matched upstream answers that do not parse; the query stays pending.
+        drop_upstream_malformed => "drop-upstream-malformed",
+        /// Queries answered SERVFAIL because no upstream server is known.
+        servfail_no_upstream => "servfail-no-upstream",
+        /// Queries answered SERVFAIL after `attempts` timeouts.
+        servfail_timeout => "servfail-timeout",
+        /// Queries answered SERVFAIL because the pending table was full.
+        pending_full => "pending-full",
+        /// Upstream server addresses refused (unspecified, multicast,
+        /// duplicates, beyond `MAX_UPSTREAMS`).
+        upstreams_ignored => "upstreams-ignored",
+        /// IP packets accepted by `push_tcp_ip`.
+        tcp_rx_packets => "tcp-rx-packets",
+        /// IP packets sent by the TCP stack.
+        tcp_tx_packets => "tcp-tx-packets",
+        /// IP packets refused by `push_tcp_ip`: not TCP to port 53 of a LAN
+        /// address, or not parsable.
+        tcp_drop_not_ours => "tcp-drop-not-ours",
+        /// IP packets dropped because the input queue was full.
+        tcp_drop_queue_full => "tcp-drop-queue-full",
+        /// TCP connections established.
+        tcp_accepted => "tcp-accepted",
+        /// TCP connections ended (after being counted in `tcp-accepted`).
+        tcp_closed => "tcp-closed",
+        /// SYNs refused with RST because every connection slot was in use.
+        tcp_rejected => "tcp-rejected",
+        /// TCP connections closed for being idle.
+        tcp_idle_timeout => "tcp-idle-timeout",
+        /// TCP connections aborted (peer not reading answers, or not
+        /// finishing the close).
+        tcp_aborted => "tcp-aborted",
+        /// Queries read from TCP connections.
+        tcp_rx_query => "tcp-rx-query",
+        /// Answers written to TCP connections.
+        tcp_tx_reply => "tcp-tx-reply",
+        /// Answers for a TCP connection that had gone.
+        tcp_drop_late => "tcp-drop-late",
+    }
 }
 
 /// Who asked.
