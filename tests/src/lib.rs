@@ -122,6 +122,21 @@ impl Lab {
         )
     }
 
+    /// A lab.sh subcommand that must succeed.
+    pub fn script_ok(&self, args: &[&str]) {
+        let r = self.script(args);
+        assert!(r.ok, "lab.sh {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
+    }
+
+    /// Restarts the home gateway's DHCPv6 server with `args` (e.g.
+    /// `["--pool", "2001:db8:0:120::/60", "--t1", "10"]`).
+    pub fn restart_dhcp6(&self, args: &[&str]) {
+        self.script_ok(&["dhcp6", "stop"]);
+        let mut a = vec!["dhcp6", "start"];
+        a.extend_from_slice(args);
+        self.script_ok(&a);
+    }
+
     /// A LAN host (lan2..lan9) on the lab's switch, with no addresses.
     pub fn lanhost(&self, name: &str, args: &[&str]) {
         let mut a = vec!["lanhost", "add", name];

@@ -69,11 +69,6 @@ fn counter(lab: &Lab, node: &str, name: &str) -> u64 {
     lab.error_count(node, name)
 }
 
-fn script_ok(lab: &Lab, args: &[&str]) {
-    let r = lab.script(args);
-    assert!(r.ok, "lab.sh {args:?}: {}\n{}", r.stdout, r.stderr);
-}
-
 /// Checks 1, 3 and 7: dhcpcd, udhcpc, dhclient and kernel SLAAC hosts
 /// configure themselves; rdisc6 sees every RA option; the reserved MAC
 /// gets its address; RELEASE and DECLINE (dhcpcd's ARP probe finding the
@@ -200,7 +195,7 @@ fn clients_configure_themselves_from_ipoed() {
     );
 
     // RELEASE frees the address.
-    script_ok(&lab, &["lanhost", "release", "lan3"]);
+    lab.script_ok(&["lanhost", "release", "lan3"]);
     let freed = lab.wait_for(Duration::from_secs(5), || {
         !lab.ctl_json(&["show", "leases"])
             .to_string()
@@ -324,8 +319,8 @@ fn clients_keep_addresses_across_restarts() {
         }
         let t0 = Instant::now();
         start(&mut lab, &cfg);
-        script_ok(&lab, &["lanhost", "renew", "lan2"]);
-        script_ok(&lab, &["lanhost", "renew", "lan3"]);
+        lab.script_ok(&["lanhost", "renew", "lan2"]);
+        lab.script_ok(&["lanhost", "renew", "lan3"]);
         let same = lab.wait_for(Duration::from_secs(15), || {
             ipv4_of(&lab, "lan2").contains(&format!("{ip2}/24"))
                 && ipv4_of(&lab, "lan3").contains(&format!("{ip3}/24"))
@@ -379,22 +374,16 @@ fn clients_keep_addresses_across_restarts() {
 fn renumbering_and_wan_cut() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(
-        &lab,
-        &[
-            "dhcp6",
-            "start",
-            "--t1",
-            "10",
-            "--t2",
-            "16",
-            "--preferred",
-            "30",
-            "--valid",
-            "60",
-        ],
-    );
+    lab.restart_dhcp6(&[
+        "--t1",
+        "10",
+        "--t2",
+        "16",
+        "--preferred",
+        "30",
+        "--valid",
+        "60",
+    ]);
     let cfg = lan_config(&lab, "stateless", false);
     start(&mut lab, &cfg);
     lab.lanhost("lan4", &[]);
@@ -404,24 +393,18 @@ fn renumbering_and_wan_cut() {
             .contains(old))
         .is_some());
 
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(
-        &lab,
-        &[
-            "dhcp6",
-            "start",
-            "--pool",
-            "2001:db8:0:120::/60",
-            "--t1",
-            "10",
-            "--t2",
-            "16",
-            "--preferred",
-            "30",
-            "--valid",
-            "60",
-        ],
-    );
+    lab.restart_dhcp6(&[
+        "--pool",
+        "2001:db8:0:120::/60",
+        "--t1",
+        "10",
+        "--t2",
+        "16",
+        "--preferred",
+        "30",
+        "--valid",
+        "60",
+    ]);
     let new = "2001:db8:0:121:0:ff:fe00:104";
     let t0 = Instant::now();
     // Within one renew cycle (10 s) plus one RA interval (30 s).
@@ -536,7 +519,7 @@ fn renumbering_and_wan_cut() {
         ],
     );
     assert!(r.ok, "{}", r.stderr);
-    script_ok(&lab, &["radvd", "start"]);
+    lab.script_ok(&["radvd", "start"]);
     // So does the route to the delegated pool; a real gateway keeps it.
     let r = lab.exec(
         "hgw",
@@ -675,7 +658,7 @@ print("sent", len(cases) + 1)
     );
     std::thread::sleep(Duration::from_secs(1));
     let acks = counter(&lab, "dhcpv4-server", "tx-ack");
-    script_ok(&lab, &["lanhost", "renew", "lan2"]);
+    lab.script_ok(&["lanhost", "renew", "lan2"]);
     let renewed = lab.wait_for(Duration::from_secs(10), || {
         counter(&lab, "dhcpv4-server", "tx-ack") > acks
     });

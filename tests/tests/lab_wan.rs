@@ -40,11 +40,6 @@ fn wan(lab: &Lab) -> Value {
     lab.ctl_json(&["show", "wan"])
 }
 
-fn script_ok(lab: &Lab, args: &[&str]) {
-    let r = lab.script(args);
-    assert!(r.ok, "lab.sh {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
-}
-
 fn dhcp6_log(lab: &Lab) -> String {
     std::fs::read_to_string(lab.run_dir.join("dhcp6.log")).unwrap_or_default()
 }
@@ -296,11 +291,7 @@ fn lan_subnet_of_56_and_60_delegations() {
     let mut pool = "";
     for &(prefix, len, id, want) in cases {
         if pool != prefix {
-            script_ok(&lab, &["dhcp6", "stop"]);
-            script_ok(
-                &lab,
-                &["dhcp6", "start", "--pool", prefix, "--delegated-len", len],
-            );
+            lab.restart_dhcp6(&["--pool", prefix, "--delegated-len", len]);
             pool = prefix;
         }
         let _ = std::fs::remove_dir_all(lab.state_dir());
@@ -343,26 +334,17 @@ fn lan_subnet_of_56_and_60_delegations() {
 fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
-    script_ok(
-        &lab,
-        &["radvd", "start", "--lifetime", "30", "--interval", "10"],
-    );
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(
-        &lab,
-        &[
-            "dhcp6",
-            "start",
-            "--t1",
-            "20",
-            "--t2",
-            "32",
-            "--preferred",
-            "40",
-            "--valid",
-            "60",
-        ],
-    );
+    lab.script_ok(&["radvd", "start", "--lifetime", "30", "--interval", "10"]);
+    lab.restart_dhcp6(&[
+        "--t1",
+        "20",
+        "--t2",
+        "32",
+        "--preferred",
+        "40",
+        "--valid",
+        "60",
+    ]);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
     lab.start_ipoed(&cfg);
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
@@ -481,10 +463,7 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
     assert_eq!(lab.error_count("wan-ra", "router-expired"), 1);
     assert!(lab.ipoed_log().contains("expired"), "{}", lab.ipoed_log());
     assert!(!curl(&lab, V6_URL), "no default router, no forwarding");
-    script_ok(
-        &lab,
-        &["radvd", "start", "--lifetime", "30", "--interval", "10"],
-    );
+    lab.script_ok(&["radvd", "start", "--lifetime", "30", "--interval", "10"]);
     let back = lab.wait_for(Duration::from_secs(20), || {
         wan(&lab)["default_router"] == "fe80::1"
     });
@@ -506,22 +485,16 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
 fn delegated_prefix_change_is_followed_without_restart() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(
-        &lab,
-        &[
-            "dhcp6",
-            "start",
-            "--t1",
-            "10",
-            "--t2",
-            "16",
-            "--preferred",
-            "30",
-            "--valid",
-            "60",
-        ],
-    );
+    lab.restart_dhcp6(&[
+        "--t1",
+        "10",
+        "--t2",
+        "16",
+        "--preferred",
+        "30",
+        "--valid",
+        "60",
+    ]);
     let cfg = lab.auto_config(1, "aftr.lab.example", "delegated");
     lab.start_ipoed(&cfg);
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
@@ -532,24 +505,18 @@ fn delegated_prefix_change_is_followed_without_restart() {
         lab.ipoed_log()
     );
 
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(
-        &lab,
-        &[
-            "dhcp6",
-            "start",
-            "--pool",
-            "2001:db8:0:120::/60",
-            "--t1",
-            "10",
-            "--t2",
-            "16",
-            "--preferred",
-            "30",
-            "--valid",
-            "60",
-        ],
-    );
+    lab.restart_dhcp6(&[
+        "--pool",
+        "2001:db8:0:120::/60",
+        "--t1",
+        "10",
+        "--t2",
+        "16",
+        "--preferred",
+        "30",
+        "--valid",
+        "60",
+    ]);
     let t0 = Instant::now();
     let took = wait_ready(&lab, "2001:db8:0:121::/64", Duration::from_secs(30));
     eprintln!("new prefix adopted {took:?} after the server changed pools (T1 10 s)");
@@ -634,7 +601,7 @@ fn restart_keeps_prefix_with_rebind() {
 fn solicit_backs_off_while_server_is_down() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
-    script_ok(&lab, &["dhcp6", "stop"]);
+    lab.script_ok(&["dhcp6", "stop"]);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
     lab.start_ipoed(&cfg);
     std::thread::sleep(Duration::from_secs(25));
@@ -644,7 +611,7 @@ fn solicit_backs_off_while_server_is_down() {
     assert!((3..=7).contains(&n), "{n} Solicits in 25 s");
     eprintln!("{n} Solicits in the first 25 s without a server");
     assert!(pd(&lab)["lan_prefix"].is_null());
-    script_ok(&lab, &["dhcp6", "start"]);
+    lab.script_ok(&["dhcp6", "start"]);
     let t0 = Instant::now();
     let bound = lab.wait_for(Duration::from_secs(45), || pd(&lab)["state"] == "bound");
     assert!(bound.is_some(), "{}\n{}", pd(&lab), lab.ipoed_log());
@@ -664,8 +631,7 @@ fn solicit_backs_off_while_server_is_down() {
 fn cold_start_with_isc_dhcpd_and_aftr_from_dhcpv6() {
     let mut lab = Lab::up(1);
     let _ = std::fs::remove_dir_all(lab.state_dir());
-    script_ok(&lab, &["dhcp6", "stop"]);
-    script_ok(&lab, &["dhcp6", "start", "--server", "isc"]);
+    lab.restart_dhcp6(&["--server", "isc"]);
     let cfg = lab.auto_config(1, "dhcpv6", "wan");
     lab.start_ipoed(&cfg);
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));

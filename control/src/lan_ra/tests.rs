@@ -2,6 +2,7 @@
 //! WAN side's codec and checked field by field; the schedule runs for hours
 //! on a fake clock (`t0 + Duration`); hostile RS/RA input is fuzzed.
 
+use ipoe_dataplane::testkit::XorShift;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -1250,28 +1251,7 @@ fn counter_names_are_kebab_case_field_names() {
 
 // ---- hostile input -----------------------------------------------------
 
-/// SplitMix64 for the fuzz loop.
-struct TestRng(u64);
-
-impl TestRng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
-
-fn mutate(rng: &mut TestRng, seed: &[u8], header_len: usize) -> Vec<u8> {
+fn mutate(rng: &mut XorShift, seed: &[u8], header_len: usize) -> Vec<u8> {
     let mut pkt = seed.to_vec();
     match rng.below(6) {
         0 => {
@@ -1286,19 +1266,19 @@ fn mutate(rng: &mut TestRng, seed: &[u8], header_len: usize) -> Vec<u8> {
         2 => {
             if !pkt.is_empty() {
                 let at = rng.below(pkt.len());
-                pkt[at] = [0, 1, 2, 3, 0x7f, 0x80, 0xff, rng.byte()][rng.below(8)];
+                pkt[at] = [0, 1, 2, 3, 0x7f, 0x80, 0xff, (rng.next_u64() as u8)][rng.below(8)];
             }
         }
-        3 => pkt.extend((0..rng.below(48)).map(|_| rng.byte())),
-        4 => pkt = (0..rng.below(64)).map(|_| rng.byte()).collect(),
+        3 => pkt.extend((0..rng.below(48)).map(|_| rng.next_u64() as u8)),
+        4 => pkt = (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect(),
         _ => {
             // Random options after the header.
             pkt.truncate(header_len.min(pkt.len()));
             for _ in 0..rng.below(6) {
                 let units = rng.below(5);
-                pkt.push([1, 3, 5, 25, 31, rng.byte()][rng.below(6)]);
+                pkt.push([1, 3, 5, 25, 31, (rng.next_u64() as u8)][rng.below(6)]);
                 pkt.push(units as u8);
-                pkt.extend((0..(units * 8).saturating_sub(2)).map(|_| rng.byte()));
+                pkt.extend((0..(units * 8).saturating_sub(2)).map(|_| rng.next_u64() as u8));
             }
         }
     }
@@ -1315,7 +1295,7 @@ fn fuzzed_rs_and_ra_never_panic_and_tables_stay_bounded() {
     let t0 = Instant::now();
     let mut ra_seeds = vec![golden_engine(t0).current_advert(t0).emit().unwrap()];
     ra_seeds.push(hex(GOLDEN_RA_HEX));
-    let mut rng = TestRng(0x1a2b);
+    let mut rng = XorShift::new(0x1a2b);
     let mut engines = [running(t0, 1), running(t0, 2)];
     let mut now = t0;
     let mut last_sent: [Option<Instant>; 2] = [None, None];
@@ -1330,7 +1310,7 @@ fn fuzzed_rs_and_ra_never_panic_and_tables_stay_bounded() {
         let which = rng.below(2);
         let ra = &mut engines[which];
         let src = sources[rng.below(sources.len())];
-        let hop = [255, 255, 255, 64, 0, rng.byte()][rng.below(6)];
+        let hop = [255, 255, 255, 64, 0, (rng.next_u64() as u8)][rng.below(6)];
         if rng.below(2) == 0 {
             let seed = &rs_seeds[rng.below(rs_seeds.len())];
             let pkt = mutate(&mut rng, seed, ra::RS_HEADER_LEN);
@@ -1344,28 +1324,32 @@ fn fuzzed_rs_and_ra_never_panic_and_tables_stay_bounded() {
             let _ = describe_foreign_ra(&pkt);
         }
         if i % 16 == 0 {
-            now += Duration::from_millis(rng.next() % 5_000);
+            now += Duration::from_millis(rng.next_u64() % 5_000);
             if rng.below(8) == 0 {
                 // Random inputs, some garbage.
                 let prefix = match rng.below(4) {
                     0 => None,
                     1 => Some(infinite(Ipv6Addr::from(
-                        rng.next() as u128 * u128::from(rng.next()),
+                        rng.next_u64() as u128 * u128::from(rng.next_u64()),
                     ))),
                     _ => Some(leased(
                         Ipv6Addr::new(0x2001, 0xdb8, rng.below(4) as u16, 0, 0, 0, 0, 0),
-                        now + Duration::from_secs(rng.next() % 10_000),
-                        now + Duration::from_secs(rng.next() % 20_000),
+                        now + Duration::from_secs(rng.next_u64() % 10_000),
+                        now + Duration::from_secs(rng.next_u64() % 20_000),
                     )),
                 };
                 let rdnss = (0..rng.below(12))
-                    .map(|_| Ipv6Addr::from(u128::from(rng.next()) << rng.below(64)))
+                    .map(|_| Ipv6Addr::from(u128::from(rng.next_u64()) << rng.below(64)))
                     .collect();
                 let dnssl = (0..rng.below(12))
                     .map(|_| {
                         let len = rng.below(300);
                         (0..len)
-                            .map(|_| char::from([b'a', b'.', b'-', b'Z', rng.byte()][rng.below(5)]))
+                            .map(|_| {
+                                char::from(
+                                    [b'a', b'.', b'-', b'Z', (rng.next_u64() as u8)][rng.below(5)],
+                                )
+                            })
                             .collect()
                     })
                     .collect();
@@ -1382,8 +1366,8 @@ fn fuzzed_rs_and_ra_never_panic_and_tables_stay_bounded() {
             if rng.below(64) == 0 {
                 let stale = (0..rng.below(20))
                     .map(|_| StalePrefix {
-                        prefix: Ipv6Addr::from(u128::from(rng.next()) << 64),
-                        valid_until: now + Duration::from_secs(rng.next() % 100_000),
+                        prefix: Ipv6Addr::from(u128::from(rng.next_u64()) << 64),
+                        valid_until: now + Duration::from_secs(rng.next_u64() % 100_000),
                     })
                     .collect();
                 ra.restore_stale(now, stale);
