@@ -10,7 +10,8 @@ PKGS=(
   tshark tcpdump ndisc6                          # checking what we put on the wire
   radvd kea-dhcp6-server dnsmasq-base            # the lab's home gateway (RA, DHCPv6-PD, DNS)
   isc-dhcp-server wide-dhcpv6-server             # second and third DHCPv6 servers
-  isc-dhcp-client                                # a reference DHCPv6-PD client for the lab selftest
+  isc-dhcp-client dhcpcd-base busybox            # LAN clients: dhclient, dhcpcd, udhcpc (and the PD selftest)
+  bind9-dnsutils                                 # dig, for the DNS proxy checks
   fonts-dejavu-core                              # text in the bench plots
 )
 
