@@ -12,6 +12,18 @@ use serde_json::Value;
 /// Lab tests share fixed namespace names: one at a time.
 static LAB_LOCK: Mutex<()> = Mutex::new(());
 
+/// DHCPv6 server timers short enough to see a Renew cycle in a test.
+pub const SHORT_PD_LEASE: &[&str] = &[
+    "--t1",
+    "10",
+    "--t2",
+    "16",
+    "--preferred",
+    "30",
+    "--valid",
+    "60",
+];
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -120,6 +132,27 @@ impl Lab {
             self.socket.display(),
             self.state_dir().display()
         )
+    }
+
+    /// A lab with an empty `state_dir`: ipoed starts as on a new machine.
+    pub fn fresh(queues: u32) -> Lab {
+        let lab = Lab::up(queues);
+        let _ = std::fs::remove_dir_all(lab.state_dir());
+        lab
+    }
+
+    /// An HTTP GET from namespace `ns` (3 s at most); whether it worked.
+    pub fn fetch(&self, ns: &str, url: &str) -> bool {
+        self.exec(
+            ns,
+            &["curl", "-sS", "-m", "3", "-g", "-o", "/dev/null", url],
+        )
+        .ok
+    }
+
+    /// [`Self::fetch`] retried until it works or `timeout` passes.
+    pub fn fetch_within(&self, ns: &str, url: &str, timeout: Duration) -> bool {
+        self.wait_for(timeout, || self.fetch(ns, url)).is_some()
     }
 
     /// A lab.sh subcommand that must succeed.

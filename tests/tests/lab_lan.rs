@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipoe_tests::Lab;
+use ipoe_tests::{Lab, SHORT_PD_LEASE};
 use serde_json::Value;
 
 const V4_URL: &str = "http://198.51.100.10/hello.txt";
@@ -75,8 +75,7 @@ fn counter(lab: &Lab, node: &str, name: &str) -> u64 {
 /// address taken) behave; an IPv4-only host resolves through the proxy.
 #[test]
 fn clients_configure_themselves_from_ipoed() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lan_config(&lab, "stateless", false);
     start(&mut lab, &cfg);
 
@@ -114,13 +113,7 @@ fn clients_configure_themselves_from_ipoed() {
     });
     assert!(slaac.is_some(), "{}", ipv6_addrs(&lab, "lan4"));
     // The host's own DAD must finish before its address sources traffic.
-    let v6 = lab.wait_for(Duration::from_secs(10), || {
-        lab.exec(
-            "lan4",
-            &["curl", "-sS", "-m", "2", "-g", "-o", "/dev/null", V6_URL],
-        )
-        .ok
-    });
+    let v6 = lab.wait_for(Duration::from_secs(10), || lab.fetch("lan4", V6_URL));
     assert!(
         v6.is_some(),
         "IPv6 from the SLAAC host\n{}\n{}",
@@ -248,21 +241,14 @@ fn clients_configure_themselves_from_ipoed() {
     );
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     assert!(counter(&lab, "dns-proxy", "tcp-accepted") >= 1);
-    assert!(
-        lab.exec(
-            "lan3",
-            &["curl", "-sS", "-m", "5", "-o", "/dev/null", V4_URL]
-        )
-        .ok
-    );
+    assert!(lab.fetch("lan3", V4_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
 
 /// Check 2: stateful DHCPv6 gives dhclient -6 an address from the LAN /64.
 #[test]
 fn stateful_dhcpv6_gives_addresses() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lan_config(&lab, "stateful", true);
     start(&mut lab, &cfg);
     lab.lanhost("lan6", &["--ipv6", "off"]);
@@ -288,8 +274,7 @@ fn stateful_dhcpv6_gives_addresses() {
 /// and IPv6 addresses; the final RAs withdraw the default route meanwhile.
 #[test]
 fn clients_keep_addresses_across_restarts() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lan_config(&lab, "stateless", false);
     start(&mut lab, &cfg);
     lab.lanhost("lan2", &[]);
@@ -353,13 +338,7 @@ fn clients_keep_addresses_across_restarts() {
             v6.lines().find(|l| l.contains("inet6")),
             "IPv6 address changed"
         );
-        assert!(
-            lab.exec(
-                "lan2",
-                &["curl", "-sS", "-m", "5", "-o", "/dev/null", V4_URL]
-            )
-            .ok
-        );
+        assert!(lab.fetch("lan2", V4_URL));
         eprintln!(
             "{}: clients renewed with the same addresses {:?} after start",
             if kill { "kill -9" } else { "SIGTERM" },
@@ -372,18 +351,8 @@ fn clients_keep_addresses_across_restarts() {
 /// Checks 5 and 6: renumbering at the home gateway, then a WAN cut.
 #[test]
 fn renumbering_and_wan_cut() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
-    lab.restart_dhcp6(&[
-        "--t1",
-        "10",
-        "--t2",
-        "16",
-        "--preferred",
-        "30",
-        "--valid",
-        "60",
-    ]);
+    let mut lab = Lab::fresh(1);
+    lab.restart_dhcp6(SHORT_PD_LEASE);
     let cfg = lan_config(&lab, "stateless", false);
     start(&mut lab, &cfg);
     lab.lanhost("lan4", &[]);
@@ -429,14 +398,7 @@ fn renumbering_and_wan_cut() {
         t0.elapsed()
     );
     // New connections use the new prefix.
-    assert!(lab
-        .wait_for(Duration::from_secs(10), || lab
-            .exec(
-                "lan4",
-                &["curl", "-sS", "-m", "3", "-g", "-o", "/dev/null", V6_URL]
-            )
-            .ok)
-        .is_some());
+    assert!(lab.fetch_within("lan4", V6_URL, Duration::from_secs(10)));
     let access = std::fs::read_to_string(lab.run_dir.join("http-access.log")).unwrap_or_default();
     assert!(
         access
@@ -549,14 +511,7 @@ fn renumbering_and_wan_cut() {
         "WAN back: LAN default route restored {:?} after the link came up",
         t0.elapsed()
     );
-    assert!(lab
-        .wait_for(Duration::from_secs(10), || lab
-            .exec(
-                "lan4",
-                &["curl", "-sS", "-m", "3", "-g", "-o", "/dev/null", V6_URL]
-            )
-            .ok)
-        .is_some());
+    assert!(lab.fetch_within("lan4", V6_URL, Duration::from_secs(10)));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
 
@@ -564,8 +519,7 @@ fn renumbering_and_wan_cut() {
 /// DHCP server on the LAN does not disturb ours.
 #[test]
 fn hostile_dhcp_and_rogue_ra_are_ignored() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lan_config(&lab, "stateless", false);
     start(&mut lab, &cfg);
     lab.lanhost("lan2", &[]);
@@ -678,12 +632,6 @@ print("sent", len(cases) + 1)
         .ctl_json(&["show", "leases"])
         .to_string()
         .contains(&format!("\"ip\":\"{ip2}\"")));
-    assert!(
-        lab.exec(
-            "lan2",
-            &["curl", "-sS", "-m", "5", "-o", "/dev/null", V4_URL]
-        )
-        .ok
-    );
+    assert!(lab.fetch("lan2", V4_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }

@@ -5,28 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use ipoe_tests::{terminate, Lab};
+use ipoe_tests::{terminate, Lab, SHORT_PD_LEASE};
 use serde_json::Value;
 
 const V4_URL: &str = "http://198.51.100.10/hello.txt";
 const V6_URL: &str = "http://[2001:db8:ffff::10]/hello.txt";
-
-fn curl(lab: &Lab, url: &str) -> bool {
-    lab.exec(
-        "lan1",
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "3",
-            "-g",
-            "-o",
-            "/dev/null",
-            url,
-        ],
-    )
-    .ok
-}
 
 fn pd(lab: &Lab) -> Value {
     lab.ctl_json(&["show", "pd"])
@@ -115,8 +98,7 @@ fn wait_ready(lab: &Lab, lan_prefix: &str, timeout: Duration) -> Duration {
 /// Check 1: cold start, empty state, no addresses in the config.
 #[test]
 fn cold_start_learns_everything_and_forwards() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
     // Everything ipoed says on the WAN, for tshark to judge afterwards.
     let pcap = lab.run_dir.join("wan-autoconf.pcap");
@@ -131,7 +113,7 @@ fn cold_start_learns_everything_and_forwards() {
     lab.start_ipoed(&cfg);
     // First forwarded packet: poll with short curls until one succeeds.
     let first = lab
-        .wait_for(Duration::from_secs(30), || curl(&lab, V4_URL))
+        .wait_for(Duration::from_secs(30), || lab.fetch("lan1", V4_URL))
         .unwrap_or_else(|| {
             panic!(
                 "no IPv4 via DS-Lite within 30 s\n{}\n{}",
@@ -166,7 +148,7 @@ fn cold_start_learns_everything_and_forwards() {
     assert_eq!(t["aftr_learned_from"], "dns");
 
     assert!(
-        curl(&lab, V6_URL),
+        lab.fetch("lan1", V6_URL),
         "IPv6 via the learned prefix\n{}",
         lab.ipoed_log()
     );
@@ -255,8 +237,7 @@ fn check_wire(lab: &Lab, pcap: &str, expect: &[&str]) {
 /// saved lease is gone.
 #[test]
 fn release_on_shutdown_when_configured() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan").replace(
         "{ prefix_hint: 60 }",
         "{ prefix_hint: 60, release_on_shutdown: true }",
@@ -332,8 +313,7 @@ fn lan_subnet_of_56_and_60_delegations() {
 /// expires (counted, logged) and comes back with the next RA.
 #[test]
 fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     lab.script_ok(&["radvd", "start", "--lifetime", "30", "--interval", "10"]);
     lab.restart_dhcp6(&[
         "--t1",
@@ -462,7 +442,10 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
     eprintln!("router expired {:?} after radvd was killed", gone.unwrap());
     assert_eq!(lab.error_count("wan-ra", "router-expired"), 1);
     assert!(lab.ipoed_log().contains("expired"), "{}", lab.ipoed_log());
-    assert!(!curl(&lab, V6_URL), "no default router, no forwarding");
+    assert!(
+        !lab.fetch("lan1", V6_URL),
+        "no default router, no forwarding"
+    );
     lab.script_ok(&["radvd", "start", "--lifetime", "30", "--interval", "10"]);
     let back = lab.wait_for(Duration::from_secs(20), || {
         wan(&lab)["default_router"] == "fe80::1"
@@ -473,9 +456,9 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
         lab.ipoed_log()
     );
     assert!(lab
-        .wait_for(Duration::from_secs(10), || curl(&lab, V6_URL))
+        .wait_for(Duration::from_secs(10), || lab.fetch("lan1", V6_URL))
         .is_some());
-    assert!(curl(&lab, V4_URL));
+    assert!(lab.fetch("lan1", V4_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
 
@@ -483,24 +466,14 @@ fn short_lifetimes_keep_forwarding_then_router_expires_and_returns() {
 /// next Renew, and the LAN /64, B4 and tunnel follow without a restart.
 #[test]
 fn delegated_prefix_change_is_followed_without_restart() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
-    lab.restart_dhcp6(&[
-        "--t1",
-        "10",
-        "--t2",
-        "16",
-        "--preferred",
-        "30",
-        "--valid",
-        "60",
-    ]);
+    let mut lab = Lab::fresh(1);
+    lab.restart_dhcp6(SHORT_PD_LEASE);
     let cfg = lab.auto_config(1, "aftr.lab.example", "delegated");
     lab.start_ipoed(&cfg);
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
     assert_eq!(tunnel(&lab)["b4"], "2001:db8:0:110::1");
     assert!(
-        curl(&lab, V4_URL) && curl(&lab, V6_URL),
+        lab.fetch("lan1", V4_URL) && lab.fetch("lan1", V6_URL),
         "{}",
         lab.ipoed_log()
     );
@@ -525,10 +498,10 @@ fn delegated_prefix_change_is_followed_without_restart() {
     assert_eq!(p["lan_address"], "2001:db8:0:121::1");
     assert_eq!(tunnel(&lab)["b4"], "2001:db8:0:120::1");
     renumber_lan_host(&lab, "2001:db8:0:121::/64");
-    let v4 = lab.wait_for(Duration::from_secs(10), || curl(&lab, V4_URL));
+    let v4 = lab.wait_for(Duration::from_secs(10), || lab.fetch("lan1", V4_URL));
     assert!(v4.is_some(), "IPv4 after renumbering\n{}", lab.ipoed_log());
     assert!(
-        curl(&lab, V6_URL),
+        lab.fetch("lan1", V6_URL),
         "IPv6 from the new prefix\n{}",
         lab.ipoed_log()
     );
@@ -546,13 +519,12 @@ fn delegated_prefix_change_is_followed_without_restart() {
 /// confirmed with Rebind, never Solicit; the DUID is the same.
 #[test]
 fn restart_keeps_prefix_with_rebind() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
     lab.start_ipoed(&cfg);
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
     let before = pd(&lab);
-    assert!(curl(&lab, V4_URL));
+    assert!(lab.fetch("lan1", V4_URL));
     lab.kill_ipoed();
     let solicits_before = server_saw(&dhcp6_log(&lab), "SOLICIT").len();
     let rebinds_before = server_saw(&dhcp6_log(&lab), "REBIND").len();
@@ -565,7 +537,7 @@ fn restart_keeps_prefix_with_rebind() {
         p["lan_prefix"], "2001:db8:0:111::/64",
         "published at once: {p}"
     );
-    let first = lab.wait_for(Duration::from_secs(15), || curl(&lab, V4_URL));
+    let first = lab.wait_for(Duration::from_secs(15), || lab.fetch("lan1", V4_URL));
     assert!(first.is_some(), "{}", lab.ipoed_log());
     eprintln!(
         "restart with a saved lease: first IPv4 packet forwarded {:?} after start",
@@ -599,8 +571,7 @@ fn restart_keeps_prefix_with_rebind() {
 /// ... with jitter), and binding completes when the server returns.
 #[test]
 fn solicit_backs_off_while_server_is_down() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     lab.script_ok(&["dhcp6", "stop"]);
     let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
     lab.start_ipoed(&cfg);
@@ -621,7 +592,7 @@ fn solicit_backs_off_while_server_is_down() {
         tx(&lab)
     );
     wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(20));
-    assert!(curl(&lab, V4_URL));
+    assert!(lab.fetch("lan1", V4_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
 
@@ -629,8 +600,7 @@ fn solicit_backs_off_while_server_is_down() {
 /// with the AFTR taken from its AFTR-Name option.
 #[test]
 fn cold_start_with_isc_dhcpd_and_aftr_from_dhcpv6() {
-    let mut lab = Lab::up(1);
-    let _ = std::fs::remove_dir_all(lab.state_dir());
+    let mut lab = Lab::fresh(1);
     lab.restart_dhcp6(&["--server", "isc"]);
     let cfg = lab.auto_config(1, "dhcpv6", "wan");
     lab.start_ipoed(&cfg);
@@ -639,8 +609,8 @@ fn cold_start_with_isc_dhcpd_and_aftr_from_dhcpv6() {
     assert_eq!(t["aftr"], "2001:db8:aaaa::1", "{t}");
     assert_eq!(t["aftr_learned_from"], "dhcpv6 (AFTR-Name) + dns");
     assert!(lab
-        .wait_for(Duration::from_secs(10), || curl(&lab, V4_URL))
+        .wait_for(Duration::from_secs(10), || lab.fetch("lan1", V4_URL))
         .is_some());
-    assert!(curl(&lab, V6_URL));
+    assert!(lab.fetch("lan1", V6_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
