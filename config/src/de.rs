@@ -283,6 +283,132 @@ ranged_rule!(
     |v| (v != 0 && v < 48).then(|| format!("/{v} is shorter than a home gateway delegates"))
 );
 
+ranged_rule!(
+    /// Size of the firewall's session table (shared by all workers).
+    MaxSessions: u32, 1024, 4_194_304,
+    "a number of sessions between 1024 and 4194304"
+);
+ranged_rule!(
+    /// Echo requests per second from one source to the router; 0: no limit.
+    EchoLimit: u32, 0, 100_000,
+    "a number of echo requests per second between 0 (no limit) and 100000"
+);
+
+/// The smallest MSS every IPv4 host must accept (RFC 879), also used for
+/// IPv6 here; the largest fits a 9000-byte jumbo frame.
+pub(crate) const MSS_MIN: u16 = 536;
+pub(crate) const MSS_MAX: u16 = 9000;
+/// The IPv4 (or minimal IPv6 upper-layer) and TCP headers a TCP MSS leaves
+/// out of the MTU: 20 + 20.
+pub(crate) const TCP_IP_HEADERS: u16 = 40;
+
+/// A TCP MSS clamp: `false` (no clamping) or an MSS in 536..=9000. `true`
+/// and an empty value are refused: there is no "on" without a number.
+pub(crate) struct MssOrOff;
+
+impl Rule for MssOrOff {
+    type Out = Option<u16>;
+
+    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        struct V;
+
+        const EXPECTING: &str = "false, or a TCP MSS between 536 and 9000";
+
+        impl Visitor<'_> for V {
+            type Value = Option<u16>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTING)
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom(format!(
+                        "true does not say which MSS (expected {EXPECTING})"
+                    )))
+                } else {
+                    Ok(None)
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                match u16::try_from(v) {
+                    Ok(mss) if (MSS_MIN..=MSS_MAX).contains(&mss) => Ok(Some(mss)),
+                    _ => Err(E::custom(format!(
+                        "{v} is out of range (expected {EXPECTING})"
+                    ))),
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "{v} is out of range (expected {EXPECTING})"
+                    ))),
+                }
+            }
+        }
+
+        d.deserialize_any(V)
+    }
+}
+
+/// An idle timeout in seconds, 1s..=7d: a plain integer of seconds or a
+/// duration such as `2h4m` (see [`crate::firewall::parse_duration`]).
+pub(crate) struct IdleTimeout;
+
+impl Rule for IdleTimeout {
+    type Out = u32;
+
+    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        struct V;
+
+        const EXPECTING: &str = "an idle timeout between 1s and 7d, such as 2h4m, 30s or 120";
+        const MAX: u64 = 7 * 86400;
+
+        impl Visitor<'_> for V {
+            type Value = u32;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTING)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+                if (1..=MAX).contains(&v) {
+                    Ok(v as u32)
+                } else {
+                    Err(E::custom(format!(
+                        "{v} is out of range (expected {EXPECTING})"
+                    )))
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "{v} is out of range (expected {EXPECTING})"
+                    ))),
+                }
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<u32, E> {
+                let refuse =
+                    |problem: String| E::custom(format!("{problem} (expected {EXPECTING})"));
+                let secs = crate::firewall::parse_duration(s).map_err(refuse)?;
+                if (1..=MAX).contains(&secs) {
+                    Ok(secs as u32)
+                } else {
+                    Err(refuse(format!("{s} is out of range")))
+                }
+            }
+        }
+
+        d.deserialize_any(V)
+    }
+}
+
 str_rule!(
     /// The router's own LAN address; the network it implies is served by
     /// DHCPv4 later, so it must be a usable host address.

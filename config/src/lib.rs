@@ -14,6 +14,7 @@
 mod cpu;
 mod de;
 mod error;
+mod firewall;
 mod lan;
 mod locate;
 mod types;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+pub use firewall::{Firewall, FirewallTimeouts, Pinhole, PinholeHost, PinholeProto, PortRange};
 pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, LeaseTime, LeaseTimeOrInt,
     MacAddr, RaSettings, StaticLease,
@@ -60,8 +62,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
                 .to_owned(),
         ));
     }
-    let config: Config =
+    let mut config: Config =
         serde_yaml::from_str(text).map_err(|e| ConfigError::schema(origin, text, &e))?;
+    config.settle_defaults(text);
     config
         .check()
         .map_err(|refusal| refusal.into_error(origin, text))?;
@@ -80,6 +83,9 @@ pub struct Config {
     /// `None`: no DS-Lite; IPv4 from the LAN is dropped.
     #[serde(default)]
     pub dslite: Option<DsLite>,
+    /// Absent: all defaults (on).
+    #[serde(default, deserialize_with = "de::section")]
+    pub firewall: Firewall,
     #[serde(default, deserialize_with = "de::section")]
     pub dataplane: Dataplane,
     #[serde(default, deserialize_with = "de::section")]
@@ -254,6 +260,24 @@ pub struct DsLite {
     /// Inner IPv4 MTU; `None` means `wan.mtu - 40`, see [`Config::tunnel_mtu`].
     #[serde(default, deserialize_with = "de::opt::<_, de::TunnelMtu>")]
     pub mtu: Option<u16>,
+    /// TCP MSS written into SYNs through the tunnel (both directions) when
+    /// theirs is larger; `None` (written `false`) leaves SYNs alone. Left
+    /// out: 1420 (1500 - 40 outer IPv6 - 20 IPv4 - 20 TCP), lowered to
+    /// `tunnel_mtu - 40` when the tunnel is smaller; see
+    /// [`Config::mss_clamp_v4`].
+    #[serde(
+        default = "default_mss_clamp_v4",
+        deserialize_with = "de::checked::<_, de::MssOrOff>",
+        serialize_with = "serialize_section_or_off"
+    )]
+    pub mss_clamp: Option<u16>,
+}
+
+/// The MSS of a 1460-byte tunnel (the default `wan.mtu - 40`).
+pub const DEFAULT_MSS_CLAMP_V4: u16 = 1420;
+
+fn default_mss_clamp_v4() -> Option<u16> {
+    Some(DEFAULT_MSS_CLAMP_V4)
 }
 
 /// The AF_XDP packet path.
@@ -380,6 +404,24 @@ impl Config {
             .unwrap_or(self.wan.mtu - de::IPV6_HEADER)
     }
 
+    /// The TCP MSS clamp for IPv4 through the DS-Lite tunnel; `None` without
+    /// DS-Lite or with `dslite.mss_clamp: false`.
+    pub fn mss_clamp_v4(&self) -> Option<u16> {
+        self.dslite.as_ref().and_then(|d| d.mss_clamp)
+    }
+
+    /// Defaults that depend on other keys, which serde cannot see: a
+    /// `dslite.mss_clamp` left out is lowered to fit a smaller tunnel.
+    fn settle_defaults(&mut self, text: &str) {
+        let max = self.tunnel_mtu().saturating_sub(de::TCP_IP_HEADERS);
+        if let Some(dslite) = self.dslite.as_mut() {
+            let written = locate::locate(text, "dslite.mss_clamp", Target::Key).is_some();
+            if !written {
+                dslite.mss_clamp = dslite.mss_clamp.map(|mss| mss.min(max));
+            }
+        }
+    }
+
     /// The configuration as YAML, all defaults spelled out; parses back to
     /// an equal `Config`.
     pub fn to_yaml(&self) -> String {
@@ -487,6 +529,23 @@ impl Config {
             }
         }
 
+        if let Some(mss) = self.mss_clamp_v4() {
+            let mtu = self.tunnel_mtu();
+            let max = mtu - de::TCP_IP_HEADERS;
+            if mss > max {
+                return Err(Refusal::value(
+                    "dslite.mss_clamp",
+                    format!(
+                        "{mss} does not fit in the tunnel MTU {mtu} with the 20-byte IPv4 \
+                         and 20-byte TCP headers (expected false, or an MSS between {} and {max})",
+                        de::MSS_MIN
+                    ),
+                ));
+            }
+        }
+
+        self.check_firewall()?;
+
         let dataplane = &self.dataplane;
         let mut seen = HashSet::new();
         for (index, cpu) in dataplane.cores.iter().enumerate() {
@@ -514,6 +573,46 @@ impl Config {
 }
 
 impl Config {
+    fn check_firewall(&self) -> Result<(), Refusal> {
+        let pinholes = &self.firewall.pinholes;
+        if pinholes.len() > Firewall::MAX_PINHOLES {
+            return Err(Refusal::value(
+                format!("firewall.pinholes[{}]", Firewall::MAX_PINHOLES),
+                format!(
+                    "{} pinholes listed (expected at most {})",
+                    pinholes.len(),
+                    Firewall::MAX_PINHOLES
+                ),
+            ));
+        }
+        for (i, p) in pinholes.iter().enumerate() {
+            let path = format!("firewall.pinholes[{i}].port");
+            match (p.proto, p.port) {
+                (PinholeProto::Tcp | PinholeProto::Udp, None) => {
+                    return Err(Refusal::value(
+                        path,
+                        format!(
+                            "a {} pinhole without a port (expected port: with a port such \
+                             as 443 or a range such as 8000-8010)",
+                            p.proto
+                        ),
+                    ))
+                }
+                (PinholeProto::Icmpv6, Some(port)) => {
+                    return Err(Refusal::value(
+                        path,
+                        format!(
+                            "port {port} on an icmpv6 pinhole, which admits echo requests \
+                             to the host (expected no port with proto: icmpv6)"
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn check_lan_services(&self) -> Result<(), Refusal> {
         let lan = &self.lan;
         let proxy_needed = |path: &str| {

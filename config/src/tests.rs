@@ -60,6 +60,15 @@ fn flets_example_parses() {
     assert_eq!(config.dataplane.workers, 1);
     assert_eq!(config.tunnel_mtu(), 1460);
     assert_eq!(config.lan_ipv6_address(), None);
+    assert_eq!(config.mss_clamp_v4(), Some(1420));
+    assert_eq!(config.firewall, Firewall::default());
+    // The commented pinhole example is valid once uncommented.
+    let opened = FLETS.replace(
+        "  pinholes: []\n  # pinholes:\n  #   - {",
+        "  pinholes:\n    - {",
+    );
+    assert_ne!(opened, FLETS);
+    assert_eq!(ok(&opened).firewall.pinholes.len(), 1);
 }
 
 #[test]
@@ -166,7 +175,8 @@ lan:
   mtu: 1280
   ipv4: 10.0.0.1/8
   ipv6: {prefix: '2001:db8:1::/64', address: 2001:db8:1::abc, subnet_id: 7}
-dslite: {aftr: 2404:8e00::feed:100, b4_address: delegated, mtu: 8960}
+dslite: {aftr: 2404:8e00::feed:100, b4_address: delegated, mtu: 8960, mss_clamp: 8920}
+firewall: {enabled: false, ipv6_mss_clamp: 1220, pinholes: [{host: \"02:00:00:00:01:10\", proto: icmpv6}]}
 dataplane:
   workers: 2
   cores:
@@ -198,13 +208,17 @@ control:
         Some("2001:db8:1::abc".parse().unwrap())
     );
     assert_eq!(config.lan.ipv6.subnet_id, 7);
+    assert_eq!(config.mss_clamp_v4(), Some(8920));
+    assert!(!config.firewall.enabled);
+    assert_eq!(config.firewall.ipv6_mss_clamp, Some(1220));
     let again = ok(&config.to_yaml());
     assert_eq!(again, config);
 }
 
 #[test]
 fn round_trips_through_yaml() {
-    for text in [FLETS, LAB, LAB_AUTO, BASE] {
+    let firewall = format!("{BASE}{FIREWALL}");
+    for text in [FLETS, LAB, LAB_AUTO, BASE, &firewall] {
         let config = ok(text);
         let yaml = config.to_yaml();
         assert_eq!(ok(&yaml), config, "{yaml}");
@@ -251,7 +265,7 @@ fn refuses_unknown_top_level_key() {
         None,
         &[
             "unknown key `dslte`",
-            "expected one of `wan`, `lan`, `dslite`, `dataplane`, `control`",
+            "expected one of `wan`, `lan`, `dslite`, `firewall`, `dataplane`, `control`",
         ],
     );
 }
@@ -889,5 +903,481 @@ fn refuses_bad_lan_services() {
         13,
         Some("lan.ipv6.dhcpv6"),
         &["sometimes"],
+    );
+}
+
+// --- firewall -----------------------------------------------------------------
+
+/// Every firewall key, and dslite.mss_clamp; appended to BASE it starts at
+/// line 6.
+const FIREWALL: &str = "\
+dslite:
+  aftr: transix-east
+  mss_clamp: 1400
+firewall:
+  enabled: true
+  max_sessions: 1048576
+  log_drops: false
+  ipv6_mss_clamp: 1432
+  echo_limit: 0
+  timeouts:
+    tcp_established: 2h4m
+    tcp_transitory: 240
+    tcp_closed: 30s
+    udp: 3m
+    udp_stream: 1h
+    icmp: 7d
+  pinholes:
+    - host: \"::1234:56ff:fe78:9abc\"
+      proto: tcp
+      port: 443
+    - { host: \"02:00:00:00:01:10\", proto: udp, port: \"8000-8010\" }
+    - { host: \"::1\", proto: icmpv6 }
+";
+
+#[test]
+fn firewall_defaults() {
+    let config = ok(BASE);
+    let fw = &config.firewall;
+    assert_eq!(*fw, Firewall::default());
+    assert!(fw.enabled);
+    assert_eq!(fw.max_sessions, 262_144);
+    assert!(fw.log_drops);
+    assert_eq!(fw.ipv6_mss_clamp, None);
+    assert_eq!(fw.echo_limit, 6);
+    assert_eq!(
+        fw.timeouts,
+        FirewallTimeouts {
+            tcp_established: 7440,
+            tcp_transitory: 240,
+            tcp_closed: 10,
+            udp: 120,
+            udp_stream: 300,
+            icmp: 60,
+        }
+    );
+    assert!(fw.pinholes.is_empty());
+    assert_eq!(config.mss_clamp_v4(), None);
+    for empty in ["firewall:\n", "firewall: ~\n", "firewall: {}\n"] {
+        assert_eq!(ok(&format!("{BASE}{empty}")).firewall, Firewall::default());
+    }
+    let yaml = config.to_yaml();
+    for line in [
+        "ipv6_mss_clamp: false",
+        "tcp_established: 2h4m",
+        "echo_limit: 6",
+    ] {
+        assert!(yaml.contains(line), "{line:?} missing from\n{yaml}");
+    }
+
+    // dslite.mss_clamp: 1420 for the default 1460-byte tunnel, lowered to
+    // fit a smaller one when left out, as written otherwise.
+    let dslite = |more: &str| ok(&format!("{BASE}dslite:\n  aftr: transix-east\n{more}"));
+    let c = dslite("");
+    assert_eq!(c.dslite.as_ref().unwrap().mss_clamp, Some(1420));
+    assert_eq!(c.mss_clamp_v4(), Some(1420));
+    assert_eq!(ok(&c.to_yaml()), c);
+    assert_eq!(dslite("  mtu: 1300\n").mss_clamp_v4(), Some(1260));
+    assert_eq!(dslite("  mss_clamp: false\n").mss_clamp_v4(), None);
+    assert_eq!(dslite("  mss_clamp: 536\n").mss_clamp_v4(), Some(536));
+    let small = ok(&format!("{BASE}dslite:\n  aftr: transix-east\n")
+        .replace("interface: wan0", "interface: wan0\n  mtu: 1280"));
+    assert_eq!(small.mss_clamp_v4(), Some(1200));
+    assert_eq!(ok(&small.to_yaml()), small);
+    let jumbo = ok(&format!("{BASE}dslite:\n  aftr: transix-east\n")
+        .replace("interface: wan0", "interface: wan0\n  mtu: 9000"));
+    assert_eq!(jumbo.mss_clamp_v4(), Some(1420));
+}
+
+#[test]
+fn firewall_full_section() {
+    let config = ok(&format!("{BASE}{FIREWALL}"));
+    assert_eq!(config.mss_clamp_v4(), Some(1400));
+    assert_eq!(
+        config.firewall,
+        Firewall {
+            enabled: true,
+            max_sessions: 1_048_576,
+            log_drops: false,
+            ipv6_mss_clamp: Some(1432),
+            echo_limit: 0,
+            timeouts: FirewallTimeouts {
+                tcp_established: 7440,
+                tcp_transitory: 240,
+                tcp_closed: 30,
+                udp: 180,
+                udp_stream: 3600,
+                icmp: 604_800,
+            },
+            pinholes: vec![
+                Pinhole {
+                    host: PinholeHost::Iid([0x12, 0x34, 0x56, 0xff, 0xfe, 0x78, 0x9a, 0xbc]),
+                    proto: PinholeProto::Tcp,
+                    port: Some(PortRange {
+                        first: 443,
+                        last: 443
+                    }),
+                },
+                Pinhole {
+                    host: PinholeHost::Mac(MacAddr([0x02, 0, 0, 0, 0x01, 0x10])),
+                    proto: PinholeProto::Udp,
+                    port: Some(PortRange {
+                        first: 8000,
+                        last: 8010
+                    }),
+                },
+                Pinhole {
+                    host: PinholeHost::Iid([0, 0, 0, 0, 0, 0, 0, 1]),
+                    proto: PinholeProto::Icmpv6,
+                    port: None,
+                },
+            ],
+        }
+    );
+    let numbers: Vec<u8> = config
+        .firewall
+        .pinholes
+        .iter()
+        .map(|p| p.proto.number())
+        .collect();
+    assert_eq!(numbers, [6, 17, 58]);
+    let yaml = config.to_yaml();
+    assert_eq!(ok(&yaml), config, "{yaml}");
+
+    // The flow-style list of the README, and the largest values.
+    let c = ok(&format!(
+        "{BASE}firewall:\n  max_sessions: 4194304\n  echo_limit: 100000\n  ipv6_mss_clamp: 9000\n  \
+         timeouts: {{ tcp_established: 604800, icmp: 1s }}\n  \
+         pinholes: [{{ host: \"::1234:56ff:fe78:9abc\", proto: tcp, port: 443 }}]\n"
+    ));
+    assert_eq!(c.firewall.max_sessions, 4_194_304);
+    assert_eq!(c.firewall.echo_limit, 100_000);
+    assert_eq!(c.firewall.ipv6_mss_clamp, Some(9000));
+    assert_eq!(c.firewall.timeouts.tcp_established, 604_800);
+    assert_eq!(c.firewall.timeouts.icmp, 1);
+    assert_eq!(c.firewall.timeouts.udp, 120);
+    assert_eq!(c.firewall.pinholes.len(), 1);
+    assert_eq!(
+        c.firewall.pinholes[0].host.to_string(),
+        "::1234:56ff:fe78:9abc"
+    );
+    assert_eq!(ok(&c.to_yaml()), c);
+
+    // 64 pinholes are fine.
+    let many = pinholes(64);
+    assert_eq!(ok(&many).firewall.pinholes.len(), 64);
+}
+
+/// BASE and a firewall with `n` pinholes; the pinhole i is on line 8 + i.
+fn pinholes(n: usize) -> String {
+    let mut text = format!("{BASE}firewall:\n  pinholes:\n");
+    for i in 0..n {
+        text += &format!(
+            "    - {{ host: \"::{:x}\", proto: tcp, port: {} }}\n",
+            i + 1,
+            i + 1
+        );
+    }
+    text
+}
+
+#[test]
+fn refuses_bad_firewall_values() {
+    let fw = |body: &str| format!("{BASE}firewall:\n{body}");
+    refused(
+        &fw("  max_sessions: 1000\n"),
+        7,
+        17,
+        Some("firewall.max_sessions"),
+        &["1000 is out of range (expected a number of sessions between 1024 and 4194304)"],
+    );
+    refused(
+        &fw("  max_sessions: 4194305\n"),
+        7,
+        17,
+        Some("firewall.max_sessions"),
+        &["4194305 is out of range", "expected a number of sessions"],
+    );
+    refused(
+        &fw("  echo_limit: 100001\n"),
+        7,
+        15,
+        Some("firewall.echo_limit"),
+        &[
+            "100001 is out of range",
+            "expected a number of echo requests per second",
+        ],
+    );
+    refused(
+        &fw("  ipv6_mss_clamp: 500\n"),
+        7,
+        19,
+        Some("firewall.ipv6_mss_clamp"),
+        &["500 is out of range (expected false, or a TCP MSS between 536 and 9000)"],
+    );
+    refused(
+        &fw("  ipv6_mss_clamp: true\n"),
+        7,
+        19,
+        Some("firewall.ipv6_mss_clamp"),
+        &[
+            "true does not say which MSS",
+            "expected false, or a TCP MSS",
+        ],
+    );
+    refused(
+        &fw("  enabled: yes please\n"),
+        7,
+        12,
+        Some("firewall.enabled"),
+        &[
+            "wrong type: found string \"yes please\"",
+            "expected a boolean",
+        ],
+    );
+    refused(
+        &fw("  logdrops: false\n"),
+        7,
+        3,
+        Some("firewall"),
+        &[
+            "unknown key `logdrops`",
+            "expected one of `enabled`, `max_sessions`, `log_drops`, `ipv6_mss_clamp`, \
+             `echo_limit`, `timeouts`, `pinholes`",
+        ],
+    );
+}
+
+#[test]
+fn refuses_bad_firewall_timeouts() {
+    let timeouts = |body: &str| format!("{BASE}firewall:\n  timeouts:\n{body}");
+    let expected = "expected an idle timeout between 1s and 7d, such as 2h4m, 30s or 120";
+    refused(
+        &timeouts("    udp: 2x\n"),
+        8,
+        10,
+        Some("firewall.timeouts.udp"),
+        &["\"2x\" has an unknown unit 'x'", expected],
+    );
+    refused(
+        &timeouts("    tcp_closed: 0\n"),
+        8,
+        17,
+        Some("firewall.timeouts.tcp_closed"),
+        &["0 is out of range", expected],
+    );
+    refused(
+        &timeouts("    icmp: 7d1s\n"),
+        8,
+        11,
+        Some("firewall.timeouts.icmp"),
+        &["7d1s is out of range", expected],
+    );
+    refused(
+        &timeouts("    tcp_established: 4m2h\n"),
+        8,
+        22,
+        Some("firewall.timeouts.tcp_established"),
+        &["has the units out of order", expected],
+    );
+    refused(
+        &timeouts("    udp_stream: -5\n"),
+        8,
+        17,
+        Some("firewall.timeouts.udp_stream"),
+        &["-5 is out of range", expected],
+    );
+    refused(
+        &timeouts("    tcp: 60\n"),
+        8,
+        5,
+        Some("firewall.timeouts"),
+        &["unknown key `tcp`", "expected one of `tcp_established`"],
+    );
+}
+
+#[test]
+fn refuses_bad_pinholes() {
+    let one = |entry: &str| format!("{BASE}firewall:\n  pinholes:\n    - {entry}\n");
+    let host = "expected an interface identifier such as ::1234:56ff:fe78:9abc \
+                (an IPv6 address with the upper 64 bits zero) or a MAC address such as \
+                02:00:00:00:01:10";
+    refused(
+        &one("{ host: nas, proto: tcp, port: 22 }"),
+        8,
+        15,
+        Some("firewall.pinholes[0].host"),
+        &[
+            "\"nas\" is neither an interface identifier nor a MAC address",
+            host,
+        ],
+    );
+    refused(
+        &one("{ host: \"2001:db8:0:111:1234:56ff:fe78:9abc\", proto: tcp, port: 22 }"),
+        8,
+        15,
+        Some("firewall.pinholes[0].host"),
+        &[
+            "2001:db8:0:111:1234:56ff:fe78:9abc is a full address with a prefix; \
+             write only the interface identifier, e.g. \"::1234:56ff:fe78:9abc\"",
+            host,
+        ],
+    );
+    refused(
+        &one("{ host: \"::\", proto: tcp, port: 22 }"),
+        8,
+        15,
+        Some("firewall.pinholes[0].host"),
+        &[":: is the all-zero interface identifier", host],
+    );
+    refused(
+        &one("{ host: \"01:00:5e:00:00:01\", proto: tcp, port: 22 }"),
+        8,
+        15,
+        Some("firewall.pinholes[0].host"),
+        &["01:00:5e:00:00:01 is not a unicast MAC address", host],
+    );
+    refused(
+        &one("{ host: \"::1\", proto: sctp, port: 22 }"),
+        8,
+        29,
+        Some("firewall.pinholes[0].proto"),
+        &[
+            "unknown value `sctp`",
+            "expected one of `tcp`, `udp`, `icmpv6`",
+        ],
+    );
+    let ports = "expected a port between 1 and 65535, or a range such as 8000-8010";
+    refused(
+        &one("{ host: \"::1\", proto: tcp, port: 0 }"),
+        8,
+        40,
+        Some("firewall.pinholes[0].port"),
+        &["0 is out of range", ports],
+    );
+    refused(
+        &one("{ host: \"::1\", proto: udp, port: 65536 }"),
+        8,
+        40,
+        Some("firewall.pinholes[0].port"),
+        &["65536 is out of range", ports],
+    );
+    refused(
+        &one("{ host: \"::1\", proto: udp, port: \"8010-8000\" }"),
+        8,
+        40,
+        Some("firewall.pinholes[0].port"),
+        &["8010-8000 is reversed: 8010 comes after 8000", ports],
+    );
+    refused(
+        &one("{ host: \"::1\", proto: udp, port: \"0-10\" }"),
+        8,
+        40,
+        Some("firewall.pinholes[0].port"),
+        &["0 is out of range", ports],
+    );
+    refused(
+        &one("{ host: \"::1\", proto: tcp, ports: 22 }"),
+        8,
+        34,
+        Some("firewall.pinholes[0]"),
+        &[
+            "unknown key `ports`",
+            "expected one of `host`, `proto`, `port`",
+        ],
+    );
+    refused(
+        &one("{ proto: tcp, port: 22 }"),
+        8,
+        7,
+        Some("firewall.pinholes[0]"),
+        &["missing required key `host`"],
+    );
+}
+
+#[test]
+fn refuses_pinhole_port_mismatch() {
+    // Block style: no port, so the refusal points at the pinhole.
+    refused(
+        &format!("{BASE}firewall:\n  pinholes:\n    - host: \"::1\"\n      proto: tcp\n"),
+        8,
+        7,
+        Some("firewall.pinholes[0].port"),
+        &[
+            "a tcp pinhole without a port",
+            "expected port: with a port such as 443 or a range such as 8000-8010",
+        ],
+    );
+    refused(
+        &format!(
+            "{BASE}firewall:\n  pinholes:\n    - {{ host: \"::1\", proto: tcp, port: 22 }}\n    - {{ host: \"::2\", proto: udp }}\n"
+        ),
+        9,
+        7,
+        Some("firewall.pinholes[1].port"),
+        &["a udp pinhole without a port"],
+    );
+    refused(
+        &format!(
+            "{BASE}firewall:\n  pinholes:\n    - host: \"::1\"\n      proto: icmpv6\n      port: 7\n"
+        ),
+        10,
+        13,
+        Some("firewall.pinholes[0].port"),
+        &[
+            "port 7 on an icmpv6 pinhole, which admits echo requests to the host",
+            "expected no port with proto: icmpv6",
+        ],
+    );
+}
+
+#[test]
+fn refuses_too_many_pinholes() {
+    refused(
+        &pinholes(65),
+        8 + 64,
+        7,
+        Some("firewall.pinholes[64]"),
+        &["65 pinholes listed (expected at most 64)"],
+    );
+}
+
+#[test]
+fn refuses_dslite_mss_clamp_too_big() {
+    refused(
+        &format!("{BASE}dslite:\n  aftr: transix-east\n  mss_clamp: 1421\n"),
+        8,
+        14,
+        Some("dslite.mss_clamp"),
+        &[
+            "1421 does not fit in the tunnel MTU 1460 with the 20-byte IPv4 and 20-byte TCP headers",
+            "expected false, or an MSS between 536 and 1420",
+        ],
+    );
+    // The tunnel MTU may come from dslite.mtu or from wan.mtu.
+    refused(
+        &format!("{BASE}dslite: {{ aftr: transix-east, mtu: 1400, mss_clamp: 1380 }}\n"),
+        6,
+        53,
+        Some("dslite.mss_clamp"),
+        &[
+            "1380 does not fit in the tunnel MTU 1400",
+            "between 536 and 1360",
+        ],
+    );
+    refused(
+        &format!("{BASE}dslite:\n  aftr: transix-east\n  mss_clamp: 1420\n")
+            .replace("interface: wan0", "interface: wan0\n  mtu: 1400"),
+        9,
+        14,
+        Some("dslite.mss_clamp"),
+        &["expected false, or an MSS between 536 and 1320"],
+    );
+    refused(
+        &format!("{BASE}dslite:\n  aftr: transix-east\n  mss_clamp: 9001\n"),
+        8,
+        14,
+        Some("dslite.mss_clamp"),
+        &["9001 is out of range (expected false, or a TCP MSS between 536 and 9000)"],
     );
 }
