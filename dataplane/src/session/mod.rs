@@ -1,0 +1,516 @@
+//! Connection tracking: a sharded session table shared by all workers.
+//!
+//! Fast-path rules: everything is allocated in [`SessionTable::new`]; a
+//! packet costs one keyed hash, one shard spinlock and O(1) list and chain
+//! work, with no allocation and no syscall. Each shard keeps one LRU list per
+//! timeout class, so the oldest session of a class is always a list head:
+//! expiry and eviction never scan.
+
+mod table;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use table::{class_of, class_timeout, idle, Entry, Shard};
+use tcp::{TcpSeg, Tracking};
+
+/// A flow as the firewall sees it: the LAN host's side is "int", the other side "ext".
+/// IPv4 addresses are IPv4-mapped (::ffff:a.b.c.d). ICMP echo: int_port = identifier, ext_port = 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub int_addr: [u8; 16],
+    pub ext_addr: [u8; 16],
+    pub int_port: u16,
+    pub ext_port: u16,
+    pub proto: u8,
+}
+
+/// What one packet tells the tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Tcp {
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        payload_len: u32,
+        window: u16,
+        wscale: Option<u8>,
+    },
+    /// Also used for other protocols with no ports.
+    Udp,
+    /// Echo request/reply.
+    Icmp,
+}
+
+/// Direction of a packet: Out = sent by the LAN host (int -> ext), In = ext -> int.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Out,
+    In,
+}
+
+impl Dir {
+    /// Index into the per-direction arrays of an entry.
+    #[inline]
+    fn index(self) -> usize {
+        match self {
+            Dir::Out => 0,
+            Dir::In => 1,
+        }
+    }
+}
+
+/// Idle timeouts in seconds. Defaults in the spirit of RFC 6092 / RFC 5382 / Linux.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// 2 h 4 min (RFC 5382 REQ-5).
+    pub tcp_established: u32,
+    /// Opening or closing.
+    pub tcp_transitory: u32,
+    /// After an accepted RST, like Linux.
+    pub tcp_closed: u32,
+    /// Seen one way only (RFC 4787).
+    pub udp: u32,
+    /// Replies seen both ways.
+    pub udp_stream: u32,
+    pub icmp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_established: 7440,
+            tcp_transitory: 240,
+            tcp_closed: 10,
+            udp: 120,
+            udp_stream: 300,
+            icmp: 60,
+        }
+    }
+}
+
+/// Result of [`SessionTable::track`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// The packet belongs to a known session; state after the update.
+    Existing(State),
+    /// A new session was made for it.
+    Created(State),
+    /// No session and `create == false`.
+    NotFound,
+    /// `create == true` but the shard is full of sessions that may not be evicted.
+    Refused,
+    /// A TCP segment the tracker rejects; the session (if any) is unchanged.
+    Invalid(Invalid),
+}
+
+/// Why a TCP segment was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// New TCP session from a segment that may not open one.
+    NotSyn,
+    /// SYN+FIN, SYN+RST, FIN without ACK, no flags, ...
+    BadFlags,
+    /// RST whose sequence number is outside the receiver's window.
+    RstOutOfWindow,
+    /// Segment outside the window, or a SYN-ACK that does not acknowledge the SYN.
+    OutOfWindow,
+}
+
+/// Session state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    TcpSynSent,
+    TcpSynReceived,
+    TcpEstablished,
+    /// One side sent FIN.
+    TcpFinWait,
+    /// Both sides sent FIN.
+    TcpClosing,
+    TcpTimeWait,
+    /// RST seen.
+    TcpClosed,
+    Udp,
+    UdpStream,
+    Icmp,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::TcpSynSent => "syn-sent",
+            State::TcpSynReceived => "syn-received",
+            State::TcpEstablished => "established",
+            State::TcpFinWait => "fin-wait",
+            State::TcpClosing => "closing",
+            State::TcpTimeWait => "time-wait",
+            State::TcpClosed => "closed",
+            State::Udp => "udp",
+            State::UdpStream => "udp-stream",
+            State::Icmp => "icmp",
+        }
+    }
+
+    /// TcpEstablished, UdpStream, and echo sessions. An echo session has no
+    /// separate "replied" state; the first packet of a flow is marked by
+    /// `Track::Created`, so any later packet of it counts as established.
+    pub fn is_established(self) -> bool {
+        matches!(self, State::TcpEstablished | State::UdpStream | State::Icmp)
+    }
+
+    fn is_tcp(self) -> bool {
+        !matches!(self, State::Udp | State::UdpStream | State::Icmp)
+    }
+}
+
+/// Table-wide counters (sums over shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub active: u64,
+    pub created: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub refused: u64,
+    pub invalid: u64,
+    pub capacity: u64,
+}
+
+/// One session as `ipoectl show sessions` prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub key: Key,
+    pub state: State,
+    pub idle_s: u32,
+    pub expires_in_s: u32,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+/// Bytes of memory per session slot: the entry plus at most two u32 bucket
+/// heads (buckets are the slot count rounded up to a power of two).
+pub const BYTES_PER_SESSION: usize = std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<u32>();
+
+/// Shards never get fewer slots than this unless the table is smaller, so
+/// that eviction within a shard still has a useful choice of victims.
+const MIN_SLOTS_PER_SHARD: usize = 32;
+const MAX_SHARDS: usize = 256;
+/// Expired heads freed on each session creation: keeps `active` honest
+/// between control-thread sweeps at a bounded per-packet cost.
+const LAZY_REAP: usize = 2;
+
+/// The connection-tracking table. Shared (`Arc`) by all workers.
+pub struct SessionTable {
+    shards: Box<[Shard]>,
+    /// Right shift turning a hash into a shard number (64 = one shard).
+    shard_shift: u32,
+    seeds: [u64; 2],
+    timeouts: Timeouts,
+    capacity: usize,
+    /// Where the next `expire` sweep starts, so a small budget still reaches
+    /// every shard over successive calls.
+    expire_cursor: AtomicUsize,
+}
+
+impl SessionTable {
+    /// Preallocates everything. `max_sessions` is a hard bound on the sessions
+    /// held, split over shards (0 is treated as 1).
+    ///
+    /// Panics only if a shard would need more than `u32::MAX - 1` slots.
+    pub fn new(max_sessions: usize, timeouts: Timeouts) -> Self {
+        let capacity = max_sessions.max(1);
+        let want = (capacity / MIN_SLOTS_PER_SHARD).clamp(1, MAX_SHARDS);
+        // Largest power of two <= want (so never more shards than sessions).
+        let nshards = 1usize << (usize::BITS - 1 - want.leading_zeros());
+        let base = capacity / nshards;
+        let extra = capacity % nshards;
+        assert!(
+            base + 1 < table::NIL as usize,
+            "session table too large for u32 slot indices"
+        );
+        let shards = (0..nshards)
+            .map(|i| Shard::new(base + usize::from(i < extra)))
+            .collect();
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(0x5e55_10c7);
+        let s0 = h.finish();
+        // A second, independent-looking secret: an odd multiplier.
+        let s1 = fmix64(s0 ^ 0x9e37_79b9_7f4a_7c15) | 1;
+        SessionTable {
+            shards,
+            shard_shift: 64 - nshards.trailing_zeros(),
+            seeds: [s0, s1],
+            timeouts,
+            capacity,
+            expire_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Keyed hash of a key: a chain of folded 64x64->128 multiplies with the
+    /// secret seeds, so remote hosts cannot aim collisions at one bucket.
+    #[inline]
+    fn hash(&self, k: &Key) -> u64 {
+        let [s0, s1] = self.seeds;
+        let ports = u64::from(k.int_port) | u64::from(k.ext_port) << 16 | u64::from(k.proto) << 32;
+        let mut h = s0;
+        for w in [
+            half(&k.int_addr, 0),
+            half(&k.int_addr, 8),
+            half(&k.ext_addr, 0),
+            half(&k.ext_addr, 8),
+            ports,
+        ] {
+            h = fold_mul(h ^ w, s1);
+        }
+        fmix64(h)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        // High bits pick the shard, low bits the bucket: independent choices.
+        let i = hash.checked_shr(self.shard_shift).unwrap_or(0) as usize;
+        &self.shards[i & (self.shards.len() - 1)]
+    }
+
+    /// The per-packet call. Finds the session of `key`; updates its state
+    /// machine with `seg` travelling in `dir`, its last-seen time and its
+    /// per-direction counters (`bytes` = IP length). If there is none and
+    /// `create` is true, makes one (evicting if the shard is full).
+    pub fn track(
+        &self,
+        key: &Key,
+        seg: &Segment,
+        dir: Dir,
+        bytes: u32,
+        now_s: u32,
+        create: bool,
+    ) -> Track {
+        let hash = self.hash(key);
+        let t = &self.timeouts;
+        let d = dir.index();
+        let tcp_seg = match *seg {
+            Segment::Tcp {
+                flags,
+                seq,
+                ack,
+                payload_len,
+                window,
+                wscale,
+            } => Some(TcpSeg {
+                flags,
+                seq,
+                ack,
+                len: payload_len,
+                window,
+                wscale,
+            }),
+            _ => None,
+        };
+        let mut guard = self.shard(hash).lock();
+        let s = &mut *guard;
+        if let Some(ts) = &tcp_seg {
+            if !tcp::flags_valid(ts.flags) {
+                s.counters.invalid += 1;
+                return Track::Invalid(Invalid::BadFlags);
+            }
+        }
+        let h32 = hash as u32;
+        let mut found = s.find(key, h32);
+        if let Some(i) = found {
+            let state = s.entry(i).state;
+            let expired = s.is_expired(i, now_s, t);
+            let reopen = !expired && tcp_seg.is_some_and(|ts| tcp::is_reopen(state, ts.flags));
+            if reopen && !create {
+                // A new connection on a dead tuple is subject to the
+                // caller's rules for new flows; leave the old one alone.
+                return Track::NotFound;
+            }
+            if expired || reopen {
+                s.free(i);
+                s.counters.expired += 1;
+                found = None;
+            }
+        }
+        if let Some(i) = found {
+            let e = s.entry_mut(i);
+            let old = e.state;
+            let next = match &tcp_seg {
+                Some(ts) if old.is_tcp() => tcp::update(old, &mut e.track, ts, d),
+                None if !old.is_tcp() => Ok(tcp::udp_update(old, &e.track, d)),
+                // Segment kind does not match the session (caller bug):
+                // count the packet, change nothing else.
+                _ => Ok(old),
+            };
+            return match next {
+                Ok(state) => {
+                    e.state = state;
+                    s.touch(i, class_of(old), d, bytes, now_s);
+                    Track::Existing(state)
+                }
+                Err(why) => {
+                    s.counters.invalid += 1;
+                    Track::Invalid(why)
+                }
+            };
+        }
+        if !create {
+            return Track::NotFound;
+        }
+        let (state, track) = match (&tcp_seg, seg) {
+            (Some(ts), _) => match tcp::open(ts, d) {
+                Ok(x) => x,
+                Err(why) => {
+                    s.counters.invalid += 1;
+                    return Track::Invalid(why);
+                }
+            },
+            (None, Segment::Icmp) => (State::Icmp, Tracking::origin(d)),
+            (None, _) => (State::Udp, Tracking::origin(d)),
+        };
+        s.reap(now_s, t, LAZY_REAP);
+        match s.insert(key, h32, state, track, now_s, t) {
+            Some(i) => {
+                s.counters.created += 1;
+                s.count(i, d, bytes);
+                Track::Created(state)
+            }
+            None => {
+                s.counters.refused += 1;
+                Track::Refused
+            }
+        }
+    }
+
+    /// Read-only lookup for ICMP errors that quote a packet of this flow:
+    /// never creates, never deletes, never refreshes. None if absent or expired.
+    pub fn lookup(&self, key: &Key, now_s: u32) -> Option<State> {
+        let hash = self.hash(key);
+        let guard = self.shard(hash).lock();
+        let i = guard.find(key, hash as u32)?;
+        if guard.is_expired(i, now_s, &self.timeouts) {
+            return None;
+        }
+        Some(guard.entry(i).state)
+    }
+
+    /// Frees expired sessions, looking only at the heads of each shard's
+    /// class lists, at most `budget` in all; returns how many were freed.
+    pub fn expire(&self, now_s: u32, budget: usize) -> usize {
+        let n = self.shards.len();
+        let start = self.expire_cursor.load(Ordering::Relaxed);
+        let mut freed = 0;
+        for k in 0..n {
+            if freed >= budget {
+                // Resume here next time so no shard starves.
+                self.expire_cursor
+                    .store((start + k) & (n - 1), Ordering::Relaxed);
+                return freed;
+            }
+            let mut g = self.shards[(start + k) & (n - 1)].lock();
+            freed += g.reap(now_s, &self.timeouts, budget - freed);
+        }
+        freed
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats {
+            capacity: self.capacity as u64,
+            ..Stats::default()
+        };
+        for shard in self.shards.iter() {
+            let g = shard.lock();
+            let c = g.counters;
+            st.active += u64::from(g.used);
+            st.created += c.created;
+            st.expired += c.expired;
+            st.evicted += c.evicted;
+            st.refused += c.refused;
+            st.invalid += c.invalid;
+        }
+        st
+    }
+
+    /// Up to `limit` live sessions matching `filter` (one shard locked at a
+    /// time), plus how many matched in all.
+    pub fn snapshot(
+        &self,
+        now_s: u32,
+        limit: usize,
+        filter: &dyn Fn(&SessionInfo) -> bool,
+    ) -> (Vec<SessionInfo>, usize) {
+        let mut out = Vec::with_capacity(limit.min(self.capacity));
+        let mut total = 0;
+        let t = &self.timeouts;
+        for shard in self.shards.iter() {
+            let g = shard.lock();
+            g.for_each(|e| {
+                let idle_s = idle(e.last_seen, now_s);
+                let timeout = class_timeout(t, class_of(e.state));
+                if idle_s > timeout {
+                    return;
+                }
+                let info = SessionInfo {
+                    key: e.key,
+                    state: e.state,
+                    idle_s,
+                    expires_in_s: timeout - idle_s,
+                    packets_out: e.packets[0],
+                    packets_in: e.packets[1],
+                    bytes_out: e.bytes[0],
+                    bytes_in: e.bytes[1],
+                };
+                if filter(&info) {
+                    total += 1;
+                    if out.len() < limit {
+                        out.push(info);
+                    }
+                }
+            });
+        }
+        (out, total)
+    }
+
+    /// Drops every session (counters other than `active` are kept).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
+    }
+}
+
+/// Native-endian word of an address half (endianness is irrelevant to a hash).
+#[inline]
+fn half(a: &[u8; 16], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&a[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// MurmurHash3's finalizer: spreads every input bit over the output.
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
