@@ -12,9 +12,12 @@
 //! through `Throughput::Elements(n)`, packets per second.
 //!
 //! `neighbor-lookup` times `Fib::arp` and `Fib::nd_lan` (HashMap with the
-//! crate's `AddrHasher`) hits and misses at 1k and 1M entries. The issue
-//! also asks for session lookup (hit and miss at 1M entries) and MSS clamp
-//! benchmarks: those nodes come with the firewall, and so do their benches.
+//! crate's `AddrHasher`) hits and misses at 1k and 1M entries.
+//! `session-lookup` times `SessionTable::track` on existing sessions (the
+//! per-packet call) and `lookup` misses, at 1k and 1M sessions, keys in
+//! random order. `mss-clamp` times lowering the MSS of a Linux-style SYN
+//! with the incremental checksum update. Path benchmarks open the sessions
+//! their WAN frames need before measuring, as a real exchange would.
 //!
 //! Resetting the frames. Nodes edit frames in place, so before every run
 //! `FrameArena::load` restores the vector (copies the pristine frames back,
@@ -61,9 +64,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipoe_dataplane::counters::clocks;
+use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
+use ipoe_dataplane::session::{Dir, Key, Segment, SessionTable, Timeouts, Track};
 use ipoe_dataplane::tables::{Fib, Port};
-use ipoe_dataplane::testkit::{as_refs, lab_fib, unlimited_graph, vector, FrameArena, Path};
+use ipoe_dataplane::testkit::{
+    as_refs, lab_fib, open_sessions, unlimited_graph, vector, FrameArena, Path,
+};
 
 /// Vector sizes: a typical busy-poll vector and the largest (MAX_BATCH).
 const VECTORS: [usize; 2] = [64, 256];
@@ -204,6 +211,7 @@ fn paths(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
             let frames = vector(path, n, FRAME_LEN);
             let refs = as_refs(&frames);
             let mut graph = unlimited_graph();
+            open_sessions(&mut graph, &fib, &frames);
             let mut arena = FrameArena::new(n);
 
             // Measure the path the group is named after.
@@ -293,6 +301,77 @@ fn neighbors(c: &mut Criterion) {
     group.finish();
 }
 
+fn session_key(i: u64) -> Key {
+    let mut int_addr = [0u8; 16];
+    int_addr[10] = 0xff;
+    int_addr[11] = 0xff;
+    int_addr[12..].copy_from_slice(&host4(i % 250).octets());
+    let mut ext_addr = int_addr;
+    ext_addr[12..].copy_from_slice(&[198, 51, 100, 10]);
+    Key {
+        int_addr,
+        ext_addr,
+        int_port: 1024 + (i % 64_000) as u16,
+        ext_port: 9000 + (i / 64_000) as u16,
+        proto: 17,
+    }
+}
+
+fn sessions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("session-lookup");
+    group.throughput(Throughput::Elements(LOOKUPS as u64));
+    for (entries, label) in [(1_000u64, "1k"), (1_000_000, "1M")] {
+        let table = SessionTable::new(entries as usize, Timeouts::default());
+        for i in 0..entries {
+            let t = table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
+            assert!(matches!(t, Track::Created(_)));
+        }
+        let pick = |k: u64| splitmix(k ^ 0x5e55) % entries;
+        let hits: Vec<Key> = (0..LOOKUPS as u64).map(|k| session_key(pick(k))).collect();
+        let misses: Vec<Key> = (0..LOOKUPS as u64)
+            .map(|k| session_key(entries + k))
+            .collect();
+        group.bench_function(BenchmarkId::new("track-hit", label), |b| {
+            b.iter(|| {
+                hits.iter()
+                    .filter(|k| {
+                        let t = table.track(black_box(k), &Segment::Udp, Dir::In, 64, 1, false);
+                        matches!(black_box(t), Track::Existing(_))
+                    })
+                    .count()
+            })
+        });
+        group.bench_function(BenchmarkId::new("lookup-miss", label), |b| {
+            b.iter(|| {
+                misses
+                    .iter()
+                    .filter(|k| table.lookup(black_box(k), 1).is_some())
+                    .count()
+            })
+        });
+    }
+    group.finish();
+
+    // A SYN as Linux sends it: MSS 1460, SACK permitted, timestamps, window scale.
+    let mut syn = vec![0u8; 40];
+    syn[12] = 10 << 4;
+    syn[13] = 0x02;
+    syn[20..40].copy_from_slice(&[
+        2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ]);
+    let mut group = c.benchmark_group("mss-clamp");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("syn-1460-to-1420", |b| {
+        b.iter(|| {
+            let mut t = [0u8; 40];
+            t.copy_from_slice(&syn);
+            let v = tcp_view(black_box(&t)).expect("a valid SYN");
+            black_box(clamp_mss(&mut t, &v, 1420))
+        })
+    });
+    group.finish();
+}
+
 /// Look every key up as the nodes do (`get(..).copied()` for the MAC).
 fn count<K>(keys: &[K], lookup: impl Fn(&K) -> Option<[u8; 6]>) -> usize {
     keys.iter()
@@ -371,6 +450,7 @@ fn main() {
     let mut cycles = Vec::new();
     paths(&mut c, tsc, &mut cycles);
     neighbors(&mut c);
+    sessions(&mut c);
     c.final_summary();
     report(tsc, &cycles);
 }

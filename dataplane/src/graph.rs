@@ -7,36 +7,56 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::counters::{clocks, NodeStats, WorkerSnapshot, MAX_ERRORS};
+use crate::firewall::WorkerFirewall;
 use crate::nodes;
+use crate::reass::Reassembler;
 use crate::tables::{Fib, Port};
 use crate::{FRAME_SIZE, MAX_BATCH};
+
+/// Packets a vector may hold: what was received plus what nodes made
+/// (a fragmented packet becomes two).
+pub const MAX_VECTOR: usize = 2 * MAX_BATCH;
+/// Spare frames a graph keeps for packets it makes (second fragments).
+pub const SPARE_FRAMES: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum NodeId {
     EthernetInput,
     Ip6Input,
+    Ip6Local,
+    Ip6Reassembly,
     DsliteDecap,
     Ip4Input,
+    Ip4Firewall,
+    Ip4Rewrite,
     Icmp4Error,
     DsliteEncap,
+    Ip6Fragment,
+    Ip6Firewall,
     Ip6Forward,
     Icmp6Error,
     Punt,
     InterfaceOutput,
 }
 
-pub const NODE_COUNT: usize = 10;
+pub const NODE_COUNT: usize = 16;
 
 impl NodeId {
     /// Processing order (also the display order).
     pub const ALL: [NodeId; NODE_COUNT] = [
         NodeId::EthernetInput,
         NodeId::Ip6Input,
+        NodeId::Ip6Local,
+        NodeId::Ip6Reassembly,
         NodeId::DsliteDecap,
         NodeId::Ip4Input,
+        NodeId::Ip4Firewall,
+        NodeId::Ip4Rewrite,
         NodeId::Icmp4Error,
         NodeId::DsliteEncap,
+        NodeId::Ip6Fragment,
+        NodeId::Ip6Firewall,
         NodeId::Ip6Forward,
         NodeId::Icmp6Error,
         NodeId::Punt,
@@ -47,6 +67,12 @@ impl NodeId {
         match self {
             NodeId::EthernetInput => "ethernet-input",
             NodeId::Ip6Input => "ip6-input",
+            NodeId::Ip6Local => "ip6-local",
+            NodeId::Ip6Reassembly => "ip6-reassembly",
+            NodeId::Ip4Firewall => "ip4-firewall",
+            NodeId::Ip4Rewrite => "ip4-rewrite",
+            NodeId::Ip6Fragment => "ip6-fragment",
+            NodeId::Ip6Firewall => "ip6-firewall",
             NodeId::DsliteDecap => "dslite-decap",
             NodeId::Ip4Input => "ip4-input",
             NodeId::Icmp4Error => "ip4-icmp-error",
@@ -63,6 +89,12 @@ impl NodeId {
         match self {
             NodeId::EthernetInput => nodes::ethernet_input::Error::NAMES,
             NodeId::Ip6Input => nodes::ip6_input::Error::NAMES,
+            NodeId::Ip6Firewall => nodes::ip6_firewall::Error::NAMES,
+            NodeId::Ip6Fragment => nodes::ip6_fragment::Error::NAMES,
+            NodeId::Ip4Rewrite => nodes::ip4_rewrite::Error::NAMES,
+            NodeId::Ip4Firewall => nodes::ip4_firewall::Error::NAMES,
+            NodeId::Ip6Reassembly => nodes::ip6_reassembly::Error::NAMES,
+            NodeId::Ip6Local => nodes::ip6_local::Error::NAMES,
             NodeId::DsliteDecap => nodes::dslite_decap::Error::NAMES,
             NodeId::Ip4Input => nodes::ip4_input::Error::NAMES,
             NodeId::Icmp4Error => nodes::icmp4_error::Error::NAMES,
@@ -78,6 +110,12 @@ impl NodeId {
         match self {
             NodeId::EthernetInput => nodes::ethernet_input::process(cx, pkts),
             NodeId::Ip6Input => nodes::ip6_input::process(cx, pkts),
+            NodeId::Ip6Firewall => nodes::ip6_firewall::process(cx, pkts),
+            NodeId::Ip6Fragment => nodes::ip6_fragment::process(cx, pkts),
+            NodeId::Ip4Rewrite => nodes::ip4_rewrite::process(cx, pkts),
+            NodeId::Ip4Firewall => nodes::ip4_firewall::process(cx, pkts),
+            NodeId::Ip6Reassembly => nodes::ip6_reassembly::process(cx, pkts),
+            NodeId::Ip6Local => nodes::ip6_local::process(cx, pkts),
             NodeId::DsliteDecap => nodes::dslite_decap::process(cx, pkts),
             NodeId::Ip4Input => nodes::ip4_input::process(cx, pkts),
             NodeId::Icmp4Error => nodes::icmp4_error::process(cx, pkts),
@@ -135,14 +173,14 @@ impl Meta {
 /// A bounded list of packet indices.
 #[derive(Clone)]
 pub struct IdxQueue {
-    idx: [u16; MAX_BATCH],
+    idx: [u16; MAX_VECTOR],
     len: usize,
 }
 
 impl Default for IdxQueue {
     fn default() -> Self {
         IdxQueue {
-            idx: [0; MAX_BATCH],
+            idx: [0; MAX_VECTOR],
             len: 0,
         }
     }
@@ -151,9 +189,9 @@ impl Default for IdxQueue {
 impl IdxQueue {
     #[inline]
     pub fn push(&mut self, i: u16) {
-        // A packet sits in at most one queue at a time, so MAX_BATCH always suffices.
-        debug_assert!(self.len < MAX_BATCH);
-        if self.len < MAX_BATCH {
+        // A packet sits in at most one queue at a time, so MAX_VECTOR always suffices.
+        debug_assert!(self.len < MAX_VECTOR);
+        if self.len < MAX_VECTOR {
             self.idx[self.len] = i;
             self.len += 1;
         }
@@ -216,6 +254,20 @@ pub struct Cx<'a> {
     errors: &'a mut [u64; MAX_ERRORS],
     pub icmp_limit: &'a mut RateLimit,
     pub now_ns: u64,
+    /// `now_ns` in whole seconds: the session table's clock.
+    pub now_s: u32,
+    pub fw: &'a mut WorkerFirewall,
+    pub reass: &'a mut Reassembler,
+    /// Frames for packets the graph makes; addresses of free UMEM chunks.
+    spare: &'a mut Vec<u64>,
+    /// Packets in the vector (received + made).
+    count: &'a mut usize,
+    /// Room to copy a packet aside (reassembly reads one frame while
+    /// writing another place of the same memory).
+    pub scratch: &'a mut [u8],
+    /// The node running (for the drop log).
+    pub node: NodeId,
+    frag_id: &'a mut u32,
 }
 
 impl<'a> Cx<'a> {
@@ -227,6 +279,67 @@ impl<'a> Cx<'a> {
         let base = addr & !(FRAME_SIZE - 1);
         let end = (base + FRAME_SIZE).min(self.mem.len());
         (&mut self.mem[base..end], addr - base)
+    }
+
+    /// The packet's chunk together with the scratch buffer and the
+    /// reassembler, borrowed at once (reassembly copies a fragment aside,
+    /// then writes the datagram into the frame).
+    #[inline]
+    pub fn chunk_scratch_reass(
+        &mut self,
+        i: u16,
+    ) -> (&mut [u8], usize, &mut [u8], &mut Reassembler) {
+        let addr = self.meta[usize::from(i)].addr as usize;
+        let base = addr & !(FRAME_SIZE - 1);
+        let end = (base + FRAME_SIZE).min(self.mem.len());
+        (
+            &mut self.mem[base..end],
+            addr - base,
+            &mut *self.scratch,
+            &mut *self.reass,
+        )
+    }
+
+    /// Two packets' chunks at once (a fragment copied into a new frame):
+    /// (chunk of i, offset of i, chunk of j, offset of j). None if they
+    /// share a chunk, which two live packets never do.
+    pub fn two_chunks(&mut self, i: u16, j: u16) -> Option<(&mut [u8], usize, &mut [u8], usize)> {
+        let (a, b) = (
+            self.meta[usize::from(i)].addr as usize,
+            self.meta[usize::from(j)].addr as usize,
+        );
+        let (ba, bb) = (a & !(FRAME_SIZE - 1), b & !(FRAME_SIZE - 1));
+        if ba == bb || ba + FRAME_SIZE > self.mem.len() || bb + FRAME_SIZE > self.mem.len() {
+            return None;
+        }
+        let (lo, hi) = (ba.min(bb), ba.max(bb));
+        let (left, right) = self.mem.split_at_mut(hi);
+        let (lo_chunk, hi_chunk) = (&mut left[lo..lo + FRAME_SIZE], &mut right[..FRAME_SIZE]);
+        Some(if ba < bb {
+            (lo_chunk, a - ba, hi_chunk, b - bb)
+        } else {
+            (hi_chunk, a - ba, lo_chunk, b - bb)
+        })
+    }
+
+    /// The next identification for a fragmented packet of ours.
+    #[inline]
+    pub fn next_frag_id(&mut self) -> u32 {
+        *self.frag_id = self.frag_id.wrapping_add(1);
+        *self.frag_id
+    }
+
+    /// The packet's bytes and the worker's firewall state, borrowed at
+    /// once (the firewall nodes read one while updating the other).
+    #[inline]
+    pub fn data_fw(&mut self, i: u16) -> (&mut [u8], &mut WorkerFirewall) {
+        let m = self.meta[usize::from(i)];
+        let addr = m.addr as usize;
+        let base = addr & !(FRAME_SIZE - 1);
+        let end = (base + FRAME_SIZE).min(self.mem.len());
+        let off = addr - base;
+        let stop = (off + m.len as usize).min(end - base);
+        (&mut self.mem[base..end][off..stop], &mut *self.fw)
     }
 
     /// The packet's bytes (Ethernet header first).
@@ -270,6 +383,44 @@ impl<'a> Cx<'a> {
     pub fn count(&mut self, reason: usize) {
         self.errors[reason] += 1;
     }
+
+    /// A policy drop: counted, and logged (rate-limited) when the policy
+    /// says so. `flow` = (src, dst, proto, sport, dport).
+    pub fn drop_logged(&mut self, i: u16, reason: usize, flow: ([u8; 16], [u8; 16], u8, u16, u16)) {
+        self.drop(i, reason);
+        if self.fib.firewall.log_drops {
+            self.fw.log_drop(crate::firewall::DropEvent {
+                node: self.node,
+                reason: reason as u8,
+                at_s: self.now_s,
+                src: flow.0,
+                dst: flow.1,
+                proto: flow.2,
+                sport: flow.3,
+                dport: flow.4,
+            });
+        }
+    }
+
+    /// The packet's data went into another packet (a fragment into its
+    /// datagram): free its frame without counting a drop.
+    #[inline]
+    pub fn consume(&mut self, i: u16) {
+        self.out.drop.push(i);
+    }
+
+    /// A new packet in a spare frame, at the usual headroom: its index, or
+    /// `None` when there is no frame or no room in the vector.
+    pub fn new_packet(&mut self, len: u32, rx: Port) -> Option<u16> {
+        if *self.count >= MAX_VECTOR || self.spare.is_empty() {
+            return None;
+        }
+        let base = self.spare.pop()?;
+        let i = *self.count;
+        *self.count += 1;
+        self.meta[i] = Meta::new(base + crate::XDP_HEADROOM as u64, len, rx);
+        Some(i as u16)
+    }
 }
 
 /// Where packets end up after a vector: transmit per port, punt, or drop
@@ -297,7 +448,25 @@ pub struct Graph {
     pub out: Outputs,
     pub stats: WorkerSnapshot,
     pub icmp_limit: RateLimit,
+    pub fw: WorkerFirewall,
+    pub reass: Reassembler,
+    /// Free frames (chunk addresses) the graph may use for new packets;
+    /// the worker tops it up from its UMEM before each vector.
+    pub spare: Vec<u64>,
+    /// Packets in the last vector, made ones included (`meta[..count]`).
+    pub count: usize,
+    scratch: Vec<u8>,
+    /// Identification of the outer packets this worker fragments.
+    frag_id: u32,
 }
+
+/// Outer fragments from the AFTR: datagrams in reassembly per worker, the
+/// largest one (a 1500-byte inner packet + 40, with slack), and how long
+/// a datagram may take (RFC 8200 allows 60 s; a tunnel peer one hop away
+/// needs far less, and a short timeout frees buffers under attack).
+pub const REASS_CONTEXTS: usize = 64;
+pub const REASS_MAX_LEN: usize = 1600;
+pub const REASS_TIMEOUT_NS: u64 = 2_000_000_000;
 
 impl Default for Graph {
     fn default() -> Self {
@@ -306,13 +475,29 @@ impl Default for Graph {
 }
 
 impl Graph {
+    /// A graph with its own small session table (tests, tools).
     pub fn new() -> Self {
+        Self::with_firewall(WorkerFirewall::standalone(4096))
+    }
+
+    /// A worker's graph, sharing the session table in `fw`.
+    pub fn with_firewall(fw: WorkerFirewall) -> Self {
         Graph {
-            meta: vec![Meta::new(0, 0, Port::Wan); MAX_BATCH],
+            meta: vec![Meta::new(0, 0, Port::Wan); MAX_VECTOR],
             queues: Default::default(),
             out: Outputs::default(),
             stats: WorkerSnapshot::default(),
             icmp_limit: RateLimit::new(1000, 100),
+            fw,
+            reass: Reassembler::new(REASS_CONTEXTS, REASS_MAX_LEN, REASS_TIMEOUT_NS),
+            spare: Vec::with_capacity(SPARE_FRAMES),
+            count: 0,
+            scratch: vec![0u8; FRAME_SIZE],
+            // Unpredictable start (RFC 7739): time-based is enough here.
+            frag_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
+                .unwrap_or(1),
         }
     }
 
@@ -320,11 +505,13 @@ impl Graph {
     /// Afterwards `self.out` says what to do with each.
     pub fn run(&mut self, fib: &Fib, mem: &mut [u8], n: usize, now_ns: u64) {
         let n = n.min(MAX_BATCH);
+        self.count = n;
         self.out.clear();
         for i in 0..n {
             self.queues[NodeId::EthernetInput as usize].push(i as u16);
         }
-        let mut work = [0u16; MAX_BATCH];
+        let now_s = (now_ns / 1_000_000_000) as u32;
+        let mut work = [0u16; MAX_VECTOR];
         while let Some(pos) = self.queues.iter().position(|q| !q.is_empty()) {
             let node = NodeId::ALL[pos];
             let q = &mut self.queues[pos];
@@ -343,6 +530,14 @@ impl Graph {
                 errors: &mut stats.errors,
                 icmp_limit: &mut self.icmp_limit,
                 now_ns,
+                now_s,
+                fw: &mut self.fw,
+                reass: &mut self.reass,
+                spare: &mut self.spare,
+                count: &mut self.count,
+                scratch: &mut self.scratch,
+                node,
+                frag_id: &mut self.frag_id,
             };
             node.process(&mut cx, &work[..count]);
             stats.calls += 1;

@@ -4,9 +4,13 @@
 //! control thread through bounded lock-free queues (`punt`).
 
 pub mod counters;
+pub mod firewall;
+pub mod flow;
 pub mod graph;
 pub mod nodes;
 pub mod punt;
+pub mod reass;
+pub mod session;
 pub mod tables;
 pub mod testkit;
 pub mod wire;

@@ -104,6 +104,8 @@ pub struct Fib {
     pub nd_lan: AddrMap<Ipv6Addr>,
     /// WAN neighbors other than the gateway (rare: on-link WAN hosts).
     pub nd_wan: AddrMap<Ipv6Addr>,
+    /// What the firewall nodes enforce.
+    pub firewall: crate::firewall::Policy,
     /// Bumped by the control thread on every publish.
     pub generation: u64,
 }

@@ -330,6 +330,63 @@ pub fn frame(path: Path, flow: u32, lan_size: usize) -> (Port, Vec<u8>) {
     }
 }
 
+/// The LAN host's packet that the WAN frame `f` answers: for UDP over
+/// IPv6, or UDP in IPv4-in-IPv6 from the AFTR, the same addresses and
+/// ports reversed (the firewall admits a reply only inside a session).
+/// None for anything else.
+pub fn opener_of(f: &[u8]) -> Option<(Port, Vec<u8>)> {
+    let be = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+    if f.len() < ETH_LEN + 40 || be(12) != ETHERTYPE_IPV6 {
+        return None;
+    }
+    let ip6 = &f[ETH_LEN..];
+    let mut v = Vec::new();
+    match ip6[6] {
+        PROTO_IPIP if f.len() >= ETH_LEN + 40 + 28 => {
+            let ip4 = &ip6[40..];
+            let ihl = usize::from(ip4[0] & 0x0f) * 4;
+            if ip4[9] != 17 || ip4.len() < ihl + 8 {
+                return None;
+            }
+            let (src, dst): ([u8; 4], [u8; 4]) =
+                (ip4[12..16].try_into().ok()?, ip4[16..20].try_into().ok()?);
+            let (sp, dp) = (be(ETH_LEN + 40 + ihl), be(ETH_LEN + 40 + ihl + 2));
+            PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+                .ipv4(dst, src, 64)
+                .udp(dp, sp)
+                .write(&mut v, &[0; 18])
+                .ok()?;
+        }
+        17 if f.len() >= ETH_LEN + 48 => {
+            let (src, dst): ([u8; 16], [u8; 16]) =
+                (ip6[8..24].try_into().ok()?, ip6[24..40].try_into().ok()?);
+            let (sp, dp) = (be(ETH_LEN + 40), be(ETH_LEN + 42));
+            PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+                .ipv6(dst, src, 64)
+                .udp(dp, sp)
+                .write(&mut v, &[0; 10])
+                .ok()?;
+        }
+        _ => return None,
+    }
+    Some((Port::Lan, v))
+}
+
+/// Open the sessions that the WAN frames among `frames` need, by sending
+/// their LAN side through `graph` first (in vectors of `MAX_BATCH`). The
+/// graph's counters keep what the openers did.
+pub fn open_sessions(graph: &mut Graph, fib: &Fib, frames: &[(Port, Vec<u8>)]) {
+    let openers: Vec<(Port, Vec<u8>)> = frames
+        .iter()
+        .filter(|(p, _)| *p == Port::Wan)
+        .filter_map(|(_, f)| opener_of(f))
+        .collect();
+    let mut arena = FrameArena::new(MAX_BATCH);
+    for chunk in openers.chunks(MAX_BATCH) {
+        arena.run(graph, fib, &as_refs(chunk), 0);
+    }
+}
+
 /// A vector of `n` frames of `path`, each a different flow.
 pub fn vector(path: Path, n: usize, lan_size: usize) -> Vec<(Port, Vec<u8>)> {
     (0..n as u32).map(|k| frame(path, k, lan_size)).collect()
@@ -376,6 +433,7 @@ mod tests {
                 let frames = vector(path, n, 64);
                 let refs = as_refs(&frames);
                 let mut g = unlimited_graph();
+                open_sessions(&mut g, &fib, &frames);
                 let mut arena = FrameArena::new(n);
                 // Twice: the reload must undo the first run's in-place edits.
                 for _ in 0..2 {
@@ -402,8 +460,9 @@ mod tests {
     fn decap_of_a_104_byte_frame_is_a_64_byte_lan_frame() {
         let fib = lab_fib();
         let mut g = unlimited_graph();
-        let mut arena = FrameArena::new(1);
         let f = aftr_ipip6(7, 104);
+        open_sessions(&mut g, &fib, &[(Port::Wan, f.clone())]);
+        let mut arena = FrameArena::new(1);
         arena.run(&mut g, &fib, &[(Port::Wan, &f)], 0);
         assert_eq!(g.out.tx[Port::Lan.index()].as_slice(), &[0]);
         assert_eq!(arena.packet(&g, 0).len(), 64);
@@ -414,6 +473,7 @@ mod tests {
         let fib = lab_fib_unresolved();
         let frames = vector(Path::Mixed, 64, 64);
         let mut g = unlimited_graph();
+        open_sessions(&mut g, &fib, &frames);
         let mut arena = FrameArena::new(64);
         arena.run(&mut g, &fib, &as_refs(&frames), 0);
         assert_eq!(g.out.punt.len(), 64);

@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::counters::{clocks, WorkerStats};
-use crate::graph::{Graph, Meta, NodeId};
+use crate::firewall::WorkerFirewall;
+use crate::graph::{Graph, Meta, NodeId, SPARE_FRAMES};
 use crate::nodes;
 use crate::punt::{Channels, PuntFrame};
 use crate::tables::{Port, SharedFib};
@@ -136,6 +137,7 @@ impl WorkerHandle {
         ports: WorkerPorts,
         fib: SharedFib,
         channels: Arc<Channels>,
+        fw: WorkerFirewall,
     ) -> io::Result<Self> {
         let stats = Arc::new(WorkerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -150,7 +152,7 @@ impl WorkerHandle {
                         log::warn!("worker {}: could not pin to core {core}", c.id);
                     }
                 }
-                let mut w = Worker::new(c, ports, fib, ch, s, st);
+                let mut w = Worker::new(c, ports, fib, ch, s, st, fw);
                 w.run();
             })?;
         Ok(WorkerHandle {
@@ -230,6 +232,7 @@ impl Worker {
         ch: Arc<Channels>,
         shared: Arc<WorkerStats>,
         stop: Arc<AtomicBool>,
+        fw: WorkerFirewall,
     ) -> Self {
         let pollfds = ports
             .socks
@@ -250,9 +253,11 @@ impl Worker {
             ch,
             shared,
             stop,
-            graph: Graph::new(),
+            // The graph's clock starts at the session table's epoch, shared
+            // with the other workers and the control thread.
+            t0: fw.epoch,
+            graph: Graph::with_firewall(fw),
             descs: vec![XdpDesc::default(); MAX_BATCH],
-            t0: Instant::now(),
         }
     }
 
@@ -392,6 +397,14 @@ impl Worker {
                 prefetch(mem, d.addr as usize);
             }
             ps.rx_packets += n as u64;
+        }
+        // Frames for packets the graph makes (second fragments); only
+        // those it used need replacing, so this is usually one compare.
+        while self.graph.spare.len() < SPARE_FRAMES {
+            match self.ports.umem.alloc() {
+                Some(a) => self.graph.spare.push(a),
+                None => break,
+            }
         }
         let fib = self.fib.load();
         self.graph.run(&fib, self.ports.umem.mem(), n, now_ns);

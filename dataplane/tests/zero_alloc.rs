@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use ipoe_dataplane::graph::{Graph, NodeId};
 use ipoe_dataplane::tables::{Fib, Port};
 use ipoe_dataplane::testkit::{
-    aftr_ipip6, as_refs, lab_fib, lab_fib_unresolved, lan_udp4, lan_udp6, set_hop_limit,
-    set_ipv4_ttl, unlimited_graph, vector, wan_udp6, FrameArena, Path, HOST_MAC,
+    aftr_ipip6, as_refs, lab_fib, lab_fib_unresolved, lan_udp4, lan_udp6, open_sessions,
+    set_hop_limit, set_ipv4_ttl, unlimited_graph, vector, wan_udp6, FrameArena, Path, HOST_MAC,
 };
 use ipoe_dataplane::MAX_BATCH;
 
@@ -164,6 +164,8 @@ fn local(k: usize) -> (Port, Vec<u8>) {
             let mut f = wan_udp6(k as u32, 64);
             f[14 + 24..14 + 40].copy_from_slice(&"ff02::1".parse::<Ipv6Addr>().unwrap().octets());
             f[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+            // A DHCPv6 reply: the router's input policy admits it from the WAN.
+            f[14 + 42..14 + 44].copy_from_slice(&546u16.to_be_bytes());
             (Port::Wan, f)
         }
         2 => {
@@ -313,6 +315,10 @@ fn every_path_runs_without_touching_the_heap() {
         } else {
             unlimited_graph()
         };
+        // Replies from the WAN need their sessions, as in real life.
+        for v in &c.frames {
+            open_sessions(&mut graph, &c.fib, v);
+        }
         let mut arena = FrameArena::new(MAX_BATCH);
 
         // Warm-up, and proof that the case exercises what it says.

@@ -1,15 +1,13 @@
 //! dslite-decap: IPv4-in-IPv6 from the AFTR to our B4 address. Validates the
-//! inner IPv4 strictly, decrements its TTL and forwards it to the LAN host.
+//! inner IPv4 strictly and strips the outer header; ip4-firewall decides
+//! whether it may reach the LAN host, ip4-rewrite sends it there.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use etherparse::Ipv4HeaderSlice;
 
-use crate::graph::{Cx, NodeId, PuntReason};
-use crate::tables::Port;
-use crate::wire::{
-    be16, checksum_adjust, ipv4_header_ok, put16, write_eth, ETHERTYPE_IPV4, ETH_LEN, IPV6_LEN,
-};
+use crate::graph::{Cx, NodeId};
+use crate::wire::{ipv4_header_ok, ETH_LEN, IPV6_LEN};
 
 crate::node_errors! {
     pub enum Error {
@@ -21,14 +19,12 @@ crate::node_errors! {
         InnerNotLan => ("inner-dst-not-lan", "inner destination outside the LAN subnet"),
         InnerToRouter => ("inner-to-router", "inner destination is the router or the LAN broadcast"),
         InnerBadSource => ("inner-bad-source", "inner source multicast, broadcast, or in the LAN subnet"),
-        TtlExpired => ("ttl-expired", "inner TTL would reach 0 (time exceeded sent)"),
         NoLanAddress => ("no-lan-ipv4", "no LAN IPv4 configured"),
     }
 }
 
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
     let fib = cx.fib;
-    let lan_mac = fib.lan.mac;
     for &i in pkts {
         let (Some(tun), Some((lan_ip, _))) = (fib.tunnel, fib.lan_ipv4) else {
             cx.drop(i, Error::NoLanAddress.index());
@@ -63,8 +59,6 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         let src = hdr.source_addr();
         let dst = hdr.destination_addr();
-        let ttl = hdr.ttl();
-        let frag = be16(inner, 6) & 0x1fff;
         if dst == lan_ip || bcast(fib, dst) {
             cx.drop(i, Error::InnerToRouter.index());
             continue;
@@ -78,33 +72,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
 
-        // Strip the outer headers: the inner packet stays where it is and a
-        // new Ethernet header goes right before it.
+        // Strip the outer headers: the inner packet stays where it is; the
+        // 14 bytes before it become its Ethernet header in ip4-rewrite,
+        // once ip4-firewall has admitted it.
         let m = &mut cx.meta[usize::from(i)];
         m.addr += IPV6_LEN as u64;
         m.len -= IPV6_LEN as u32;
-        if ttl <= 1 {
-            if frag == 0 {
-                cx.count(Error::TtlExpired.index());
-                cx.meta[usize::from(i)].icmp = (11, 0, 0);
-                cx.next(i, NodeId::Icmp4Error);
-            } else {
-                cx.drop(i, Error::TtlExpired.index());
-            }
-            continue;
-        }
-        let mac = fib.arp.get(&dst).copied();
-        let frame = cx.data(i);
-        let ip = &mut frame[ETH_LEN..];
-        let old = be16(ip, 8);
-        ip[8] -= 1;
-        let check = checksum_adjust(be16(ip, 10), old, be16(ip, 8));
-        put16(ip, 10, check);
-        write_eth(frame, &mac.unwrap_or([0; 6]), &lan_mac, ETHERTYPE_IPV4);
-        match mac {
-            Some(_) => cx.to_output(i, Port::Lan),
-            None => cx.punt(i, Port::Lan, PuntReason::NeighborMiss, IpAddr::V4(dst)),
-        }
+        cx.next(i, NodeId::Ip4Firewall);
     }
 }
 

@@ -20,7 +20,6 @@ crate::node_errors! {
         NoGateway => ("no-gateway", "no WAN default router"),
         NoHeadroom => ("no-headroom", "frame has no room for the IPv6 header"),
         TooBig => ("too-big", "does not fit the tunnel MTU with DF set (frag-needed sent)"),
-        NeedsFragmentation => ("needs-fragmentation", "does not fit the tunnel MTU, DF clear"),
     }
 }
 
@@ -46,15 +45,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
         let ip = &mut chunk[off + ETH_LEN..off + ETH_LEN + inner_len];
-        if inner_len > usize::from(tun.mtu) {
-            let df = ip[6] & 0x40 != 0;
-            if df && !m.local {
-                cx.count(Error::TooBig.index());
-                cx.meta[usize::from(i)].icmp = (3, 4, tun.mtu);
-                cx.next(i, NodeId::Icmp4Error);
-            } else {
-                cx.drop(i, Error::NeedsFragmentation.index());
-            }
+        // Too big for the tunnel: with DF the sender learns the tunnel MTU;
+        // without, we encapsulate and fragment the outer packet (RFC 6333
+        // 5.3, RFC 2473 7.2) so that the AFTR reassembles it.
+        let fragment = inner_len > usize::from(tun.mtu);
+        if fragment && ip[6] & 0x40 != 0 && !m.local {
+            cx.count(Error::TooBig.index());
+            cx.meta[usize::from(i)].icmp = (3, 4, tun.mtu);
+            cx.next(i, NodeId::Icmp4Error);
             continue;
         }
         if !m.local {
@@ -87,7 +85,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let meta = &mut cx.meta[usize::from(i)];
         meta.addr -= IPV6_LEN as u64;
         meta.len += IPV6_LEN as u32;
-        if fib.gateway_mac.is_some() {
+        meta.tx = Port::Wan;
+        if fragment {
+            cx.next(i, NodeId::Ip6Fragment);
+        } else if fib.gateway_mac.is_some() {
             cx.to_output(i, Port::Wan);
         } else {
             cx.punt(i, Port::Wan, PuntReason::NeighborMiss, IpAddr::V6(gw));

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use crate::flow::ipv6_l4;
 use crate::graph::{Cx, PuntReason};
 use crate::tables::Port;
 use crate::wire::{
@@ -16,7 +17,7 @@ const HDRS: usize = IPV6_LEN + 8;
 
 crate::node_errors! {
     pub enum Error {
-        Suppressed => ("suppressed", "no error about an error or to a multicast/unspecified source"),
+        Suppressed => ("suppressed", "no error about an error, a later fragment, or to/from multicast or unspecified"),
         RateLimited => ("rate-limited", "ICMPv6 error rate limit"),
         NoSource => ("no-source", "no global address on that side to send from"),
         NoHeadroom => ("no-headroom", "no room in front of the frame"),
@@ -38,8 +39,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         // its Ethernet header: on the LAN it is the host itself.
         let mut sender_mac = [0u8; 6];
         sender_mac.copy_from_slice(&chunk[off + 6..off + 12]);
-        let is_error = orig[6] == PROTO_ICMPV6 && orig.len() > IPV6_LEN && orig[IPV6_LEN] < 128;
-        if m.local || is_error || s[0] == 0xff || src.is_unspecified() {
+        // RFC 4443 2.4(e): never about an error (behind any extension
+        // headers), a fragment other than the first, or to or from multicast.
+        let unanswerable = match ipv6_l4(orig) {
+            Ok(l4) => {
+                l4.frag.map(|f| !f.is_first()).unwrap_or(false)
+                    || (l4.proto == PROTO_ICMPV6 && orig.get(l4.off).is_some_and(|&t| t < 128))
+            }
+            Err(_) => true,
+        };
+        if m.local || unanswerable || s[0] == 0xff || orig[24] == 0xff || src.is_unspecified() {
             cx.drop(i, Error::Suppressed.index());
             continue;
         }

@@ -1,5 +1,5 @@
 //! ip4-input: validates IPv4 from the LAN, delivers what is for the router,
-//! and sends the rest toward the DS-Lite tunnel.
+//! and sends the rest toward the DS-Lite tunnel (through ip4-firewall).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -105,7 +105,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
             continue;
         }
-        cx.next(i, NodeId::DsliteEncap);
+        cx.next(i, NodeId::Ip4Firewall);
     }
 }
 

@@ -1,12 +1,14 @@
-//! ip6-input: validates IPv6, delivers what is for the router (NDP, echo),
-//! hands IPv4-in-IPv6 for the B4 address to dslite-decap, and sends transit
-//! traffic between the LAN /64 and the WAN to ip6-forward.
+//! ip6-input: validates IPv6, sends what is for the router to ip6-local
+//! (its policy), hands IPv4-in-IPv6 for the B4 address to dslite-decap (or
+//! its outer fragments to ip6-reassembly), and sends transit traffic
+//! between the LAN /64 and the WAN to ip6-firewall.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use etherparse::Ipv6HeaderSlice;
 
-use crate::graph::{Cx, NodeId, PuntReason};
+use crate::flow::EXT_FRAGMENT;
+use crate::graph::{Cx, NodeId};
 use crate::tables::Port;
 use crate::wire::{ETH_LEN, IPV6_LEN, PROTO_IPIP};
 
@@ -63,7 +65,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             // Link-scope multicast (all-nodes, all-routers, solicited-node) is
             // NDP/MLD/DHCP business of the control thread.
             if dst[1] & 0x0f == 2 {
-                cx.punt(i, rx, PuntReason::Local, IpAddr::V6(dst_a));
+                cx.next(i, NodeId::Ip6Local);
             } else {
                 cx.drop(i, Error::Multicast.index());
             }
@@ -75,14 +77,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         if fib.is_own_ipv6(&dst_a) {
             let is_b4 = fib.tunnel.map(|t| t.b4 == dst_a).unwrap_or(false);
-            if next == PROTO_IPIP && is_b4 {
-                if rx == Port::Wan {
-                    cx.next(i, NodeId::DsliteDecap);
-                } else {
-                    cx.drop(i, Error::IpipFromLan.index());
-                }
+            if (next == PROTO_IPIP || next == EXT_FRAGMENT) && is_b4 && rx == Port::Lan {
+                cx.drop(i, Error::IpipFromLan.index());
+            } else if next == PROTO_IPIP && is_b4 {
+                cx.next(i, NodeId::DsliteDecap);
+            } else if next == EXT_FRAGMENT && is_b4 {
+                // The AFTR fragments the outer header of 1500-byte inner
+                // packets (RFC 6333 5.3): reassemble first.
+                cx.next(i, NodeId::Ip6Reassembly);
             } else {
-                cx.punt(i, rx, PuntReason::Local, IpAddr::V6(dst_a));
+                cx.next(i, NodeId::Ip6Local);
             }
             continue;
         }
@@ -97,7 +101,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     cx.drop(i, Error::Spoofed.index());
                 } else if fib.in_lan_prefix(&dst) {
                     cx.meta[usize::from(i)].tx = Port::Lan;
-                    cx.next(i, NodeId::Ip6Forward);
+                    cx.next(i, NodeId::Ip6Firewall);
                 } else {
                     cx.drop(i, Error::NoRoute.index());
                 }
@@ -118,7 +122,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     cx.drop(i, Error::NoRoute.index());
                 } else {
                     cx.meta[usize::from(i)].tx = Port::Wan;
-                    cx.next(i, NodeId::Ip6Forward);
+                    cx.next(i, NodeId::Ip6Firewall);
                 }
             }
         }

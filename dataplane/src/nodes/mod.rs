@@ -7,9 +7,15 @@ pub mod ethernet_input;
 pub mod icmp4_error;
 pub mod icmp6_error;
 pub mod interface_output;
+pub mod ip4_firewall;
 pub mod ip4_input;
+pub mod ip4_rewrite;
+pub mod ip6_firewall;
 pub mod ip6_forward;
+pub mod ip6_fragment;
 pub mod ip6_input;
+pub mod ip6_local;
+pub mod ip6_reassembly;
 pub mod punt;
 
 #[cfg(test)]

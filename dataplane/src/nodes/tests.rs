@@ -31,8 +31,17 @@ struct Bench {
 
 impl Bench {
     fn new(frames: &[(Port, Vec<u8>)]) -> Self {
-        let mut mem = vec![0u8; FRAME_SIZE * frames.len().max(1)];
+        Self::with_spare(frames, 0)
+    }
+
+    /// With `spare` free frames after the received ones, for packets the
+    /// graph makes (second fragments).
+    fn with_spare(frames: &[(Port, Vec<u8>)], spare: usize) -> Self {
+        let mut mem = vec![0u8; FRAME_SIZE * (frames.len() + spare).max(1)];
         let mut graph = Graph::new();
+        for k in 0..spare {
+            graph.spare.push(((frames.len() + k) * FRAME_SIZE) as u64);
+        }
         for (k, (port, f)) in frames.iter().enumerate() {
             let addr = k * FRAME_SIZE + XDP_HEADROOM;
             let len = f.len().min(FRAME_SIZE - XDP_HEADROOM);
@@ -49,11 +58,21 @@ impl Bench {
     fn run(&mut self, fib: &Fib) {
         self.graph.run(fib, &mut self.mem, self.n, 0);
         let o = &self.graph.out;
-        // Every packet ends in exactly one place.
+        // Every packet, received or made, ends in exactly one place.
         assert_eq!(
             o.tx[0].len() + o.tx[1].len() + o.punt.len() + o.drop.len(),
-            self.n
+            self.graph.count
         );
+    }
+
+    /// Send the LAN side of the flows first, as a real exchange would, so
+    /// the firewall knows their sessions; counters restart from zero.
+    fn open(&mut self, fib: &Fib, openers: &[(Port, Vec<u8>)]) {
+        let meta = self.graph.meta.clone();
+        let mut arena = crate::testkit::FrameArena::new(openers.len());
+        arena.run(&mut self.graph, fib, &crate::testkit::as_refs(openers), 0);
+        self.graph.meta = meta;
+        self.graph.stats = Default::default();
     }
 
     fn bytes(&self, i: u16) -> Vec<u8> {
@@ -173,6 +192,7 @@ fn decap_exact_bytes() {
     let fib = lab_fib();
     let inner = inet_reply(50);
     let mut b = Bench::new(&[(Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &inner))]);
+    b.open(&fib, &[(Port::Lan, lan_tcp_syn(64, 0, b""))]);
     b.run(&fib);
     let out = b.tx(Port::Lan);
     assert_eq!(out.len(), 1);
@@ -255,7 +275,8 @@ fn df_too_big_for_tunnel_gets_frag_needed_1460() {
     let payload = vec![0x55u8; 1500 - 20 - 20];
     let b0 = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
         .ipv4(HOST4, SERVER4, 64)
-        .tcp(40000, 80, 1, 1000);
+        .tcp(40000, 80, 1, 1000)
+        .ack(1);
     let mut input = Vec::new();
     b0.write(&mut input, &payload).unwrap();
     input[20] |= 0x40; // DF
@@ -276,9 +297,14 @@ fn ipv6_udp(src: &str, dst: &str, hop: u8, payload_len: usize, from: Port) -> Ve
         Port::Lan => (LAN_MAC, HOST_MAC),
         Port::Wan => (WAN_MAC, GW_MAC),
     };
+    // From the WAN it is the reply to the same call from the LAN.
+    let (sport, dport) = match from {
+        Port::Lan => (5000, 53),
+        Port::Wan => (53, 5000),
+    };
     let b = PacketBuilder::ethernet2(smac, dmac)
         .ipv6(v6(src).octets(), v6(dst).octets(), hop)
-        .udp(5000, 53);
+        .udp(sport, dport);
     let mut v = Vec::new();
     b.write(&mut v, &vec![7u8; payload_len]).unwrap();
     v
@@ -290,6 +316,7 @@ fn ipv6_forward_both_ways_exact() {
     let up = ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 10, Port::Lan);
     let down = ipv6_udp("2001:db8:ffff::10", "2001:db8:0:111::10", 60, 10, Port::Wan);
     let mut b = Bench::new(&[(Port::Lan, up.clone()), (Port::Wan, down.clone())]);
+    b.open(&fib, &[(Port::Lan, up.clone())]);
     b.run(&fib);
     let mut exp_up = up.clone();
     exp_up[0..6].copy_from_slice(&GW_MAC);
@@ -366,6 +393,8 @@ fn too_big_for_lan_gets_packet_too_big() {
         Port::Wan,
     );
     let mut b = Bench::new(&[(Port::Wan, down)]);
+    let up = ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 10, Port::Lan);
+    b.open(&lab_fib(), &[(Port::Lan, up)]);
     b.run(&fib);
     let out = b.tx(Port::Wan);
     assert_eq!(out.len(), 1);
@@ -390,6 +419,7 @@ fn neighbor_miss_is_punted_with_next_hop() {
         (Port::Wan, aftr_frame(v6("2001:db8:aaaa::1"), &inner)),
         (Port::Lan, lan_tcp_syn(64, 0, b"")),
     ]);
+    b.open(&fib, &[(Port::Lan, lan_tcp_syn(64, 0, b""))]);
     b.run(&fib);
     let p = b.graph.out.punt.as_slice().to_vec();
     assert_eq!(p.len(), 2);
@@ -543,4 +573,341 @@ fn every_node_error_name_is_unique_within_its_node() {
         assert!(names.len() <= crate::counters::MAX_ERRORS);
     }
     let _ = nodes::punt::Error::NAMES;
+}
+
+// ---- Firewall, fragmentation and reassembly (issue 6) ----------------
+
+use crate::firewall::{DropLog, Pinhole, PinholeHost};
+use crate::reass::Reassembler;
+use crate::testkit::{HOST6, SERVER6};
+
+fn tcp6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, syn: bool, from: Port) -> Vec<u8> {
+    let (dmac, smac) = match from {
+        Port::Lan => (LAN_MAC, HOST_MAC),
+        Port::Wan => (WAN_MAC, GW_MAC),
+    };
+    let b = PacketBuilder::ethernet2(smac, dmac)
+        .ipv6(src.octets(), dst.octets(), 60)
+        .tcp(sport, dport, 7000, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+#[test]
+fn unsolicited_inbound_is_refused_counted_and_logged() {
+    let fib = lab_fib();
+    let syn = tcp6(SERVER6, HOST6, 40000, 22, true, Port::Wan);
+    let ack = tcp6(SERVER6, HOST6, 40000, 22, false, Port::Wan);
+    let mut b = Bench::new(&[(Port::Wan, syn.clone()), (Port::Wan, ack), (Port::Wan, syn)]);
+    let log = std::sync::Arc::new(DropLog::new(16));
+    b.graph.fw.log = Some(log.clone());
+    b.run(&fib);
+    assert!(b.tx(Port::Lan).is_empty());
+    assert_eq!(b.err(NodeId::Ip6Firewall, "no-session"), 3);
+    // One log line per kind and second.
+    assert_eq!(log.len(), 1);
+    let ev = log.pop().unwrap();
+    assert_eq!((ev.node, ev.proto, ev.dport), (NodeId::Ip6Firewall, 6, 22));
+}
+
+#[test]
+fn lan_initiated_tcp_passes_both_ways() {
+    let fib = lab_fib();
+    let syn = tcp6(HOST6, SERVER6, 40000, 443, true, Port::Lan);
+    let mut synack = tcp6(SERVER6, HOST6, 443, 40000, true, Port::Wan);
+    // SYN-ACK acknowledging the SYN (seq 7000).
+    synack[14 + 40 + 13] |= 0x10;
+    synack[14 + 40 + 8..14 + 40 + 12].copy_from_slice(&7001u32.to_be_bytes());
+    let c = {
+        let ip = &synack[14..];
+        let mut sum = crate::wire::ipv6_pseudo_sum(&ip[8..24], &ip[24..40], 20, 6);
+        ip[40..56].iter().for_each(|_| ());
+        let mut t = ip[40..60].to_vec();
+        t[16] = 0;
+        t[17] = 0;
+        sum = crate::wire::sum16(&t, sum);
+        !crate::wire::fold(sum)
+    };
+    synack[14 + 40 + 16..14 + 40 + 18].copy_from_slice(&c.to_be_bytes());
+    let mut b = Bench::new(&[(Port::Wan, synack)]);
+    b.open(&fib, &[(Port::Lan, syn)]);
+    b.run(&fib);
+    assert_eq!(
+        b.tx(Port::Lan).len(),
+        1,
+        "the SYN-ACK of a LAN-initiated connection passes"
+    );
+}
+
+#[test]
+fn pinhole_admits_its_port_by_interface_id_under_any_prefix() {
+    let mut fib = lab_fib();
+    let mut iid = [0u8; 8];
+    iid.copy_from_slice(&HOST6.octets()[8..]);
+    fib.firewall.pinholes = vec![Pinhole {
+        host: PinholeHost::Iid(iid),
+        proto: 6,
+        ports: (443, 443),
+    }];
+    let open = tcp6(SERVER6, HOST6, 50000, 443, true, Port::Wan);
+    let closed = tcp6(SERVER6, HOST6, 50000, 444, true, Port::Wan);
+    let mut b = Bench::new(&[(Port::Wan, open), (Port::Wan, closed)]);
+    b.run(&fib);
+    assert_eq!(b.tx(Port::Lan).len(), 1);
+    assert_eq!(b.err(NodeId::Ip6Firewall, "pinhole-opened"), 1);
+    assert_eq!(b.err(NodeId::Ip6Firewall, "no-session"), 1);
+
+    // Renumbered: the host keeps its interface identifier under a new /64.
+    let new_prefix = v6("2001:db8:0:121::");
+    fib.lan_prefix = Some(new_prefix);
+    let mut host = new_prefix.octets();
+    host[8..].copy_from_slice(&iid);
+    let host = Ipv6Addr::from(host);
+    fib.nd_lan.insert(host, HOST_MAC);
+    let mut b = Bench::new(&[(Port::Wan, tcp6(SERVER6, host, 50001, 443, true, Port::Wan))]);
+    b.run(&fib);
+    assert_eq!(
+        b.tx(Port::Lan).len(),
+        1,
+        "the pinhole follows the host to the new prefix"
+    );
+}
+
+/// An ICMPv6 error from the WAN quoting `quoted` (an IPv6 packet).
+fn icmp6_error_about(t: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(GW_MAC, WAN_MAC).ipv6(
+        v6("2001:db8:1::1").octets(),
+        HOST6.octets(),
+        60,
+    );
+    let b = b.icmpv6(etherparse::Icmpv6Type::Unknown {
+        type_u8: t,
+        code_u8: code,
+        bytes5to8: [0, 0, 5, 0xdc],
+    });
+    let mut v = Vec::new();
+    b.write(&mut v, quoted).unwrap();
+    v
+}
+
+#[test]
+fn icmpv6_errors_pass_only_when_related() {
+    let fib = lab_fib();
+    let up = ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 10, Port::Lan);
+    let unknown = ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::99", 64, 10, Port::Lan);
+    let mut b = Bench::new(&[
+        (Port::Wan, icmp6_error_about(2, 0, &up[14..])),
+        (Port::Wan, icmp6_error_about(1, 4, &up[14..])),
+        (Port::Wan, icmp6_error_about(2, 0, &unknown[14..])),
+        (Port::Wan, icmp6_error_about(4, 0, &up[14..])),
+    ]);
+    b.open(&fib, &[(Port::Lan, up.clone())]);
+    let before = b.graph.fw.sessions.stats();
+    b.run(&fib);
+    assert_eq!(
+        b.tx(Port::Lan).len(),
+        2,
+        "packet too big and unreachable about our flow"
+    );
+    assert_eq!(b.err(NodeId::Ip6Firewall, "icmp-unrelated"), 1);
+    assert_eq!(
+        b.err(NodeId::Ip6Firewall, "icmp-type"),
+        1,
+        "parameter problem code 0 is not forwarded"
+    );
+    // Errors never create, delete or refresh sessions.
+    assert_eq!(b.graph.fw.sessions.stats(), before);
+}
+
+#[test]
+fn type_0_routing_header_is_dropped() {
+    let fib = lab_fib();
+    let mut f = ipv6_udp("2001:db8:0:111::10", "2001:db8:ffff::10", 64, 16, Port::Lan);
+    // Turn the UDP header + payload into RH0 (segments left 1) + UDP.
+    let ip = 14;
+    f[ip + 6] = 43;
+    let rh = [17u8, 2, 0, 1, 0, 0, 0, 0];
+    f.splice(ip + 40..ip + 40, rh.iter().copied().chain([0u8; 16]));
+    let plen = (f.len() - ip - 40) as u16;
+    f[ip + 4..ip + 6].copy_from_slice(&plen.to_be_bytes());
+    let mut b = Bench::new(&[(Port::Lan, f)]);
+    b.run(&fib);
+    assert_eq!(b.err(NodeId::Ip6Firewall, "rh0"), 1);
+}
+
+/// A LAN SYN as Linux sends it (MSS 1460, SACK, timestamps, window scale).
+fn lan_syn_with_options() -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(HOST4, SERVER4, 64)
+        .tcp(40001, 443, 1000, 64240)
+        .syn()
+        .options(&[
+            etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+            etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
+            etherparse::TcpOptionElement::Timestamp(1, 0),
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::WindowScale(7),
+        ])
+        .unwrap();
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+#[test]
+fn syn_into_the_tunnel_is_clamped_with_a_valid_checksum() {
+    let fib = lab_fib();
+    let mut b = Bench::new(&[(Port::Lan, lan_syn_with_options())]);
+    b.run(&fib);
+    let out = b.tx(Port::Wan);
+    assert_eq!(out.len(), 1);
+    assert_eq!(b.err(NodeId::Ip4Firewall, "mss-clamped"), 1);
+    let inner = &out[0][14 + 40..];
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(inner).unwrap();
+    let tcp = etherparse::TcpHeaderSlice::from_slice(&inner[20..]).unwrap();
+    let mss = tcp.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    });
+    assert_eq!(mss, Some(1420));
+    let want = tcp
+        .to_header()
+        .calc_checksum_ipv4_raw(ip.source(), ip.destination(), &[])
+        .unwrap();
+    assert_eq!(
+        tcp.checksum(),
+        want,
+        "incremental update equals a full recompute"
+    );
+}
+
+#[test]
+fn non_df_too_big_for_the_tunnel_leaves_as_two_fragments_that_reassemble() {
+    let fib = lab_fib();
+    let payload = vec![0x42u8; 1500 - 20 - 8];
+    let b0 = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(HOST4, SERVER4, 64)
+        .udp(40002, 7);
+    let mut input = Vec::new();
+    b0.write(&mut input, &payload).unwrap();
+    input[20] &= !0x40; // etherparse sets DF
+    fix_ipv4_checksum(&mut input[14..34]);
+    let mut b = Bench::with_spare(&[(Port::Lan, input.clone())], 4);
+    b.run(&fib);
+    let out = b.tx(Port::Wan);
+    assert_eq!(out.len(), 2, "two fragments");
+    assert_eq!(b.err(NodeId::Ip6Fragment, "fragmented"), 1);
+    assert!(out.iter().all(|f| f.len() - 14 <= 1500));
+    assert_eq!(out[0].len(), 14 + 40 + 8 + 1448);
+    let mut r = Reassembler::new(4, 2000, 1_000_000_000);
+    let mut whole = vec![0u8; 2000];
+    assert_eq!(r.insert(&out[1][14..], 0, &mut whole), Ok(None));
+    let n = r
+        .insert(&out[0][14..], 0, &mut whole)
+        .unwrap()
+        .expect("complete");
+    assert_eq!(n, 40 + 1500);
+    assert_eq!(whole[6], 4, "IPv4 inside");
+    let mut expected = input[14..].to_vec();
+    expected[8] = 63;
+    fix_ipv4_checksum(&mut expected[..20]);
+    assert_eq!(&whole[40..n], &expected[..]);
+}
+
+#[test]
+fn aftr_fragments_are_reassembled_then_decapsulated() {
+    let fib = lab_fib();
+    // A 1500-byte IPv4 UDP reply, fragmented by the AFTR as Linux does at MTU 1500.
+    let inner = {
+        let b = PacketBuilder::ipv4(SERVER4, HOST4, 50).udp(7, 40003);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0x24u8; 1472]).unwrap();
+        v
+    };
+    let frag = |off: usize, data: &[u8], more: bool| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&WAN_MAC);
+        v.extend_from_slice(&GW_MAC);
+        v.extend_from_slice(&[0x86, 0xdd]);
+        let mut h = [0u8; 48];
+        h[0] = 0x60;
+        h[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        h[6] = 44;
+        h[7] = 60;
+        h[8..24].copy_from_slice(&crate::testkit::AFTR.octets());
+        h[24..40].copy_from_slice(&crate::testkit::B4.octets());
+        h[40] = 4;
+        h[42..44].copy_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
+        h[44..48].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        v.extend_from_slice(&h);
+        v.extend_from_slice(data);
+        v
+    };
+    let f1 = frag(0, &inner[..1448], true);
+    let f2 = frag(1448, &inner[1448..], false);
+    let opener = {
+        let b = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+            .ipv4(HOST4, SERVER4, 64)
+            .udp(40003, 7);
+        let mut v = Vec::new();
+        b.write(&mut v, b"hi").unwrap();
+        v
+    };
+    let mut b = Bench::new(&[(Port::Wan, f2), (Port::Wan, f1)]);
+    b.open(&fib, &[(Port::Lan, opener)]);
+    b.run(&fib);
+    let out = b.tx(Port::Lan);
+    assert_eq!(out.len(), 1, "one LAN frame out of two fragments");
+    assert_eq!(b.err(NodeId::Ip6Reassembly, "buffered"), 1);
+    let mut expected = inner.clone();
+    expected[8] = 49;
+    fix_ipv4_checksum(&mut expected[..20]);
+    assert_eq!(&out[0][14..], &expected[..]);
+    assert_eq!(&out[0][0..6], &HOST_MAC);
+}
+
+#[test]
+fn echo_requests_to_the_router_are_limited_per_source() {
+    let fib = lab_fib();
+    let echo = |src: &str| {
+        let b = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+            .ipv6(v6(src).octets(), v6("2001:db8:0:111::1").octets(), 64)
+            .icmpv6_echo_request(1, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, b"ping").unwrap();
+        (Port::Lan, v)
+    };
+    let mut frames: Vec<_> = (0..10).map(|_| echo("2001:db8:0:111::10")).collect();
+    frames.push(echo("2001:db8:0:111::11"));
+    let mut b = Bench::new(&frames);
+    b.run(&fib);
+    assert_eq!(
+        b.graph.out.punt.len(),
+        7,
+        "6 from the first source, 1 from the second"
+    );
+    assert_eq!(b.err(NodeId::Ip6Local, "echo-rate"), 4);
+}
+
+#[test]
+fn nd_below_hop_limit_255_is_dropped() {
+    let fib = lab_fib();
+    let ns = |hop: u8| {
+        let b = PacketBuilder::ethernet2(GW_MAC, WAN_MAC)
+            .ipv6(v6("fe80::1").octets(), v6("ff02::1:ff00:2").octets(), hop)
+            .icmpv6(etherparse::Icmpv6Type::Unknown {
+                type_u8: 135,
+                code_u8: 0,
+                bytes5to8: [0; 4],
+            });
+        let mut v = Vec::new();
+        b.write(&mut v, &v6("2001:db8:0:100::2").octets()).unwrap();
+        (Port::Wan, v)
+    };
+    let mut b = Bench::new(&[ns(255), ns(64)]);
+    b.run(&fib);
+    assert_eq!(b.graph.out.punt.len(), 1);
+    assert_eq!(b.err(NodeId::Ip6Local, "nd-hop-limit"), 1);
 }

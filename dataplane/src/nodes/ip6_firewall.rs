@@ -1,0 +1,203 @@
+//! ip6-firewall: the user's ip6tables FORWARD chain and RFC 6092 for
+//! transit IPv6. From the LAN everything passes and opens a session; from
+//! the WAN only packets of a session, the ICMPv6 errors RFC 4890 4.3.1
+//! requires when they quote a packet of a session ("related"), and new
+//! flows a pinhole admits. RH0 is dropped either way (RFC 5095). SYNs get
+//! their MSS clamped when `firewall.ipv6_mss_clamp` is set. Passing
+//! packets go on to ip6-forward.
+
+use crate::firewall::{Policy, WorkerFirewall};
+use crate::flow::{clamp_mss, flow_of, ipv6_l4, tcp_view, L4, TCP_SYN};
+use crate::graph::{Cx, NodeId};
+use crate::session::{Dir, Invalid, Key, Track};
+use crate::tables::Port;
+use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_TCP};
+
+crate::node_errors! {
+    pub enum Error {
+        BadHeader => ("bad-header", "extension header chain truncated or too long"),
+        Rh0 => ("rh0", "type 0 routing header (RFC 5095)"),
+        Truncated => ("truncated", "upper-layer header truncated"),
+        NoSession => ("no-session", "from the WAN, not part of a session and no pinhole"),
+        Unrelated => ("icmp-unrelated", "ICMPv6 error from the WAN quoting no known session"),
+        IcmpType => ("icmp-type", "ICMPv6 type or code not forwarded from the WAN (RFC 4890)"),
+        FragmentUnadmitted => ("fragment-unadmitted", "later fragment from the WAN of a datagram not admitted"),
+        TcpNotSyn => ("tcp-not-syn", "TCP segment that may not open a session"),
+        TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
+        TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
+        TableFull => ("table-full", "session table full of established sessions: new flow refused"),
+        Pinhole => ("pinhole-opened", "sessions opened from the WAN by a pinhole (not a drop)"),
+        Clamped => ("mss-clamped", "SYNs whose MSS was lowered (not a drop)"),
+    }
+}
+
+pub fn process(cx: &mut Cx, pkts: &[u16]) {
+    if !cx.fib.firewall.enabled {
+        for &i in pkts {
+            cx.next(i, NodeId::Ip6Forward);
+        }
+        return;
+    }
+    for &i in pkts {
+        match check(cx, i) {
+            Ok(note) => {
+                if let Some(n) = note {
+                    cx.count(n.index());
+                }
+                cx.next(i, NodeId::Ip6Forward);
+            }
+            Err((e, flow)) => cx.drop_logged(i, e.index(), flow),
+        }
+    }
+}
+
+/// (source, destination, protocol, source port or ICMP type, destination port) for the drop log.
+pub(crate) type Flow = ([u8; 16], [u8; 16], u8, u16, u16);
+
+/// Pass (with a counter to bump that is not a drop) or the drop reason.
+type Verdict = Result<Option<Error>, (Error, Flow)>;
+
+fn check(cx: &mut Cx, i: u16) -> Verdict {
+    let fib = cx.fib;
+    let policy: &Policy = &fib.firewall;
+    let dir = if cx.meta[usize::from(i)].rx == Port::Lan {
+        Dir::Out
+    } else {
+        Dir::In
+    };
+    let now_s = cx.now_s;
+    let (data, fw) = cx.data_fw(i);
+    let ip = &mut data[ETH_LEN..];
+    let ip_len = ip.len() as u32;
+    let src: [u8; 16] = ip[8..24].try_into().unwrap_or([0; 16]);
+    let dst: [u8; 16] = ip[24..40].try_into().unwrap_or([0; 16]);
+    let mut flow: Flow = (src, dst, 0, 0, 0);
+    let l4 = ipv6_l4(ip).map_err(|_| (Error::BadHeader, flow))?;
+    flow.2 = l4.proto;
+    if l4.rh0 {
+        return Err((Error::Rh0, flow));
+    }
+    if let Some(f) = l4.frag.filter(|f| !f.is_first()) {
+        // No ports in a later fragment: it follows its first fragment's verdict.
+        if dir == Dir::In && !fw.frags.admitted(&src, &dst, f.id, now_s) {
+            return Err((Error::FragmentUnadmitted, flow));
+        }
+        return Ok(None);
+    }
+    let up = &mut ip[l4.off.min(ip_len as usize)..];
+    if up.len() >= 4 && l4.proto != PROTO_ICMPV6 {
+        flow.3 = be16(up, 0);
+        flow.4 = be16(up, 2);
+    }
+    if l4.proto == PROTO_ICMPV6 {
+        if up.len() < 8 {
+            return Err((Error::Truncated, flow));
+        }
+        let (t, code) = (up[0], up[1]);
+        flow.3 = u16::from(t);
+        if t < 128 {
+            if dir == Dir::Out {
+                return Ok(None);
+            }
+            // RFC 4890 4.3.1: destination unreachable, packet too big,
+            // time exceeded code 0, parameter problem codes 1-2 — and only
+            // about a packet of a session.
+            if !matches!((t, code), (1, _) | (2, _) | (3, 0) | (4, 1) | (4, 2)) {
+                return Err((Error::IcmpType, flow));
+            }
+            return if related_v6(fw, &up[8..], now_s) {
+                Ok(None)
+            } else {
+                Err((Error::Unrelated, flow))
+            };
+        }
+        if t != 128 && t != 129 && dir == Dir::In {
+            // Informational messages other than echo (MLD, ND, node
+            // information) have no business crossing into the LAN.
+            return Err((Error::IcmpType, flow));
+        }
+    }
+    let Some((key, seg)) = flow_of(src, dst, &l4, up, dir == Dir::Out) else {
+        return Err((Error::Truncated, flow));
+    };
+    let create = match dir {
+        Dir::Out => true,
+        Dir::In => policy.pinhole_allows(fib, &dst, l4.proto, key.int_port),
+    };
+    let mut note = None;
+    match fw.sessions.track(&key, &seg, dir, ip_len, now_s, create) {
+        Track::Existing(_) => {}
+        Track::Created(_) if dir == Dir::In => note = Some(Error::Pinhole),
+        Track::Created(_) => {}
+        Track::NotFound => return Err((Error::NoSession, flow)),
+        Track::Refused => return Err((Error::TableFull, flow)),
+        Track::Invalid(Invalid::NotSyn) => return Err((Error::TcpNotSyn, flow)),
+        Track::Invalid(Invalid::BadFlags) => return Err((Error::TcpBadFlags, flow)),
+        Track::Invalid(_) => return Err((Error::TcpOutOfWindow, flow)),
+    }
+    if let Some(f) = l4.frag {
+        // A first fragment that passed admits the rest of its datagram.
+        if dir == Dir::In {
+            fw.frags.admit(&src, &dst, f.id, now_s);
+        }
+        return Ok(note);
+    }
+    if l4.proto == PROTO_TCP {
+        if let (Some(clamp), Some(v)) = (policy.mss_clamp_v6, tcp_view(up)) {
+            if v.flags & TCP_SYN != 0 && clamp_mss(up, &v, clamp) {
+                note = note.or(Some(Error::Clamped));
+            }
+        }
+    }
+    Ok(note)
+}
+
+/// Does an ICMPv6 error quoting `q` concern a packet that a LAN host sent
+/// in a known session? Never creates or refreshes the session.
+fn related_v6(fw: &WorkerFirewall, q: &[u8], now_s: u32) -> bool {
+    if q.len() < 40 || q[0] >> 4 != 6 {
+        return false;
+    }
+    // The quote may be cut short: walk its chain on what is there.
+    let Ok(l4) = ipv6_l4(q) else {
+        return false;
+    };
+    if l4.frag.map(|f| !f.is_first()).unwrap_or(false) {
+        return false;
+    }
+    let src: [u8; 16] = q[8..24].try_into().unwrap_or([0; 16]);
+    let dst: [u8; 16] = q[24..40].try_into().unwrap_or([0; 16]);
+    related_key(fw, src, dst, &l4, &q[l4.off.min(q.len())..], now_s)
+}
+
+/// Shared with ip4-firewall: look up the quoted packet's flow as the LAN
+/// host sent it. A quote holds at least 8 bytes of the upper layer, which
+/// for TCP is its ports and sequence number only, so TCP keys are built
+/// from the ports alone.
+pub(crate) fn related_key(
+    fw: &WorkerFirewall,
+    src: [u8; 16],
+    dst: [u8; 16],
+    l4: &L4,
+    up: &[u8],
+    now_s: u32,
+) -> bool {
+    let key = if l4.proto == PROTO_TCP {
+        if up.len() < 4 {
+            return false;
+        }
+        Key {
+            int_addr: src,
+            ext_addr: dst,
+            int_port: be16(up, 0),
+            ext_port: be16(up, 2),
+            proto: PROTO_TCP,
+        }
+    } else {
+        match flow_of(src, dst, l4, up, true) {
+            Some((k, _)) => k,
+            None => return false,
+        }
+    };
+    fw.sessions.lookup(&key, now_s).is_some()
+}
