@@ -260,6 +260,14 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show tunnel" => report::tunnel(router),
         "show leases" => report::leases(router),
         "show lan" => report::lan(router),
+        "show firewall" => report::firewall(router),
+        "show sessions" => {
+            let none = Value::Null;
+            match report::sessions(router, req.get("args").unwrap_or(&none)) {
+                Ok(v) => v,
+                Err(e) => return error_reply(&e),
+            }
+        }
         "pd renew" | "pd rebind" => {
             let now = std::time::Instant::now();
             let Some(c) = router.wan6.dhcp.as_mut() else {

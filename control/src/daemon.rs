@@ -103,6 +103,8 @@ pub struct Router {
     pub redirector: Redirector,
     pub inject_failed: u64,
     pub punts_handled: u64,
+    /// The session table the workers share, drop log and expiry.
+    pub firewall: crate::firewall::Firewall,
 }
 
 impl Router {
@@ -158,6 +160,7 @@ impl Router {
             now,
         );
 
+        let firewall = crate::firewall::Firewall::new(&config, now);
         let redirector = Redirector::load().context("loading the XDP program")?;
         let to_control = Arc::new(Notify::new()?);
         let mut workers = Vec::new();
@@ -221,7 +224,13 @@ impl Router {
                 cfg.core,
                 ports.mode()
             );
-            workers.push(WorkerHandle::spawn(cfg, ports, fib.clone(), ch)?);
+            workers.push(WorkerHandle::spawn(
+                cfg,
+                ports,
+                fib.clone(),
+                ch,
+                firewall.worker_state(),
+            )?);
         }
         Ok(Router {
             config,
@@ -247,6 +256,7 @@ impl Router {
             redirector,
             inject_failed: 0,
             punts_handled: 0,
+            firewall,
         })
     }
 
@@ -471,6 +481,7 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
         // Until neighbor discovery confirms it, the RA's source link-layer
         // option is the best knowledge of the router's MAC.
         gateway_mac: learned.gateway_mac,
+        firewall: crate::firewall::policy(config),
         ..Default::default()
     }
 }
@@ -579,7 +590,8 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         let next_lan = router.poll_lan(now, &mut out);
         // The WAN may have added addresses whose DAD starts now.
         let next_neigh = router.neigh.poll(now, &mut out);
-        let next = [next, next_wan, next_lan, next_neigh]
+        let next_fw = router.firewall.poll(now);
+        let next = [next, next_wan, next_lan, next_neigh, Some(next_fw)]
             .into_iter()
             .flatten()
             .min();

@@ -11,6 +11,7 @@ pub mod dhcp6c;
 pub mod dhcp6s;
 pub mod dns;
 pub mod dnsproxy;
+pub mod firewall;
 pub mod hostio;
 pub mod iface;
 pub mod lan;

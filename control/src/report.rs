@@ -435,3 +435,52 @@ pub fn lan(r: &Router) -> Value {
         })),
     })
 }
+
+/// `show firewall`: the policy, the session table, the per-rule drop
+/// counters (the policy nodes' named counters, summed over workers) and
+/// the recent drops.
+pub fn firewall(r: &Router) -> Value {
+    let snaps = snapshots(r);
+    let mut rules = Vec::new();
+    for node in crate::firewall::rule_nodes() {
+        for (idx, (name, desc)) in node.errors().iter().enumerate() {
+            let hits: u64 = snaps
+                .iter()
+                .map(|s| s.nodes[node as usize].errors[idx])
+                .sum();
+            rules.push(
+                json!({"node": node.name(), "rule": name, "description": desc, "hits": hits}),
+            );
+        }
+    }
+    let fib = r.fib.load_full();
+    let t = crate::firewall::timeouts(&r.config);
+    r.firewall.report(&fib.firewall, &t, rules)
+}
+
+/// `show sessions`, with optional `proto` (tcp, udp, icmp, icmpv6 or a
+/// number) and `host` (either end's address) arguments.
+pub fn sessions(r: &Router, args: &Value) -> Result<Value, String> {
+    let proto = match args.get("proto") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(match v.as_str().unwrap_or("") {
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            "icmpv6" => 58,
+            other => other.parse::<u8>().map_err(|_| {
+                format!("proto {v}: expected tcp, udp, icmp, icmpv6 or a protocol number")
+            })?,
+        }),
+    };
+    let host = match args.get("host") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .unwrap_or("")
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("host {v}: expected an IPv4 or IPv6 address"))?,
+        ),
+    };
+    Ok(r.firewall.sessions_report(Instant::now(), proto, host))
+}

@@ -20,6 +20,8 @@ const COMMANDS: &[&str] = &[
     "show tunnel",
     "show lan",
     "show leases",
+    "show firewall",
+    "show sessions",
     "pd renew",
     "pd rebind",
     "version",
@@ -27,7 +29,7 @@ const COMMANDS: &[&str] = &[
 
 fn usage() -> String {
     format!(
-        "usage: ipoectl [--socket PATH] [--json] COMMAND\ncommands:\n  {}\nthe socket defaults to {DEFAULT_SOCKET} (or $IPOED_SOCKET)",
+        "usage: ipoectl [--socket PATH] [--json] COMMAND\ncommands:\n  {}\n`show sessions` takes --proto tcp|udp|icmp|icmpv6 and --host ADDR\nthe socket defaults to {DEFAULT_SOCKET} (or $IPOED_SOCKET)",
         COMMANDS.join("\n  ")
     )
 }
@@ -36,10 +38,20 @@ fn main() -> ExitCode {
     let mut socket = std::env::var("IPOED_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
     let mut as_json = false;
     let mut words = Vec::new();
+    let mut filters = serde_json::Map::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--json" => as_json = true,
+            "--proto" | "--host" => match args.next() {
+                Some(v) => {
+                    filters.insert(a[2..].to_string(), Value::String(v));
+                }
+                None => {
+                    eprintln!("{a} needs a value\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
             "--socket" => match args.next() {
                 Some(s) => socket = s,
                 None => {
@@ -67,7 +79,11 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    let reply = match ask(&socket, &command) {
+    if !filters.is_empty() && command != "show sessions" {
+        eprintln!("--proto and --host go with `show sessions`\n{}", usage());
+        return ExitCode::from(2);
+    }
+    let reply = match ask(&socket, &command, Value::Object(filters)) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("ipoectl: cannot reach ipoed at {socket}: {e}");
@@ -89,6 +105,8 @@ fn main() -> ExitCode {
         "show runtime" => print_runtime(data),
         "show neighbors" => print_neighbors(data),
         "show config" => print!("{}", data["yaml"].as_str().unwrap_or("")),
+        "show sessions" => print_sessions(data),
+        "show firewall" => print_firewall(data),
         "show wan" | "show pd" | "show tunnel" | "show lan" | "show leases" | "pd renew"
         | "pd rebind" => print_fields(data, ""),
         _ => println!(
@@ -100,10 +118,10 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn ask(socket: &str, command: &str) -> std::io::Result<Value> {
+fn ask(socket: &str, command: &str, args: Value) -> std::io::Result<Value> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let req = json!({"version": 1, "command": command});
+    let req = json!({"version": 1, "command": command, "args": args});
     s.write_all(format!("{req}\n").as_bytes())?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
@@ -285,5 +303,84 @@ fn scalar(v: &Value) -> String {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+fn print_sessions(d: &Value) {
+    println!(
+        "{:<6} {:<40} {:<40} {:<13} {:>6} {:>8} {:>8}",
+        "proto", "inside", "outside", "state", "idle", "pkts-out", "pkts-in"
+    );
+    for s in d["sessions"].as_array().into_iter().flatten() {
+        let end = |a: &str, p: &str| format!("[{}]:{}", s[a].as_str().unwrap_or("?"), s[p]);
+        println!(
+            "{:<6} {:<40} {:<40} {:<13} {:>5}s {:>8} {:>8}",
+            s["proto"],
+            end("inside", "inside_port"),
+            end("outside", "outside_port"),
+            s["state"].as_str().unwrap_or("?"),
+            s["idle_s"],
+            s["packets_out"],
+            s["packets_in"],
+        );
+    }
+    let t = &d["totals"];
+    println!(
+        "{} shown of {} matching; table: {} active of {}, {} created, {} expired, {} evicted, {} refused, {} invalid",
+        d["shown"], d["matched"], t["active"], t["capacity"], t["created"], t["expired"], t["evicted"], t["refused"], t["invalid"]
+    );
+}
+
+fn print_firewall(d: &Value) {
+    let t = &d["sessions"];
+    println!(
+        "firewall {}; sessions {} of {} ({} bytes each); created {}, expired {}, evicted {}, refused {}",
+        if d["enabled"] == json!(true) { "on" } else { "off" },
+        t["active"],
+        t["capacity"],
+        d["bytes_per_session"],
+        t["created"],
+        t["expired"],
+        t["evicted"],
+        t["refused"],
+    );
+    println!(
+        "mss clamp: tunnel {}, ipv6 {}; echo limit {}/s per source",
+        scalar(&d["mss_clamp_tunnel"]),
+        scalar(&d["mss_clamp_ipv6"]),
+        d["echo_limit_per_source"]
+    );
+    for p in d["pinholes"].as_array().into_iter().flatten() {
+        println!(
+            "pinhole {} proto {} ports {}",
+            scalar(&p["host"]),
+            p["proto"],
+            scalar(&p["ports"])
+        );
+    }
+    println!("{:<14} {:<22} {:>12}", "node", "rule", "hits");
+    for r in d["rules"].as_array().into_iter().flatten() {
+        if u(&r["hits"]) > 0 {
+            println!(
+                "{:<14} {:<22} {:>12}",
+                scalar(&r["node"]),
+                scalar(&r["rule"]),
+                r["hits"]
+            );
+        }
+    }
+    println!("recent drops (newest first):");
+    for e in d["recent_drops"].as_array().into_iter().flatten() {
+        println!(
+            "  {} {}/{} proto {} {}:{} -> {}:{}",
+            e["at_unix"],
+            scalar(&e["node"]),
+            scalar(&e["reason"]),
+            e["proto"],
+            scalar(&e["src"]),
+            e["sport"],
+            scalar(&e["dst"]),
+            e["dport"]
+        );
     }
 }
