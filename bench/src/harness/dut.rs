@@ -107,6 +107,7 @@ impl Running {
                     "wan:\n  interface: {}\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
                      lan:\n  interface: {}\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
                      dslite:\n  aftr: 2001:db8:aaaa::1\n\
+                     firewall:\n  max_sessions: 1048576\n\
                      dataplane:\n  workers: {workers}\n  cores: {cores}\n  poll: adaptive\n  fill_ring: 8192\n  frames_per_worker: 32768\n\
                      control:\n  socket: {}\n  state_dir: {}\n  log_level: warn\n",
                     topo::DUT_WAN,

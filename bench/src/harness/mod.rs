@@ -220,6 +220,9 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
     let queues = spec.dut.queues();
     // Rate, flows and counts are shared by every generator process.
     let procs = queues * dirs.len() as u32;
+    if spec.dut.is_ipoed() && matches!(spec.scenario, Scenario::Decap | Scenario::Mix) {
+        open_sessions(bins, (spec.flows / procs).max(topo::HOSTS))?;
+    }
     let wait = spec.duration + Duration::from_secs(3);
     let mut rxs = Vec::new();
     for d in &dirs {
@@ -336,6 +339,38 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
         dut_cpu: cpu,
         rx,
     })
+}
+
+/// ipoed's firewall admits traffic from the AFTR only inside a session, as
+/// any stateful router does: before a decap trial, one LAN-side packet of
+/// each of the first `flows` flows opens their sessions (the ipip6 frames
+/// of flow i answer the ipv4 frames of flow i). The frames go to the sink,
+/// where nothing receives them.
+fn open_sessions(bins: &Bins, flows: u32) -> Result<()> {
+    let (gen_ns, gen_if, _, _, tx_args) = Scenario::Encap.endpoints();
+    let t = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            gen_ns,
+            "taskset",
+            "-c",
+            &GEN_CORE.to_string(),
+        ])
+        .arg(&bins.bench)
+        .args(["pktgen", "tx", "--iface", gen_if, "--queue", "0"])
+        .args(&tx_args)
+        .args(["--size", "64", "--stream", "99"])
+        .args(["--flows", &flows.to_string(), "--count", &flows.to_string()])
+        .args(["--rate", "200000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the session opener")?;
+    report_of(t, "session opener")?;
+    // The last frames are still in the router's rings.
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(())
 }
 
 /// Wait for a pktgen process and take its JSON report.

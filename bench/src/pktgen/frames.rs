@@ -12,8 +12,10 @@
 //!
 //! Flows: flow `i` uses host `h = i % hosts` and port index `p = i / hosts`,
 //! with source port `1024 + p % 64000` and destination port
-//! `9000 + p / 64000`. The host is the *source* address (`src + h`) for
-//! `ipv4`/`ipv6` and the *inner destination* address (`dst + h`) for `ipip6`.
+//! `9000 + p / 64000` (swapped for `ipip6`, whose frames are the replies to
+//! the `ipv4` frames of the same flow). The host is the *source* address
+//! (`src + h`) for `ipv4`/`ipv6` and the *inner destination* address
+//! (`dst + h`) for `ipip6`.
 //!
 //! Checksums are built in three steps so that the per-packet work is a few
 //! additions: [`write_base`] writes a frame with every per-flow field and
@@ -195,11 +197,17 @@ impl FrameSpec {
                 host.copy_from_slice(&u128::from(a).wrapping_add(u128::from(h)).to_be_bytes());
             }
         }
-        FlowFields {
-            host,
-            sport: 1024 + (p % 64000) as u16,
-            dport: 9000u32.wrapping_add(p / 64000) as u16,
-        }
+        let (lan_port, far_port) = (
+            1024 + (p % 64000) as u16,
+            9000u32.wrapping_add(p / 64000) as u16,
+        );
+        // ipip6 frames are the replies to ipv4 frames of the same flow
+        // number, so a stateful router admits them once the LAN side spoke.
+        let (sport, dport) = match self.traffic {
+            Traffic::Ipip6 => (far_port, lan_port),
+            Traffic::Ipv4 | Traffic::Ipv6 => (lan_port, far_port),
+        };
+        FlowFields { host, sport, dport }
     }
 }
 
