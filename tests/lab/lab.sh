@@ -323,10 +323,18 @@ EOF
     python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(20240601).randbytes(1 << 20))' \
         >"$RUN/www/blob.bin"
     (cd "$RUN/www" && sha256sum blob.bin >blob.bin.sha256)
+    # 20 MB for the MSS-clamp / PMTU check (issue 6): long enough that a
+    # broken clamp or a black hole shows as a stall.
+    python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(20261204).randbytes(20_000_000))' \
+        >"$RUN/www/blob20.bin"
+    (cd "$RUN/www" && sha256sum blob20.bin >blob20.bin.sha256)
 
     # ---- processes
+    # Softwire MTU 1500: a 1500-byte IPv4 packet goes through, and the
+    # AFTR's kernel fragments the outer IPv6 packet (RFC 6333 5.3), which
+    # the B4 must reassemble.
     start_bg aftr aftr aftr.py python3 -u "$LAB_SRC/aftr.py" --aftr "$AFTR_ADDR" --tun tun0 \
-        --mtu 1460 --route 192.168.0.0/16 --stats "$RUN/aftr-stats.json" --log "$RUN/aftr.log"
+        --mtu 1500 --route 192.168.0.0/16 --stats "$RUN/aftr-stats.json" --log "$RUN/aftr.log"
     ip netns exec inet setsid python3 -u -m http.server --bind :: --directory "$RUN/www" 80 \
         </dev/null >>"$RUN/http-access.log" 2>&1 &
     printf '%s %s\n' "$!" http.server >"$PIDS/http.pid"
