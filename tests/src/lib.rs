@@ -155,6 +155,19 @@ impl Lab {
         self.wait_for(timeout, || self.fetch(ns, url)).is_some()
     }
 
+    /// Frames of the capture `pcap` (read in `ns`) that match `ours` and
+    /// that tshark finds malformed or warns about, one per line; empty if
+    /// none. TCP analysis (zero windows, retransmissions) judges the end
+    /// hosts' TCP, not what the router put on the wire, so it is left out.
+    pub fn tshark_warnings(&self, ns: &str, pcap: &str, ours: &str) -> String {
+        let filter = format!(
+            "{ours} && ((_ws.expert.severity >= 6291456 && !tcp.analysis.flags) || _ws.malformed)"
+        );
+        let r = self.exec(ns, &["tshark", "-n", "-r", pcap, "-Y", &filter]);
+        assert!(r.ok, "tshark -r {pcap}: {}", r.stderr);
+        r.stdout.trim().to_owned()
+    }
+
     /// A lab.sh subcommand that must succeed.
     pub fn script_ok(&self, args: &[&str]) {
         let r = self.script(args);

@@ -264,18 +264,9 @@ fn pinhole_opens_its_port_and_follows_renumbering() {
     assert!(lab.error_count("ip6-firewall", "pinhole-opened") >= 1);
 
     // Renumber: the same interface identifier under the new prefix.
-    lab.restart_dhcp6(&[
-        "--pool",
-        "2001:db8:0:120::/60",
-        "--t1",
-        "10",
-        "--t2",
-        "16",
-        "--preferred",
-        "30",
-        "--valid",
-        "60",
-    ]);
+    let mut renumber = vec!["--pool", "2001:db8:0:120::/60"];
+    renumber.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&renumber);
     let new = "2001:db8:0:121:0:ff:fe00:104";
     assert!(
         lab.wait_for(Duration::from_secs(45), || has(new)).is_some(),
@@ -423,22 +414,8 @@ fn big_packets_cross_the_tunnel() {
         &format!("{ours} && ipv6.reassembled.length"),
     );
     assert!(reass >= 3, "tshark reassembled {reass} of our datagrams");
-    let warn = lab.exec(
-        "hgw",
-        &[
-            "tshark",
-            "-n",
-            "-r",
-            &pcap,
-            "-Y",
-            &format!("{ours} && (_ws.expert.severity >= 6291456 || _ws.malformed)"),
-        ],
-    );
-    assert!(
-        warn.stdout.trim().is_empty(),
-        "tshark warnings on our frames:\n{}",
-        warn.stdout
-    );
+    let warn = lab.tshark_warnings("hgw", &pcap, ours);
+    assert!(warn.is_empty(), "tshark warnings on our frames:\n{warn}");
 }
 
 /// Check 4: a million new flows from a LAN host keep the session table at

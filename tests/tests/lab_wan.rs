@@ -215,22 +215,8 @@ fn check_wire(lab: &Lab, pcap: &str, expect: &[&str]) {
             "malformed: {l}"
         );
     }
-    let warn = lab.exec(
-        "hgw",
-        &[
-            "tshark",
-            "-n",
-            "-r",
-            pcap,
-            "-Y",
-            &format!("{ours} && (_ws.expert.severity >= 6291456 || _ws.malformed)"),
-        ],
-    );
-    assert!(
-        warn.stdout.trim().is_empty(),
-        "tshark warnings on our frames:\n{}",
-        warn.stdout
-    );
+    let warn = lab.tshark_warnings("hgw", pcap, ours);
+    assert!(warn.is_empty(), "tshark warnings on our frames:\n{warn}");
 }
 
 /// Release on shutdown when configured: the server sees a RELEASE and the
