@@ -48,6 +48,10 @@ pub struct NodeStats {
     pub vectors: u64,
     pub clocks: u64,
     pub errors: [u64; MAX_ERRORS],
+    /// Packets and bytes a node reports as done (the DS-Lite nodes: the
+    /// IPv4 packets that went into and came out of the tunnel).
+    pub ok_packets: u64,
+    pub ok_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +74,8 @@ struct SharedNode {
     calls: AtomicU64,
     vectors: AtomicU64,
     clocks: AtomicU64,
+    ok_packets: AtomicU64,
+    ok_bytes: AtomicU64,
     errors: [AtomicU64; MAX_ERRORS],
 }
 
@@ -105,6 +111,8 @@ impl WorkerStats {
             s.calls.store(l.calls, Relaxed);
             s.vectors.store(l.vectors, Relaxed);
             s.clocks.store(l.clocks, Relaxed);
+            s.ok_packets.store(l.ok_packets, Relaxed);
+            s.ok_bytes.store(l.ok_bytes, Relaxed);
             for (a, v) in s.errors.iter().zip(l.errors.iter()) {
                 a.store(*v, Relaxed);
             }
@@ -136,6 +144,8 @@ impl WorkerStats {
             o.calls = s.calls.load(Relaxed);
             o.vectors = s.vectors.load(Relaxed);
             o.clocks = s.clocks.load(Relaxed);
+            o.ok_packets = s.ok_packets.load(Relaxed);
+            o.ok_bytes = s.ok_bytes.load(Relaxed);
             for (a, v) in s.errors.iter().zip(o.errors.iter_mut()) {
                 *v = a.load(Relaxed);
             }

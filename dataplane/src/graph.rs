@@ -11,6 +11,7 @@ use crate::firewall::WorkerFirewall;
 use crate::nodes;
 use crate::reass::Reassembler;
 use crate::tables::{Fib, Port};
+use crate::trace::{Decision, Tracer};
 use crate::{FRAME_SIZE, MAX_BATCH};
 
 /// Packets a vector may hold: what was received plus what nodes made
@@ -153,6 +154,9 @@ pub struct Meta {
     pub icmp: (u8, u8, u16),
     /// Next hop for a NeighborMiss punt.
     pub next_hop: IpAddr,
+    /// The packet's record in the worker's tracer (index + 1), 0 when
+    /// not traced.
+    pub trace: u16,
 }
 
 impl Meta {
@@ -166,6 +170,7 @@ impl Meta {
             local: false,
             icmp: (0, 0, 0),
             next_hop: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            trace: 0,
         }
     }
 }
@@ -252,6 +257,8 @@ pub struct Cx<'a> {
     queues: &'a mut [IdxQueue; NODE_COUNT],
     pub out: &'a mut Outputs,
     errors: &'a mut [u64; MAX_ERRORS],
+    /// This node's (ok_packets, ok_bytes).
+    done: (&'a mut u64, &'a mut u64),
     pub icmp_limit: &'a mut RateLimit,
     pub now_ns: u64,
     /// `now_ns` in whole seconds: the session table's clock.
@@ -268,6 +275,9 @@ pub struct Cx<'a> {
     /// The node running (for the drop log).
     pub node: NodeId,
     frag_id: &'a mut u32,
+    /// Some packet of this vector is traced.
+    tracing: bool,
+    tracer: &'a mut Tracer,
 }
 
 impl<'a> Cx<'a> {
@@ -351,16 +361,45 @@ impl<'a> Cx<'a> {
         &mut chunk[off..end]
     }
 
+    /// Record this node's decision about a traced packet.
+    #[inline]
+    fn trace(&mut self, i: u16, decision: Decision) {
+        if self.tracing {
+            let mark = self.meta[usize::from(i)].trace;
+            if mark != 0 {
+                self.tracer.step(mark, self.node, decision);
+            }
+        }
+    }
+
     #[inline]
     pub fn next(&mut self, i: u16, node: NodeId) {
+        self.trace(i, Decision::Next(node));
         self.queues[node as usize].push(i);
     }
 
     /// Drop with this node's named reason.
     #[inline]
     pub fn drop(&mut self, i: u16, reason: usize) {
+        self.trace(i, Decision::Drop(reason as u8));
         self.errors[reason] += 1;
         self.out.drop.push(i);
+    }
+
+    /// Onto the TX ring of the packet's egress port (interface-output).
+    #[inline]
+    pub fn transmit(&mut self, i: u16) {
+        let port = self.meta[usize::from(i)].tx;
+        self.trace(i, Decision::Tx(port));
+        self.out.tx[port.index()].push(i);
+    }
+
+    /// Into the punt queue to the control thread (the punt node).
+    #[inline]
+    pub fn punt_out(&mut self, i: u16) {
+        let reason = self.meta[usize::from(i)].punt;
+        self.trace(i, Decision::Punt(reason));
+        self.out.punt.push(i);
     }
 
     #[inline]
@@ -376,6 +415,13 @@ impl<'a> Cx<'a> {
         m.punt = reason;
         m.next_hop = next_hop;
         self.next(i, NodeId::Punt);
+    }
+
+    /// A packet of `bytes` this node did its job on (see `NodeStats::ok_packets`).
+    #[inline]
+    pub fn done(&mut self, bytes: u32) {
+        *self.done.0 += 1;
+        *self.done.1 += u64::from(bytes);
     }
 
     /// Count without dropping (e.g. a punt reason).
@@ -406,6 +452,7 @@ impl<'a> Cx<'a> {
     /// datagram): free its frame without counting a drop.
     #[inline]
     pub fn consume(&mut self, i: u16) {
+        self.trace(i, Decision::Consumed);
         self.out.drop.push(i);
     }
 
@@ -458,6 +505,8 @@ pub struct Graph {
     scratch: Vec<u8>,
     /// Identification of the outer packets this worker fragments.
     frag_id: u32,
+    /// `trace add`: marks packets and records their path.
+    pub tracer: Tracer,
 }
 
 /// Outer fragments from the AFTR: datagrams in reassembly per worker, the
@@ -498,6 +547,7 @@ impl Graph {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
                 .unwrap_or(1),
+            tracer: Tracer::new(None, 0),
         }
     }
 
@@ -509,6 +559,10 @@ impl Graph {
         self.out.clear();
         for i in 0..n {
             self.queues[NodeId::EthernetInput as usize].push(i as u16);
+        }
+        let traced = self.tracer.begin(n, self.meta[0].rx);
+        if traced > 0 {
+            self.mark_traced(mem, traced);
         }
         let now_s = (now_ns / 1_000_000_000) as u32;
         let mut work = [0u16; MAX_VECTOR];
@@ -528,6 +582,7 @@ impl Graph {
                 queues: &mut self.queues,
                 out: &mut self.out,
                 errors: &mut stats.errors,
+                done: (&mut stats.ok_packets, &mut stats.ok_bytes),
                 icmp_limit: &mut self.icmp_limit,
                 now_ns,
                 now_s,
@@ -538,11 +593,29 @@ impl Graph {
                 scratch: &mut self.scratch,
                 node,
                 frag_id: &mut self.frag_id,
+                tracing: traced > 0,
+                tracer: &mut self.tracer,
             };
             node.process(&mut cx, &work[..count]);
             stats.calls += 1;
             stats.vectors += count as u64;
             stats.clocks += clocks().wrapping_sub(t0);
+        }
+        if traced > 0 {
+            self.tracer.finish();
+        }
+    }
+
+    /// Start records for the first `k` packets of the vector.
+    #[cold]
+    fn mark_traced(&mut self, mem: &[u8], k: usize) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        for m in &mut self.meta[..k] {
+            let start = (m.addr as usize).min(mem.len());
+            let end = (start + m.len as usize).min(mem.len());
+            m.trace = self.tracer.start(m.rx, &mem[start..end], now);
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod reass;
 pub mod session;
 pub mod tables;
 pub mod testkit;
+pub mod trace;
 pub mod wire;
 pub mod worker;
 pub mod xsk;

@@ -40,6 +40,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     pub poll: Poll,
     pub zero_copy: ZeroCopyWish,
+    /// `trace add`'s budget and records, shared with the control thread.
+    pub trace: Option<Arc<crate::trace::TraceControl>>,
 }
 
 /// One AF_XDP socket of a worker.
@@ -245,6 +247,7 @@ impl Worker {
                 revents: 0,
             })
             .collect();
+        let tracer = crate::trace::Tracer::new(cfg.trace.clone(), cfg.id as u16);
         Worker {
             cfg,
             pollfds,
@@ -256,7 +259,11 @@ impl Worker {
             // The graph's clock starts at the session table's epoch, shared
             // with the other workers and the control thread.
             t0: fw.epoch,
-            graph: Graph::with_firewall(fw),
+            graph: {
+                let mut g = Graph::with_firewall(fw);
+                g.tracer = tracer;
+                g
+            },
             descs: vec![XdpDesc::default(); MAX_BATCH],
         }
     }

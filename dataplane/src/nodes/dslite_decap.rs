@@ -78,6 +78,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let m = &mut cx.meta[usize::from(i)];
         m.addr += IPV6_LEN as u64;
         m.len -= IPV6_LEN as u32;
+        let inner = m.len - ETH_LEN as u32;
+        cx.done(inner);
         cx.next(i, NodeId::Ip4Firewall);
     }
 }

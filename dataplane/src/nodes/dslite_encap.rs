@@ -86,6 +86,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         meta.addr -= IPV6_LEN as u64;
         meta.len += IPV6_LEN as u32;
         meta.tx = Port::Wan;
+        cx.done(inner_len as u32);
         if fragment {
             cx.next(i, NodeId::Ip6Fragment);
         } else if fib.gateway_mac.is_some() {

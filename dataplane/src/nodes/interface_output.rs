@@ -18,6 +18,6 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::TooLong.index());
             continue;
         }
-        cx.out.tx[m.tx.index()].push(i);
+        cx.transmit(i);
     }
 }

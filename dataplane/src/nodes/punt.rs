@@ -19,6 +19,6 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             PuntReason::Local => cx.count(Error::Local.index()),
             PuntReason::NeighborMiss => cx.count(Error::NeighborMiss.index()),
         }
-        cx.out.punt.push(i);
+        cx.punt_out(i);
     }
 }

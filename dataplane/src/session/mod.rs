@@ -13,7 +13,7 @@ mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use table::{class_of, class_timeout, idle, Entry, Shard};
 use tcp::{TcpSeg, Tracking};
@@ -202,6 +202,46 @@ const MIN_SLOTS_PER_SHARD: usize = 32;
 const MAX_SHARDS: usize = 256;
 /// Expired heads freed on each session creation: keeps `active` honest
 /// between control-thread sweeps at a bounded per-packet cost.
+/// Timeouts the control thread may change while workers read them (a
+/// reload): each field is its own atomic, so a reader sees, per field, the
+/// old or the new value; a mix for one packet is harmless.
+struct SharedTimeouts([AtomicU32; 6]);
+
+impl SharedTimeouts {
+    fn new(t: Timeouts) -> Self {
+        let s = SharedTimeouts(Default::default());
+        s.store(t);
+        s
+    }
+
+    fn store(&self, t: Timeouts) {
+        let v = [
+            t.tcp_established,
+            t.tcp_transitory,
+            t.tcp_closed,
+            t.udp,
+            t.udp_stream,
+            t.icmp,
+        ];
+        for (a, v) in self.0.iter().zip(v) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn load(&self) -> Timeouts {
+        let v = |k: usize| self.0[k].load(Ordering::Relaxed);
+        Timeouts {
+            tcp_established: v(0),
+            tcp_transitory: v(1),
+            tcp_closed: v(2),
+            udp: v(3),
+            udp_stream: v(4),
+            icmp: v(5),
+        }
+    }
+}
+
 const LAZY_REAP: usize = 2;
 
 /// The connection-tracking table. Shared (`Arc`) by all workers.
@@ -210,7 +250,7 @@ pub struct SessionTable {
     /// Right shift turning a hash into a shard number (64 = one shard).
     shard_shift: u32,
     seeds: [u64; 2],
-    timeouts: Timeouts,
+    timeouts: SharedTimeouts,
     capacity: usize,
     /// Where the next `expire` sweep starts, so a small budget still reaches
     /// every shard over successive calls.
@@ -245,7 +285,7 @@ impl SessionTable {
             shards,
             shard_shift: 64 - nshards.trailing_zeros(),
             seeds: [s0, s1],
-            timeouts,
+            timeouts: SharedTimeouts::new(timeouts),
             capacity,
             expire_cursor: AtomicUsize::new(0),
         }
@@ -256,7 +296,13 @@ impl SessionTable {
     }
 
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        self.timeouts.load()
+    }
+
+    /// New idle timeouts (a reload); sessions keep their state and are
+    /// judged by the new values from now on.
+    pub fn set_timeouts(&self, t: Timeouts) {
+        self.timeouts.store(t);
     }
 
     /// Keyed hash of a key: a chain of folded 64x64->128 multiplies with the
@@ -299,7 +345,7 @@ impl SessionTable {
         create: bool,
     ) -> Track {
         let hash = self.hash(key);
-        let t = &self.timeouts;
+        let t = &self.timeouts.load();
         let d = dir.index();
         let tcp_seg = match *seg {
             Segment::Tcp {
@@ -400,7 +446,7 @@ impl SessionTable {
         let hash = self.hash(key);
         let guard = self.shard(hash).lock();
         let i = guard.find(key, hash as u32)?;
-        if guard.is_expired(i, now_s, &self.timeouts) {
+        if guard.is_expired(i, now_s, &self.timeouts.load()) {
             return None;
         }
         Some(guard.entry(i).state)
@@ -420,7 +466,7 @@ impl SessionTable {
                 return freed;
             }
             let mut g = self.shards[(start + k) & (n - 1)].lock();
-            freed += g.reap(now_s, &self.timeouts, budget - freed);
+            freed += g.reap(now_s, &self.timeouts.load(), budget - freed);
         }
         freed
     }
@@ -453,7 +499,7 @@ impl SessionTable {
     ) -> (Vec<SessionInfo>, usize) {
         let mut out = Vec::with_capacity(limit.min(self.capacity));
         let mut total = 0;
-        let t = &self.timeouts;
+        let t = &self.timeouts.load();
         for shard in self.shards.iter() {
             let g = shard.lock();
             g.for_each(|e| {

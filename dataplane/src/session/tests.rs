@@ -955,3 +955,21 @@ fn concurrent_workers_keep_stats_consistent() {
     assert_eq!(st.active, 0);
     assert_eq!(st.created - st.expired - st.evicted - cleared, 0);
 }
+
+/// A reload changes the timeouts of a live table: an idle UDP session
+/// expires by the new value.
+#[test]
+fn timeouts_change_while_the_table_is_in_use() {
+    let t = SessionTable::new(64, Timeouts::default());
+    let u = key(2, 17);
+    out(&t, &u, Segment::Udp, T0);
+    assert_eq!(t.lookup(&u, T0 + 60), Some(State::Udp));
+    let short = Timeouts {
+        udp: 5,
+        ..Default::default()
+    };
+    t.set_timeouts(short);
+    assert_eq!(t.timeouts(), short);
+    assert_eq!(t.lookup(&u, T0 + 60), None);
+    assert_eq!(t.expire(T0 + 60, 100), 1);
+}
