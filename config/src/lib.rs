@@ -336,6 +336,9 @@ pub struct Control {
     #[serde(deserialize_with = "de::checked::<_, de::MaxNeighbors>")]
     pub max_neighbors: u32,
     pub log_level: LogLevel,
+    /// Prometheus metrics over HTTP at `ADDRESS:PORT`: loopback, or the
+    /// router's LAN address (never the WAN). Off when absent.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Control {
@@ -346,6 +349,7 @@ impl Default for Control {
             group: None,
             max_neighbors: 1024,
             log_level: LogLevel::default(),
+            metrics: None,
         }
     }
 }
@@ -545,6 +549,29 @@ impl Config {
         }
 
         self.check_firewall()?;
+
+        if let Some(m) = self.control.metrics {
+            let ip = m.ip();
+            let lan = ip == std::net::IpAddr::V4(self.lan.ipv4.addr)
+                || Some(ip) == self.lan_ipv6_address().map(std::net::IpAddr::V6);
+            if !ip.is_loopback() && !lan {
+                return Err(Refusal::value(
+                    "control.metrics",
+                    format!(
+                        "{ip} is neither loopback nor the router's LAN address \
+                         (expected 127.0.0.1:PORT, [::1]:PORT or {}:PORT; \
+                         metrics are never served on the WAN)",
+                        self.lan.ipv4.addr
+                    ),
+                ));
+            }
+            if m.port() == 0 {
+                return Err(Refusal::value(
+                    "control.metrics",
+                    "port 0 (expected a port such as 9100)".to_owned(),
+                ));
+            }
+        }
 
         let dataplane = &self.dataplane;
         let mut seen = HashSet::new();

@@ -694,6 +694,36 @@ fn refuses_bad_control_values() {
             "`error`, `warn`, `info`, `debug`, `trace`",
         ],
     );
+    refused(
+        &format!("{BASE}control:\n  metrics: 203.0.113.1:9100\n"),
+        7,
+        12,
+        Some("control.metrics"),
+        &[
+            "neither loopback nor the router's LAN address",
+            "never served on the WAN",
+        ],
+    );
+    refused(
+        &format!("{BASE}control:\n  metrics: localhost\n"),
+        7,
+        12,
+        Some("control.metrics"),
+        &["invalid socket address"],
+    );
+}
+
+#[test]
+fn metrics_listen_on_loopback_or_the_lan_address() {
+    for addr in ["127.0.0.1:9100", "[::1]:9100"] {
+        let c = parse(&format!("{BASE}control:\n  metrics: \"{addr}\"\n"), "t").unwrap();
+        assert_eq!(c.control.metrics, Some(addr.parse().unwrap()));
+    }
+    let c = parse(&format!("{BASE}control: {{}}\n"), "t").unwrap();
+    assert_eq!(c.control.metrics, None);
+    let lan = c.lan.ipv4.addr;
+    let c = parse(&format!("{BASE}control:\n  metrics: {lan}:9100\n"), "t").unwrap();
+    assert!(c.control.metrics.is_some());
 }
 
 #[test]
