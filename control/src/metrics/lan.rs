@@ -1,0 +1,555 @@
+//! The metrics on the LAN address, on a smoltcp TCP stack.
+//!
+//! AF_XDP takes every frame of the LAN interface, so the kernel never sees
+//! a connection to the router's LAN address. As for DNS over TCP
+//! (`dnsproxy/tcp.rs`, whose device and filter are private to it, hence
+//! the copies here), a smoltcp [`Interface`] with `Medium::Ip` runs over a
+//! pair of packet queues: the integrator pushes the raw IP packets of TCP
+//! segments to `addr:port` ([`LanMetrics::push_ip`]) and sends the IP
+//! packets that come out of [`LanMetrics::poll`].
+//!
+//! * The interface runs in "any IP" mode with catch-all routes and no
+//!   address of its own (smoltcp panics on a non-unicast address, and the
+//!   address may change with the prefix); [`LanMetrics::wants`] and the
+//!   check in `push_ip` are the filter.
+//! * A fixed pool of sockets listens; each serves one connection at a
+//!   time, one request per connection ([`super::http::Exchange`]). With
+//!   every slot busy a new SYN finds no listener and smoltcp answers RST
+//!   (counted as `refused`).
+//! * The response (100 KB and more) is written into the socket as its
+//!   buffer drains, across polls, at the pace the peer's window allows.
+//! * A connection with no progress for [`IDLE_TIMEOUT`] is closed (still
+//!   reading) or aborted (not taking the response); one whose close does
+//!   not finish within another idle timeout is aborted.
+//!
+//! smoltcp's clock is derived from the `Instant`s passed in, relative to
+//! the one given to [`LanMetrics::new`]; nothing here reads a clock.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
+use smoltcp::wire::{Ipv4Packet, Ipv6Address, Ipv6Packet, TcpPacket};
+
+use super::http::{Exchange, Outcome};
+use super::{later, IDLE_TIMEOUT};
+
+/// IP MTU of the LAN side (sets the MSS).
+pub const MTU: usize = 1500;
+/// Most sockets, whatever `new` is asked for.
+pub const MAX_SLOTS: usize = 64;
+/// Packets queued by `push_ip` before the next poll.
+const MAX_INBOX: usize = 256;
+/// The request head is read in pieces; it needs no more.
+const RX_BUFFER: usize = 4096;
+/// Response bytes in flight or queued per connection.
+const TX_BUFFER: usize = 32 * 1024;
+
+named_counters! {
+    /// What the LAN listener did.
+    pub struct LanCounters {
+        /// IP packets taken by `push_ip`.
+        rx_packets => "rx-packets",
+        /// IP packets sent.
+        tx_packets => "tx-packets",
+        /// IP packets refused by `push_ip`: not TCP to our address and port.
+        not_ours => "not-ours",
+        /// IP packets dropped: too many queued before a poll.
+        queue_full => "queue-full",
+        /// Connections established.
+        accepted => "accepted",
+        /// Well-formed requests answered (any status, 404 and 405 too).
+        served => "served",
+        /// Connection attempts answered with RST: every slot in use.
+        refused => "refused",
+        /// Malformed, oversized or non-HTTP/1.x requests (400, 431, 505).
+        bad_requests => "bad-requests",
+        /// Connections closed or aborted for making no progress for 5 s.
+        timeouts => "timeouts",
+        /// Connections aborted because their close did not finish.
+        aborted => "aborted",
+    }
+}
+
+/// A `phy::Device` made of two packet queues: `rx` is what the stack
+/// receives, `tx` what it sent.
+#[derive(Debug, Default)]
+pub(super) struct QueueDevice {
+    pub rx: VecDeque<Vec<u8>>,
+    pub tx: Vec<Vec<u8>>,
+}
+
+impl Device for QueueDevice {
+    type RxToken<'a>
+        = RxToken
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
+        let buffer = self.rx.pop_front()?;
+        Some((
+            RxToken { buffer },
+            TxToken {
+                queue: &mut self.tx,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            queue: &mut self.tx,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        caps
+    }
+}
+
+pub(super) struct RxToken {
+    buffer: Vec<u8>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(&self.buffer)
+    }
+}
+
+pub(super) struct TxToken<'a> {
+    queue: &'a mut Vec<Vec<u8>>,
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut buffer = vec![0; len];
+        let result = f(&mut buffer);
+        self.queue.push(buffer);
+        result
+    }
+}
+
+/// What `push_ip` and `poll` need to know about a segment.
+#[derive(Clone, Copy, Debug)]
+struct SegmentMeta {
+    src: IpEndpoint,
+    dst: IpEndpoint,
+    syn: bool,
+    ack: bool,
+    rst: bool,
+}
+
+/// Addresses, ports and flags of an unfragmented IPv4 or IPv6 packet
+/// carrying TCP (no IPv6 extension headers).
+fn segment_meta(packet: &[u8]) -> Option<SegmentMeta> {
+    let (src, dst, payload) = match packet.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            (
+                IpAddress::Ipv4(ip.src_addr()),
+                IpAddress::Ipv4(ip.dst_addr()),
+                ip.payload(),
+            )
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (
+                IpAddress::Ipv6(ip.src_addr()),
+                IpAddress::Ipv6(ip.dst_addr()),
+                ip.payload(),
+            )
+        }
+        _ => return None,
+    };
+    let tcp = TcpPacket::new_checked(payload).ok()?;
+    Some(SegmentMeta {
+        src: IpEndpoint::new(src, tcp.src_port()),
+        dst: IpEndpoint::new(dst, tcp.dst_port()),
+        syn: tcp.syn(),
+        ack: tcp.ack(),
+        rst: tcp.rst(),
+    })
+}
+
+/// One established connection.
+struct Conn {
+    peer: SocketAddr,
+    exchange: Exchange,
+    last_active: Instant,
+    /// When we closed (or aborted) it.
+    closing_since: Option<Instant>,
+}
+
+struct Slot {
+    handle: SocketHandle,
+    conn: Option<Conn>,
+}
+
+/// Serves the metrics on one LAN address and port; see the module docs.
+pub struct LanMetrics {
+    addr: IpAddr,
+    port: u16,
+    iface: Interface,
+    device: QueueDevice,
+    sockets: SocketSet<'static>,
+    slots: Vec<Slot>,
+    /// The `std` instant that is smoltcp's zero.
+    base: Instant,
+    inbox: VecDeque<Vec<u8>>,
+    counters: LanCounters,
+}
+
+impl LanMetrics {
+    /// Serves `addr:port` with `slots` sockets (1 to [`MAX_SLOTS`]); `now`
+    /// becomes the stack's clock zero.
+    pub fn new(addr: IpAddr, port: u16, slots: usize, now: Instant) -> Self {
+        let mut device = QueueDevice::default();
+        let mut config = Config::new(HardwareAddress::Ip);
+        // Initial sequence numbers: unpredictable enough for a LAN
+        // service, without a source of randomness to pass in.
+        config.random_seed = seed(addr, port);
+        let mut iface = Interface::new(config, &mut device, SmolInstant::ZERO);
+        // Accept every destination (push_ip filters) and route every reply
+        // back out: with Medium::Ip there is no next hop to resolve, the
+        // gateways are never used as addresses.
+        iface.set_any_ip(true);
+        let routes = iface.routes_mut();
+        let _ = routes.add_default_ipv4_route(Ipv4Address::new(192, 0, 0, 1));
+        let _ = routes.add_default_ipv6_route(Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1));
+        let mut sockets = SocketSet::new(Vec::new());
+        let slots = (0..slots.clamp(1, MAX_SLOTS))
+            .map(|_| Slot {
+                handle: sockets.add(listener(port)),
+                conn: None,
+            })
+            .collect();
+        if port == 0 {
+            log::warn!("metrics: LAN port 0, nothing will be served");
+        }
+        LanMetrics {
+            addr,
+            port,
+            iface,
+            device,
+            sockets,
+            slots,
+            base: now,
+            inbox: VecDeque::new(),
+            counters: LanCounters::default(),
+        }
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// Whether a TCP segment to `dst:dst_port` is for this listener.
+    pub fn wants(&self, dst: IpAddr, dst_port: u16) -> bool {
+        self.port != 0 && dst == self.addr && dst_port == self.port
+    }
+
+    /// Counters as `(kebab-case name, value)`.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.counters.named()
+    }
+
+    /// Connections in progress.
+    pub fn connections(&self) -> Vec<SocketAddr> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref().map(|c| c.peer))
+            .collect()
+    }
+
+    /// Queues a raw IPv4 or IPv6 packet carrying a TCP segment to
+    /// `addr:port`; anything else is dropped (`not-ours`). Handled at the
+    /// next [`LanMetrics::poll`].
+    pub fn push_ip(&mut self, _now: Instant, ip_packet: &[u8]) {
+        let ours = segment_meta(ip_packet)
+            .is_some_and(|meta| self.wants(meta.dst.addr.into(), meta.dst.port));
+        if !ours {
+            self.counters.not_ours += 1;
+            return;
+        }
+        if self.inbox.len() >= MAX_INBOX {
+            self.counters.queue_full += 1;
+            return;
+        }
+        self.counters.rx_packets += 1;
+        self.inbox.push_back(ip_packet.to_vec());
+    }
+
+    fn smol_now(&self, now: Instant) -> SmolInstant {
+        let micros = now.saturating_duration_since(self.base).as_micros();
+        SmolInstant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    fn std_at(&self, at: SmolInstant, now: Instant) -> Instant {
+        let micros = u64::try_from(at.total_micros()).unwrap_or(0);
+        later(self.base, Duration::from_micros(micros)).max(now)
+    }
+
+    /// Whether a socket takes this SYN: one is listening, or it is the
+    /// retransmission of a SYN a socket already took.
+    fn takes_syn(&self, meta: &SegmentMeta) -> bool {
+        self.slots.iter().any(|slot| {
+            let socket = self.sockets.get::<tcp::Socket>(slot.handle);
+            socket.state() == tcp::State::Listen
+                || (socket.remote_endpoint() == Some(meta.src)
+                    && socket.local_endpoint() == Some(meta.dst))
+        })
+    }
+
+    /// Handles the queued packets, reads requests, answers them (calling
+    /// `render` once per metrics request), runs the timers; appends the IP
+    /// packets to send to `out`. Returns when to call it again (it must
+    /// also be called after every `push_ip`).
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        render: &mut dyn FnMut() -> String,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Option<Instant> {
+        let ts = self.smol_now(now);
+        for index in 0..self.slots.len() {
+            self.recycle(index);
+        }
+        // One packet at a time, so a SYN meeting no listener is seen.
+        while let Some(packet) = self.inbox.pop_front() {
+            if let Some(meta) = segment_meta(&packet) {
+                if meta.syn && !meta.ack && !meta.rst && !self.takes_syn(&meta) {
+                    self.counters.refused += 1;
+                    log::debug!(
+                        "metrics: LAN TCP from {} refused, every slot in use",
+                        meta.src
+                    );
+                }
+            }
+            self.device.rx.push_back(packet);
+            self.iface
+                .poll_ingress_single(ts, &mut self.device, &mut self.sockets);
+        }
+        self.iface.poll(ts, &mut self.device, &mut self.sockets);
+        for index in 0..self.slots.len() {
+            self.drive(index, now, render);
+        }
+        self.iface.poll(ts, &mut self.device, &mut self.sockets);
+        for index in 0..self.slots.len() {
+            self.recycle(index);
+        }
+        self.counters.tx_packets += self.device.tx.len() as u64;
+        out.append(&mut self.device.tx);
+
+        let mut next = self
+            .iface
+            .poll_at(ts, &self.sockets)
+            .map(|at| self.std_at(at, now));
+        for slot in &self.slots {
+            if let Some(conn) = &slot.conn {
+                let since = conn.closing_since.unwrap_or(conn.last_active);
+                let at = later(since, IDLE_TIMEOUT).max(now);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Returns closed sockets to listening and forgets their connection.
+    fn recycle(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        let state = self.sockets.get::<tcp::Socket>(slot.handle).state();
+        let ended = match state {
+            tcp::State::Closed => {
+                let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+                socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT)));
+                let _ = socket.listen(self.port);
+                true
+            }
+            tcp::State::TimeWait => {
+                // Our last ACK went out with the poll that got here; the
+                // slot is worth more than TIME-WAIT's protection against
+                // old duplicates on a LAN.
+                self.sockets.remove(slot.handle);
+                slot.handle = self.sockets.add(listener(self.port));
+                true
+            }
+            tcp::State::Listen | tcp::State::SynReceived | tcp::State::SynSent => true,
+            _ => false,
+        };
+        if ended {
+            if let Some(conn) = slot.conn.take() {
+                log::debug!("metrics: LAN TCP connection from {} ended", conn.peer);
+            }
+        }
+    }
+
+    /// Reads the request, writes the response as the socket takes it,
+    /// closes when it is all in, and runs the idle timer.
+    fn drive(&mut self, index: usize, now: Instant, render: &mut dyn FnMut() -> String) {
+        let counters = &mut self.counters;
+        let slot = &mut self.slots[index];
+        let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+        if slot.conn.is_none() {
+            if !matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            ) {
+                return;
+            }
+            let Some(peer) = socket.remote_endpoint() else {
+                return;
+            };
+            counters.accepted += 1;
+            // Our idle timer closes it and aborts a close that does not
+            // finish; smoltcp's own timeout is only the backstop now.
+            socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT * 3)));
+            log::debug!("metrics: LAN TCP connection from {peer}");
+            slot.conn = Some(Conn {
+                peer: peer.into(),
+                exchange: Exchange::new(),
+                last_active: now,
+                closing_since: None,
+            });
+        }
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        if let Some(since) = conn.closing_since {
+            // Discard what still comes so the window never blocks the close.
+            while socket.can_recv() {
+                if socket.recv(|buf| (buf.len(), ())).is_err() {
+                    break;
+                }
+            }
+            if now >= later(since, IDLE_TIMEOUT) && socket.state() != tcp::State::Closed {
+                counters.aborted += 1;
+                log::debug!(
+                    "metrics: LAN TCP connection from {} aborted (close stuck)",
+                    conn.peer
+                );
+                socket.abort();
+            }
+            return;
+        }
+        while conn.exchange.wants_input() && socket.can_recv() {
+            let exchange = &mut conn.exchange;
+            let read = socket.recv(|buf| (buf.len(), (buf.len(), exchange.feed(buf, render))));
+            match read {
+                Ok((n, outcome)) => {
+                    if n > 0 {
+                        conn.last_active = now;
+                    }
+                    count(outcome, counters);
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if conn.exchange.wants_input() && !socket.may_recv() {
+            // The peer closed before its request was complete.
+            let outcome = conn.exchange.eof();
+            if outcome.is_none() {
+                socket.close();
+                conn.closing_since = Some(now);
+                return;
+            }
+            count(outcome, counters);
+        }
+        if !conn.exchange.pending().is_empty() && socket.may_send() {
+            if let Ok(n) = socket.send_slice(conn.exchange.pending()) {
+                conn.exchange.advance(n);
+                if n > 0 {
+                    conn.last_active = now;
+                }
+            }
+        }
+        if conn.exchange.done() {
+            // Everything is in the socket; FIN follows the data.
+            socket.close();
+            conn.closing_since = Some(now);
+        } else if now >= later(conn.last_active, IDLE_TIMEOUT) {
+            counters.timeouts += 1;
+            if conn.exchange.wants_input() {
+                log::debug!(
+                    "metrics: LAN TCP connection from {} idle, closing",
+                    conn.peer
+                );
+                socket.close();
+            } else {
+                log::debug!(
+                    "metrics: LAN TCP connection from {} not reading, aborted",
+                    conn.peer
+                );
+                socket.abort();
+            }
+            conn.closing_since = Some(now);
+        }
+    }
+}
+
+fn count(outcome: Option<Outcome>, counters: &mut LanCounters) {
+    match outcome {
+        Some(Outcome::Served) => counters.served += 1,
+        Some(Outcome::BadRequest) => counters.bad_requests += 1,
+        None => {}
+    }
+}
+
+/// A seed for smoltcp's initial sequence numbers from the address, the
+/// port and the wall clock.
+fn seed(addr: IpAddr, port: u16) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    addr.hash(&mut h);
+    port.hash(&mut h);
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        t.as_nanos().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// A socket listening on `port`.
+fn listener(port: u16) -> tcp::Socket<'static> {
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
+    );
+    // A handshake not completed within the idle timeout is given up on
+    // (a SYN flood holds a slot that long at most).
+    socket.set_nagle_enabled(false);
+    socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT)));
+    // Fails only for port 0, which then serves nothing.
+    let _ = socket.listen(port);
+    socket
+}
+
+fn smol_duration(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
