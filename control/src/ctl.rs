@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -19,13 +20,23 @@ pub const PROTOCOL_VERSION: u64 = 1;
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// Most clients served at once; more are refused with an error reply.
-const MAX_CLIENTS: usize = 64;
+pub const MAX_CLIENTS: usize = 256;
+/// A client with replies this large still unread is not served more
+/// requests until it reads them (it cannot make the daemon buffer without
+/// bound).
+const MAX_PENDING_OUT: usize = 16 << 20;
+/// A connection with no request in progress for this long is closed, so
+/// idle clients cannot hold every slot.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Client {
     stream: UnixStream,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     closing: bool,
+    /// The peer closed its side.
+    eof: bool,
+    last_active: Instant,
 }
 
 pub struct CtlServer {
@@ -33,6 +44,11 @@ pub struct CtlServer {
     listener: UnixListener,
     clients: HashMap<i32, Client>,
     allowed_gid: Option<u32>,
+    pub refused: u64,
+    pub oversized: u64,
+    pub timed_out: u64,
+    /// `router.reloads` when `allowed_gid` was last read from the config.
+    reloads_seen: u64,
 }
 
 impl CtlServer {
@@ -48,22 +64,34 @@ impl CtlServer {
             .with_context(|| format!("binding the control socket {}", path.display()))?;
         listener.set_nonblocking(true)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-        let allowed_gid = match group {
+        let mut server = CtlServer {
+            path: path.to_path_buf(),
+            listener,
+            clients: HashMap::new(),
+            allowed_gid: None,
+            refused: 0,
+            oversized: 0,
+            timed_out: 0,
+            reloads_seen: 0,
+        };
+        server.set_group(group)?;
+        Ok(server)
+    }
+
+    /// The group allowed besides root; the socket file is given to it so
+    /// its members pass the file mode as well as the credential check.
+    pub fn set_group(&mut self, group: Option<&str>) -> Result<()> {
+        self.allowed_gid = match group {
             Some(g) => {
                 let gid = group_id(g).with_context(|| format!("control.group {g}"))?;
-                // SAFETY: chown on a path we just created.
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+                let c = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes())?;
+                // SAFETY: chown on a path we created, with a valid C string.
                 unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) };
                 Some(gid)
             }
             None => None,
         };
-        Ok(CtlServer {
-            path: path.to_path_buf(),
-            listener,
-            clients: HashMap::new(),
-            allowed_gid,
-        })
+        Ok(())
     }
 
     pub fn remove(&self) {
@@ -77,7 +105,13 @@ impl CtlServer {
             revents: 0,
         });
         for (fd, c) in &self.clients {
-            let mut events = libc::POLLIN;
+            // Level-triggered: asking for input it will not read would
+            // wake the loop for nothing.
+            let reading = !c.closing
+                && !c.eof
+                && c.inbuf.len() <= MAX_REQUEST
+                && c.outbuf.len() < MAX_PENDING_OUT;
+            let mut events = if reading { libc::POLLIN } else { 0 };
             if !c.outbuf.is_empty() {
                 events |= libc::POLLOUT;
             }
@@ -101,30 +135,62 @@ impl CtlServer {
                 }
             }
         }
+        let now = Instant::now();
         let fds: Vec<i32> = self.clients.keys().copied().collect();
         for fd in fds {
             let Some(c) = self.clients.get_mut(&fd) else {
                 continue;
             };
-            let mut gone = read_some(c);
-            while let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') {
+            // A closing client's further bytes are not read: the error
+            // reply is all it gets.
+            let mut gone = !c.closing && !c.eof && read_some(c);
+            let before = (c.inbuf.len(), c.outbuf.len());
+            while !c.closing && c.outbuf.len() < MAX_PENDING_OUT {
+                let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') else {
+                    break;
+                };
                 let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
                 let reply = handle_line(&line[..line.len() - 1], router);
                 c.outbuf.extend_from_slice(reply.to_string().as_bytes());
                 c.outbuf.push(b'\n');
             }
-            if c.inbuf.len() > MAX_REQUEST {
+            if !c.closing && c.inbuf.len() > MAX_REQUEST && !c.inbuf[..MAX_REQUEST].contains(&b'\n')
+            {
                 let reply = error_reply(&format!("request longer than {MAX_REQUEST} bytes"));
                 c.outbuf.extend_from_slice(reply.to_string().as_bytes());
                 c.outbuf.push(b'\n');
-                c.inbuf.clear();
+                c.inbuf = Vec::new();
                 c.closing = true;
+                self.oversized += 1;
+                // Nothing more is read from it.
+                let _ = c.stream.shutdown(std::net::Shutdown::Read);
             }
+            let out_before = c.outbuf.len();
             gone |= write_some(c);
-            if gone || (c.closing && c.outbuf.is_empty()) {
+            if (c.inbuf.len(), c.outbuf.len()) != before || c.outbuf.len() != out_before {
+                c.last_active = now;
+            }
+            if !gone && now.duration_since(c.last_active) > IDLE_TIMEOUT {
+                gone = true;
+                self.timed_out += 1;
+            }
+            let served = !c.inbuf.contains(&b'\n');
+            if gone || ((c.closing || (c.eof && served)) && c.outbuf.is_empty()) {
                 self.clients.remove(&fd);
             }
         }
+        if router.reloads != self.reloads_seen {
+            self.reloads_seen = router.reloads;
+            let group = router.config.control.group.clone();
+            if let Err(e) = self.set_group(group.as_deref()) {
+                log::warn!("control socket: {e:#}");
+            }
+        }
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
     }
 
     fn admit(&mut self, stream: UnixStream) {
@@ -136,22 +202,34 @@ impl CtlServer {
             inbuf: Vec::new(),
             outbuf: Vec::new(),
             closing: false,
+            eof: false,
+            last_active: Instant::now(),
         };
         let refuse = if self.clients.len() >= MAX_CLIENTS {
-            Some("too many clients".to_string())
+            Some(format!("too many clients (at most {MAX_CLIENTS})"))
         } else {
             match peer_cred(&c.stream) {
-                Some((uid, gid)) if uid == 0 || Some(gid) == self.allowed_gid => None,
+                Some((uid, gid))
+                    if uid == 0
+                        || self
+                            .allowed_gid
+                            .is_some_and(|g| g == gid || peer_groups(&c.stream).contains(&g)) =>
+                {
+                    None
+                }
                 Some((uid, _)) => Some(format!(
-                    "uid {uid} may not use this socket (root or control.group only)"
+                    "uid {uid} may not use this socket (root or the members of control.group only)"
                 )),
                 None => Some("cannot read the peer's credentials".to_string()),
             }
         };
         if let Some(why) = refuse {
+            self.refused += 1;
+            log::info!("control socket: refused a client: {why}");
+            // Non-blocking: a short line fits the socket buffer.
             let _ = c
                 .stream
-                .write_all(format!("{}\n", error_reply(&why)).as_bytes());
+                .write(format!("{}\n", error_reply(&why)).as_bytes());
             return;
         }
         self.clients.insert(c.stream.as_raw_fd(), c);
@@ -163,10 +241,15 @@ fn read_some(c: &mut Client) -> bool {
     let mut buf = [0u8; 8192];
     loop {
         match c.stream.read(&mut buf) {
-            Ok(0) => return c.outbuf.is_empty(),
+            Ok(0) => {
+                // Its requests so far are still answered.
+                c.eof = true;
+                return false;
+            }
             Ok(n) => {
                 c.inbuf.extend_from_slice(&buf[..n]);
-                if c.inbuf.len() > MAX_REQUEST && !c.inbuf.contains(&b'\n') {
+                // Leave the rest in the socket until these are served.
+                if c.inbuf.len() > MAX_REQUEST {
                     return false;
                 }
             }
@@ -210,6 +293,28 @@ fn peer_cred(s: &UnixStream) -> Option<(u32, u32)> {
         )
     };
     (rc == 0).then_some((cred.uid, cred.gid))
+}
+
+/// The peer's supplementary groups (SO_PEERGROUPS, Linux 4.13): a member
+/// of control.group whose primary group is another one is let in too.
+fn peer_groups(s: &UnixStream) -> Vec<u32> {
+    let mut groups = [0u32; 256];
+    let mut len = std::mem::size_of_val(&groups) as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `groups`.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Vec::new();
+    }
+    let n = (len as usize / std::mem::size_of::<u32>()).min(groups.len());
+    groups[..n].to_vec()
 }
 
 fn group_id(name: &str) -> Result<u32> {
@@ -261,6 +366,41 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show leases" => report::leases(router),
         "show lan" => report::lan(router),
         "show firewall" => report::firewall(router),
+        "show trace" => report::trace(router),
+        "clear runtime" => {
+            router.clear_runtime();
+            json!({"cleared": "runtime"})
+        }
+        "clear errors" => {
+            report::clear_errors(router);
+            json!({"cleared": "errors"})
+        }
+        "clear trace" => {
+            router.trace.clear();
+            json!({"cleared": "trace"})
+        }
+        "trace add" => {
+            let args = req.get("args");
+            let count = args.and_then(|a| a.get("count")).and_then(Value::as_u64);
+            let rx = match args.and_then(|a| a.get("rx")) {
+                None | Some(Value::Null) => None,
+                Some(v) if v == "wan" => Some(ipoe_dataplane::tables::Port::Wan),
+                Some(v) if v == "lan" => Some(ipoe_dataplane::tables::Port::Lan),
+                Some(v) => {
+                    return error_reply(&format!(
+                        "trace add: args.rx {v} is not \"wan\" or \"lan\""
+                    ))
+                }
+            };
+            match count {
+                Some(n @ 1..=1000) => json!({"armed": router.trace.add_on(n as u32, rx)}),
+                _ => return error_reply("trace add needs args.count, a number from 1 to 1000"),
+            }
+        }
+        "reload" => match router.reload_from_file() {
+            Ok(v) => v,
+            Err(e) => return error_reply(&e),
+        },
         "show sessions" => {
             let none = Value::Null;
             match report::sessions(router, req.get("args").unwrap_or(&none)) {

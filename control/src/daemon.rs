@@ -5,6 +5,7 @@
 //! sockets are bound and registered in the XSKMAP before the XDP program is
 //! attached, so the first frame already has a socket to go to.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ipoe_bpf::{AttachMode, Attachment, Redirector};
 use ipoe_config::Config;
+use ipoe_dataplane::counters::WorkerSnapshot;
 use ipoe_dataplane::graph::PuntReason;
 use ipoe_dataplane::punt::{Channels, Notify};
 use ipoe_dataplane::tables::{Fib, Port, PortAddrs, SharedFib, Tunnel};
+use ipoe_dataplane::trace::TraceControl;
 use ipoe_dataplane::worker::{Poll, WorkerConfig, WorkerHandle, WorkerPorts};
 use ipoe_dataplane::xsk::ZeroCopyWish;
 
@@ -29,12 +32,25 @@ use crate::wan::{Learned, Wan};
 
 /// Depth of each worker's punt and inject queues.
 const PUNT_DEPTH: usize = 1024;
+/// TCP segments for the LAN metrics server held between two loop turns.
+const METRICS_INBOX: usize = 256;
+
+/// `control.metrics` when it names a LAN address (served over ipoed's own
+/// TCP); loopback is served by a kernel socket instead.
+fn config_metrics_lan(config: &Config) -> Option<std::net::SocketAddr> {
+    config.control.metrics.filter(|m| !m.ip().is_loopback())
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
     let fd = SIGNAL_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let one: u64 = 1;
@@ -45,7 +61,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn install_signals(wake: &Notify) {
     SIGNAL_FD.store(wake.fd(), Ordering::SeqCst);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: installing a handler that only touches atomics and write(2).
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
@@ -105,6 +121,20 @@ pub struct Router {
     pub punts_handled: u64,
     /// The session table the workers share, drop log and expiry.
     pub firewall: crate::firewall::Firewall,
+    /// `trace add`: budget and records shared with the workers.
+    pub trace: Arc<TraceControl>,
+    /// `clear runtime` and `clear errors` keep the counters as they were
+    /// and subtract: the workers' counters have a single writer each.
+    pub runtime_base: Vec<WorkerSnapshot>,
+    pub runtime_cleared: Option<Instant>,
+    /// "node/counter" -> count at `clear errors`.
+    pub errors_base: HashMap<String, u64>,
+    pub reloads: u64,
+    /// `control.metrics` on a LAN address: its TCP segments, punted by the
+    /// workers, wait here for the metrics server in the daemon loop.
+    pub metrics_lan: Option<std::net::SocketAddr>,
+    pub metrics_inbox: Vec<Vec<u8>>,
+    pub metrics_inbox_dropped: u64,
 }
 
 impl Router {
@@ -161,6 +191,7 @@ impl Router {
         );
 
         let firewall = crate::firewall::Firewall::new(&config, now);
+        let trace = Arc::new(TraceControl::default());
         let redirector = Redirector::load().context("loading the XDP program")?;
         let to_control = Arc::new(Notify::new()?);
         let mut workers = Vec::new();
@@ -191,6 +222,7 @@ impl Router {
                     ipoe_config::PollMode::Adaptive => Poll::Adaptive,
                 },
                 zero_copy,
+                trace: Some(trace.clone()),
             };
             let ports = WorkerPorts::open(&cfg)?;
             for (p, q, fd) in ports.sockets() {
@@ -232,6 +264,7 @@ impl Router {
                 firewall.worker_state(),
             )?);
         }
+        let config_for_metrics = config.clone();
         Ok(Router {
             config,
             config_path: config_path.to_path_buf(),
@@ -257,6 +290,14 @@ impl Router {
             inject_failed: 0,
             punts_handled: 0,
             firewall,
+            trace,
+            runtime_base: Vec::new(),
+            runtime_cleared: None,
+            errors_base: HashMap::new(),
+            reloads: 0,
+            metrics_lan: config_metrics_lan(&config_for_metrics),
+            metrics_inbox: Vec::new(),
+            metrics_inbox_dropped: 0,
         })
     }
 
@@ -269,6 +310,17 @@ impl Router {
             while let Some(pf) = ch.punt.pop() {
                 let side = side(pf.port);
                 match pf.reason {
+                    PuntReason::Local if side == Side::Lan && self.for_metrics(pf.bytes()) => {
+                        if self.metrics_inbox.len() < METRICS_INBOX {
+                            if let Ok(crate::hostio::Inbound::Tcp { ip_packet, .. }) =
+                                crate::hostio::classify(pf.bytes())
+                            {
+                                self.metrics_inbox.push(ip_packet.to_vec());
+                            }
+                        } else {
+                            self.metrics_inbox_dropped += 1;
+                        }
+                    }
                     PuntReason::Local if side == Side::Lan && lan::wants(pf.bytes()) => {
                         self.lan_services.handle_frame(now, pf.bytes(), &mut txs);
                     }
@@ -293,6 +345,28 @@ impl Router {
         self.punts_handled += n as u64;
         self.transmit(now, txs, out);
         n
+    }
+
+    /// TCP to the metrics port of the LAN address `control.metrics` names.
+    fn for_metrics(&self, frame: &[u8]) -> bool {
+        let Some(m) = self.metrics_lan else {
+            return false;
+        };
+        matches!(
+            crate::hostio::classify(frame),
+            Ok(crate::hostio::Inbound::Tcp { dst_port, .. }) if dst_port == m.port()
+        )
+    }
+
+    /// IP packets from the LAN metrics server, out through the neighbor
+    /// engine like the DNS proxy's.
+    pub fn send_ip_lan(&mut self, now: Instant, packets: Vec<Vec<u8>>, out: &mut Vec<Outgoing>) {
+        let txs = packets
+            .iter()
+            .filter_map(|p| crate::hostio::ip_frame(self.lan.mac, p))
+            .map(|(dst, frame)| Tx::Via(Side::Lan, dst, frame))
+            .collect();
+        self.transmit(now, txs, out);
     }
 
     fn send(&mut self, out: &mut Vec<Outgoing>) {
@@ -429,6 +503,112 @@ impl Router {
             }
         }
         self.fib.publish(fib);
+    }
+
+    /// Apply a new, already validated config: all of it, or (when a key
+    /// that needs a restart differs) none of it. Returns the keys changed.
+    pub fn apply_config(&mut self, new: Config, now: Instant) -> Result<Vec<String>, String> {
+        let plan = crate::reload::plan(&self.config, &new).map_err(|keys| {
+            format!(
+                "not applied: {} cannot change without a restart (systemctl restart ipoed); \
+                 the running config stays",
+                keys.join(", ")
+            )
+        })?;
+        if plan.is_empty() {
+            return Ok(Vec::new());
+        }
+        let old = std::mem::replace(&mut self.config, new);
+        if plan.log_level {
+            log::set_max_level(crate::logger::level(self.config.control.log_level));
+        }
+        if plan.timeouts {
+            self.firewall
+                .sessions
+                .set_timeouts(crate::firewall::timeouts(&self.config));
+        }
+        if plan.wan {
+            // The saved PD lease and DUID are read back: the new client
+            // confirms the lease with Rebind instead of starting over.
+            self.wan6 = Wan::new(
+                &self.config,
+                self.wan.mac,
+                iface::link_local(&self.wan.mac),
+                now,
+            );
+            self.learned = Learned::default();
+            self.dad_reported.clear();
+        }
+        if plan.lan {
+            // Leases are on disk (written at every change): the new servers
+            // start with them.
+            self.lan_services.flush(now);
+            let duid = match &self.wan6.dhcp {
+                Some(c) => c.duid().to_vec(),
+                None => crate::state::StateDir::open(&self.config.control.state_dir)
+                    .duid(|| crate::dhcp6c::duid_ll(self.wan.mac)),
+            };
+            self.lan_services = Lan::new(
+                &self.config,
+                self.lan.mac,
+                self.wan.mac,
+                iface::link_local(&self.lan.mac),
+                duid,
+                now,
+            );
+        }
+        if plan.tables || plan.wan || plan.lan {
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
+            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            for p in [Port::Wan, Port::Lan] {
+                let addrs = iface_addrs(&self.base_fib, p, &self.learned);
+                self.neigh.set_addrs(side(p), addrs, now);
+            }
+            self.base_changed = true;
+        }
+        drop(old);
+        self.reloads += 1;
+        Ok(plan.changed)
+    }
+
+    /// `ipoectl reload` and SIGHUP: read the config file again and apply
+    /// it; on any error the running config stays and the error (with
+    /// file:line:column for a bad file) is returned.
+    pub fn reload_from_file(&mut self) -> Result<serde_json::Value, String> {
+        crate::sdnotify::reloading();
+        let result = ipoe_config::load(&self.config_path)
+            .map_err(|e| format!("{e}\nnot applied: the running config stays"))
+            .and_then(|new| self.apply_config(new, Instant::now()));
+        crate::sdnotify::notify("READY=1");
+        match &result {
+            Ok(keys) if keys.is_empty() => {
+                log::info!("reload: {} unchanged", self.config_path.display())
+            }
+            Ok(keys) => log::info!(
+                "reload: {} applied ({})",
+                self.config_path.display(),
+                keys.join(", ")
+            ),
+            Err(e) => log::error!("reload refused: {}", e.replace('\n', "; ")),
+        }
+        result.map(|keys| {
+            let message = if keys.is_empty() {
+                format!("{}: no change", self.config_path.display())
+            } else {
+                format!(
+                    "{}: applied {} change(s)",
+                    self.config_path.display(),
+                    keys.len()
+                )
+            };
+            serde_json::json!({"changed": keys, "unchanged": keys.is_empty(), "message": message})
+        })
+    }
+
+    /// `clear runtime`: node and worker figures count from now.
+    pub fn clear_runtime(&mut self) {
+        self.runtime_base = self.workers.iter().map(|w| w.stats.snapshot()).collect();
+        self.runtime_cleared = Some(Instant::now());
     }
 
     fn shutdown(&mut self) {
@@ -579,8 +759,17 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         }
     };
     log::info!("ipoed {} running", env!("CARGO_PKG_VERSION"));
+    // XDP is attached and the first table is published (Router::start):
+    // systemd may start what depends on the network now.
+    crate::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=forwarding on {} (WAN) and {} (LAN)\nMAINPID={}",
+        router.wan.name,
+        router.lan.name,
+        std::process::id()
+    ));
     let control_fd = router.workers[0].channels.to_control.fd();
     let mut out = Vec::new();
+    let mut metrics = Metrics::start(&router)?;
 
     while !STOP.load(Ordering::SeqCst) {
         let now = Instant::now();
@@ -595,6 +784,8 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
             .into_iter()
             .flatten()
             .min();
+        let next_metrics = metrics.poll_lan(&mut router, now, &mut out);
+        let next = next.into_iter().chain(next_metrics).min();
         router.send(&mut out);
         router.publish_if_changed();
 
@@ -615,6 +806,10 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
             },
         ];
         ctl.add_pollfds(&mut fds);
+        let metrics_fds = fds.len();
+        if let Some(k) = &metrics.kernel {
+            k.add_pollfds(&mut fds);
+        }
         // SAFETY: valid pollfd array for the duration of the call.
         unsafe {
             libc::poll(
@@ -629,8 +824,19 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         if fds[1].revents != 0 {
             wake.drain();
         }
-        ctl.service(&fds[2..], &mut router);
+        ctl.service(&fds[2..metrics_fds], &mut router);
+        if let Some(k) = &mut metrics.kernel {
+            k.service(Instant::now(), &mut || {
+                render_metrics(&router, &metrics.counters)
+            });
+        }
+        metrics.counters = metrics.kernel_counters();
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            log::info!("SIGHUP: reloading {}", router.config_path.display());
+            let _ = router.reload_from_file();
+        }
     }
+    crate::sdnotify::notify("STOPPING=1");
     log::info!("shutting down");
     // RFC 4861 6.2.5: tell the LAN we stop being a router.
     let finals = router.lan_services.shutdown(Instant::now());
@@ -657,4 +863,103 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
     router.shutdown();
     ctl.remove();
     Ok(())
+}
+
+/// The metrics listener of `control.metrics`: a kernel socket on loopback,
+/// or a server on ipoed's own TCP (smoltcp) for the LAN address.
+struct Metrics {
+    kernel: Option<crate::metrics::MetricsServer>,
+    lan: Option<crate::metrics::LanMetrics>,
+    /// The servers' own counters, for the next scrape.
+    counters: Vec<(&'static str, Vec<(&'static str, u64)>)>,
+}
+
+impl Metrics {
+    fn start(router: &Router) -> Result<Self> {
+        let mut m = Metrics {
+            kernel: None,
+            lan: None,
+            counters: Vec::new(),
+        };
+        match router.config.control.metrics {
+            Some(addr) if addr.ip().is_loopback() => {
+                m.kernel = Some(
+                    crate::metrics::MetricsServer::bind(addr)
+                        .with_context(|| format!("control.metrics {addr}"))?,
+                );
+                log::info!("metrics: http://{addr}/metrics");
+            }
+            Some(addr) => {
+                m.lan = Some(crate::metrics::LanMetrics::new(
+                    addr.ip(),
+                    addr.port(),
+                    8,
+                    Instant::now(),
+                ));
+                log::info!("metrics: http://{addr}/metrics (LAN)");
+            }
+            None => {}
+        }
+        Ok(m)
+    }
+
+    fn kernel_counters(&self) -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
+        let mut v = Vec::new();
+        if let Some(k) = &self.kernel {
+            v.push(("kernel", k.counters()));
+        }
+        if let Some(l) = &self.lan {
+            v.push(("lan", l.counters()));
+        }
+        v
+    }
+
+    /// Feed the LAN server what the workers punted, and send its answers.
+    fn poll_lan(
+        &mut self,
+        router: &mut Router,
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) -> Option<Instant> {
+        let lan = self.lan.as_mut()?;
+        for p in router.metrics_inbox.drain(..) {
+            lan.push_ip(now, &p);
+        }
+        let counters = self.counters.clone();
+        let mut packets = Vec::new();
+        let next = lan.poll(now, &mut || render_metrics(router, &counters), &mut packets);
+        router.send_ip_lan(now, packets, out);
+        self.counters = self.kernel_counters();
+        next
+    }
+}
+
+/// One scrape: the same JSON the CLI shows, as Prometheus text.
+fn render_metrics(router: &Router, servers: &[(&'static str, Vec<(&'static str, u64)>)]) -> String {
+    let (interfaces, errors, runtime, tunnel) = (
+        crate::report::interfaces(router),
+        crate::report::errors_since_start(router),
+        crate::report::runtime_since_start(router),
+        crate::report::tunnel(router),
+    );
+    let (firewall, pd, leases, wan) = (
+        crate::report::firewall(router),
+        crate::report::pd(router),
+        crate::report::leases(router),
+        crate::report::wan(router),
+    );
+    let mut text = crate::metrics::render(&crate::metrics::Inputs {
+        interfaces: &interfaces,
+        errors: &errors,
+        runtime: &runtime,
+        tunnel: &tunnel,
+        firewall: &firewall,
+        pd: &pd,
+        leases: &leases,
+        wan: &wan,
+    });
+    let listeners: Vec<(&str, Vec<(&'static str, u64)>)> =
+        servers.iter().map(|(n, c)| (*n, c.clone())).collect();
+    text.push_str(&crate::metrics::render_exporter(&listeners));
+    text
 }

@@ -635,6 +635,11 @@ impl Lan {
         msgs.iter().map(|m| self.ra_frame(m)).collect()
     }
 
+    /// Write what is not yet on disk (before the services are rebuilt).
+    pub fn flush(&mut self, now: Instant) {
+        self.persist(now);
+    }
+
     /// /64s being renumbered away, for the dataplane's code-5 answers.
     pub fn stale_prefixes(&self, now: Instant) -> Vec<Ipv6Addr> {
         self.ra.stale_prefixes(now)

@@ -86,7 +86,43 @@ pub fn interfaces(r: &Router) -> Value {
     json!({ "interfaces": list })
 }
 
+/// Every named counter, less what `clear errors` set aside.
 pub fn errors(r: &Router) -> Value {
+    let mut rows = error_rows(r);
+    for row in &mut rows {
+        let key = error_key(row);
+        let base = r.errors_base.get(&key).copied().unwrap_or(0);
+        let count = row["count"].as_u64().unwrap_or(0);
+        // A counter that went backwards (an engine rebuilt by a reload)
+        // counts from its new start.
+        row["count"] = json!(if count >= base { count - base } else { count });
+    }
+    json!({ "errors": rows })
+}
+
+/// Every named counter since the start (metrics: Prometheus counters
+/// never go down, whatever `clear errors` did).
+pub fn errors_since_start(r: &Router) -> Value {
+    json!({ "errors": error_rows(r) })
+}
+
+/// `clear errors`: remember every counter as it is now.
+pub fn clear_errors(r: &mut Router) {
+    r.errors_base = error_rows(r)
+        .iter()
+        .map(|row| (error_key(row), row["count"].as_u64().unwrap_or(0)))
+        .collect();
+}
+
+fn error_key(row: &Value) -> String {
+    format!(
+        "{}/{}",
+        row["node"].as_str().unwrap_or(""),
+        row["counter"].as_str().unwrap_or("")
+    )
+}
+
+fn error_rows(r: &Router) -> Vec<Value> {
     let snaps = snapshots(r);
     let mut rows: Vec<Value> = all_error_names()
         .map(|(node, idx, name, desc)| {
@@ -156,11 +192,42 @@ pub fn errors(r: &Router) -> Value {
     }
     rows.push(json!({"node": "control", "counter": "state-write-failed", "description": "a state file could not be written (the previous one is kept)", "count": w.state.write_errors + l.state.write_errors}));
     rows.push(json!({"node": "control", "counter": "inject-failed", "description": "control frame not queued to a worker (queue full or no buffer)", "count": r.inject_failed}));
-    json!({ "errors": rows })
+    rows.push(json!({"node": "control", "counter": "metrics-inbox-full", "description": "TCP segment for the LAN metrics server dropped (more than 256 waiting)", "count": r.metrics_inbox_dropped}));
+    rows.push(json!({"node": "control", "counter": "trace-lost", "description": "traced packets whose record found the trace store busy", "count": r.trace.lost()}));
+    rows
 }
 
+/// Counters less the baseline of `clear runtime`.
+fn since_clear(s: &WorkerSnapshot, base: Option<&WorkerSnapshot>) -> WorkerSnapshot {
+    let Some(b) = base else { return s.clone() };
+    let mut d = s.clone();
+    for (n, bn) in d.nodes.iter_mut().zip(&b.nodes) {
+        n.calls = n.calls.saturating_sub(bn.calls);
+        n.vectors = n.vectors.saturating_sub(bn.vectors);
+        n.clocks = n.clocks.saturating_sub(bn.clocks);
+    }
+    d.busy_clocks = d.busy_clocks.saturating_sub(b.busy_clocks);
+    d.idle_clocks = d.idle_clocks.saturating_sub(b.idle_clocks);
+    d.loops = d.loops.saturating_sub(b.loops);
+    d
+}
+
+/// `show runtime`: figures since `clear runtime`.
 pub fn runtime(r: &Router) -> Value {
-    let snaps = snapshots(r);
+    runtime_of(r, true)
+}
+
+/// The figures since the start (metrics).
+pub fn runtime_since_start(r: &Router) -> Value {
+    runtime_of(r, false)
+}
+
+fn runtime_of(r: &Router, cleared: bool) -> Value {
+    let snaps: Vec<WorkerSnapshot> = snapshots(r)
+        .iter()
+        .enumerate()
+        .map(|(k, s)| since_clear(s, r.runtime_base.get(k).filter(|_| cleared)))
+        .collect();
     let workers: Vec<Value> = r
         .workers
         .iter()
@@ -202,7 +269,11 @@ pub fn runtime(r: &Router) -> Value {
             })
         })
         .collect();
-    json!({ "uptime_s": r.started.elapsed().as_secs(), "workers": workers })
+    json!({
+        "uptime_s": r.started.elapsed().as_secs(),
+        "cleared_s_ago": r.runtime_cleared.filter(|_| cleared).map(|t| t.elapsed().as_secs()),
+        "workers": workers,
+    })
 }
 
 pub fn neighbors(r: &Router) -> Value {
@@ -334,7 +405,13 @@ pub fn tunnel(r: &Router) -> Value {
     let l = &r.learned;
     let fib = r.fib.load_full();
     let snaps = snapshots(r);
-    let sum = |node: NodeId| -> u64 { snaps.iter().map(|s| s.nodes[node as usize].vectors).sum() };
+    let ok = |node: NodeId| -> (u64, u64) {
+        snaps.iter().fold((0, 0), |(p, b), s| {
+            let n = &s.nodes[node as usize];
+            (p + n.ok_packets, b + n.ok_bytes)
+        })
+    };
+    let (encap, decap) = (ok(NodeId::DsliteEncap), ok(NodeId::DsliteDecap));
     let resolver = r.wan6.resolver.as_ref().and_then(|res| res.answer()).map(|a| {
         json!({"addresses": a.all.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
                "ttl_s": a.ttl, "refresh_in_s": secs_until(now, a.expires), "server": a.server.to_string()})
@@ -348,8 +425,11 @@ pub fn tunnel(r: &Router) -> Value {
         "dns": resolver,
         "up": fib.tunnel.is_some() && fib.gateway.is_some(),
         "mtu": fib.tunnel.map(|t| t.mtu),
-        "encap_packets": sum(NodeId::DsliteEncap),
-        "decap_packets": sum(NodeId::DsliteDecap),
+        "mss_clamp": fib.firewall.mss_clamp_v4,
+        "encap_packets": encap.0,
+        "encap_bytes": encap.1,
+        "decap_packets": decap.0,
+        "decap_bytes": decap.1,
     })
 }
 
@@ -483,4 +563,34 @@ pub fn sessions(r: &Router, args: &Value) -> Result<Value, String> {
         ),
     };
     Ok(r.firewall.sessions_report(Instant::now(), proto, host))
+}
+
+/// `show trace`: the records of `trace add`, oldest first.
+pub fn trace(r: &Router) -> Value {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let packets: Vec<Value> = r
+        .trace
+        .records()
+        .iter()
+        .map(|p| {
+            let steps: Vec<Value> = p
+                .steps()
+                .iter()
+                .map(|s| json!({"node": s.node.name(), "decision": s.decision.describe(s.node)}))
+                .collect();
+            json!({
+                "seq": p.seq,
+                "worker": p.worker,
+                "rx": p.rx.name(),
+                "len": p.len,
+                "age_s": (now_ns.saturating_sub(p.at_unix_ns) / 1_000_000) as f64 / 1000.0,
+                "summary": p.summary(),
+                "steps": steps,
+                "steps_not_kept": p.steps_lost,
+            })
+        })
+        .collect();
+    json!({"armed_left": r.trace.armed(), "lost": r.trace.lost(), "packets": packets})
 }

@@ -6,8 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use log::LevelFilter;
-
 const USAGE: &str = "usage: ipoed --config FILE | --check-config FILE | --version";
 
 fn main() -> ExitCode {
@@ -35,14 +33,7 @@ fn main() -> ExitCode {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;
     }
-    let level = match config.control.log_level {
-        ipoe_config::LogLevel::Error => LevelFilter::Error,
-        ipoe_config::LogLevel::Warn => LevelFilter::Warn,
-        ipoe_config::LogLevel::Info => LevelFilter::Info,
-        ipoe_config::LogLevel::Debug => LevelFilter::Debug,
-        ipoe_config::LogLevel::Trace => LevelFilter::Trace,
-    };
-    ipoe_control::logger::init(level);
+    ipoe_control::logger::init(ipoe_control::logger::level(config.control.log_level));
     match ipoe_control::daemon::run(config, &path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
