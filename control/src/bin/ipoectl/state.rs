@@ -1,0 +1,252 @@
+//! What the control plane learned and serves: `show wan`, `pd`, `tunnel`,
+//! `lan` through the generic printer with a key order each, and `show
+//! leases`, `version`, `config` by hand.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::table::{Align, Kv, Table};
+use crate::tree::{self, Style};
+use crate::val::{count, items, left, text};
+
+use Align::{Left, Right};
+
+pub fn wan(d: &Value) -> String {
+    tree::render(
+        d,
+        &Style {
+            order: &[
+                (
+                    "",
+                    &[
+                        "interface",
+                        "link_local",
+                        "link_local_dad",
+                        "address_in_use",
+                        "default_router",
+                        "default_router_origin",
+                        "mtu",
+                        "last_ra_s_ago",
+                        "dns_servers",
+                        "domains",
+                        "ra_flags",
+                        "addresses",
+                        "routers",
+                    ],
+                ),
+                ("ra_flags", &["managed", "other"]),
+                (
+                    "addresses",
+                    &[
+                        "address",
+                        "origin",
+                        "dad",
+                        "preferred_left_s",
+                        "valid_left_s",
+                    ],
+                ),
+                (
+                    "routers",
+                    &["address", "mac", "lifetime_s", "left_s", "last_ra_s_ago"],
+                ),
+            ],
+            // PROTOCOL.md: a null lifetime of an address is infinite.
+            infinite: true,
+            ..Style::default()
+        },
+    )
+}
+
+pub fn pd(d: &Value) -> String {
+    if d["enabled"] == Value::Bool(false) {
+        return "DHCPv6 prefix delegation is off (wan.ipv6.dhcpv6_pd)\n".into();
+    }
+    tree::render(
+        d,
+        &Style {
+            order: &[(
+                "",
+                &[
+                    "enabled",
+                    "state",
+                    "error",
+                    "delegated_prefix",
+                    "lan_prefix",
+                    "lan_address",
+                    "subnet_id",
+                    "t1_left_s",
+                    "t2_left_s",
+                    "preferred_left_s",
+                    "valid_left_s",
+                    "t1_s",
+                    "t2_s",
+                    "obtained_s_ago",
+                    "server_duid",
+                    "duid",
+                    "iaid",
+                    "dns_servers",
+                    "domains",
+                    "aftr_name",
+                ],
+            )],
+            nulls: &[("error", "none"), ("obtained_s_ago", "no lease")],
+            // The times are null both without a lease and for an infinite
+            // lifetime; only with a lease does null mean infinite.
+            infinite: !d["obtained_s_ago"].is_null(),
+        },
+    )
+}
+
+pub fn tunnel(d: &Value) -> String {
+    tree::render(
+        d,
+        &Style {
+            order: &[
+                (
+                    "",
+                    &[
+                        "up",
+                        "configured_aftr",
+                        "aftr",
+                        "aftr_learned_from",
+                        "b4_source",
+                        "b4",
+                        "mtu",
+                        "mss_clamp",
+                        "encap_packets",
+                        "encap_bytes",
+                        "decap_packets",
+                        "decap_bytes",
+                        "dns",
+                    ],
+                ),
+                ("dns", &["addresses", "server", "ttl_s", "refresh_in_s"]),
+            ],
+            nulls: &[("mss_clamp", "off"), ("dns", "no answer")],
+            infinite: false,
+        },
+    )
+}
+
+pub fn lan(d: &Value) -> String {
+    tree::render(
+        d,
+        &Style {
+            order: &[
+                (
+                    "",
+                    &["interface", "ipv4", "ipv6", "link_local", "ra", "dns_proxy"],
+                ),
+                (
+                    "ra",
+                    &[
+                        "advertising",
+                        "interval_s",
+                        "last_sent_s_ago",
+                        "router_lifetime_s",
+                        "managed",
+                        "other",
+                        "mtu",
+                        "rdnss",
+                        "dnssl",
+                        "prefixes",
+                    ],
+                ),
+                (
+                    "prefixes",
+                    &["prefix", "preferred_s", "valid_s", "deprecated"],
+                ),
+                ("dns_proxy", &["upstreams", "cache_entries", "pending"]),
+            ],
+            nulls: &[("dns_proxy", "off")],
+            infinite: false,
+        },
+    )
+}
+
+/// Two tables, DHCPv4 then DHCPv6, each under a line saying whether that
+/// server is on.
+pub fn leases(d: &Value) -> String {
+    let v4 = &d["dhcpv4"];
+    let v6 = &d["dhcpv6"];
+    let mut t4 = Table::new(&[
+        ("IP", Left),
+        ("MAC", Left),
+        ("Hostname", Left),
+        ("State", Left),
+        ("Left", Right),
+    ]);
+    for l in items(&v4["leases"]) {
+        t4.row(vec![
+            text(&l["ip"]),
+            text(&l["mac"]),
+            text(&l["hostname"]),
+            text(&l["state"]),
+            left(&l["left_s"], "never"),
+        ]);
+    }
+    let mut t6 = Table::new(&[
+        ("Address", Left),
+        ("DUID", Left),
+        ("IAID", Right),
+        ("State", Left),
+        ("Left", Right),
+    ]);
+    for l in items(&v6["leases"]) {
+        t6.row(vec![
+            text(&l["address"]),
+            text(&l["duid"]),
+            count(&l["iaid"]),
+            text(&l["state"]),
+            left(&l["left_s"], "never"),
+        ]);
+    }
+    let mode = v6["mode"]
+        .as_str()
+        .map(|m| format!(", mode {m}"))
+        .unwrap_or_default();
+    let mut out = lease_block("DHCPv4", &v4["enabled"], "", &t4);
+    out.push('\n');
+    out.push_str(&lease_block("DHCPv6", &v6["enabled"], &mode, &t6));
+    out
+}
+
+fn lease_block(name: &str, enabled: &Value, extra: &str, t: &Table) -> String {
+    let state = match enabled.as_bool() {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "-",
+    };
+    let n = t.len();
+    let mut out = format!(
+        "{name} server: {state}{extra}, {n} lease{}\n",
+        if n == 1 { "" } else { "s" }
+    );
+    if !t.is_empty() {
+        out.push_str(&t.render());
+    }
+    out
+}
+
+pub fn version(d: &Value) -> String {
+    let mut kv = Kv::default();
+    kv.add("ipoed", text(&d["daemon"]))
+        .add("protocol", text(&d["protocol"]))
+        .add("ipoectl", env!("CARGO_PKG_VERSION"));
+    kv.render(0)
+}
+
+/// The YAML as the daemon sent it, under a comment naming its file, so the
+/// output is still a config file.
+pub fn config(d: &Value) -> String {
+    let mut out = String::new();
+    if let Some(p) = d["path"].as_str() {
+        let _ = writeln!(out, "# {p}");
+    }
+    out.push_str(d["yaml"].as_str().unwrap_or(""));
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
