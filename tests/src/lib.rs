@@ -218,7 +218,17 @@ impl Lab {
 
     /// Start ipoed in the router namespace and wait until it answers.
     pub fn start_ipoed(&mut self, config: &str) {
-        let path = self.run_dir.join("ipoed.yaml");
+        self.start_ipoed_env(config, &[]);
+    }
+
+    /// The config file ipoed runs with (rewrite it, then `reload`).
+    pub fn config_path(&self) -> PathBuf {
+        self.run_dir.join("ipoed.yaml")
+    }
+
+    /// `start_ipoed` with extra environment variables (e.g. NOTIFY_SOCKET).
+    pub fn start_ipoed_env(&mut self, config: &str, env: &[(&str, &str)]) {
+        let path = self.config_path();
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(&self.log).expect("ipoed log");
         let child = Command::new("ip")
@@ -226,6 +236,7 @@ impl Lab {
             .arg(bin("ipoed"))
             .arg("--config")
             .arg(&path)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
@@ -270,6 +281,11 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// ipoed's pid while it runs.
+    pub fn ipoed_pid(&self) -> Option<u32> {
+        self.ipoed.as_ref().map(|c| c.id())
     }
 
     /// SIGKILL ipoed, as a crash would.
