@@ -536,7 +536,9 @@ impl Router {
                 iface::link_local(&self.wan.mac),
                 now,
             );
-            self.learned = Learned::default();
+            // `learned` stays until the next poll compares it with what
+            // the new engines know: the restored PD lease keeps the LAN
+            // prefix, so the LAN sees no change.
             self.dad_reported.clear();
         }
         if plan.lan {

@@ -635,3 +635,97 @@ fn only_root_and_the_group_get_in_and_abuse_does_not_disturb_forwarding() {
     );
     assert_eq!(r.stdout, "404");
 }
+
+/// `pd renew` and `pd rebind` against Kea, and reloads that rebuild the
+/// LAN services and the WAN engines: leases and the delegated prefix stay.
+#[test]
+fn pd_commands_and_reloads_that_rebuild_engines_keep_leases() {
+    let mut lab = Lab::fresh(1);
+    let cfg = lab.auto_config(1, "aftr.lab.example", "wan").replace(
+        "  ipv4: 192.168.2.1/24\n",
+        "  ipv4: 192.168.2.1/24\n  dhcpv4:\n    lease_time: 1h\n",
+    );
+    lab.start_ipoed(&cfg);
+    let pd = |lab: &Lab| lab.ctl_json(&["show", "pd"]);
+    let bound = lab.wait_for(Duration::from_secs(30), || {
+        pd(&lab)["lan_prefix"] == "2001:db8:0:111::/64"
+            && lab.ctl_json(&["show", "tunnel"])["up"] == true
+    });
+    assert!(bound.is_some(), "{}\n{}", pd(&lab), lab.ipoed_log());
+    let p = pd(&lab);
+    assert_eq!(p["state"], "bound");
+    assert_eq!(p["delegated_prefix"], "2001:db8:0:110::/60");
+    assert!(
+        p["server_duid"].as_str().is_some_and(|d| d.len() >= 8),
+        "{p}"
+    );
+    assert!(p["duid"].as_str().is_some_and(|d| d.len() >= 8), "{p}");
+    assert!(
+        p["t1_left_s"].as_f64().is_some() || p["t1_left_s"].as_u64().is_some(),
+        "{p}"
+    );
+    let human = lab.ctl(&["show", "pd"]).stdout;
+    assert!(human.contains("2001:db8:0:110::/60"), "{human}");
+
+    // Renew, then Rebind: each leaves `bound` and comes back to it with a
+    // fresh lease from Kea.
+    for (cmd, state) in [("renew", "renewing"), ("rebind", "rebinding")] {
+        std::thread::sleep(Duration::from_millis(1500));
+        let r = lab.ctl_json(&["pd", cmd]);
+        assert_eq!(r["state"], state, "pd {cmd}: {r}");
+        let back = lab.wait_for(Duration::from_secs(10), || {
+            let p = pd(&lab);
+            p["state"] == "bound" && p["obtained_s_ago"].as_u64().is_some_and(|s| s < 2)
+        });
+        assert!(back.is_some(), "pd {cmd}: {}", pd(&lab));
+        assert_eq!(pd(&lab)["delegated_prefix"], "2001:db8:0:110::/60");
+    }
+
+    // A LAN host with a DHCPv4 lease.
+    lab.lanhost("lan2", &["--ipv6", "off"]);
+    assert!(lab.dhcp_client("lan2", "udhcpc", &[]));
+    let lease_of_lan2 = |lab: &Lab| {
+        lab.ctl_json(&["show", "leases"])["dhcpv4"]["leases"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["mac"] == "02:00:00:00:01:02").cloned())
+    };
+    let lease = lease_of_lan2(&lab).expect("lan2's lease");
+    assert_eq!(lease["state"], "bound");
+
+    // A LAN change rebuilds the LAN services: the lease is still there.
+    let path = lab.config_path();
+    std::fs::write(&path, cfg.replace("lease_time: 1h", "lease_time: 2h")).unwrap();
+    let r = lab.ctl_json(&["reload"]);
+    assert_eq!(r["changed"], json!(["lan.dhcpv4.lease_time"]), "{r}");
+    let kept = lease_of_lan2(&lab).expect("lease kept across the reload");
+    assert_eq!(kept["ip"], lease["ip"]);
+
+    // A WAN change rebuilds the WAN engines: the saved prefix is confirmed
+    // with Rebind and IPv4 flows again.
+    let wan_cfg = cfg.replace("lease_time: 1h", "lease_time: 2h").replace(
+        "dhcpv6_pd: { prefix_hint: 60 }",
+        "dhcpv6_pd: { prefix_hint: 60, rapid_commit: false }",
+    );
+    std::fs::write(&path, &wan_cfg).unwrap();
+    let t0 = Instant::now();
+    let r = lab.ctl_json(&["reload"]);
+    assert_eq!(
+        r["changed"],
+        json!(["wan.ipv6.dhcpv6_pd.rapid_commit"]),
+        "{r}"
+    );
+    let back = lab.wait_for(Duration::from_secs(15), || {
+        lab.fetch_within(
+            "lan1",
+            &format!("http://{V4_SERVER}/hello.txt"),
+            Duration::from_secs(1),
+        )
+    });
+    assert!(back.is_some(), "{}", lab.ipoed_log());
+    eprintln!(
+        "WAN engines rebuilt: IPv4 forwarded again {:?} after the reload",
+        t0.elapsed()
+    );
+    assert_eq!(pd(&lab)["delegated_prefix"], "2001:db8:0:110::/60");
+    assert!(lease_of_lan2(&lab).is_some());
+}
