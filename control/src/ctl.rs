@@ -86,7 +86,16 @@ impl CtlServer {
                 let gid = group_id(g).with_context(|| format!("control.group {g}"))?;
                 let c = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes())?;
                 // SAFETY: chown on a path we created, with a valid C string.
-                unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) };
+                if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
+                    // After start ipoed no longer holds CAP_CHOWN: members
+                    // are still let in (SO_PEERCRED) once the file mode is
+                    // fixed by hand or at the next restart.
+                    log::warn!(
+                        "control socket: cannot give {} to group {g}: {}",
+                        self.path.display(),
+                        std::io::Error::last_os_error()
+                    );
+                }
                 Some(gid)
             }
             None => None,
@@ -335,24 +344,47 @@ pub fn error_reply(msg: &str) -> Value {
     json!({"version": PROTOCOL_VERSION, "ok": false, "error": msg})
 }
 
-/// Parse one request line and answer it. Hostile input gets an error reply.
-pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
+/// One request line, checked: valid JSON, the protocol version we speak,
+/// and a command name. What the command's `args` mean is up to the command.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub command: String,
+    /// `null` when the request has none.
+    pub args: Value,
+}
+
+/// Parse one request line (without its newline). The error is the text of
+/// the error reply.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let req: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
-        Err(e) => return error_reply(&format!("malformed request: {e}")),
+        Err(e) => return Err(format!("malformed request: {e}")),
     };
     match req.get("version").and_then(Value::as_u64) {
         Some(PROTOCOL_VERSION) => {}
         Some(v) => {
-            return error_reply(&format!(
+            return Err(format!(
                 "unsupported protocol version {v} (this daemon speaks {PROTOCOL_VERSION})"
             ))
         }
-        None => return error_reply("missing \"version\""),
+        None => return Err("missing \"version\"".to_string()),
     }
-    let Some(cmd) = req.get("command").and_then(Value::as_str) else {
-        return error_reply("missing \"command\"");
+    let Some(command) = req.get("command").and_then(Value::as_str) else {
+        return Err("missing \"command\"".to_string());
     };
+    Ok(Request {
+        command: command.to_string(),
+        args: req.get("args").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Parse one request line and answer it. Hostile input gets an error reply.
+pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
+    let req = match parse_request(line) {
+        Ok(req) => req,
+        Err(e) => return error_reply(&e),
+    };
+    let cmd = req.command.as_str();
     let data = match cmd {
         "version" => json!({"daemon": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION}),
         "show interfaces" => report::interfaces(router),
@@ -380,9 +412,8 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
             json!({"cleared": "trace"})
         }
         "trace add" => {
-            let args = req.get("args");
-            let count = args.and_then(|a| a.get("count")).and_then(Value::as_u64);
-            let rx = match args.and_then(|a| a.get("rx")) {
+            let count = req.args.get("count").and_then(Value::as_u64);
+            let rx = match req.args.get("rx") {
                 None | Some(Value::Null) => None,
                 Some(v) if v == "wan" => Some(ipoe_dataplane::tables::Port::Wan),
                 Some(v) if v == "lan" => Some(ipoe_dataplane::tables::Port::Lan),
@@ -401,13 +432,10 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
             Ok(v) => v,
             Err(e) => return error_reply(&e),
         },
-        "show sessions" => {
-            let none = Value::Null;
-            match report::sessions(router, req.get("args").unwrap_or(&none)) {
-                Ok(v) => v,
-                Err(e) => return error_reply(&e),
-            }
-        }
+        "show sessions" => match report::sessions(router, &req.args) {
+            Ok(v) => v,
+            Err(e) => return error_reply(&e),
+        },
         "pd renew" | "pd rebind" => {
             let now = std::time::Instant::now();
             let Some(c) = router.wan6.dhcp.as_mut() else {
@@ -426,4 +454,39 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         other => return error_reply(&format!("unknown command {other:?}")),
     };
     json!({"version": PROTOCOL_VERSION, "ok": true, "data": data})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_request_takes_command_and_args() {
+        let r = parse_request(br#"{"version":1,"command":"trace add","args":{"count":5}}"#);
+        assert_eq!(
+            r,
+            Ok(Request {
+                command: "trace add".to_string(),
+                args: json!({"count": 5}),
+            })
+        );
+        let r = parse_request(br#"{"version":1,"command":"show errors"}"#).unwrap();
+        assert_eq!(r.args, Value::Null);
+    }
+
+    #[test]
+    fn parse_request_refusals_keep_their_texts() {
+        let err = |line: &[u8]| parse_request(line).unwrap_err();
+        assert!(err(b"{").starts_with("malformed request: "));
+        assert!(err(b"").starts_with("malformed request: "));
+        assert_eq!(
+            err(br#"{"version":2,"command":"version"}"#),
+            "unsupported protocol version 2 (this daemon speaks 1)"
+        );
+        assert_eq!(err(br#"{"command":"version"}"#), "missing \"version\"");
+        assert_eq!(err(br#"{"version":"1"}"#), "missing \"version\"");
+        assert_eq!(err(b"[1]"), "missing \"version\"");
+        assert_eq!(err(br#"{"version":1}"#), "missing \"command\"");
+        assert_eq!(err(br#"{"version":1,"command":7}"#), "missing \"command\"");
+    }
 }

@@ -104,8 +104,11 @@ pub struct Router {
     pub lan_services: Lan,
     /// /64s being renumbered away, as last put in the Fib.
     stale_prefixes: Vec<Ipv6Addr>,
-    /// WAN carrier as last read, and when it is next read.
+    /// WAN and LAN carrier as last read, and when they are next read.
     wan_carrier: bool,
+    lan_carrier: bool,
+    /// Notices an AFTR that stopped answering (checked with the carrier).
+    tunnel_watch: crate::tunnel_watch::TunnelWatch,
     carrier_checked: Instant,
     /// What `base_fib` was built from.
     pub learned: Learned,
@@ -246,6 +249,15 @@ impl Router {
             );
             attachments.push(a);
         }
+        // Everything that needed privileges is done (sockets, XSKMAP, XDP
+        // attached); the workers spawned next inherit the reduced set.
+        match crate::caps::drop_all_but(crate::caps::KEEP) {
+            Ok(kept) => log::info!(
+                "capabilities: kept {:?}, dropped the rest",
+                crate::caps::names(kept)
+            ),
+            Err(e) => log::warn!("capabilities: could not drop: {e}"),
+        }
         for (cfg, ports) in pending {
             let ch = Arc::new(Channels::new(PUNT_DEPTH, to_control.clone())?);
             log::info!(
@@ -279,6 +291,8 @@ impl Router {
             lan_services,
             stale_prefixes: Vec::new(),
             wan_carrier: true,
+            lan_carrier: true,
+            tunnel_watch: Default::default(),
             carrier_checked: now,
             learned,
             dad_reported: Vec::new(),
@@ -393,6 +407,17 @@ impl Router {
                 self.wan_carrier = up;
                 self.wan6.set_link(now, up);
             }
+            let up = iface::carrier(&self.lan.name).unwrap_or(true);
+            if up != self.lan_carrier {
+                self.lan_carrier = up;
+                if up {
+                    log::info!("lan: carrier up; advertising at once");
+                    self.lan_services.link_up(now);
+                } else {
+                    log::warn!("lan: carrier lost");
+                }
+            }
+            self.watch_tunnel(now);
         }
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
@@ -427,6 +452,30 @@ impl Router {
             self.base_changed = true;
         }
         next
+    }
+
+    /// Logs an AFTR that stopped answering, and its return.
+    fn watch_tunnel(&mut self, now: Instant) {
+        let (mut encap, mut decap) = (0, 0);
+        for w in &self.workers {
+            let s = w.stats.snapshot();
+            encap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteEncap as usize].ok_packets;
+            decap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteDecap as usize].ok_packets;
+        }
+        let aftr = self
+            .learned
+            .aftr
+            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        match self.tunnel_watch.check(now, encap, decap) {
+            Some(crate::tunnel_watch::Event::Silent { for_s, sent }) => log::warn!(
+                "dslite: nothing from the AFTR {aftr} for {for_s} s while {sent} packets went to it \
+                 (AFTR down or unreachable?)"
+            ),
+            Some(crate::tunnel_watch::Event::Back { after_s }) => {
+                log::info!("dslite: the AFTR {aftr} answers again (silent for {after_s} s)")
+            }
+            None => {}
+        }
     }
 
     /// Runs the LAN services with the latest WAN state; returns their next
@@ -753,6 +802,14 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
     let wake = Notify::new()?;
     install_signals(&wake);
     let mut ctl = CtlServer::bind(&config.control.socket, config.control.group.as_deref())?;
+    // Bound before the privileges go (a port below 1024 needs them).
+    let mut metrics = match Metrics::start(&config) {
+        Ok(m) => m,
+        Err(e) => {
+            ctl.remove();
+            return Err(e);
+        }
+    };
     let mut router = match Router::start(config, config_path) {
         Ok(r) => r,
         Err(e) => {
@@ -771,7 +828,6 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
     ));
     let control_fd = router.workers[0].channels.to_control.fd();
     let mut out = Vec::new();
-    let mut metrics = Metrics::start(&router)?;
 
     while !STOP.load(Ordering::SeqCst) {
         let now = Instant::now();
@@ -877,13 +933,13 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn start(router: &Router) -> Result<Self> {
+    fn start(config: &Config) -> Result<Self> {
         let mut m = Metrics {
             kernel: None,
             lan: None,
             counters: Vec::new(),
         };
-        match router.config.control.metrics {
+        match config.control.metrics {
             Some(addr) if addr.ip().is_loopback() => {
                 m.kernel = Some(
                     crate::metrics::MetricsServer::bind(addr)

@@ -583,6 +583,9 @@ impl Lan {
     }
 
     fn persist(&mut self, now: Instant) {
+        // Files whose last write failed (disk full, read-only) first; the
+        // poll comes back at least every 5 s.
+        let _ = self.state.retry(now);
         let wall = SystemTime::now();
         if let Some(s) = &mut self.dhcp4 {
             if s.take_dirty() {
@@ -633,6 +636,11 @@ impl Lan {
         }
         let msgs = self.ra.shutdown(now);
         msgs.iter().map(|m| self.ra_frame(m)).collect()
+    }
+
+    /// The LAN carrier came back: advertise at once.
+    pub fn link_up(&mut self, now: Instant) {
+        self.ra.link_up(now);
     }
 
     /// Write what is not yet on disk (before the services are rebuilt).

@@ -4,6 +4,7 @@
 #[macro_use]
 mod counters;
 
+pub mod caps;
 pub mod ctl;
 pub mod daemon;
 pub mod dhcp4s;
@@ -23,5 +24,7 @@ pub mod reload;
 pub mod report;
 pub mod sdnotify;
 pub mod slaac;
+pub mod smoldev;
 pub mod state;
+pub mod tunnel_watch;
 pub mod wan;

@@ -29,7 +29,16 @@ pub struct StateDir {
     /// Write failures, for `ipoectl` and the log.
     pub write_errors: u64,
     pub last_error: Option<String>,
+    /// The newest contents of each file whose write failed, written again
+    /// by `retry` (a full or read-only disk may recover).
+    pending: Vec<(String, Vec<u8>)>,
+    /// Writes are failing: logged once, then again when they work.
+    failing: bool,
+    next_retry: Option<Instant>,
 }
+
+/// How often failed writes are tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl StateDir {
     /// Creates the directory (mode 0700) if needed. Failing to create it is
@@ -49,6 +58,9 @@ impl StateDir {
             path: path.to_path_buf(),
             write_errors: 0,
             last_error: None,
+            pending: Vec::new(),
+            failing: false,
+            next_retry: None,
         }
     }
 
@@ -60,13 +72,48 @@ impl StateDir {
     /// file is intact; the error is logged, counted and returned.
     pub fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let result = write_atomic(&self.path, name, bytes);
-        if let Err(e) = &result {
-            self.write_errors += 1;
-            let msg = format!("writing {}: {e}", self.path.join(name).display());
-            log::error!("{msg} (the previous version is kept)");
-            self.last_error = Some(msg);
+        self.pending.retain(|(n, _)| n != name);
+        match &result {
+            Err(e) => {
+                self.write_errors += 1;
+                let msg = format!("writing {}: {e}", self.path.join(name).display());
+                if !self.failing {
+                    log::error!(
+                        "{msg} (the previous version is kept; retrying every {}s)",
+                        RETRY_EVERY.as_secs()
+                    );
+                } else {
+                    log::debug!("{msg}");
+                }
+                self.failing = true;
+                self.last_error = Some(msg);
+                self.pending.push((name.to_owned(), bytes.to_vec()));
+                self.next_retry
+                    .get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+            }
+            Ok(()) if self.failing && self.pending.is_empty() => {
+                self.failing = false;
+                log::info!(
+                    "state_dir {}: writing works again, state saved",
+                    self.path.display()
+                );
+            }
+            Ok(()) => {}
         }
         result
+    }
+
+    /// Write again what failed, when it is time; returns when to call again.
+    pub fn retry(&mut self, now: Instant) -> Option<Instant> {
+        let due = self.next_retry?;
+        if now < due {
+            return Some(due);
+        }
+        self.next_retry = None;
+        for (name, bytes) in std::mem::take(&mut self.pending) {
+            let _ = self.write_atomic(&name, &bytes);
+        }
+        self.next_retry
     }
 
     pub fn read(&self, name: &str) -> Option<Vec<u8>> {
@@ -372,6 +419,31 @@ mod tests {
         assert_eq!(st.write_errors, 1);
         assert_eq!(st.read(DUID_FILE).unwrap(), good);
         assert!(!dir.join(".blocked.tmp").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A write that failed is tried again every 5 s with its newest
+    /// contents, until the disk takes it.
+    #[test]
+    fn failed_writes_are_retried_until_they_succeed() {
+        let dir = tmpdir("retry");
+        let mut st = StateDir::open(&dir);
+        let t0 = Instant::now();
+        fs::create_dir_all(dir.join("leases")).unwrap();
+        assert!(st.write_atomic("leases", b"v1").is_err());
+        assert!(st.write_atomic("leases", b"v2").is_err());
+        assert_eq!(st.pending.len(), 1, "only the newest contents wait");
+        let due = st.retry(t0).expect("a retry is scheduled");
+        assert!(due > t0);
+        // Still blocked at the retry: counted again, still pending.
+        assert!(st.retry(due).is_some());
+        assert_eq!(st.write_errors, 3);
+        // The disk recovers.
+        fs::remove_dir(dir.join("leases")).unwrap();
+        let due = st.next_retry.unwrap();
+        assert_eq!(st.retry(due), None);
+        assert_eq!(fs::read(dir.join("leases")).unwrap(), b"v2");
+        assert!(!st.failing && st.pending.is_empty());
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -296,6 +296,8 @@ impl Wan {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
+        // A PD lease that could not be saved (disk full, read-only).
+        soonest(self.state.retry(now));
         if !ll_usable {
             // Nothing leaves before our link-local address passed DAD.
             return None;

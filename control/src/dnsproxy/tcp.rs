@@ -38,11 +38,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
+
+use crate::smoldev::{segment_meta, QueueDevice, SegmentMeta};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Cidr};
-use smoltcp::wire::{Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet, TcpPacket};
+use smoltcp::wire::{HardwareAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 
 use super::{Action, Client, Core, Counters, ProxyConfig};
 
@@ -50,8 +50,6 @@ use super::{Action, Client, Core, Counters, ProxyConfig};
 pub const TCP_PORT: u16 = 53;
 /// Queries of one connection waiting for upstream at once.
 pub const MAX_IN_FLIGHT: usize = 16;
-/// IP MTU of the LAN side (sets the MSS).
-pub const MTU: usize = 1500;
 /// Upper bound of the idle timeout.
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Packets queued by `push_ip` before the next poll.
@@ -61,125 +59,6 @@ const TX_BUFFER: usize = 16384;
 /// Answers queued on one connection beyond what its socket takes; a peer
 /// that asks but does not read is cut off past this.
 const MAX_TX_BACKLOG: usize = 256 * 1024;
-
-/// A `phy::Device` made of two packet queues: `rx` is what the stack
-/// receives, `tx` what it sent.
-#[derive(Debug, Default)]
-pub(super) struct QueueDevice {
-    pub rx: VecDeque<Vec<u8>>,
-    pub tx: Vec<Vec<u8>>,
-}
-
-impl Device for QueueDevice {
-    type RxToken<'a>
-        = RxToken
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = TxToken<'a>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, _timestamp: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
-        let buffer = self.rx.pop_front()?;
-        Some((
-            RxToken { buffer },
-            TxToken {
-                queue: &mut self.tx,
-            },
-        ))
-    }
-
-    fn transmit(&mut self, _timestamp: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken {
-            queue: &mut self.tx,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ip;
-        caps.max_transmission_unit = MTU;
-        caps
-    }
-}
-
-pub(super) struct RxToken {
-    buffer: Vec<u8>,
-}
-
-impl phy::RxToken for RxToken {
-    fn consume<R, F>(self, f: F) -> R
-    where
-        F: FnOnce(&[u8]) -> R,
-    {
-        f(&self.buffer)
-    }
-}
-
-pub(super) struct TxToken<'a> {
-    queue: &'a mut Vec<Vec<u8>>,
-}
-
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F>(self, len: usize, f: F) -> R
-    where
-        F: FnOnce(&mut [u8]) -> R,
-    {
-        let mut buffer = vec![0; len];
-        let result = f(&mut buffer);
-        self.queue.push(buffer);
-        result
-    }
-}
-
-/// What `push_ip` needs to know about a segment.
-#[derive(Clone, Copy, Debug)]
-struct SegmentMeta {
-    src: IpEndpoint,
-    dst: IpEndpoint,
-    syn: bool,
-    ack: bool,
-    rst: bool,
-}
-
-/// Addresses, ports and flags of an unfragmented IPv4 or IPv6 packet
-/// carrying TCP (no IPv6 extension headers).
-fn segment_meta(packet: &[u8]) -> Option<SegmentMeta> {
-    let (src, dst, payload) = match packet.first()? >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(packet).ok()?;
-            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
-                return None;
-            }
-            (
-                IpAddress::Ipv4(ip.src_addr()),
-                IpAddress::Ipv4(ip.dst_addr()),
-                ip.payload(),
-            )
-        }
-        6 => {
-            let ip = Ipv6Packet::new_checked(packet).ok()?;
-            if ip.next_header() != IpProtocol::Tcp {
-                return None;
-            }
-            (
-                IpAddress::Ipv6(ip.src_addr()),
-                IpAddress::Ipv6(ip.dst_addr()),
-                ip.payload(),
-            )
-        }
-        _ => return None,
-    };
-    let tcp = TcpPacket::new_checked(payload).ok()?;
-    Some(SegmentMeta {
-        src: IpEndpoint::new(src, tcp.src_port()),
-        dst: IpEndpoint::new(dst, tcp.dst_port()),
-        syn: tcp.syn(),
-        ack: tcp.ack(),
-        rst: tcp.rst(),
-    })
-}
 
 /// One established connection.
 #[derive(Debug)]

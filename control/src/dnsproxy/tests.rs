@@ -10,9 +10,9 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Cidr, Ipv6Cidr};
 
-use super::tcp::QueueDevice;
 use super::*;
 use crate::dns::{encode_name, CLASS_IN, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, TYPE_AAAA};
+use crate::smoldev::QueueDevice;
 
 // ---------------------------------------------------------------------------
 // Helpers

@@ -424,6 +424,18 @@ impl LanRa {
         );
     }
 
+    /// The LAN link came back (a cable, a switch reboot): hosts that
+    /// joined meanwhile get the initial burst of RAs at once instead of
+    /// waiting up to an interval.
+    pub fn link_up(&mut self, now: Instant) {
+        self.tick(now);
+        if !self.advertising {
+            return;
+        }
+        self.initial_left = MAX_INITIAL_RTR_ADVERTISEMENTS;
+        self.next_unsolicited = Some(self.earliest_send(now));
+    }
+
     /// Takes the current inputs; called every control-loop turn. A change
     /// of what is advertised schedules an RA promptly.
     pub fn update(&mut self, now: Instant, inputs: RaInputs) {

@@ -14,8 +14,8 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
 use super::http::{self, HttpRequestReader, Progress};
-use super::lan::QueueDevice;
 use super::*;
+use crate::smoldev::QueueDevice;
 
 // ---------------------------------------------------------------------------
 // Helpers

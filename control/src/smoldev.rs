@@ -1,0 +1,132 @@
+//! The pieces the router's two smoltcp TCP servers share (DNS over TCP and
+//! the LAN metrics listener): a `phy::Device` made of packet queues, since
+//! packets come from and go to the punt path rather than a NIC, and a quick
+//! look at a segment's addresses and flags.
+
+use std::collections::VecDeque;
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
+
+/// IP MTU of the LAN side (sets the MSS).
+pub const MTU: usize = 1500;
+
+/// A `phy::Device` made of two packet queues: `rx` is what the stack
+/// receives, `tx` what it sent.
+#[derive(Debug, Default)]
+pub struct QueueDevice {
+    pub rx: VecDeque<Vec<u8>>,
+    pub tx: Vec<Vec<u8>>,
+}
+
+impl Device for QueueDevice {
+    type RxToken<'a>
+        = RxToken
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
+        let buffer = self.rx.pop_front()?;
+        Some((
+            RxToken { buffer },
+            TxToken {
+                queue: &mut self.tx,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            queue: &mut self.tx,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        caps
+    }
+}
+
+pub struct RxToken {
+    buffer: Vec<u8>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(&self.buffer)
+    }
+}
+
+pub struct TxToken<'a> {
+    queue: &'a mut Vec<Vec<u8>>,
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut buffer = vec![0; len];
+        let result = f(&mut buffer);
+        self.queue.push(buffer);
+        result
+    }
+}
+
+/// What a TCP front needs to know about a segment before the stack sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentMeta {
+    pub src: IpEndpoint,
+    pub dst: IpEndpoint,
+    pub syn: bool,
+    pub ack: bool,
+    pub rst: bool,
+}
+
+/// Addresses, ports and flags of an unfragmented IPv4 or IPv6 packet
+/// carrying TCP (no IPv6 extension headers).
+pub fn segment_meta(packet: &[u8]) -> Option<SegmentMeta> {
+    let (src, dst, payload) = match packet.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            (
+                IpAddress::Ipv4(ip.src_addr()),
+                IpAddress::Ipv4(ip.dst_addr()),
+                ip.payload(),
+            )
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (
+                IpAddress::Ipv6(ip.src_addr()),
+                IpAddress::Ipv6(ip.dst_addr()),
+                ip.payload(),
+            )
+        }
+        _ => return None,
+    };
+    let tcp = TcpPacket::new_checked(payload).ok()?;
+    Some(SegmentMeta {
+        src: IpEndpoint::new(src, tcp.src_port()),
+        dst: IpEndpoint::new(dst, tcp.dst_port()),
+        syn: tcp.syn(),
+        ack: tcp.ack(),
+        rst: tcp.rst(),
+    })
+}
