@@ -12,6 +12,7 @@ PKGS=(
   isc-dhcp-server wide-dhcpv6-server             # second and third DHCPv6 servers
   isc-dhcp-client dhcpcd-base busybox            # LAN clients: dhclient, dhcpcd, udhcpc (and the PD selftest)
   bind9-dnsutils                                 # dig, for the DNS proxy checks
+  thc-ipv6 ipv6toolkit                           # attack tools against the router (reliability tests)
   fonts-dejavu-core                              # text in the bench plots
 )
 

@@ -57,6 +57,8 @@ pub fn bin(name: &str) -> PathBuf {
 
 pub struct Lab {
     _guard: MutexGuard<'static, ()>,
+    /// Held until the lab is down (dropped after `Drop::drop` ran).
+    _flock: std::fs::File,
     pub run_dir: PathBuf,
     ipoed: Option<Child>,
     pub socket: PathBuf,
@@ -81,9 +83,13 @@ impl Lab {
     /// Build the lab with `queues` queues on the router's veths.
     pub fn up(queues: u32) -> Lab {
         let guard = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // The namespaces have fixed names: a lab test of another process
+        // (another test binary, a second `cargo test`) waits its turn.
+        let flock = machine_lock();
         let run_dir = PathBuf::from("/run/ipoe-lab");
         let lab = Lab {
             _guard: guard,
+            _flock: flock,
             socket: run_dir.join("ipoed.sock"),
             log: run_dir.join("ipoed.log"),
             run_dir,
@@ -228,11 +234,18 @@ impl Lab {
 
     /// `start_ipoed` with extra environment variables (e.g. NOTIFY_SOCKET).
     pub fn start_ipoed_env(&mut self, config: &str, env: &[(&str, &str)]) {
+        self.start_ipoed_with(config, env, &[]);
+    }
+
+    /// `start_ipoed_env` with ipoed run by `wrapper` (a command that execs
+    /// its last arguments, such as packaging/sandbox-exec.sh).
+    pub fn start_ipoed_with(&mut self, config: &str, env: &[(&str, &str)], wrapper: &[String]) {
         let path = self.config_path();
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(&self.log).expect("ipoed log");
         let child = Command::new("ip")
             .args(["netns", "exec", "router"])
+            .args(wrapper)
             .arg(bin("ipoed"))
             .arg("--config")
             .arg(&path)
@@ -407,6 +420,80 @@ impl Drop for Lab {
             eprintln!("lab.sh down failed: {}{}", r.stdout, r.stderr);
         }
     }
+}
+
+/// A `ping -D` every 20 ms through the router, read back as the longest
+/// gap between two replies: the outage a user would see.
+pub struct PingProbe {
+    child: Child,
+}
+
+pub struct PingResult {
+    pub sent: u32,
+    pub received: u32,
+    /// Longest time without a reply, in ms (`u64::MAX` with under two
+    /// replies).
+    pub max_gap_ms: u64,
+}
+
+impl PingProbe {
+    pub fn start(lab: &Lab, ns: &str, dst: &str) -> PingProbe {
+        let child = lab.spawn(ns, &["ping", "-D", "-n", "-i", "0.02", "-W", "1", dst]);
+        std::thread::sleep(Duration::from_millis(300));
+        PingProbe { child }
+    }
+
+    pub fn stop(self) -> PingResult {
+        // SAFETY: signalling our own child (ping prints its summary on INT).
+        unsafe { libc_kill(self.child.id() as i32, 2) };
+        let out = self.child.wait_with_output().expect("ping");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut times: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let max_gap_ms = times
+            .windows(2)
+            .map(|w| ((w[1] - w[0]) * 1000.0) as u64)
+            .max()
+            .unwrap_or(u64::MAX);
+        let summary = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or("");
+        let nums: Vec<u32> = summary
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        PingResult {
+            sent: nums.first().copied().unwrap_or(0),
+            received: nums.get(1).copied().unwrap_or(0),
+            max_gap_ms,
+        }
+    }
+}
+
+/// An exclusive lock on /run/ipoe-lab.lock, across processes; released when
+/// the file is closed.
+fn machine_lock() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/ipoe-lab.lock")
+        .expect("open /run/ipoe-lab.lock");
+    extern "C" {
+        fn flock(fd: i32, op: i32) -> i32;
+    }
+    const LOCK_EX: i32 = 2;
+    // SAFETY: flock on a file we opened; blocks until the lab is free.
+    while unsafe { flock(f.as_raw_fd(), LOCK_EX) } != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    f
 }
 
 /// SIGTERM a child (e.g. tcpdump, so it flushes its capture) and reap it.
