@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab soak
 
 all: build
 
@@ -44,3 +44,10 @@ bench: build
 
 clean-lab:
 	bash tests/lab/lab.sh down
+
+# The soak (not in CI): mixed traffic, prefix changes, reloads and DHCP
+# churn for DURATION (10m, 90s, 1h); prints crashes, RSS, leases lost and
+# the longest forwarding gap (also in target/release/soak-report.md).
+DURATION ?= 10m
+soak: build
+	DURATION=$(DURATION) $(CARGO) test --release -p ipoe-tests --test lab_soak -- --ignored --nocapture
