@@ -426,6 +426,8 @@ impl Drop for Lab {
 /// gap between two replies: the outage a user would see.
 pub struct PingProbe {
     child: Child,
+    /// Its output: a file, as a pipe nobody reads would fill and stop ping.
+    out: PathBuf,
 }
 
 pub struct PingResult {
@@ -438,16 +440,28 @@ pub struct PingResult {
 
 impl PingProbe {
     pub fn start(lab: &Lab, ns: &str, dst: &str) -> PingProbe {
-        let child = lab.spawn(ns, &["ping", "-D", "-n", "-i", "0.02", "-W", "1", dst]);
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = lab.run_dir.join(format!("ping-{}-{k}.txt", std::process::id()));
+        let file = std::fs::File::create(&out).expect("ping output file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "ping", "-D", "-n", "-i", "0.02", "-W", "1", dst])
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ping");
         std::thread::sleep(Duration::from_millis(300));
-        PingProbe { child }
+        PingProbe { child, out }
     }
 
     pub fn stop(self) -> PingResult {
         // SAFETY: signalling our own child (ping prints its summary on INT).
         unsafe { libc_kill(self.child.id() as i32, 2) };
-        let out = self.child.wait_with_output().expect("ping");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let mut child = self.child;
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
         let mut times: Vec<f64> = text
             .lines()
             .filter(|l| l.contains("bytes from"))
@@ -513,4 +527,50 @@ pub fn xdp_attached(lab: &Lab, ns: &str, iface: &str) -> bool {
     let r = lab.exec(ns, &["ip", "-d", "link", "show", "dev", iface]);
     assert!(r.ok, "ip link show {iface}: {}", r.stderr);
     r.stdout.contains("prog/xdp") || r.stdout.contains(" xdp")
+}
+
+impl Lab {
+    /// ipoed's resident set size in KiB (`VmRSS`), while it runs.
+    pub fn ipoed_rss_kib(&self) -> Option<u64> {
+        let pid = self.ipoed_pid()?;
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Whether ipoed still runs (not exited: our unreaped child would be a
+    /// zombie) and answers `ipoectl version`.
+    pub fn ipoed_alive(&self) -> bool {
+        let Some(pid) = self.ipoed_pid() else {
+            return false;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) S ...": the state follows the last ')'.
+        let running = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X");
+        running && self.ctl(&["version"]).ok
+    }
+
+    /// Every counter of `show errors`, keyed `node/counter`.
+    pub fn error_counts(&self) -> std::collections::HashMap<String, u64> {
+        let v = self.ctl_json(&["show", "errors"]);
+        v["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    format!("{}/{}", e["node"].as_str()?, e["counter"].as_str()?),
+                    e["count"].as_u64()?,
+                ))
+            })
+            .collect()
+    }
 }
