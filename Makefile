@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab soak
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab fuzz soak
 
 all: build
 
@@ -41,6 +41,14 @@ test: build lint
 # bench/results/, figures for BENCHMARKS.md.
 bench: build
 	target/release/ipoe-bench run --out bench/results
+
+# Every fuzz target (fuzz/fuzz_targets/) for FUZZ_TIME seconds, one after
+# the other, from the committed seeds and the growing fuzz/corpus/; a table
+# of executions, coverage, corpus and crashes at the end. Needs a nightly
+# toolchain; installs cargo-fuzz if missing. Not part of `make test`.
+FUZZ_TIME ?= 60
+fuzz:
+	FUZZ_TIME=$(FUZZ_TIME) bash fuzz/run.sh
 
 clean-lab:
 	bash tests/lab/lab.sh down

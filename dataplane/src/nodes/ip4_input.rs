@@ -46,7 +46,9 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
         };
         let total = usize::from(hdr.total_len());
-        if total > l3.len() {
+        // A total length below the header's own length would cut the
+        // packet inside its header (the nodes after read the whole header).
+        if total > l3.len() || total < hdr.slice().len() {
             cx.drop(i, Error::Truncated.index());
             continue;
         }

@@ -498,6 +498,28 @@ fn bad_ipv4_checksum_and_spoofed_sources_counted() {
     assert_eq!(b.err(NodeId::Ip6Input, "spoofed-source"), 1);
 }
 
+/// Found by the graph_lan fuzz target: an IPv4 header whose total length
+/// (0) is shorter than the header itself passed ip4-input, which cut the
+/// packet to its Ethernet header, and ip4-firewall indexed past its end.
+#[test]
+fn ipv4_total_length_below_its_header_is_dropped() {
+    let frame: &[u8] = b"\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x45\x00\
+        \x00\x00\x00\x00\x6b\xff\xff\xff\xfd\x58\xa0\x12\xaf\x04\x02\xff\xff\x90";
+    for total in [0u16, 1, 19] {
+        let mut f = frame.to_vec();
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        fix_ipv4_checksum(&mut f[14..34]);
+        let mut b = Bench::new(&[(Port::Lan, f)]);
+        b.run(&lab_fib());
+        assert_eq!(
+            b.err(NodeId::Ip4Input, "truncated"),
+            1,
+            "total length {total}"
+        );
+        assert_eq!(b.graph.out.drop.as_slice(), &[0]);
+    }
+}
+
 #[test]
 fn every_truncation_of_valid_frames_is_dropped_not_panicking() {
     let fib = lab_fib();
