@@ -258,7 +258,8 @@ mod tests {
     fn every_seed_runs() {
         use ipoe_dataplane::tables::Port;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
-        let targets: [(&str, fn(&[u8])); 7] = [
+        type Harness = fn(&[u8]);
+        let targets: [(&str, Harness); 7] = [
             ("graph_wan", |d| graph::run(d, Port::Wan)),
             ("graph_lan", |d| graph::run(d, Port::Lan)),
             ("dhcp4_server", dhcp4::run),
