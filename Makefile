@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab fuzz soak
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab fuzz soak attacks
 
 all: build
 
@@ -59,3 +59,11 @@ clean-lab:
 DURATION ?= 10m
 soak: build
 	DURATION=$(DURATION) $(CARGO) test --release -p ipoe-tests --test lab_soak -- --ignored --nocapture
+
+# Real attack tools against ipoed in the lab (thc-ipv6, ipv6toolkit, a
+# DHCPv4 starvation script), each attack for ATTACK_SECONDS (labtest runs
+# them for 5 s); per attack the packets sent, the counters, ipoed's RSS and
+# the streams' throughput, and a summary table at the end.
+ATTACK_SECONDS ?= 60
+attacks: build
+	ATTACK_SECONDS=$(ATTACK_SECONDS) $(CARGO) test --release -p ipoe-tests --test lab_attacks -- --test-threads=1 --nocapture

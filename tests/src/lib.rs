@@ -442,10 +442,14 @@ impl PingProbe {
     pub fn start(lab: &Lab, ns: &str, dst: &str) -> PingProbe {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let out = lab.run_dir.join(format!("ping-{}-{k}.txt", std::process::id()));
+        let out = lab
+            .run_dir
+            .join(format!("ping-{}-{k}.txt", std::process::id()));
         let file = std::fs::File::create(&out).expect("ping output file");
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "ping", "-D", "-n", "-i", "0.02", "-W", "1", dst])
+            .args([
+                "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.02", "-W", "1", dst,
+            ])
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(Stdio::null())

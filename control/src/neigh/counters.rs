@@ -66,7 +66,9 @@ counters! {
     resolve_invalid,
     /// Misses dropped because `max_incomplete` entries already exist.
     incomplete_full,
-    /// Resolved entries refused because the table is full of non-STALE entries.
+    /// Resolved entries refused: the table is full of non-STALE entries, or
+    /// full and the neighbor only announced itself (NS, ARP request), which
+    /// never evicts anyone.
     table_full,
     /// INCOMPLETE entries abandoned after `max_probes` requests.
     resolve_failed,
@@ -76,7 +78,7 @@ counters! {
     held_dropped,
     /// Entries removed after unanswered unicast probes.
     probe_failed,
-    /// STALE entries evicted to make room for a new neighbor.
+    /// STALE entries evicted to make room for a neighbor we resolved.
     stale_evicted,
     /// STALE entries removed after `stale_gc` without use.
     gc_removed,

@@ -910,8 +910,12 @@ impl NeighborEngine {
 
     /// Records `mac` for `ip` per RFC 4861 7.2.3/7.2.5 (and the RFC 826
     /// merge rule for ARP). An INCOMPLETE entry moves to the resolved
-    /// budget and releases its held packets; a new entry is created only if
-    /// the resolved budget allows (evicting the LRU STALE entry).
+    /// budget and releases its held packets, evicting the LRU STALE entry
+    /// if that budget is spent. A neighbor we did not ask for (it sent an
+    /// NS or ARP request) gets an entry only while the budget has room:
+    /// announcing oneself costs nothing, so a flood of solicitations from
+    /// made-up sources must never displace a neighbor we know (RFC 6583:
+    /// existing entries before new ones).
     fn learn(
         &mut self,
         now: Instant,
@@ -947,9 +951,10 @@ impl NeighborEngine {
             }
             return Ok(());
         }
-        let (held, last_used) = table
-            .remove(&ip)
-            .map_or((VecDeque::new(), now), |e| (e.held, e.last_used));
+        // Whatever is left under `ip` is INCOMPLETE: our own resolution.
+        let asked = table.remove(&ip);
+        let may_evict = asked.is_some();
+        let (held, last_used) = asked.map_or((VecDeque::new(), now), |e| (e.held, e.last_used));
         let entry = Entry {
             state: if solicited {
                 NeighState::Reachable
@@ -963,7 +968,7 @@ impl NeighborEngine {
             last_used,
             updated: now,
         };
-        match table.insert_resolved(ip, entry, cfg.max_entries) {
+        match table.insert_resolved(ip, entry, cfg.max_entries, may_evict) {
             Ok(evicted) => {
                 if evicted.is_some() {
                     counters.stale_evicted += 1;

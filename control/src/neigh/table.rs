@@ -141,24 +141,33 @@ impl Table {
         }
     }
 
-    /// Adds a resolved entry for an address not in the table, evicting the
-    /// least-recently-used STALE entry if the resolved budget is spent.
-    /// Returns the evicted address.
+    /// Adds a resolved entry for an address not in the table. If the
+    /// resolved budget is spent, the least-recently-used STALE entry is
+    /// evicted when `may_evict` (we asked for this neighbor), and the new
+    /// entry is refused otherwise. Returns the evicted address.
     pub fn insert_resolved(
         &mut self,
         ip: IpAddr,
         entry: Entry,
         max_entries: usize,
+        may_evict: bool,
     ) -> Result<Option<IpAddr>, TableFull> {
         debug_assert!(entry.is_resolved() && !self.map.contains_key(&ip));
-        let evicted = self.make_room(max_entries)?;
+        let evicted = self.make_room(max_entries, may_evict)?;
         self.map.insert(ip, entry);
         Ok(evicted)
     }
 
-    fn make_room(&mut self, max_entries: usize) -> Result<Option<IpAddr>, TableFull> {
+    fn make_room(
+        &mut self,
+        max_entries: usize,
+        may_evict: bool,
+    ) -> Result<Option<IpAddr>, TableFull> {
         if self.resolved() < max_entries {
             return Ok(None);
+        }
+        if !may_evict {
+            return Err(TableFull);
         }
         let victim = self
             .map

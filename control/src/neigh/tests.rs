@@ -1061,7 +1061,7 @@ fn miss_flood_is_capped_and_spares_live_neighbors() {
 }
 
 #[test]
-fn table_full_evicts_lru_stale_never_reachable() {
+fn table_full_resolution_evicts_lru_stale_never_reachable() {
     let cfg = NeighConfig {
         max_entries: 4,
         ..NeighConfig::default()
@@ -1081,12 +1081,22 @@ fn table_full_evicts_lru_stale_never_reachable() {
         );
     }
     let now = t + SEC * 4;
-    eng.handle_frame(
+    // A fifth that only announces itself is answered, not learned.
+    out.clear();
+    let v = eng.handle_frame(
         now,
         Side::Lan,
         &arp_request(mac(4), host(4), LAN_V4),
         &mut out,
     );
+    assert_eq!(v, Verdict::ArpReplied);
+    assert_eq!(out.len(), 1);
+    assert_eq!(eng.counters().table_full, 1);
+    assert_eq!(mac_of(&eng, Side::Lan, host(0).into()), Some(mac(0)));
+    // One we resolve takes the place of the LRU STALE entry.
+    eng.resolve(now, Side::Lan, host(4).into(), &data_packet(4), &mut out);
+    let v = eng.handle_frame(now, Side::Lan, &arp_reply(mac(4), host(4)), &mut out);
+    assert_eq!(v, Verdict::ArpLearned);
     assert_eq!(eng.entries().count(), 4);
     assert_eq!(
         mac_of(&eng, Side::Lan, host(0).into()),
@@ -1114,7 +1124,7 @@ fn table_full_evicts_lru_stale_never_reachable() {
     );
     assert_eq!(v, Verdict::ArpReplied);
     assert_eq!(out.len(), 1);
-    assert_eq!(eng.counters().table_full, 1);
+    assert_eq!(eng.counters().table_full, 2);
     assert_eq!(eng.entries().count(), 4);
     // Nor can a resolution that completes: its held packet is dropped.
     eng.resolve(now, Side::Lan, host(6).into(), &data_packet(6), &mut out);
@@ -1122,6 +1132,81 @@ fn table_full_evicts_lru_stale_never_reachable() {
     assert_eq!(v, Verdict::Dropped(DropReason::TableFull));
     assert_eq!(eng.counters().held_dropped, 1);
     assert_eq!(eng.dump(now).len(), 4);
+}
+
+/// Found with thc-ipv6 `flood_solicitate6` in the lab (tests/tests/
+/// lab_attacks.rs): solicitations for our address from made-up sources,
+/// each with its own link-layer address, used to evict every STALE
+/// neighbor (the LAN hosts, the WAN's default router) within milliseconds,
+/// so their traffic stalled behind a new resolution. Each is still
+/// answered, but only learned while the table has room.
+#[test]
+fn ns_flood_from_made_up_sources_never_evicts_a_neighbor() {
+    let cfg = NeighConfig::default();
+    let (mut eng, t) = engine();
+    let mut out = Vec::new();
+    // A host we resolved, and one we learned from its own solicitation;
+    // both STALE by the time the flood comes.
+    learn_host_v4(&mut eng, t);
+    let v = eng.handle_frame(
+        t,
+        Side::Lan,
+        &ns_in(
+            HOST_GUA,
+            frames::solicited_node(LAN_GUA),
+            LAN_GUA,
+            Some(HOST_MAC),
+        ),
+        &mut out,
+    );
+    assert_eq!(v, Verdict::NaSent);
+    let now = t + cfg.reachable + SEC;
+    eng.poll(now, &mut out);
+    for ip in [IpAddr::from(HOST_V4), HOST_GUA.into()] {
+        assert_eq!(state_of(&eng, now, ip), Some(NeighState::Stale));
+    }
+
+    let mut rng = XorShift::new(0x5eed_f100d);
+    let flood = 10_000u64;
+    out.clear();
+    for _ in 0..flood {
+        let r = rng.next_u64();
+        let src = Ipv6Addr::from((0xfe80u128 << 112) | u128::from(r >> 8));
+        let b = r.to_be_bytes();
+        let lla = [0x02, b[2], b[3], b[4], b[5], b[6]];
+        let v = eng.handle_frame(
+            now,
+            Side::Lan,
+            &ns_in(src, frames::solicited_node(LAN_GUA), LAN_GUA, Some(lla)),
+            &mut out,
+        );
+        assert_eq!(v, Verdict::NaSent);
+    }
+    // Every solicitation answered; the table at its bound; nobody evicted.
+    assert_eq!(out.len() as u64, flood);
+    assert_eq!(eng.entries().count(), cfg.max_entries);
+    assert_eq!(eng.counters().stale_evicted, 0);
+    assert_eq!(
+        eng.counters().table_full,
+        flood - (cfg.max_entries as u64 - 2)
+    );
+    assert_eq!(mac_of(&eng, Side::Lan, HOST_V4.into()), Some(HOST_MAC));
+    assert_eq!(mac_of(&eng, Side::Lan, HOST_GUA.into()), Some(HOST_MAC));
+
+    // A neighbor we resolve still gets in, in place of a flood entry once
+    // the live ones have been used.
+    eng.touch(now, Side::Lan, HOST_V4.into());
+    eng.touch(now, Side::Lan, HOST_GUA.into());
+    let other = Ipv4Addr::new(192, 168, 1, 200);
+    out.clear();
+    eng.resolve(now, Side::Lan, other.into(), &data_packet(7), &mut out);
+    let v = eng.handle_frame(now, Side::Lan, &arp_reply(OTHER_MAC, other), &mut out);
+    assert_eq!(v, Verdict::ArpLearned);
+    assert_eq!(eng.counters().stale_evicted, 1);
+    assert_eq!(eng.entries().count(), cfg.max_entries);
+    for ip in [IpAddr::from(HOST_V4), HOST_GUA.into(), other.into()] {
+        assert!(mac_of(&eng, Side::Lan, ip).is_some(), "{ip} kept");
+    }
 }
 
 // ---------------------------------------------------------------- timers
