@@ -109,6 +109,8 @@ pub struct Router {
     lan_carrier: bool,
     /// Notices an AFTR that stopped answering (checked with the carrier).
     tunnel_watch: crate::tunnel_watch::TunnelWatch,
+    /// WAN tx packets at the last neighbor-use check.
+    wan_tx_seen: u64,
     carrier_checked: Instant,
     /// What `base_fib` was built from.
     pub learned: Learned,
@@ -293,6 +295,7 @@ impl Router {
             wan_carrier: true,
             lan_carrier: true,
             tunnel_watch: Default::default(),
+            wan_tx_seen: 0,
             carrier_checked: now,
             learned,
             dad_reported: Vec::new(),
@@ -418,6 +421,7 @@ impl Router {
                 }
             }
             self.watch_tunnel(now);
+            self.touch_neighbors(now);
         }
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
@@ -452,6 +456,27 @@ impl Router {
             self.base_changed = true;
         }
         next
+    }
+
+    /// Tell the neighbor engine which neighbors carry traffic (RFC 4861
+    /// 7.3.3: a used STALE entry is re-probed; a used one is never
+    /// collected). LAN neighbors come from the workers' marks; the WAN
+    /// gateway is in use whenever anything left on the WAN.
+    fn touch_neighbors(&mut self, now: Instant) {
+        for ip in self.firewall.neigh_use.take() {
+            self.neigh.touch(now, Side::Lan, ip);
+        }
+        let wan_tx: u64 = self
+            .workers
+            .iter()
+            .map(|w| w.stats.snapshot().ports[Port::Wan.index()].tx_packets)
+            .sum();
+        if wan_tx != self.wan_tx_seen {
+            self.wan_tx_seen = wan_tx;
+            if let Some(gw) = self.learned.gateway {
+                self.neigh.touch(now, Side::Wan, IpAddr::V6(gw));
+            }
+        }
     }
 
     /// Logs an AFTR that stopped answering, and its return.

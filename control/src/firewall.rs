@@ -65,6 +65,8 @@ pub struct Firewall {
     recent: VecDeque<(SystemTime, DropEvent)>,
     next_expire: Instant,
     pub log_lines: u64,
+    /// LAN neighbors the workers forwarded to (read once a second).
+    pub neigh_use: Arc<ipoe_dataplane::neigh_use::NeighborUse>,
 }
 
 impl Firewall {
@@ -79,12 +81,15 @@ impl Firewall {
             recent: VecDeque::with_capacity(RECENT_DROPS),
             next_expire: now,
             log_lines: 0,
+            neigh_use: Arc::default(),
         }
     }
 
     /// What one worker's graph gets: the shared table, log and clock.
     pub fn worker_state(&self) -> WorkerFirewall {
-        WorkerFirewall::new(self.sessions.clone(), Some(self.log.clone()), self.epoch)
+        let mut w = WorkerFirewall::new(self.sessions.clone(), Some(self.log.clone()), self.epoch);
+        w.neigh_use = self.neigh_use.clone();
+        w
     }
 
     /// The session clock (seconds since the epoch the workers share).

@@ -218,6 +218,9 @@ pub struct WorkerFirewall {
     pub frags: FragCache,
     pub echo: EchoLimiter,
     pub log: Option<Arc<DropLog>>,
+    /// LAN neighbors forwarded to, for the control thread's neighbor engine
+    /// (shared state of the workers, like the session table).
+    pub neigh_use: Arc<crate::neigh_use::NeighborUse>,
     /// Second of the last event logged per (node, reason): one a second at most.
     last_logged: [[u32; MAX_ERRORS]; NODE_COUNT],
 }
@@ -230,6 +233,7 @@ impl WorkerFirewall {
             frags: FragCache::default(),
             echo: EchoLimiter::default(),
             log,
+            neigh_use: Arc::default(),
             last_logged: [[u32::MAX; MAX_ERRORS]; NODE_COUNT],
         }
     }

@@ -7,6 +7,7 @@ pub mod counters;
 pub mod firewall;
 pub mod flow;
 pub mod graph;
+pub mod neigh_use;
 pub mod nodes;
 pub mod punt;
 pub mod reass;

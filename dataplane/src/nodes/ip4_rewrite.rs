@@ -40,7 +40,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let mac = fib.arp.get(&dst).copied();
         write_eth(frame, &mac.unwrap_or([0; 6]), &lan_mac, ETHERTYPE_IPV4);
         match mac {
-            Some(_) => cx.to_output(i, Port::Lan),
+            Some(_) => {
+                cx.fw.neigh_use.mark_v4(dst);
+                cx.to_output(i, Port::Lan)
+            }
             None => cx.punt(i, Port::Lan, PuntReason::NeighborMiss, IpAddr::V4(dst)),
         }
     }

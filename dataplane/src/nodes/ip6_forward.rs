@@ -52,7 +52,12 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         };
         write_eth(data, &mac.unwrap_or([0; 6]), &out.mac, ETHERTYPE_IPV6);
         match mac {
-            Some(_) => cx.to_output(i, m.tx),
+            Some(_) => {
+                if m.tx == Port::Lan {
+                    cx.fw.neigh_use.mark_v6(next_hop);
+                }
+                cx.to_output(i, m.tx)
+            }
             None => cx.punt(i, m.tx, PuntReason::NeighborMiss, IpAddr::V6(next_hop)),
         }
     }

@@ -933,3 +933,27 @@ fn nd_below_hop_limit_255_is_dropped() {
     assert_eq!(b.graph.out.punt.len(), 1);
     assert_eq!(b.err(NodeId::Ip6Local, "nd-hop-limit"), 1);
 }
+
+/// The nodes that write a LAN neighbor's MAC mark the neighbor as used, so
+/// the control thread's engine keeps and re-probes it (RFC 4861 7.3.3);
+/// traffic to the WAN marks nothing here.
+#[test]
+fn forwarding_to_a_lan_neighbor_marks_it_used() {
+    use crate::testkit::{lab_fib, open_sessions, unlimited_graph, vector, FrameArena, Path};
+    let fib = lab_fib();
+    let mut g = unlimited_graph();
+    for (path, want) in [
+        (
+            Path::Decap,
+            vec![std::net::IpAddr::V4(crate::testkit::HOST4)],
+        ),
+        (Path::Encap, vec![]),
+    ] {
+        let frames = vector(path, 8, 128);
+        open_sessions(&mut g, &fib, &frames);
+        let _ = g.fw.neigh_use.take();
+        let mut arena = FrameArena::new(8);
+        arena.run(&mut g, &fib, &crate::testkit::as_refs(&frames), 1);
+        assert_eq!(g.fw.neigh_use.take(), want, "{}", path.name());
+    }
+}
