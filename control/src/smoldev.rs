@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
 
@@ -129,4 +130,28 @@ pub fn segment_meta(packet: &[u8]) -> Option<SegmentMeta> {
         ack: tcp.ack(),
         rst: tcp.rst(),
     })
+}
+
+/// A TCP socket listening on `port`, answering at once (no Nagle), giving
+/// up a connection that makes no progress for `timeout` (a SYN flood holds
+/// a slot that long at most).
+pub fn listener(
+    port: u16,
+    timeout: std::time::Duration,
+    rx: usize,
+    tx: usize,
+) -> tcp::Socket<'static> {
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    );
+    socket.set_nagle_enabled(false);
+    socket.set_timeout(Some(smol_duration(timeout)));
+    // Fails only for port 0, which then serves nothing.
+    let _ = socket.listen(port);
+    socket
+}
+
+pub fn smol_duration(d: std::time::Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

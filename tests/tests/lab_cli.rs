@@ -221,6 +221,14 @@ fn every_command_answers_and_counts_are_exact() {
     // vectors through dslite-encap since `clear runtime`, N packets and
     // N * 128 bytes (IPv4 + UDP + 100) into the tunnel.
     const N: u64 = 500;
+    // A discard sink on the server: no port-unreachable comes back, so
+    // nothing is forwarded to lan1 and the router has no reason to
+    // re-probe it (which would add lan1's ARP reply to the count).
+    let mut sink = lab.spawn(
+        "inet",
+        &["socat", "-u", "UDP6-RECV:9,reuseaddr", "/dev/null"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
     assert!(lab.ctl(&["clear", "runtime"]).ok);
     let before_if = lab.ctl_json(&["show", "interfaces"]);
     let before_tun = lab.ctl_json(&["show", "tunnel"]);
@@ -244,6 +252,13 @@ fn every_command_answers_and_counts_are_exact() {
     assert_eq!(delta(&after_tun, &before_tun, "encap_bytes"), N * 128);
     let rt = lab.ctl_json(&["show", "runtime"]);
     assert_eq!(node(&rt, "dslite-encap")["vectors"], N, "{rt}");
+    assert_eq!(
+        node(&rt, "dslite-decap")["vectors"],
+        0,
+        "nothing came back: {rt}"
+    );
+    let _ = sink.kill();
+    let _ = sink.wait();
     assert!(rt["cleared_s_ago"].as_u64().is_some());
     let table = lab.ctl(&["show", "runtime"]).stdout;
     assert!(table.contains("dslite-encap"), "{table}");
@@ -327,6 +342,33 @@ fn every_command_answers_and_counts_are_exact() {
         ],
     );
     assert!(!r.ok, "metrics answered on the WAN");
+    for port in [22, 53, 80, 443, 8080, 9100] {
+        let r = lab.exec(
+            "hgw",
+            &[
+                "socat",
+                "-T1",
+                "-u",
+                &format!("TCP6:[2001:db8:0:100::2]:{port},connect-timeout=1"),
+                "STDOUT",
+            ],
+        );
+        assert!(!r.ok, "TCP {port} answered on the WAN");
+    }
+    let r = lab.exec(
+        "hgw",
+        &[
+            "dig",
+            "+time=1",
+            "+tries=1",
+            "@2001:db8:0:100::2",
+            "lab.example",
+        ],
+    );
+    assert!(
+        !r.stdout.contains("ANSWER SECTION"),
+        "DNS answered on the WAN"
+    );
 }
 
 #[test]

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
-use crate::smoldev::{segment_meta, QueueDevice, SegmentMeta};
+use crate::smoldev::{segment_meta, smol_duration, QueueDevice, SegmentMeta};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 
@@ -468,19 +468,5 @@ impl TcpFront {
 
 /// A socket listening on port 53.
 fn listener(timeout: Duration) -> tcp::Socket<'static> {
-    let mut socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-    );
-    // Answers go out at once. A handshake not completed within the idle
-    // timeout is given up on (SYN floods hold a slot that long at most).
-    socket.set_nagle_enabled(false);
-    socket.set_timeout(Some(smol_duration(timeout)));
-    // Cannot fail: the port is not zero and the socket is closed.
-    let _ = socket.listen(TCP_PORT);
-    socket
-}
-
-fn smol_duration(d: Duration) -> smoltcp::time::Duration {
-    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    crate::smoldev::listener(TCP_PORT, timeout, RX_BUFFER, TX_BUFFER)
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
-use crate::smoldev::{segment_meta, QueueDevice, SegmentMeta};
+use crate::smoldev::{segment_meta, smol_duration, QueueDevice, SegmentMeta};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, Ipv4Address, Ipv6Address};
 
@@ -417,19 +417,5 @@ fn seed(addr: IpAddr, port: u16) -> u64 {
 
 /// A socket listening on `port`.
 fn listener(port: u16) -> tcp::Socket<'static> {
-    let mut socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-    );
-    // A handshake not completed within the idle timeout is given up on
-    // (a SYN flood holds a slot that long at most).
-    socket.set_nagle_enabled(false);
-    socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT)));
-    // Fails only for port 0, which then serves nothing.
-    let _ = socket.listen(port);
-    socket
-}
-
-fn smol_duration(d: Duration) -> smoltcp::time::Duration {
-    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    crate::smoldev::listener(port, IDLE_TIMEOUT, RX_BUFFER, TX_BUFFER)
 }
