@@ -155,3 +155,32 @@ pub fn listener(
 pub fn smol_duration(d: std::time::Duration) -> smoltcp::time::Duration {
     smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
+
+/// A server slot whose socket's connection is over goes back to listening
+/// on `port` (a socket in TIME-WAIT is replaced: on a LAN the slot is worth
+/// more than TIME-WAIT's protection against old duplicates). Returns
+/// whether the slot's connection, if it had one, has ended.
+pub fn recycle(
+    sockets: &mut smoltcp::iface::SocketSet<'static>,
+    handle: &mut smoltcp::iface::SocketHandle,
+    port: u16,
+    timeout: std::time::Duration,
+    buffers: (usize, usize),
+) -> bool {
+    match sockets.get::<tcp::Socket>(*handle).state() {
+        tcp::State::Closed => {
+            let socket = sockets.get_mut::<tcp::Socket>(*handle);
+            socket.set_timeout(Some(smol_duration(timeout)));
+            let _ = socket.listen(port);
+            true
+        }
+        tcp::State::TimeWait => {
+            // Our last ACK went out with the poll that got here.
+            sockets.remove(*handle);
+            *handle = sockets.add(listener(port, timeout, buffers.0, buffers.1));
+            true
+        }
+        tcp::State::Listen | tcp::State::SynReceived | tcp::State::SynSent => true,
+        _ => false,
+    }
+}

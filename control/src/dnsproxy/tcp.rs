@@ -286,25 +286,13 @@ impl TcpFront {
     /// connection.
     fn recycle(&mut self, index: usize, counters: &mut Counters) {
         let slot = &mut self.slots[index];
-        let state = self.sockets.get::<tcp::Socket>(slot.handle).state();
-        let ended = match state {
-            tcp::State::Closed => {
-                let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-                socket.set_timeout(Some(smol_duration(self.idle_timeout)));
-                let _ = socket.listen(TCP_PORT);
-                true
-            }
-            tcp::State::TimeWait => {
-                // Our last ACK went out with the poll that got here; the
-                // slot is worth more than TIME-WAIT's protection against
-                // old duplicates on a LAN.
-                self.sockets.remove(slot.handle);
-                slot.handle = self.sockets.add(listener(self.idle_timeout));
-                true
-            }
-            tcp::State::Listen | tcp::State::SynReceived | tcp::State::SynSent => true,
-            _ => false,
-        };
+        let ended = crate::smoldev::recycle(
+            &mut self.sockets,
+            &mut slot.handle,
+            TCP_PORT,
+            self.idle_timeout,
+            (RX_BUFFER, TX_BUFFER),
+        );
         if ended {
             if let Some(conn) = slot.conn.take() {
                 counters.tcp_closed += 1;

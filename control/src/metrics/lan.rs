@@ -262,25 +262,13 @@ impl LanMetrics {
     /// Returns closed sockets to listening and forgets their connection.
     fn recycle(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        let state = self.sockets.get::<tcp::Socket>(slot.handle).state();
-        let ended = match state {
-            tcp::State::Closed => {
-                let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-                socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT)));
-                let _ = socket.listen(self.port);
-                true
-            }
-            tcp::State::TimeWait => {
-                // Our last ACK went out with the poll that got here; the
-                // slot is worth more than TIME-WAIT's protection against
-                // old duplicates on a LAN.
-                self.sockets.remove(slot.handle);
-                slot.handle = self.sockets.add(listener(self.port));
-                true
-            }
-            tcp::State::Listen | tcp::State::SynReceived | tcp::State::SynSent => true,
-            _ => false,
-        };
+        let ended = crate::smoldev::recycle(
+            &mut self.sockets,
+            &mut slot.handle,
+            self.port,
+            IDLE_TIMEOUT,
+            (RX_BUFFER, TX_BUFFER),
+        );
         if ended {
             if let Some(conn) = slot.conn.take() {
                 log::debug!("metrics: LAN TCP connection from {} ended", conn.peer);
