@@ -278,7 +278,7 @@ impl Router {
                 firewall.worker_state(),
             )?);
         }
-        let config_for_metrics = config.clone();
+        let metrics_lan = config_metrics_lan(&config);
         Ok(Router {
             config,
             config_path: config_path.to_path_buf(),
@@ -312,7 +312,7 @@ impl Router {
             runtime_cleared: None,
             errors_base: HashMap::new(),
             reloads: 0,
-            metrics_lan: config_metrics_lan(&config_for_metrics),
+            metrics_lan,
             metrics_inbox: Vec::new(),
             metrics_inbox_dropped: 0,
         })
@@ -420,8 +420,11 @@ impl Router {
                     log::warn!("lan: carrier lost");
                 }
             }
-            self.watch_tunnel(now);
-            self.touch_neighbors(now);
+            // One read of the workers' counters serves both checks.
+            let snaps: Vec<WorkerSnapshot> =
+                self.workers.iter().map(|w| w.stats.snapshot()).collect();
+            self.watch_tunnel(now, &snaps);
+            self.touch_neighbors(now, &snaps);
         }
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
@@ -462,14 +465,13 @@ impl Router {
     /// 7.3.3: a used STALE entry is re-probed; a used one is never
     /// collected). LAN neighbors come from the workers' marks; the WAN
     /// gateway is in use whenever anything left on the WAN.
-    fn touch_neighbors(&mut self, now: Instant) {
+    fn touch_neighbors(&mut self, now: Instant, snaps: &[WorkerSnapshot]) {
         for ip in self.firewall.neigh_use.take() {
             self.neigh.touch(now, Side::Lan, ip);
         }
-        let wan_tx: u64 = self
-            .workers
+        let wan_tx: u64 = snaps
             .iter()
-            .map(|w| w.stats.snapshot().ports[Port::Wan.index()].tx_packets)
+            .map(|s| s.ports[Port::Wan.index()].tx_packets)
             .sum();
         if wan_tx != self.wan_tx_seen {
             self.wan_tx_seen = wan_tx;
@@ -480,10 +482,9 @@ impl Router {
     }
 
     /// Logs an AFTR that stopped answering, and its return.
-    fn watch_tunnel(&mut self, now: Instant) {
+    fn watch_tunnel(&mut self, now: Instant, snaps: &[WorkerSnapshot]) {
         let (mut encap, mut decap) = (0, 0);
-        for w in &self.workers {
-            let s = w.stats.snapshot();
+        for s in snaps {
             encap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteEncap as usize].ok_packets;
             decap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteDecap as usize].ok_packets;
         }
