@@ -184,3 +184,23 @@ pub fn recycle(
         _ => false,
     }
 }
+
+/// A client stack for the servers' tests: `Medium::Ip` with the given
+/// addresses (a /24 and a /64) and a fixed random seed.
+#[cfg(test)]
+pub fn test_client(
+    seed: u64,
+    v4: smoltcp::wire::Ipv4Address,
+    v6: smoltcp::wire::Ipv6Address,
+) -> (smoltcp::iface::Interface, QueueDevice) {
+    use smoltcp::wire::{HardwareAddress, IpCidr};
+    let mut dev = QueueDevice::default();
+    let mut config = smoltcp::iface::Config::new(HardwareAddress::Ip);
+    config.random_seed = seed;
+    let mut iface = smoltcp::iface::Interface::new(config, &mut dev, SmolInstant::ZERO);
+    iface.update_ip_addrs(|addrs| {
+        addrs.push(IpCidr::new(IpAddress::Ipv4(v4), 24)).unwrap();
+        addrs.push(IpCidr::new(IpAddress::Ipv6(v6), 64)).unwrap();
+    });
+    (iface, dev)
+}

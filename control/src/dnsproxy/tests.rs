@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ipoe_dataplane::testkit::XorShift;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Cidr, Ipv6Cidr};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Cidr, Ipv6Cidr};
 
 use super::*;
 use crate::dns::{encode_name, CLASS_IN, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, TYPE_AAAA};
@@ -1105,18 +1105,7 @@ impl Bench {
             Some(Ipv4Cidr::new(LAN_V4, 24)),
             vec![Ipv6Cidr::new(LAN_V6, 64)],
         );
-        let mut dev = QueueDevice::default();
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = 99;
-        let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
-        iface.update_ip_addrs(|addrs| {
-            addrs
-                .push(IpCidr::new(IpAddress::Ipv4(HOST_V4), 24))
-                .unwrap();
-            addrs
-                .push(IpCidr::new(IpAddress::Ipv6(HOST_V6), 64))
-                .unwrap();
-        });
+        let (iface, dev) = crate::smoldev::test_client(99, HOST_V4, HOST_V6);
         let now = Instant::now();
         Bench {
             proxy,

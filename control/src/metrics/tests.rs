@@ -8,10 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+use smoltcp::wire::IpEndpoint;
 
 use super::http::{self, HttpRequestReader, Progress};
 use super::*;
@@ -939,18 +939,7 @@ struct LanBench {
 impl LanBench {
     fn new(addr: IpAddr, slots: usize) -> LanBench {
         let now = Instant::now();
-        let mut dev = QueueDevice::default();
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = 7;
-        let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
-        iface.update_ip_addrs(|addrs| {
-            addrs
-                .push(IpCidr::new(IpAddress::Ipv4(HOST_V4), 24))
-                .unwrap();
-            addrs
-                .push(IpCidr::new(IpAddress::Ipv6(HOST_V6), 64))
-                .unwrap();
-        });
+        let (iface, dev) = crate::smoldev::test_client(7, HOST_V4, HOST_V6);
         LanBench {
             server: LanMetrics::new(addr, PORT, slots, now),
             iface,
