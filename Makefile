@@ -23,19 +23,21 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --release --exclude ipoe-tests
+	$(CARGO) test --workspace --release --no-fail-fast --exclude ipoe-tests
 
 # Lab tests share namespaces: one at a time.
 labtest: build
-	$(CARGO) test --release -p ipoe-tests -- --test-threads=1
+	$(CARGO) test --release --no-fail-fast -p ipoe-tests -- --test-threads=1
 
 # A short run of the bench harness: every DUT in every scenario forwards
 # exactly the frames it was sent (counts, not speed).
 benchsmoke: build
 	target/release/ipoe-bench smoke
 
+# -k and --no-fail-fast: a failing test binary does not hide the ones after it;
+# the summary's last line counts every failure.
 test: build lint
-	bash scripts/test-summary.sh $(MAKE) --no-print-directory unit labtest benchsmoke
+	bash scripts/test-summary.sh $(MAKE) -k --no-print-directory unit labtest benchsmoke
 
 # The full comparison (about 15 minutes): results, table and plots in
 # bench/results/, figures for BENCHMARKS.md.

@@ -221,8 +221,9 @@ fn forward(
         }
         tx.send(descs[..n].iter().copied());
     }
-    tx.kick();
+    tx.service_wakeups();
     rx.refill(umem, FILL_RING);
+    rx.service_wakeups();
     n as u64
 }
 

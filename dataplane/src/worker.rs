@@ -287,8 +287,11 @@ impl Worker {
             for k in 0..self.ports.socks.len() {
                 work += self.rx_vector(k, batch, now_ns);
             }
+            // Every socket, not only the TX one of each port: a zero-copy
+            // queue whose fill ring ran dry receives nothing until its own
+            // socket is woken.
             for s in &mut self.ports.socks {
-                s.sock.kick();
+                s.sock.service_wakeups();
             }
             if now.duration_since(last_stats) >= Duration::from_millis(500) {
                 self.read_xdp_statistics();

@@ -70,6 +70,29 @@ struct SockaddrXdp {
     shared_umem_fd: u32,
 }
 
+/// Which doorbells a socket needs rung this turn (`XskSocket::service_wakeups`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wakeup {
+    /// recvfrom: the driver stopped filling RX until woken.
+    pub rx: bool,
+    /// sendto: frames wait in the TX ring.
+    pub tx: bool,
+}
+
+impl Wakeup {
+    /// The decision, from the rings' need_wakeup flags. TX: in copy mode
+    /// each sendto transmits a bounded batch, so it is rung every turn
+    /// while frames are outstanding; in zero-copy mode only when the
+    /// driver asked. RX: whenever the fill ring's flag is set, in any mode
+    /// (the kernel sets it only where a wake-up is needed).
+    pub fn due(mode: BindMode, fill_flag: bool, tx_flag: bool, tx_outstanding: u32) -> Wakeup {
+        Wakeup {
+            rx: fill_flag,
+            tx: tx_outstanding > 0 && (mode == BindMode::Copy || tx_flag),
+        }
+    }
+}
+
 /// An RX/TX ring descriptor.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -213,7 +236,12 @@ unsafe impl<T: Copy> Send for Ring<T> {}
 impl<T: Copy> Ring<T> {
     fn map(fd: RawFd, off: &RingOffset, size: u32, pgoff: i64) -> io::Result<Self> {
         let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
-        let map = Mmap::ring(fd, len, pgoff)?;
+        Ok(Self::over(Mmap::ring(fd, len, pgoff)?, off, size))
+    }
+
+    /// A ring laid out in `map` as `off` says (the kernel's mapping, or
+    /// plain memory standing in for the kernel in tests).
+    fn over(map: Mmap, off: &RingOffset, size: u32) -> Self {
         let base = map.ptr.as_ptr();
         // SAFETY: offsets come from the kernel for this mapping.
         let (producer, consumer, flags, desc) = unsafe {
@@ -224,7 +252,7 @@ impl<T: Copy> Ring<T> {
                 base.add(off.desc as usize) as *mut T,
             )
         };
-        Ok(Ring {
+        Ring {
             _map: map,
             producer,
             consumer,
@@ -234,7 +262,7 @@ impl<T: Copy> Ring<T> {
             size,
             cached_prod: 0,
             cached_cons: 0,
-        })
+        }
     }
 
     #[inline]
@@ -536,31 +564,50 @@ impl XskSocket {
         n
     }
 
-    /// Kick the kernel to transmit. In copy mode each sendto sends a bounded
-    /// batch, so it is called every loop while frames are outstanding.
-    pub fn kick(&mut self) {
-        if self.tx_outstanding == 0 {
-            return;
+    /// Services the wake-ups the kernel asks for (call once per loop turn,
+    /// after `refill` and after queuing TX). Every socket is bound with
+    /// XDP_USE_NEED_WAKEUP, and the uAPI contract (if_xdp.h) is that while
+    /// a ring's flag is set the driver does nothing until woken: "poll()
+    /// (Rx and Tx) or sendto() (Tx only)". Zero-copy drivers (igb, ice,
+    /// i40e, ixgbe) set the fill ring's flag when they ran out of fill
+    /// buffers, at bind time in particular, and then stop receiving on that
+    /// queue until a recvfrom/poll on *this* socket. Copy mode never sets
+    /// the fill flag, so there this costs one relaxed load.
+    pub fn service_wakeups(&mut self) -> Wakeup {
+        let due = Wakeup::due(
+            self.mode,
+            self.fill.needs_wakeup(),
+            self.tx.needs_wakeup(),
+            self.tx_outstanding,
+        );
+        if due.rx {
+            // SAFETY: a zero-length non-blocking recvfrom is the RX doorbell
+            // (it runs the driver's ndo_xsk_wakeup for this queue).
+            unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
         }
-        if self.mode == BindMode::ZeroCopy && !self.tx.needs_wakeup() {
-            return;
+        if due.tx {
+            // SAFETY: sendto with no data is the AF_XDP TX doorbell.
+            unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
         }
-        // SAFETY: sendto with no data is the AF_XDP TX doorbell.
-        unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-    }
-
-    /// The kernel wants a poll()/recvfrom to go on filling (need_wakeup).
-    pub fn fill_needs_wakeup(&self) -> bool {
-        self.fill.needs_wakeup()
+        due
     }
 
     /// Frames currently held by the kernel in the fill ring.
@@ -576,6 +623,63 @@ impl XskSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ring over plain memory, laid out as the kernel lays out a fill
+    /// ring, so the test can play the kernel's side.
+    fn fake_fill_ring() -> (Ring<u64>, *mut u32) {
+        let off = RingOffset {
+            producer: 0,
+            consumer: 64,
+            flags: 128,
+            desc: 192,
+        };
+        let map = Mmap::anonymous(4096).expect("mmap");
+        let flags = unsafe { map.ptr.as_ptr().add(128) } as *mut u32;
+        (Ring::over(map, &off, 8), flags)
+    }
+
+    #[test]
+    fn fill_ring_need_wakeup_flag_is_read_from_the_kernels_word() {
+        let (ring, flags) = fake_fill_ring();
+        assert!(!ring.needs_wakeup());
+        // SAFETY: the word lives in the ring's mapping, which `ring` keeps.
+        unsafe { flags.write_volatile(XDP_RING_NEED_WAKEUP) };
+        assert!(ring.needs_wakeup());
+        unsafe { flags.write_volatile(0) };
+        assert!(!ring.needs_wakeup());
+    }
+
+    #[test]
+    fn a_dry_fill_ring_is_woken_in_every_mode_and_tx_as_the_mode_needs() {
+        use BindMode::{Copy, ZeroCopy};
+        // The driver stopped RX (fill flag): recvfrom, even with no TX pending.
+        for mode in [Copy, ZeroCopy] {
+            assert_eq!(
+                Wakeup::due(mode, true, false, 0),
+                Wakeup {
+                    rx: true,
+                    tx: false
+                }
+            );
+        }
+        // Nothing asked, nothing outstanding: no syscall at all.
+        assert_eq!(Wakeup::due(ZeroCopy, false, false, 0), Wakeup::default());
+        assert_eq!(Wakeup::due(Copy, false, true, 0), Wakeup::default());
+        // Copy mode transmits a batch per sendto: ring while frames wait.
+        assert_eq!(
+            Wakeup::due(Copy, false, false, 3),
+            Wakeup {
+                rx: false,
+                tx: true
+            }
+        );
+        // Zero-copy: only when the driver set the TX flag.
+        assert_eq!(Wakeup::due(ZeroCopy, false, false, 3), Wakeup::default());
+        assert_eq!(
+            Wakeup::due(ZeroCopy, true, true, 3),
+            Wakeup { rx: true, tx: true }
+        );
+    }
 
     #[test]
     fn umem_free_list_hands_out_chunk_addresses() {

@@ -240,13 +240,25 @@ impl Lab {
     /// `start_ipoed_env` with ipoed run by `wrapper` (a command that execs
     /// its last arguments, such as packaging/sandbox-exec.sh).
     pub fn start_ipoed_with(&mut self, config: &str, env: &[(&str, &str)], wrapper: &[String]) {
+        self.start_ipoed_binary(&bin("ipoed"), config, env, wrapper)
+    }
+
+    /// Like `start_ipoed_with`, with the ipoed binary at `binary` (a copy
+    /// installed where a sandbox can see it, for instance).
+    pub fn start_ipoed_binary(
+        &mut self,
+        binary: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        wrapper: &[String],
+    ) {
         let path = self.config_path();
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(&self.log).expect("ipoed log");
         let child = Command::new("ip")
             .args(["netns", "exec", "router"])
             .args(wrapper)
-            .arg(bin("ipoed"))
+            .arg(binary)
             .arg("--config")
             .arg(&path)
             .envs(env.iter().copied())

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use ipoe_tests::{workspace, Lab};
+use std::path::{Path, PathBuf};
+
+use ipoe_tests::{bin, workspace, Lab};
 
 #[test]
 fn ipoed_works_inside_the_units_sandbox() {
@@ -36,7 +38,10 @@ fn ipoed_works_inside_the_units_sandbox() {
         "  ipv4: 192.168.2.1/24\n",
         "  ipv4: 192.168.2.1/24\n  dhcpv4: {}\n",
     );
-    lab.start_ipoed_with(&cfg, &[], &wrapper);
+    // The sandbox hides /tmp (PrivateTmp) and /home and /root (ProtectHome),
+    // where checkouts usually live: run a copy installed as a package would.
+    let installed = install_like_a_package(&bin("ipoed"));
+    lab.start_ipoed_binary(&installed, &cfg, &[], &wrapper);
     let pid = lab.ipoed_pid().expect("running");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
@@ -84,4 +89,20 @@ fn ipoed_works_inside_the_units_sandbox() {
     let log = lab.ipoed_log();
     assert!(!log.contains("state will not survive"), "{log}");
     assert_eq!(lab.stop_ipoed().0, Some(0), "{}", lab.ipoed_log());
+}
+
+/// Where the lab installs the ipoed that runs in the sandbox: under /usr,
+/// which ProtectSystem=strict leaves readable, as the unit's /usr/sbin is.
+const INSTALL_DIR: &str = "/usr/local/libexec/ipoe-lab";
+
+/// Copies `binary` to INSTALL_DIR atomically (a copy, then a rename, so a
+/// second run never finds a half-written file) and returns the new path.
+fn install_like_a_package(binary: &Path) -> PathBuf {
+    let dir = Path::new(INSTALL_DIR);
+    std::fs::create_dir_all(dir).expect("create the install directory");
+    let dest = dir.join("ipoed");
+    let tmp = dir.join(".ipoed.tmp");
+    std::fs::copy(binary, &tmp).expect("copy ipoed");
+    std::fs::rename(&tmp, &dest).expect("install ipoed");
+    dest
 }

@@ -379,6 +379,7 @@ pub fn rx(a: &RxArgs) -> Result<RxReport> {
                 got += n;
             }
             sock.refill(umem, FILL_RING);
+            sock.service_wakeups();
         }
         if super::stop_requested() {
             break "signal";

@@ -507,7 +507,7 @@ pub fn tx(a: &TxArgs) -> Result<TxReport> {
             }
         }
         if sock.tx_outstanding > 0 {
-            sock.kick();
+            sock.service_wakeups();
             kicks += 1;
         }
     }
@@ -517,7 +517,7 @@ pub fn tx(a: &TxArgs) -> Result<TxReport> {
     while sock.tx_outstanding > 0 && drain_start.elapsed() < Duration::from_secs(2) {
         sock.reclaim(&mut umem);
         if sock.tx_outstanding > 0 {
-            sock.kick();
+            sock.service_wakeups();
             kicks += 1;
         }
     }
