@@ -77,7 +77,11 @@ fn m5_outer_fragmentation_uses_tunnel_mtu() {
         let out = b.tx(Port::Wan);
         assert_eq!(out.len(), 2, "{total}: two fragments");
         for f in &out {
-            assert!(f.len() - 14 <= 1440, "{total}: {} > the tunnel path", f.len() - 14);
+            assert!(
+                f.len() - 14 <= 1440,
+                "{total}: {} > the tunnel path",
+                f.len() - 14
+            );
         }
         assert_eq!(b.err(NodeId::Ip6Fragment, "fragmented"), 1);
         let whole = reassemble6(&out);
@@ -121,7 +125,10 @@ fn m3_decap_df_bigger_than_lan_mtu_gets_frag_needed() {
     let mut b = Bench::new(&[(Port::Wan, aftr_frame(crate::testkit::AFTR, &inner))]);
     b.open(&fib, &[(Port::Lan, opener())]);
     b.run(&fib);
-    assert!(b.tx(Port::Lan).is_empty(), "nothing too big reaches the LAN");
+    assert!(
+        b.tx(Port::Lan).is_empty(),
+        "nothing too big reaches the LAN"
+    );
     assert_eq!(b.err(NodeId::InterfaceOutput, "too-long"), 0);
     let out = b.tx(Port::Wan);
     assert_eq!(out.len(), 1, "frag-needed goes back into the tunnel");
@@ -200,4 +207,36 @@ fn m8_icmp_to_the_lan_keeps_the_lan_address() {
     assert_eq!(h.source, [192, 168, 2, 1]);
     assert_eq!((icmp[0], icmp[1]), (3, 4));
     assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1400);
+}
+
+// ---- m1 ---------------------------------------------------------------
+
+/// What the control thread learned (a 1400-byte path from a PTB, the RA's
+/// Cur Hop Limit 48) is what the encapsulation uses: DF packets above
+/// 1360 get frag-needed 1360 (RFC 2473 7.1, 8.3), the rest leave with hop
+/// limit 48, non-DF ones in fragments that fit 1400.
+#[test]
+fn m1_learned_tunnel_mtu_and_hop_limit_reach_the_encapsulation() {
+    let mut fib = fib_with_tunnel_mtu(1360);
+    fib.tunnel.as_mut().unwrap().hop_limit = 48;
+    let mut b = Bench::with_spare(
+        &[
+            (Port::Lan, lan_udp(1361, true)),
+            (Port::Lan, lan_udp(1360, true)),
+            (Port::Lan, lan_udp(1460, false)),
+        ],
+        4,
+    );
+    b.run(&fib);
+    let back = b.tx(Port::Lan);
+    assert_eq!(back.len(), 1);
+    let icmp = &back[0][14 + 20..];
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1360);
+    let out = b.tx(Port::Wan);
+    assert_eq!(out.len(), 3, "one whole, two fragments");
+    for f in &out {
+        assert_eq!(f[14 + 7], 48, "outer hop limit");
+        assert!(f.len() - 14 <= 1400);
+    }
 }
