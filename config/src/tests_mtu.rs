@@ -42,7 +42,10 @@ fn m10_mtus_above_what_a_frame_holds_are_refused() {
     let max = BASE
         .replace("interface: wan0", "interface: wan0\n  mtu: 1778")
         .replace("interface: lan0", "interface: lan0\n  mtu: 1778");
-    let c = parse(&format!("{max}dslite:\n  aftr: 2404:8e00::feed:100\n  mtu: 1738\n"), "t.yaml")
-        .expect("1778 fits a frame");
+    let c = parse(
+        &format!("{max}dslite:\n  aftr: 2404:8e00::feed:100\n  mtu: 1738\n"),
+        "t.yaml",
+    )
+    .expect("1778 fits a frame");
     assert_eq!((c.wan.mtu, c.lan.mtu, c.tunnel_mtu()), (1778, 1778, 1738));
 }
