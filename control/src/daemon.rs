@@ -350,6 +350,9 @@ impl Router {
                         {
                             self.wan6.counters.rx_unexpected += 1;
                         }
+                        if let Some(ptb) = self.wan6.take_ptb_to_relay() {
+                            self.relay_ptb(&ptb, &mut txs);
+                        }
                     }
                     PuntReason::NeighborMiss => {
                         self.neigh.resolve(now, side, pf.next_hop, pf.bytes(), out);
@@ -362,6 +365,31 @@ impl Router {
         self.punts_handled += n as u64;
         self.transmit(now, txs, out);
         n
+    }
+
+    /// RFC 2473 8.3: the LAN host whose packet a PTB quoted learns the new
+    /// tunnel MTU at once, not only when it sends the next big one.
+    fn relay_ptb(&mut self, ptb: &[u8], txs: &mut Vec<crate::hostio::Tx>) {
+        let Some(p) = self.wan6.pmtu.learned() else {
+            return;
+        };
+        let mtu = self
+            .config
+            .tunnel_mtu()
+            .min(p.mtu.min(self.wan6.link_mtu()) - 40);
+        let fib = &self.base_fib;
+        let Some((lan_ip, _)) = fib.lan_ipv4 else {
+            return;
+        };
+        let relayed = crate::pmtu::frag_needed_for_sender(ptb, mtu, lan_ip, |a| {
+            fib.in_lan_ipv4(u32::from(a))
+        });
+        if let Some((_, packet)) = relayed {
+            if let Some((dst, frame)) = crate::hostio::ip_frame(self.lan.mac, &packet) {
+                txs.push(crate::hostio::Tx::Via(Side::Lan, dst, frame));
+                self.wan6.pmtu.relayed += 1;
+            }
+        }
     }
 
     /// TCP to the metrics port of the LAN address `control.metrics` names.

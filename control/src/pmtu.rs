@@ -12,7 +12,7 @@
 //! lower the estimate (RFC 8201 4), and never below 1280: RFC 8021 removed
 //! atomic fragments, so a smaller MTU means "send 1280-byte packets".
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// How long a learned PMTU holds after its last PTB.
@@ -54,6 +54,8 @@ pub struct TunnelPmtu {
     learned: Option<Learned>,
     pub ptb_used: u64,
     pub ptb_ignored: u64,
+    /// PTBs translated into frag-needed for the IPv4 sender.
+    pub relayed: u64,
 }
 
 impl TunnelPmtu {
@@ -147,6 +149,72 @@ impl TunnelPmtu {
     }
 }
 
+/// RFC 2473 8.3: a PTB translated for the IPv4 sender of the packet it
+/// quotes, so the first oversized packet is not lost without a word: ICMPv4
+/// fragmentation needed (type 3 code 4, RFC 1191) from `from` with
+/// `tunnel_mtu` as next-hop MTU, quoting what the PTB kept of the inner
+/// packet (at most 548 bytes, RFC 1812 4.3.2.3). `None` unless that is a
+/// first fragment with DF from a sender `is_lan` accepts, and not an ICMP
+/// error itself (RFC 1812 4.3.2.7). Returns the destination and the packet.
+pub fn frag_needed_for_sender(
+    message: &[u8],
+    tunnel_mtu: u16,
+    from: Ipv4Addr,
+    is_lan: impl Fn(Ipv4Addr) -> bool,
+) -> Option<(Ipv4Addr, Vec<u8>)> {
+    let q = message.get(8..)?;
+    let inner = match *q.get(6)? {
+        PROTO_IPIP => q.get(40..)?,
+        EXT_FRAGMENT => {
+            // Only the first outer fragment starts with the inner header.
+            let f = q.get(40..48)?;
+            if f[0] != PROTO_IPIP || u16::from_be_bytes([f[2], f[3]]) & 0xfff8 != 0 {
+                return None;
+            }
+            q.get(48..)?
+        }
+        _ => return None,
+    };
+    let ihl = usize::from(*inner.first()? & 0x0f) * 4;
+    if inner.len() < ihl + 8 || inner[0] >> 4 != 4 || ihl < 20 {
+        return None;
+    }
+    let flags = u16::from_be_bytes([inner[6], inner[7]]);
+    let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+    let icmp_error = inner[9] == 1 && matches!(inner[ihl], 3 | 4 | 5 | 11 | 12);
+    if flags & 0x4000 == 0 || flags & 0x1fff != 0 || icmp_error || !is_lan(src) {
+        return None;
+    }
+    let quote = &inner[..inner.len().min(576 - 28)];
+    let total = 28 + quote.len();
+    let mut p = vec![0u8; total];
+    p[..12].copy_from_slice(&[0x45, 0xc0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0]);
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[12..16].copy_from_slice(&from.octets());
+    p[16..20].copy_from_slice(&src.octets());
+    let c = ones_complement(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 3;
+    p[21] = 4;
+    p[26..28].copy_from_slice(&tunnel_mtu.to_be_bytes());
+    p[28..].copy_from_slice(quote);
+    let c = ones_complement(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    Some((src, p))
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+fn ones_complement(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +272,62 @@ mod tests {
         assert_eq!(p.poll(t1 + AGE), None);
         assert_eq!(p.learned(), None);
         assert_eq!(p.ptb_used, 3);
+    }
+
+    /// The PTB about a 1460-byte DF TCP segment of a LAN host, as hgw
+    /// sends it (the quote cut short, as a router keeps at most 1280).
+    fn ptb_about_lan_tcp(df: bool, inner_src: [u8; 4]) -> Vec<u8> {
+        let mut m = ptb(1400, B4, AFTR, 4);
+        m.truncate(8 + 40);
+        let mut inner = vec![0u8; 600];
+        inner[0] = 0x45;
+        inner[2..4].copy_from_slice(&1460u16.to_be_bytes());
+        inner[6] = if df { 0x40 } else { 0 };
+        inner[8] = 63;
+        inner[9] = 6;
+        inner[12..16].copy_from_slice(&inner_src);
+        inner[16..20].copy_from_slice(&[198, 51, 100, 10]);
+        inner[20..24].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        m.extend_from_slice(&inner);
+        m
+    }
+
+    #[test]
+    fn m1_ptb_is_translated_to_frag_needed_for_the_lan_sender() {
+        let lan = |a: Ipv4Addr| a.octets()[..3] == [192, 168, 2];
+        let from = Ipv4Addr::new(192, 168, 2, 1);
+        let m = ptb_about_lan_tcp(true, [192, 168, 2, 10]);
+        let (dst, p) = frag_needed_for_sender(&m, 1360, from, lan).expect("translated");
+        assert_eq!(dst, Ipv4Addr::new(192, 168, 2, 10));
+        let ip = smoltcp::wire::Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (from, dst));
+        assert_eq!(
+            usize::from(ip.total_len()),
+            576,
+            "RFC 1812: at most 576 bytes"
+        );
+        let icmp = smoltcp::wire::Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(
+            (icmp.msg_type(), icmp.msg_code()),
+            (smoltcp::wire::Icmpv4Message::DstUnreachable, 4)
+        );
+        assert_eq!(&ip.payload()[6..8], &1360u16.to_be_bytes());
+        assert_eq!(
+            &ip.payload()[8..28],
+            &m[8 + 40..8 + 60],
+            "quotes the inner header"
+        );
+        // No DF, or not from the LAN (our own ICMP from 192.0.0.2): nothing.
+        let no_df = ptb_about_lan_tcp(false, [192, 168, 2, 10]);
+        assert!(frag_needed_for_sender(&no_df, 1360, from, lan).is_none());
+        let ours = ptb_about_lan_tcp(true, [192, 0, 0, 2]);
+        assert!(frag_needed_for_sender(&ours, 1360, from, lan).is_none());
+        // Truncated quotes never panic.
+        for n in 0..m.len() {
+            let _ = frag_needed_for_sender(&m[..n], 1360, from, lan);
+        }
     }
 
     #[test]

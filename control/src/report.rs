@@ -444,6 +444,7 @@ pub fn tunnel(r: &Router) -> Value {
         "path_mtu": pmtu,
         "ptb_used": r.wan6.pmtu.ptb_used,
         "ptb_ignored": r.wan6.pmtu.ptb_ignored,
+        "ptb_relayed": r.wan6.pmtu.relayed,
         "hop_limit": fib.tunnel.map(|t| t.hop_limit),
         "mss_clamp": fib.firewall.mss_clamp_v4,
         "encap_packets": encap.0,

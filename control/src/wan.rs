@@ -133,6 +133,9 @@ pub struct Wan {
     seed: u64,
     /// The tunnel's path MTU, from Packet Too Big sent to the B4.
     pub pmtu: TunnelPmtu,
+    /// The last PTB that lowered it, for the daemon to translate for the
+    /// IPv4 sender (RFC 2473 8.3). One slot: only decreases fill it.
+    ptb_to_relay: Option<Vec<u8>>,
 }
 
 impl Wan {
@@ -216,6 +219,7 @@ impl Wan {
             counters: WanCounters::default(),
             seed,
             pmtu: TunnelPmtu::default(),
+            ptb_to_relay: None,
         }
     }
 
@@ -250,8 +254,10 @@ impl Wan {
                 src, dst, message, ..
             } if message.first() == Some(&2) => {
                 let ceiling = self.link_mtu();
-                if let Err(e) = self.pmtu.handle_ptb(now, src, dst, message, ceiling) {
-                    log::debug!("wan: Packet Too Big from {src} ignored: {e:?}");
+                match self.pmtu.handle_ptb(now, src, dst, message, ceiling) {
+                    Ok(true) => self.ptb_to_relay = Some(message.to_vec()),
+                    Ok(false) => {}
+                    Err(e) => log::debug!("wan: Packet Too Big from {src} ignored: {e:?}"),
                 }
                 true
             }
@@ -530,6 +536,12 @@ impl Wan {
         if let Some(r) = &mut self.resolver {
             r.set_servers(now, &servers);
         }
+    }
+
+    /// The PTB (ICMPv6 message) that last lowered the tunnel's path MTU,
+    /// once.
+    pub fn take_ptb_to_relay(&mut self) -> Option<Vec<u8>> {
+        self.ptb_to_relay.take()
     }
 
     /// The WAN link MTU: the RA's MTU option within the configured one

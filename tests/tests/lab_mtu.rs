@@ -21,20 +21,16 @@ fn tunnel(lab: &Lab) -> Value {
 
 /// A DF ping of `total` IPv4 bytes from lan1 to the IPv4 server.
 fn ping_df(lab: &Lab, total: usize) -> ipoe_tests::Run {
+    ping(lab, "do", total, "198.51.100.10")
+}
+
+/// A ping from lan1 of `total` IPv4 bytes with `-M pmtudisc` (do, dont).
+fn ping(lab: &Lab, pmtudisc: &str, total: usize, dst: &str) -> ipoe_tests::Run {
     let size = (total - 28).to_string();
     lab.exec(
         "lan1",
         &[
-            "ping",
-            "-M",
-            "do",
-            "-s",
-            &size,
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "198.51.100.10",
+            "ping", "-M", pmtudisc, "-s", &size, "-c", "1", "-W", "2", dst,
         ],
     )
 }
@@ -99,35 +95,27 @@ fn m1_packet_too_big_toward_the_b4_lowers_the_tunnel_mtu() {
     let out = lab.ctl(&["show", "tunnel"]);
     assert!(out.stdout.contains("packet-too-big"), "{}", out.stdout);
 
-    // Without DF we fragment at the path MTU, not at the WAN's 1500 (first:
-    // once lan1 knows the 1360 it fragments by itself).
-    let frags = lab.error_count("ip6-fragment", "fragmented");
-    let r = lab.exec(
-        "lan1",
-        &[
-            "ping",
-            "-M",
-            "dont",
-            "-s",
-            "1472",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "198.51.100.10",
-        ],
-    );
-    assert!(r.ok, "1500 without DF: {}{}", r.stdout, r.stderr);
-    assert!(lab.error_count("ip6-fragment", "fragmented") > frags);
-
-    // The next one is refused by the router itself with frag-needed 1360
-    // (RFC 2473 8.3), so the host learns it; 1360 bytes then pass.
-    let too_big = lab.error_count("dslite-encap", "too-big");
-    let r = ping_df(&lab, 1460);
-    assert!(!r.ok, "1460 with DF cannot pass a 1400 path");
-    assert!(lab.error_count("dslite-encap", "too-big") > too_big);
+    // The PTB was translated for lan1 (RFC 2473 8.3): it knows 1360 at once.
+    assert!(t["ptb_relayed"].as_u64() >= Some(1), "{t}");
+    let r = lab.exec("lan1", &["ip", "route", "get", "198.51.100.10"]);
+    assert!(r.stdout.contains("mtu 1360"), "lan1 route: {}", r.stdout);
     let r = ping_df(&lab, 1360);
     assert!(r.ok, "1360 with DF fits: {}{}", r.stdout, r.stderr);
+
+    // Other destinations (lan1 has no PMTU for them yet). Without DF we
+    // fragment at the path MTU, not at the WAN's 1500.
+    let frags = lab.error_count("ip6-fragment", "fragmented");
+    let r = ping(&lab, "dont", 1500, "203.0.113.2");
+    assert!(r.ok, "1500 without DF: {}{}", r.stdout, r.stderr);
+    assert!(lab.error_count("ip6-fragment", "fragmented") > frags);
+    // With DF the router itself answers frag-needed 1360.
+    let too_big = lab.error_count("dslite-encap", "too-big");
+    let r = ping(&lab, "do", 1460, "203.0.113.1");
+    assert!(!r.ok, "1460 with DF cannot pass a 1400 path");
+    assert!(lab.error_count("dslite-encap", "too-big") > too_big);
+    let r = lab.exec("lan1", &["ip", "route", "get", "203.0.113.1"]);
+    assert!(r.stdout.contains("mtu 1360"), "lan1 route: {}", r.stdout);
+
     blob20_ok(&lab);
     let stats = lab.aftr_stats();
     assert_eq!(stats["errors_total"], 0, "aftr: {stats}");

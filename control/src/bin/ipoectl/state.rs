@@ -119,6 +119,7 @@ pub fn tunnel(d: &Value) -> String {
                         "path_mtu",
                         "ptb_used",
                         "ptb_ignored",
+                        "ptb_relayed",
                         "hop_limit",
                         "mss_clamp",
                         "encap_packets",
