@@ -240,13 +240,15 @@ fn power_of_two(v: u64) -> Option<String> {
 pub(crate) const IPV6_HEADER: u16 = 40;
 
 ranged_rule!(
-    /// Interface MTU: IPv6 needs at least 1280; 9000 is the usual jumbo size.
-    Mtu: u16, 1280, 9000, "an MTU between 1280 and 9000"
+    /// Interface MTU: IPv6 needs at least 1280; a received frame must fit a
+    /// UMEM chunk ([`crate::MAX_MTU`]).
+    Mtu: u16, 1280, crate::MAX_MTU.into(), "an MTU between 1280 and 1778"
 );
 ranged_rule!(
     /// Inner IPv4 MTU of the tunnel; the upper bound against wan.mtu is a
     /// cross-field check done after parsing.
-    TunnelMtu: u16, 1240, 8960, "a tunnel MTU between 1240 and wan.mtu - 40"
+    TunnelMtu: u16, 1240, (crate::MAX_MTU - IPV6_HEADER).into(),
+    "a tunnel MTU between 1240 and wan.mtu - 40"
 );
 ranged_rule!(Workers: usize, 1, 64, "a number of workers between 1 and 64");
 ranged_rule!(Batch: u32, 1, 256, "a batch size between 1 and 256");

@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+
+/// Largest MTU the dataplane can receive: a 2048-byte UMEM chunk minus the
+/// kernel's 256-byte XDP headroom holds a 1792-byte frame, 1778 bytes of IP
+/// after the Ethernet header (`ipoe_dataplane::FRAME_SIZE`, `XDP_HEADROOM`;
+/// the dataplane asserts that they agree). A larger frame is dropped by the
+/// kernel before the AF_XDP socket, so a larger MTU would only blackhole.
+pub const MAX_MTU: u16 = 1778;
 pub use firewall::{Firewall, FirewallTimeouts, Pinhole, PinholeHost, PinholeProto, PortRange};
 pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, LeaseTime, LeaseTimeOrInt,
@@ -745,3 +752,5 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mtu;

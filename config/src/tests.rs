@@ -169,13 +169,13 @@ fn zero_copy_takes_words_not_booleans() {
 #[test]
 fn everything_set_and_flow_style() {
     let config = ok("\
-wan: {interface: wan0, mtu: 9000, ipv6: {address: 2001:db8::2/64, gateway: 2001:db8::1}}
+wan: {interface: wan0, mtu: 1778, ipv6: {address: 2001:db8::2/64, gateway: 2001:db8::1}}
 lan:
   interface: \"lan0\"
   mtu: 1280
   ipv4: 10.0.0.1/8
   ipv6: {prefix: '2001:db8:1::/64', address: 2001:db8:1::abc, subnet_id: 7}
-dslite: {aftr: 2404:8e00::feed:100, b4_address: delegated, mtu: 8960, mss_clamp: 8920}
+dslite: {aftr: 2404:8e00::feed:100, b4_address: delegated, mtu: 1738, mss_clamp: 1698}
 firewall: {enabled: false, ipv6_mss_clamp: 1220, pinholes: [{host: \"02:00:00:00:01:10\", proto: icmpv6}]}
 dataplane:
   workers: 2
@@ -195,8 +195,8 @@ control:
   max_neighbors: 65536
   log_level: trace
 ");
-    assert_eq!(config.wan.mtu, 9000);
-    assert_eq!(config.tunnel_mtu(), 8960);
+    assert_eq!(config.wan.mtu, 1778);
+    assert_eq!(config.tunnel_mtu(), 1738);
     assert_eq!(config.dataplane.cores, vec![CpuId(1), CpuId(0)]);
     assert_eq!(
         config.dslite.as_ref().unwrap().b4_address,
@@ -208,7 +208,7 @@ control:
         Some("2001:db8:1::abc".parse().unwrap())
     );
     assert_eq!(config.lan.ipv6.subnet_id, 7);
-    assert_eq!(config.mss_clamp_v4(), Some(8920));
+    assert_eq!(config.mss_clamp_v4(), Some(1698));
     assert!(!config.firewall.enabled);
     assert_eq!(config.firewall.ipv6_mss_clamp, Some(1220));
     let again = ok(&config.to_yaml());
@@ -290,7 +290,7 @@ fn refuses_wrong_type() {
         Some("wan.mtu"),
         &[
             "wrong type: found string \"large\"",
-            "expected an MTU between 1280 and 9000",
+            "expected an MTU between 1280 and 1778",
         ],
     );
     refused(
@@ -1015,7 +1015,7 @@ fn firewall_defaults() {
     assert_eq!(small.mss_clamp_v4(), Some(1200));
     assert_eq!(ok(&small.to_yaml()), small);
     let jumbo = ok(&format!("{BASE}dslite:\n  aftr: transix-east\n")
-        .replace("interface: wan0", "interface: wan0\n  mtu: 9000"));
+        .replace("interface: wan0", "interface: wan0\n  mtu: 1778"));
     assert_eq!(jumbo.mss_clamp_v4(), Some(1420));
 }
 

@@ -350,6 +350,9 @@ impl Router {
                         {
                             self.wan6.counters.rx_unexpected += 1;
                         }
+                        if let Some(ptb) = self.wan6.take_ptb_to_relay() {
+                            self.relay_ptb(&ptb, &mut txs);
+                        }
                     }
                     PuntReason::NeighborMiss => {
                         self.neigh.resolve(now, side, pf.next_hop, pf.bytes(), out);
@@ -362,6 +365,31 @@ impl Router {
         self.punts_handled += n as u64;
         self.transmit(now, txs, out);
         n
+    }
+
+    /// RFC 2473 8.3: the LAN host whose packet a PTB quoted learns the new
+    /// tunnel MTU at once, not only when it sends the next big one.
+    fn relay_ptb(&mut self, ptb: &[u8], txs: &mut Vec<crate::hostio::Tx>) {
+        let Some(p) = self.wan6.pmtu.learned() else {
+            return;
+        };
+        let mtu = self
+            .config
+            .tunnel_mtu()
+            .min(p.mtu.min(self.wan6.link_mtu()) - 40);
+        let fib = &self.base_fib;
+        let Some((lan_ip, _)) = fib.lan_ipv4 else {
+            return;
+        };
+        let relayed = crate::pmtu::frag_needed_for_sender(ptb, mtu, lan_ip, |a| {
+            fib.in_lan_ipv4(u32::from(a))
+        });
+        if let Some((_, packet)) = relayed {
+            if let Some((dst, frame)) = crate::hostio::ip_frame(self.lan.mac, &packet) {
+                txs.push(crate::hostio::Tx::Via(Side::Lan, dst, frame));
+                self.wan6.pmtu.relayed += 1;
+            }
+        }
     }
 
     /// TCP to the metrics port of the LAN address `control.metrics` names.
@@ -709,19 +737,42 @@ impl Router {
     }
 }
 
+/// The inner MTU of the tunnel: `dslite.mtu` (or `wan.mtu - 40`), lowered
+/// to what the WAN link (the RA's MTU) and the path to the AFTR (Packet Too
+/// Big) carry, each minus the outer header (RFC 2473 7.1).
+pub fn tunnel_mtu(config: &Config, learned: &Learned) -> u16 {
+    let link = wan_mtu(config, learned);
+    let path = learned.tunnel_pmtu.map_or(link, |(m, _)| m.min(link));
+    config.tunnel_mtu().min(path - 40)
+}
+
+fn wan_mtu(config: &Config, learned: &Learned) -> u16 {
+    match learned.wan_mtu {
+        0 => config.wan.mtu,
+        m => m.min(config.wan.mtu),
+    }
+}
+
 fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned) -> Fib {
+    let tun_mtu = tunnel_mtu(config, learned);
     let tunnel = match (learned.b4, learned.aftr) {
         (Some(b4), Some(aftr)) => Some(Tunnel {
             b4,
             aftr,
-            mtu: config.tunnel_mtu(),
+            mtu: tun_mtu,
+            hop_limit: learned
+                .hop_limit
+                .unwrap_or(ipoe_dataplane::nodes::dslite_encap::OUTER_HOP_LIMIT),
         }),
         _ => None,
     };
+    let mut firewall = crate::firewall::policy(config);
+    // TCP through a narrower tunnel than configured needs no PMTUD round.
+    firewall.mss_clamp_v4 = firewall.mss_clamp_v4.map(|mss| mss.min(tun_mtu - 40));
     Fib {
         wan: PortAddrs {
             mac: wan.mac,
-            mtu: config.wan.mtu,
+            mtu: wan_mtu(config, learned),
             link_local: Some(iface::link_local(&wan.mac)),
             ipv6: learned.wan_address,
         },
@@ -738,7 +789,7 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
         // Until neighbor discovery confirms it, the RA's source link-layer
         // option is the best knowledge of the router's MAC.
         gateway_mac: learned.gateway_mac,
-        firewall: crate::firewall::policy(config),
+        firewall,
         ..Default::default()
     }
 }

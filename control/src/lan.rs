@@ -85,6 +85,8 @@ pub struct Lan {
     lan_address: Option<Ipv6Addr>,
     /// The source and next hop of DNS queries to the upstream servers.
     upstream_route: Option<(Ipv6Addr, Ipv6Addr)>,
+    /// Hop limit of those queries: the WAN RA's Cur Hop Limit.
+    wan_hop_limit: u8,
     pub counters: LanCounters,
 }
 
@@ -230,6 +232,7 @@ impl Lan {
             saved_prefixes: Vec::new(),
             lan_address: None,
             upstream_route: None,
+            wan_hop_limit: crate::wan::DEFAULT_HOP_LIMIT,
             counters: LanCounters::default(),
         }
     }
@@ -430,7 +433,7 @@ impl Lan {
                                 dst_mac: [0; 6],
                                 src,
                                 dst: upstream,
-                                hop_limit: 64,
+                                hop_limit: self.wan_hop_limit,
                             },
                             src_port,
                             hostio::DNS_PORT,
@@ -460,6 +463,7 @@ impl Lan {
             .wan_address
             .or(learned.lan_address)
             .zip(learned.gateway);
+        self.wan_hop_limit = learned.hop_limit.unwrap_or(crate::wan::DEFAULT_HOP_LIMIT);
         let lease = wan.lease();
         let until = |secs: Option<u32>| -> Option<Instant> {
             match (secs, lease) {

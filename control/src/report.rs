@@ -416,6 +416,19 @@ pub fn tunnel(r: &Router) -> Value {
         json!({"addresses": a.all.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
                "ttl_s": a.ttl, "refresh_in_s": secs_until(now, a.expires), "server": a.server.to_string()})
     });
+    // Where the tunnel MTU comes from: the smallest of the three wins.
+    let configured = r.config.tunnel_mtu();
+    let mtu = crate::daemon::tunnel_mtu(&r.config, l);
+    let mtu_source = match l.tunnel_pmtu {
+        _ if mtu == configured => "config",
+        Some((p, _)) if p - 40 == mtu => "packet-too-big",
+        _ => "ra",
+    };
+    let pmtu = r.wan6.pmtu.learned().map(|p| {
+        json!({"mtu": p.mtu, "aftr": p.dst.to_string(), "from": p.from.to_string(),
+               "age_s": now.saturating_duration_since(p.at).as_secs(),
+               "ages_out_in_s": secs_until(now, p.at + crate::pmtu::AGE)})
+    });
     json!({
         "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),
         "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
@@ -425,6 +438,14 @@ pub fn tunnel(r: &Router) -> Value {
         "dns": resolver,
         "up": fib.tunnel.is_some() && fib.gateway.is_some(),
         "mtu": fib.tunnel.map(|t| t.mtu),
+        "mtu_source": mtu_source,
+        "configured_mtu": configured,
+        "wan_mtu": fib.wan.mtu,
+        "path_mtu": pmtu,
+        "ptb_used": r.wan6.pmtu.ptb_used,
+        "ptb_ignored": r.wan6.pmtu.ptb_ignored,
+        "ptb_relayed": r.wan6.pmtu.relayed,
+        "hop_limit": fib.tunnel.map(|t| t.hop_limit),
         "mss_clamp": fib.firewall.mss_clamp_v4,
         "encap_packets": encap.0,
         "encap_bytes": encap.1,

@@ -16,12 +16,15 @@ use crate::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
 use crate::dns::{self, Resolver, ResolverConfig};
 use crate::hostio::{self, Inbound, Route, Tx};
 use crate::neigh::{Mac, Side};
+use crate::pmtu::TunnelPmtu;
 use crate::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
 use crate::state::{self, StateDir};
 
 /// DHCPv6 starts on an RA with M or O set; without any RA it starts anyway
 /// after this long (RFC 7084 WPD-1: PD does not depend on the RA).
 const PD_WITHOUT_RA: Duration = Duration::from_secs(4);
+/// Hop limit of what the router sends on the WAN until an RA sets one.
+pub const DEFAULT_HOP_LIMIT: u8 = 64;
 
 /// How the AFTR address was learned, for `ipoectl show tunnel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +63,14 @@ pub struct Learned {
     pub aftr_source: Option<AftrSource>,
     /// Why a delegated prefix could not be used, if it could not.
     pub pd_error: Option<String>,
+    /// The WAN link MTU in use: `wan.mtu`, or the RA's MTU option when
+    /// smaller (RFC 4861 6.3.4; never above what is configured).
+    pub wan_mtu: u16,
+    /// The RA's Cur Hop Limit, for packets the router sends on the WAN.
+    pub hop_limit: Option<u8>,
+    /// The tunnel's path MTU from Packet Too Big (IPv6 bytes) and the
+    /// router that sent it, while one holds for the AFTR in use.
+    pub tunnel_pmtu: Option<(u16, Ipv6Addr)>,
 }
 
 /// Drops and oddities of the WAN control traffic; each a named counter.
@@ -104,6 +115,7 @@ struct Settings {
     b4_source: Option<B4Source>,
     aftr: Option<Aftr>,
     release_on_shutdown: bool,
+    wan_mtu: u16,
 }
 
 pub struct Wan {
@@ -119,6 +131,11 @@ pub struct Wan {
     pd_deadline: Option<Instant>,
     pub counters: WanCounters,
     seed: u64,
+    /// The tunnel's path MTU, from Packet Too Big sent to the B4.
+    pub pmtu: TunnelPmtu,
+    /// The last PTB that lowered it, for the daemon to translate for the
+    /// IPv4 sender (RFC 2473 8.3). One slot: only decreases fill it.
+    ptb_to_relay: Option<Vec<u8>>,
 }
 
 impl Wan {
@@ -189,6 +206,7 @@ impl Wan {
                 b4_source: ds.map(|d| d.b4_address),
                 aftr: ds.map(|d| d.aftr.clone()),
                 release_on_shutdown: v6.dhcpv6_pd.as_ref().is_some_and(|p| p.release_on_shutdown),
+                wan_mtu: config.wan.mtu,
             },
             ra,
             dhcp,
@@ -200,6 +218,8 @@ impl Wan {
             pd_deadline: None,
             counters: WanCounters::default(),
             seed,
+            pmtu: TunnelPmtu::default(),
+            ptb_to_relay: None,
         }
     }
 
@@ -227,6 +247,18 @@ impl Wan {
             } if message.first() == Some(&134) => {
                 // Counted inside on refusal.
                 let _ = self.ra.handle_ra(now, src, hop_limit, message);
+                true
+            }
+            // Packet Too Big about our tunnel packets (issue 15 m1).
+            Inbound::Icmpv6 {
+                src, dst, message, ..
+            } if message.first() == Some(&2) => {
+                let ceiling = self.link_mtu();
+                match self.pmtu.handle_ptb(now, src, dst, message, ceiling) {
+                    Ok(true) => self.ptb_to_relay = Some(message.to_vec()),
+                    Ok(false) => {}
+                    Err(e) => log::debug!("wan: Packet Too Big from {src} ignored: {e:?}"),
+                }
                 true
             }
             Inbound::Udp {
@@ -298,6 +330,7 @@ impl Wan {
         };
         // A PD lease that could not be saved (disk full, read-only).
         soonest(self.state.retry(now));
+        soonest(self.pmtu.poll(now));
         if !ll_usable {
             // Nothing leaves before our link-local address passed DAD.
             return None;
@@ -371,7 +404,8 @@ impl Wan {
                         dst_mac: [0; 6],
                         src,
                         dst: q.server,
-                        hop_limit: 64,
+                        // RFC 4861 6.3.4: the routers' Cur Hop Limit.
+                        hop_limit: learned.hop_limit.unwrap_or(DEFAULT_HOP_LIMIT),
                     },
                     q.src_port,
                     hostio::DNS_PORT,
@@ -504,10 +538,33 @@ impl Wan {
         }
     }
 
+    /// The PTB (ICMPv6 message) that last lowered the tunnel's path MTU,
+    /// once.
+    pub fn take_ptb_to_relay(&mut self) -> Option<Vec<u8>> {
+        self.ptb_to_relay.take()
+    }
+
+    /// The WAN link MTU: the RA's MTU option within the configured one
+    /// (RFC 4861 6.3.4: a host adopts it; the config is what the interface
+    /// and the receive path were sized for).
+    pub fn link_mtu(&self) -> u16 {
+        let configured = self.settings.wan_mtu;
+        match self.ra.mtu() {
+            Some(m) if m >= u32::from(crate::pmtu::MIN_MTU) => {
+                configured.min(u16::try_from(m).unwrap_or(u16::MAX))
+            }
+            _ => configured,
+        }
+    }
+
     /// The current outcome; `usable` as for [`Self::poll`].
     pub fn learned(&self, usable: &[Ipv6Addr]) -> Learned {
         let s = &self.settings;
-        let mut l = Learned::default();
+        let mut l = Learned {
+            wan_mtu: self.link_mtu(),
+            hop_limit: self.ra.cur_hop_limit(),
+            ..Learned::default()
+        };
         if let Some(a) = s.static_address {
             l.wan_candidates.push(a);
         }
@@ -576,6 +633,11 @@ impl Wan {
             }
             None => {}
         }
+        l.tunnel_pmtu = self
+            .pmtu
+            .learned()
+            .filter(|p| Some(p.dst) == l.aftr)
+            .map(|p| (p.mtu.min(l.wan_mtu), p.from));
         l
     }
 
@@ -698,3 +760,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod mtu_tests;

@@ -26,3 +26,7 @@ pub const FRAME_SIZE: usize = 2048;
 pub const MAX_BATCH: usize = 256;
 /// Room the tests leave before a frame, as the kernel does (XDP_PACKET_HEADROOM).
 pub const XDP_HEADROOM: usize = 256;
+
+// The config refuses MTUs above what one chunk can receive (issue 15 m10):
+// its bound must be this one.
+const _: () = assert!(FRAME_SIZE - XDP_HEADROOM - 14 == ipoe_config::MAX_MTU as usize);

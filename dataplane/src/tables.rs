@@ -80,8 +80,12 @@ pub struct Tunnel {
     /// Our end (RFC 6333 B4 element).
     pub b4: Ipv6Addr,
     pub aftr: Ipv6Addr,
-    /// Largest inner IPv4 packet that fits (WAN MTU - 40 unless configured).
+    /// Largest inner IPv4 packet that fits: `dslite.mtu`, lowered to the
+    /// WAN link MTU (the RA's) and the path MTU learned from Packet Too
+    /// Big, each minus the 40-byte outer header.
     pub mtu: u16,
+    /// Hop limit of the outer header: the WAN RA's Cur Hop Limit, else 64.
+    pub hop_limit: u8,
 }
 
 #[derive(Clone, Debug, Default)]

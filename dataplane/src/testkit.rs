@@ -70,6 +70,7 @@ pub fn lab_fib() -> Fib {
             b4: B4,
             aftr: AFTR,
             mtu: 1460,
+            hop_limit: 64,
         }),
         gateway: Some(GATEWAY6),
         gateway_mac: Some(GW_MAC),

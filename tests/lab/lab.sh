@@ -8,7 +8,7 @@
 #                            b4ref.py in the router namespace, then the hgw
 #                            peers), then rebuild
 #   lab.sh peers-selftest    only the hgw peer checks (rdisc6, dhclient, DNS), then rebuild
-#   lab.sh radvd start [--lifetime S] [--interval S] | stop [--kill] | status
+#   lab.sh radvd start [--lifetime S] [--interval S] [--mtu M] [--hop-limit H] | stop [--kill] | status
 #   lab.sh dhcp6 start [--server kea|isc|wide] [--pool PREFIX/LEN] [--delegated-len N]
 #                      [--t1 S] [--t2 S] [--preferred S] [--valid S] [--aftr-name NAME]
 #                      [--rapid-commit yes|no] [--duid HEX] | stop | status | log
@@ -426,16 +426,18 @@ cmd_radvd() {
         start) radvd_start "$@" ;;
         stop) radvd_stop "$@" ;;
         status) radvd_status ;;
-        *) die "usage: lab.sh radvd start [--lifetime S] [--interval S] | stop [--kill] | status" ;;
+        *) die "usage: lab.sh radvd start [--lifetime S] [--interval S] [--mtu M] [--hop-limit H] | stop [--kill] | status" ;;
     esac
 }
 
 radvd_start() {
-    local lifetime=1800 interval=
+    local lifetime=1800 interval= mtu=1500 hoplimit=64
     while (($#)); do
         case $1 in
             --lifetime) lifetime=${2:-}; shift 2 || die "--lifetime needs a value" ;;
             --interval) interval=${2:-}; shift 2 || die "--interval needs a value" ;;
+            --mtu) mtu=${2:-}; shift 2 || die "--mtu needs a value" ;;
+            --hop-limit) hoplimit=${2:-}; shift 2 || die "--hop-limit needs a value" ;;
             *) die "radvd start: unknown option '$1'" ;;
         esac
     done
@@ -446,6 +448,11 @@ radvd_start() {
         ((interval < 4)) && interval=4
     fi
     need_uint --interval "$interval"
+    need_uint --mtu "$mtu"
+    need_uint --hop-limit "$hoplimit"
+    # the MTU option may not exceed down0's own MTU (1500)
+    ((mtu >= 1280 && mtu <= 1500)) || die "--mtu must be 1280..1500 (AdvLinkMTU, down0 is 1500)"
+    ((hoplimit <= 255)) || die "--hop-limit must be 0..255 (AdvCurHopLimit)"
     ((interval >= 4 && interval <= 1800)) || die "--interval must be 4..1800 (radvd MaxRtrAdvInterval)"
     ((lifetime == 0 || (lifetime >= interval && lifetime <= 9000))) ||
         die "--lifetime must be 0 or between the interval ($interval) and 9000 (radvd AdvDefaultLifetime)"
@@ -454,7 +461,8 @@ radvd_start() {
     [[ $(nsx hgw sysctl -n net.ipv6.conf.all.forwarding) == 1 ]] ||
         die "hgw: net.ipv6.conf.all.forwarding is not 1 (radvd would refuse to advertise a default router)"
     render "$HGW_TPL/radvd.conf.in" "$RUN/radvd.conf" \
-        LIFETIME="$lifetime" MAXINT="$interval" MININT="$minint" DNSLIFE=$((2 * interval))
+        LIFETIME="$lifetime" MAXINT="$interval" MININT="$minint" DNSLIFE=$((2 * interval)) \
+        MTU="$mtu" HOPLIMIT="$hoplimit"
     nsx hgw radvd --configtest -C "$RUN/radvd.conf" >"$RUN/radvd.configtest" 2>&1 ||
         { cat "$RUN/radvd.configtest" >&2; die "radvd: bad config $RUN/radvd.conf"; }
     # a restart must not send a "router lifetime 0" goodbye RA: KILL the old one
@@ -466,10 +474,11 @@ radvd_start() {
         tail -n 20 "$RUN/radvd.out" "$RUN/radvd.log" >&2 2>/dev/null || true
         die "radvd did not start"
     fi
-    printf 'lifetime=%s\ninterval=%s\nmin_interval=%s\n' "$lifetime" "$interval" "$minint" >"$RUN/radvd.state"
+    printf 'lifetime=%s\ninterval=%s\nmin_interval=%s\nmtu=%s\nhop_limit=%s\n' \
+        "$lifetime" "$interval" "$minint" "$mtu" "$hoplimit" >"$RUN/radvd.state"
     say "radvd: running on hgw down0 from $HGW_LL (pid $(cut -d' ' -f1 "$PIDS/radvd.pid")):" \
         "M=1 O=1, router lifetime ${lifetime}s, RA every ${minint}-${interval}s," \
-        "prefix 2001:db8:0:100::/64, RDNSS $HGW_ADDR, DNSSL lab.example, MTU 1500"
+        "prefix 2001:db8:0:100::/64, RDNSS $HGW_ADDR, DNSSL lab.example, MTU $mtu, hop limit $hoplimit"
 }
 
 radvd_stop() {

@@ -271,6 +271,8 @@ pub struct WanRa {
     dns_servers: ExpiringSet<Ipv6Addr>,
     search_domains: ExpiringSet<String>,
     mtu: Option<u32>,
+    /// The last nonzero Cur Hop Limit (RFC 4861 6.3.4).
+    cur_hop_limit: Option<u8>,
     flags: Option<(bool, bool)>,
     last_ra: Option<Instant>,
     events: Vec<Event>,
@@ -290,6 +292,7 @@ impl WanRa {
             dns_servers: ExpiringSet::new(MAX_DNS_SERVERS),
             search_domains: ExpiringSet::new(MAX_SEARCH_DOMAINS),
             mtu: None,
+            cur_hop_limit: None,
             flags: None,
             last_ra: None,
             events: Vec::new(),
@@ -371,6 +374,10 @@ impl WanRa {
         self.update_router(now, src, &repr);
         if let Some(mtu) = repr.mtu {
             self.update_mtu(src, mtu);
+        }
+        // 0 means "unspecified by this router" (RFC 4861 4.2).
+        if repr.cur_hop_limit != 0 {
+            self.cur_hop_limit = Some(repr.cur_hop_limit);
         }
         for p in &repr.prefixes {
             self.update_prefix(now, p);
@@ -487,6 +494,11 @@ impl WanRa {
     /// The last MTU option within 1280..=65535.
     pub fn mtu(&self) -> Option<u32> {
         self.mtu
+    }
+
+    /// The hop limit the routers ask for, from the last RA that set one.
+    pub fn cur_hop_limit(&self) -> Option<u8> {
+        self.cur_hop_limit
     }
 
     /// M flag of the last RA.

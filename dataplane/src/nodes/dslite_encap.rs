@@ -1,6 +1,7 @@
 //! dslite-encap: IPv4 from the LAN into IPv6 toward the AFTR (RFC 6333 B4,
 //! RFC 2473): TTL decrement, then a 40-byte IPv6 header with next header 4,
-//! hop limit 64, traffic class copied from the TOS, no encapsulation limit.
+//! the WAN's hop limit (the RA's Cur Hop Limit, else 64), traffic class
+//! copied from the TOS, no encapsulation limit.
 
 use std::net::IpAddr;
 
@@ -11,7 +12,8 @@ use crate::wire::{
     PROTO_TCP, PROTO_UDP,
 };
 
-/// Hop limit of the outer header (RFC 2473 6.3 suggests the default hop limit).
+/// Hop limit of the outer header until an RA gives one (RFC 2473 6.3
+/// suggests the default hop limit, which RFC 4861 6.3.4 lets the RA set).
 pub const OUTER_HOP_LIMIT: u8 = 64;
 
 crate::node_errors! {
@@ -78,7 +80,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         h[0..4].copy_from_slice(&word0.to_be_bytes());
         put16(h, 4, inner_len as u16);
         h[6] = PROTO_IPIP;
-        h[7] = OUTER_HOP_LIMIT;
+        h[7] = tun.hop_limit;
         h[8..24].copy_from_slice(&tun.b4.octets());
         h[24..40].copy_from_slice(&tun.aftr.octets());
 

@@ -1,6 +1,8 @@
 //! ip4-icmp-error: turns the packet in place into an ICMPv4 error about it
-//! (time exceeded, fragmentation needed) from the router's LAN address, and
-//! routes it: to a LAN host directly, to an internet host through DS-Lite.
+//! (time exceeded, fragmentation needed) and routes it: to a LAN host
+//! directly, from the router's LAN address; to an internet host through
+//! DS-Lite, from 192.0.0.2, the B4's own IPv4 address (RFC 6333 5.7, RFC
+//! 7335), so the softwire never sees the LAN's numbering.
 //!
 //! Layout trick: the quoted original stays where it is; the new IPv4 and
 //! ICMP headers (28 bytes) are written over its old Ethernet header and the
@@ -15,6 +17,8 @@ use crate::wire::{be16, checksum, put16, write_eth, ETHERTYPE_IPV4, ETH_LEN, PRO
 /// RFC 1812 4.3.2.3: an error holds as much of the original as fits in 576 bytes.
 const MAX_ERROR_LEN: usize = 576;
 const HDRS: usize = 20 + 8;
+/// The B4's IPv4 address (RFC 6333 5.7, from 192.0.0.0/29 of RFC 7335).
+pub const B4_IPV4: [u8; 4] = [192, 0, 0, 2];
 
 crate::node_errors! {
     pub enum Error {
@@ -30,10 +34,6 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
     let fib = cx.fib;
     for &i in pkts {
         let m = cx.meta[usize::from(i)];
-        let Some((lan_ip, _)) = fib.lan_ipv4 else {
-            cx.drop(i, Error::NoSource.index());
-            continue;
-        };
         let (chunk, off) = cx.chunk(i);
         let orig = &chunk[off + ETH_LEN..off + m.len as usize];
         let ihl = usize::from(orig[0] & 0x0f) * 4;
@@ -51,6 +51,15 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::NoHeadroom.index());
             continue;
         }
+        let to_lan = fib.in_lan_ipv4(u32::from(src_ip));
+        let from = match fib.lan_ipv4 {
+            _ if !to_lan => B4_IPV4,
+            Some((lan_ip, _)) => lan_ip.octets(),
+            None => {
+                cx.drop(i, Error::NoSource.index());
+                continue;
+            }
+        };
         if !cx.icmp_limit.allow(cx.now_ns) {
             cx.drop(i, Error::RateLimited.index());
             continue;
@@ -67,7 +76,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 0x45, 0xc0, 0, 0, 0, 0, 0, 0, 64, PROTO_ICMP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
             ]);
             put16(ip, 2, total as u16);
-            ip[12..16].copy_from_slice(&lan_ip.octets());
+            ip[12..16].copy_from_slice(&from);
             ip[16..20].copy_from_slice(&src);
             let c = checksum(ip);
             put16(ip, 10, c);
@@ -87,7 +96,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         mm.len = (ETH_LEN + total) as u32;
         mm.local = true;
         cx.count(Error::Sent.index());
-        if fib.in_lan_ipv4(u32::from(src_ip)) {
+        if to_lan {
             let mac = fib.arp.get(&src_ip).copied();
             let lan_mac = fib.lan.mac;
             write_eth(cx.data(i), &mac.unwrap_or([0; 6]), &lan_mac, ETHERTYPE_IPV4);

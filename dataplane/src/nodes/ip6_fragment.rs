@@ -1,9 +1,11 @@
-//! ip6-fragment: an encapsulated packet larger than the WAN MTU (an IPv4
-//! packet without DF that did not fit the 1460-byte tunnel) leaves as two
-//! outer fragments (RFC 6333 5.3, RFC 2473 7.2; the AFTR reassembles).
-//! The first fragment stays in its frame, its headers moved 8 bytes into
-//! the headroom to make room for the Fragment header; the second is built
-//! in a spare frame.
+//! ip6-fragment: an encapsulated packet larger than the tunnel path (an
+//! IPv4 packet without DF that did not fit the tunnel MTU) leaves as two
+//! outer fragments of at most the tunnel MTU + 40 bytes (RFC 6333 5.3, RFC
+//! 2473 7.2; the AFTR reassembles). Two always suffice: the path is at least
+//! 1280 bytes (1232 of data per fragment) and an inner packet at most 1778
+//! (`ipoe_config::MAX_MTU`). The first fragment stays in its frame, its
+//! headers moved 8 bytes into the headroom to make room for the Fragment
+//! header; the second is built in a spare frame.
 
 use std::net::IpAddr;
 
@@ -17,7 +19,7 @@ const EXT_FRAGMENT: u8 = 44;
 
 crate::node_errors! {
     pub enum Error {
-        TooBig => ("too-big", "does not fit in two fragments at the WAN MTU"),
+        TooBig => ("too-big", "does not fit in two fragments at the tunnel MTU"),
         NoHeadroom => ("no-headroom", "no room in front of the frame for the Fragment header"),
         NoBuffer => ("no-buffer", "no spare frame for the second fragment"),
         NoGateway => ("no-gateway", "no WAN default router"),
@@ -27,7 +29,12 @@ crate::node_errors! {
 
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
     let fib = cx.fib;
-    let mtu = usize::from(fib.port(Port::Wan).mtu);
+    // The tunnel's path MTU, not the link's: `dslite.mtu` or a learned
+    // PMTU may be below the WAN MTU (issue 15 M5).
+    let wan_mtu = usize::from(fib.port(Port::Wan).mtu);
+    let mtu = fib
+        .tunnel
+        .map_or(wan_mtu, |t| wan_mtu.min(usize::from(t.mtu) + IPV6_LEN));
     for &i in pkts {
         let m = cx.meta[usize::from(i)];
         let Some(gw) = fib.gateway else {

@@ -957,3 +957,6 @@ fn forwarding_to_a_lan_neighbor_marks_it_used() {
         assert_eq!(g.fw.neigh_use.take(), want, "{}", path.name());
     }
 }
+
+// Tunnel and MTU (issue 15 M5, m1, m3, m8).
+mod mtu;
