@@ -210,9 +210,7 @@ impl Lan {
             server
         });
 
-        let dns = lan
-            .dns_proxy
-            .then(|| DnsProxy::new(ProxyConfig::default(), seed.rotate_left(41)));
+        let dns = lan.dns_proxy.then(|| DnsProxy::new(ProxyConfig::default()));
 
         Self {
             mac,

@@ -118,7 +118,6 @@ pub struct Wan {
     pd_started: bool,
     pd_deadline: Option<Instant>,
     pub counters: WanCounters,
-    seed: u64,
 }
 
 impl Wan {
@@ -199,7 +198,6 @@ impl Wan {
             pd_started: false,
             pd_deadline: None,
             counters: WanCounters::default(),
-            seed,
         }
     }
 
@@ -479,16 +477,13 @@ impl Wan {
         if name != self.resolver_name {
             self.resolver = name.as_ref().map(|n| {
                 log::info!("dslite: AFTR name {n}, resolving it");
-                Resolver::new(
-                    ResolverConfig {
-                        name: n.clone(),
-                        min_ttl: Duration::from_secs(30),
-                        max_ttl: Duration::from_secs(24 * 3600),
-                        retry_initial: Duration::from_secs(1),
-                        retry_max: Duration::from_secs(60),
-                    },
-                    self.seed.rotate_left(31),
-                )
+                Resolver::new(ResolverConfig {
+                    name: n.clone(),
+                    min_ttl: Duration::from_secs(30),
+                    max_ttl: Duration::from_secs(24 * 3600),
+                    retry_initial: Duration::from_secs(1),
+                    retry_max: Duration::from_secs(60),
+                })
             });
             self.resolver_name = name;
         }
