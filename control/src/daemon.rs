@@ -631,18 +631,15 @@ impl Router {
                 .set_timeouts(crate::firewall::timeouts(&self.config));
         }
         if plan.wan {
-            // The saved PD lease and DUID are read back: the new client
-            // confirms the lease with Rebind instead of starting over.
-            self.wan6 = Wan::new(
-                &self.config,
-                self.wan.mac,
-                iface::link_local(&self.wan.mac),
-                now,
-            );
-            // `learned` stays until the next poll compares it with what
-            // the new engines know: the restored PD lease keeps the LAN
-            // prefix, so the LAN sees no change.
-            self.dad_reported.clear();
+            // Only the engines whose settings changed start over; the
+            // router, the SLAAC addresses, the PD lease and the AFTR
+            // answer stay, so the LAN sees no change. `learned` stays
+            // until the next poll compares it with what they know.
+            let rebuilt = self.wan6.reconfigure(&self.config, now);
+            log::info!("reload: WAN engines: {rebuilt}");
+            if rebuilt.addresses {
+                self.dad_reported.clear();
+            }
         }
         if plan.lan {
             // Leases are on disk (written at every change): the new servers

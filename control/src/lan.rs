@@ -212,9 +212,7 @@ impl Lan {
             server
         });
 
-        let dns = lan
-            .dns_proxy
-            .then(|| DnsProxy::new(ProxyConfig::default(), seed.rotate_left(41)));
+        let dns = lan.dns_proxy.then(|| DnsProxy::new(ProxyConfig::default()));
 
         Self {
             mac,
@@ -499,22 +497,17 @@ impl Lan {
         if let Some(d) = &mut self.dns {
             d.set_upstreams(&upstream);
         }
-        let stale = self.ra.stale_prefixes(now);
+        let dhcp6_prefix = prefix.as_ref().map(|p| PrefixState {
+            prefix: p.prefix,
+            preferred_until: p.preferred_until,
+            valid_until: p.valid_until,
+        });
         if let Some(s) = &mut self.dhcp6 {
             if s.config().dns != rdnss {
                 let mut cfg = s.config().clone();
                 cfg.dns = rdnss.clone();
                 s.set_config(cfg);
             }
-            s.set_prefix(
-                now,
-                prefix.as_ref().map(|p| PrefixState {
-                    prefix: p.prefix,
-                    preferred_until: p.preferred_until,
-                    valid_until: p.valid_until,
-                }),
-                &stale,
-            );
         }
         self.ra.update(
             now,
@@ -525,6 +518,12 @@ impl Lan {
                 dnssl: self.dnssl.clone(),
             },
         );
+        // After `ra.update`: a /64 just replaced is stale only from there
+        // on, and dhcp6s drops the bindings of a /64 not in this list.
+        let stale = self.ra.stale_prefixes(now);
+        if let Some(s) = &mut self.dhcp6 {
+            s.set_prefix(now, dhcp6_prefix, &stale);
+        }
     }
 
     /// Timers, persistence and frames due; `lan_ll_usable`: our LAN
@@ -655,5 +654,88 @@ impl Lan {
     /// /64s being renumbered away, for the dataplane's code-5 answers.
     pub fn stale_prefixes(&self, now: Instant) -> Vec<Ipv6Addr> {
         self.ra.stale_prefixes(now)
+    }
+}
+
+#[cfg(test)]
+mod renumbering_tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn config(tag: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("ipoed-lan-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let yaml = format!(
+            "wan:\n  interface: wan0\n  ipv6:\n    slaac: false\n    dhcpv6_pd: false\n\
+             lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    dhcpv6: stateful\n\
+             control:\n  state_dir: {}\n",
+            dir.display()
+        );
+        ipoe_config::parse(&yaml, "test.yaml").unwrap()
+    }
+
+    fn learned(prefix: &str) -> Learned {
+        let p = a(prefix);
+        Learned {
+            gateway: Some(a("fe80::1")),
+            lan_prefix: Some(p),
+            lan_address: Some(crate::wan::with_iid(p, 1)),
+            ..Learned::default()
+        }
+    }
+
+    /// Finding 7 of the December review: the old /64 must be in dhcp6s's
+    /// stale list when the new one arrives, or its bindings are dropped
+    /// instead of being answered with lifetime 0 until they expire.
+    #[test]
+    fn f7_renumbering_keeps_dhcpv6_leases_of_the_old_prefix_as_stale() {
+        let cfg = config("f7");
+        let now = Instant::now();
+        let (mac, wan_mac) = ([2, 0, 0, 0, 2, 1], [2, 0, 0, 0, 2, 2]);
+        let wan = Wan::new(&cfg, wan_mac, a("fe80::ff:fe00:202"), now);
+        let mut lan = Lan::new(
+            &cfg,
+            mac,
+            wan_mac,
+            a("fe80::ff:fe00:201"),
+            vec![0, 3, 0, 1, 2],
+            now,
+        );
+        let old = "2001:db8:0:111::";
+        lan.update(now, &learned(old), &wan);
+        let bound = a("2001:db8:0:111::1234");
+        let wall = SystemTime::now();
+        let expires = wall.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+        lan.dhcp6.as_mut().unwrap().import(
+            now,
+            wall,
+            vec![dhcp6s::StoredLease {
+                duid_hex: "00030001020000000110".into(),
+                iaid: 1,
+                addr: bound,
+                expires,
+                state: dhcp6s::StoredState::Bound,
+            }],
+        );
+
+        let later = now + Duration::from_secs(10);
+        lan.update(later, &learned("2001:db8:0:222::"), &wan);
+        assert_eq!(lan.stale_prefixes(later), [a(old)]);
+        let leases: Vec<Ipv6Addr> = lan
+            .dhcp6
+            .as_ref()
+            .unwrap()
+            .leases(later)
+            .iter()
+            .map(|l| l.addr)
+            .collect();
+        assert_eq!(
+            leases,
+            [bound],
+            "the old /64's binding must stay until it expires"
+        );
     }
 }

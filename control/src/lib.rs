@@ -20,6 +20,7 @@ pub mod lan_ra;
 pub mod logger;
 pub mod metrics;
 pub mod neigh;
+pub mod osrand;
 pub mod pmtu;
 pub mod reload;
 pub mod report;

@@ -27,12 +27,17 @@ pub const RESTART_KEYS: &[&str] = &[
 /// DS-Lite keys that only change the tables the workers read.
 const DSLITE_TABLE_KEYS: &[&str] = &["dslite.mtu", "dslite.mss_clamp"];
 
+/// LAN keys the WAN side derives from: the LAN /64 and address it
+/// publishes (and uses as a B4 or DNS source) come from them.
+const WAN_READS_LAN_KEYS: &[&str] = &["lan.ipv6.prefix", "lan.ipv6.address", "lan.ipv6.subnet_id"];
+
 /// What to redo for a new config.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Every key path that differs, for the reply and the log.
     pub changed: Vec<String>,
-    /// Rebuild the WAN engines (RA/SLAAC, DHCPv6-PD client, AFTR resolver).
+    /// Reconfigure the WAN engines (RA/SLAAC, DHCPv6-PD client, AFTR
+    /// resolver): each starts over only if its own settings changed.
     pub wan: bool,
     /// Rebuild the LAN services (RA, DHCPv4/v6 servers, DNS proxy).
     pub lan: bool,
@@ -68,7 +73,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, Vec<String>> {
         .iter()
         .any(|k| under(k, "dslite") && !DSLITE_TABLE_KEYS.iter().any(|t| under(k, t)));
     Ok(Plan {
-        wan: any("wan") || dslite_tunnel,
+        wan: any("wan") || dslite_tunnel || WAN_READS_LAN_KEYS.iter().any(|k| any(k)),
         lan: any("lan"),
         tables: any("firewall") || any("dslite") || any("lan") || any("wan"),
         timeouts: any("firewall.timeouts"),
@@ -196,5 +201,25 @@ mod tests {
         assert_eq!(plan(&a, &b).unwrap().changed, ["firewall.pinholes[0].port"]);
         assert!(under("firewall.pinholes[0]", "firewall.pinholes"));
         assert!(!under("wanx", "wan"));
+    }
+
+    /// Found with review finding 5: `wan.rs` derives the LAN /64 from
+    /// `lan.ipv6.subnet_id` (and takes a static prefix and address as
+    /// they are), so a change there must reach the WAN side too, or the
+    /// old /64 stays in use until a restart.
+    #[test]
+    fn f5_lan_keys_the_wan_derives_from_reconfigure_it() {
+        for (key, extra) in [
+            ("lan.ipv6.subnet_id", "    subnet_id: 2\n"),
+            ("lan.ipv6.prefix", "    prefix: 2001:db8:0:5::/64\n"),
+        ] {
+            let other = BASE.replace(
+                "  dhcpv4: {}\n",
+                &format!("  dhcpv4: {{}}\n  ipv6:\n{extra}"),
+            );
+            let p = plan(&cfg(""), &ipoe_config::parse(&other, "t").unwrap()).unwrap();
+            assert_eq!(p.changed, [key]);
+            assert!(p.wan && p.lan, "{key}: {p:?}");
+        }
     }
 }

@@ -317,6 +317,10 @@ pub fn fill_random(buf: &mut [u8]) {
         // SAFETY: writes at most `buf.len() - filled` bytes into `buf`.
         let n =
             unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            // A signal while the kernel pool was still being seeded (boot).
+            continue;
+        }
         if n <= 0 {
             break;
         }

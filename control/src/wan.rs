@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ipoe_config::{Aftr, B4Source, Config, DuidType, IidMode};
+use ipoe_config::{Aftr, B4Source, Config, Dhcpv6Pd, DuidType, IidMode};
 
 use crate::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
 use crate::dns::{self, Resolver, ResolverConfig};
@@ -118,10 +118,43 @@ struct Settings {
     wan_mtu: u16,
 }
 
+/// What [`Wan::reconfigure`] redid; the rest kept what it had learned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// SLAAC addresses formed anew (`wan.ipv6.iid` or `slaac` changed).
+    pub addresses: bool,
+    /// A new DHCPv6 client (its settings changed), confirming the saved
+    /// lease with Rebind.
+    pub dhcp: bool,
+    /// The AFTR name changed: it is resolved again.
+    pub resolver: bool,
+}
+
+impl std::fmt::Display for Rebuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redone: Vec<&str> = [
+            (self.addresses, "new SLAAC addresses"),
+            (self.dhcp, "new DHCPv6 client (Rebind)"),
+            (self.resolver, "new AFTR name"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, what)| *what)
+        .collect();
+        if redone.is_empty() {
+            f.write_str("everything learned kept")
+        } else {
+            write!(f, "{}; the rest kept", redone.join(", "))
+        }
+    }
+}
+
 pub struct Wan {
     settings: Settings,
     pub ra: WanRa,
     pub dhcp: Option<Client>,
+    /// What `dhcp` was built from, to tell at a reload whether it changed.
+    pd_config: Option<Dhcpv6Pd>,
     pub resolver: Option<Resolver>,
     /// The name `resolver` looks up.
     resolver_name: Option<String>,
@@ -130,7 +163,6 @@ pub struct Wan {
     pd_started: bool,
     pd_deadline: Option<Instant>,
     pub counters: WanCounters,
-    seed: u64,
     /// The tunnel's path MTU, from Packet Too Big sent to the B4.
     pub pmtu: TunnelPmtu,
     /// The last PTB that lowered it, for the daemon to translate for the
@@ -141,75 +173,15 @@ pub struct Wan {
 impl Wan {
     pub fn new(config: &Config, mac: Mac, link_local: Ipv6Addr, now: Instant) -> Self {
         let mut state = StateDir::open(&config.control.state_dir);
-        let v6 = &config.wan.ipv6;
-        let iid = match v6.iid {
-            IidMode::Eui64 => SlaacIid::Eui64,
-            IidMode::StablePrivacy => SlaacIid::StablePrivacy {
-                secret: state.stable_privacy_secret(),
-            },
-        };
         let seed = state::random_u64();
-        let ra = WanRa::new(
-            SlaacConfig {
-                mac,
-                ifname: config.wan.interface.as_str().to_owned(),
-                iid,
-                autoconf: v6.slaac,
-            },
-            seed,
-        );
-        let dhcp = v6.dhcpv6_pd.as_ref().map(|pd| {
-            let duid = state.duid(|| match pd.duid_type {
-                DuidType::Ll => dhcp6c::duid_ll(mac),
-                DuidType::Llt => dhcp6c::duid_llt(mac, seconds_since_2000()),
-                DuidType::Uuid => {
-                    let mut uuid = [0u8; 16];
-                    state::fill_random(&mut uuid);
-                    // RFC 4122 version 4, variant 1.
-                    uuid[6] = (uuid[6] & 0x0f) | 0x40;
-                    uuid[8] = (uuid[8] & 0x3f) | 0x80;
-                    dhcp6c::duid_uuid(uuid)
-                }
-            });
-            let mut client = Client::new(
-                ClientConfig {
-                    duid,
-                    // Stable across restarts and unique per interface: the
-                    // low bytes of the MAC.
-                    iaid: u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
-                    prefix_hint: pd.prefix_hint,
-                    request_na: pd.request_na,
-                    rapid_commit: pd.rapid_commit,
-                },
-                seed.rotate_left(17),
-            );
-            if let Some(lease) = state.load_pd_lease(now) {
-                log::info!(
-                    "dhcpv6-pd: saved lease {}/{} found, confirming it with Rebind",
-                    lease.prefix,
-                    lease.prefix_len
-                );
-                client.restore(lease, now);
-            }
-            client
-        });
-        let ds = config.dslite.as_ref();
+        let ra = WanRa::new(slaac_config(config, mac, &mut state), seed);
+        let pd = config.wan.ipv6.dhcpv6_pd.as_ref();
+        let dhcp = pd.map(|pd| pd_client(pd, mac, &mut state, now));
         Self {
-            settings: Settings {
-                mac,
-                link_local,
-                static_address: v6.address.map(|c| (c.addr, c.len)),
-                static_gateway: v6.gateway,
-                static_lan_prefix: config.lan.ipv6.prefix.map(|p| p.addr()),
-                lan_address: config.lan.ipv6.address,
-                subnet_id: config.lan.ipv6.subnet_id,
-                b4_source: ds.map(|d| d.b4_address),
-                aftr: ds.map(|d| d.aftr.clone()),
-                release_on_shutdown: v6.dhcpv6_pd.as_ref().is_some_and(|p| p.release_on_shutdown),
-                wan_mtu: config.wan.mtu,
-            },
+            settings: settings(config, mac, link_local),
             ra,
             dhcp,
+            pd_config: pd.map(client_part),
             resolver: None,
             resolver_name: None,
             state,
@@ -217,10 +189,42 @@ impl Wan {
             pd_started: false,
             pd_deadline: None,
             counters: WanCounters::default(),
-            seed,
             pmtu: TunnelPmtu::default(),
             ptb_to_relay: None,
         }
+    }
+
+    /// A reload: takes the new config and rebuilds only the engines whose
+    /// part of it changed. What they learned (routers, SLAAC addresses
+    /// that passed DAD, RDNSS, the PD lease, the AFTR answer) would
+    /// otherwise be lost until the next RA, DAD and DNS answer, and the
+    /// LAN told "no default router" in between (RFC 7084 G-5 is for a
+    /// real loss, not a reload).
+    pub fn reconfigure(&mut self, config: &Config, now: Instant) -> Rebuilt {
+        let mac = self.settings.mac;
+        self.settings = settings(config, mac, self.settings.link_local);
+        let mut rebuilt = Rebuilt::default();
+        let slaac = slaac_config(config, mac, &mut self.state);
+        if slaac != *self.ra.config() {
+            // Routers and RDNSS stay; only the addresses are formed anew.
+            self.ra.set_config(now, slaac);
+            rebuilt.addresses = true;
+        }
+        let pd = config.wan.ipv6.dhcpv6_pd.as_ref();
+        let pd_config = pd.map(client_part);
+        if pd_config != self.pd_config {
+            // As at start: the saved lease is confirmed with Rebind.
+            self.dhcp = pd.map(|pd| pd_client(pd, mac, &mut self.state, now));
+            self.pd_config = pd_config;
+            rebuilt.dhcp = true;
+            if self.pd_started {
+                self.start_pd(now);
+            }
+        }
+        // The resolver follows the name at the next poll: kept with its
+        // answer while the name is the same.
+        rebuilt.resolver = self.aftr_name() != self.resolver_name;
+        rebuilt
     }
 
     /// A frame punted from the WAN that the neighbor engine left alone.
@@ -513,16 +517,13 @@ impl Wan {
         if name != self.resolver_name {
             self.resolver = name.as_ref().map(|n| {
                 log::info!("dslite: AFTR name {n}, resolving it");
-                Resolver::new(
-                    ResolverConfig {
-                        name: n.clone(),
-                        min_ttl: Duration::from_secs(30),
-                        max_ttl: Duration::from_secs(24 * 3600),
-                        retry_initial: Duration::from_secs(1),
-                        retry_max: Duration::from_secs(60),
-                    },
-                    self.seed.rotate_left(31),
-                )
+                Resolver::new(ResolverConfig {
+                    name: n.clone(),
+                    min_ttl: Duration::from_secs(30),
+                    max_ttl: Duration::from_secs(24 * 3600),
+                    retry_initial: Duration::from_secs(1),
+                    retry_max: Duration::from_secs(60),
+                })
             });
             self.resolver_name = name;
         }
@@ -674,6 +675,88 @@ fn dhcp_frame(s: &Settings, msg: &[u8]) -> Vec<u8> {
     )
 }
 
+/// The parts of the config [`Settings`] holds.
+fn settings(config: &Config, mac: Mac, link_local: Ipv6Addr) -> Settings {
+    let v6 = &config.wan.ipv6;
+    let ds = config.dslite.as_ref();
+    Settings {
+        mac,
+        link_local,
+        static_address: v6.address.map(|c| (c.addr, c.len)),
+        static_gateway: v6.gateway,
+        static_lan_prefix: config.lan.ipv6.prefix.map(|p| p.addr()),
+        lan_address: config.lan.ipv6.address,
+        subnet_id: config.lan.ipv6.subnet_id,
+        b4_source: ds.map(|d| d.b4_address),
+        aftr: ds.map(|d| d.aftr.clone()),
+        release_on_shutdown: v6.dhcpv6_pd.as_ref().is_some_and(|p| p.release_on_shutdown),
+        wan_mtu: config.wan.mtu,
+    }
+}
+
+fn slaac_config(config: &Config, mac: Mac, state: &mut StateDir) -> SlaacConfig {
+    let v6 = &config.wan.ipv6;
+    let iid = match v6.iid {
+        IidMode::Eui64 => SlaacIid::Eui64,
+        IidMode::StablePrivacy => SlaacIid::StablePrivacy {
+            secret: state.stable_privacy_secret(),
+        },
+    };
+    SlaacConfig {
+        mac,
+        ifname: config.wan.interface.as_str().to_owned(),
+        iid,
+        autoconf: v6.slaac,
+    }
+}
+
+/// What the DHCPv6 client is built from: all but `release_on_shutdown`,
+/// which only the shutdown reads.
+fn client_part(pd: &Dhcpv6Pd) -> Dhcpv6Pd {
+    Dhcpv6Pd {
+        release_on_shutdown: false,
+        ..pd.clone()
+    }
+}
+
+/// A DHCPv6-PD client with the saved DUID and, if there is one, the saved
+/// lease (confirmed with Rebind).
+fn pd_client(pd: &Dhcpv6Pd, mac: Mac, state: &mut StateDir, now: Instant) -> Client {
+    let duid = state.duid(|| match pd.duid_type {
+        DuidType::Ll => dhcp6c::duid_ll(mac),
+        DuidType::Llt => dhcp6c::duid_llt(mac, seconds_since_2000()),
+        DuidType::Uuid => {
+            let mut uuid = [0u8; 16];
+            state::fill_random(&mut uuid);
+            // RFC 4122 version 4, variant 1.
+            uuid[6] = (uuid[6] & 0x0f) | 0x40;
+            uuid[8] = (uuid[8] & 0x3f) | 0x80;
+            dhcp6c::duid_uuid(uuid)
+        }
+    });
+    let mut client = Client::new(
+        ClientConfig {
+            duid,
+            // Stable across restarts and unique per interface: the low
+            // bytes of the MAC.
+            iaid: u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
+            prefix_hint: pd.prefix_hint,
+            request_na: pd.request_na,
+            rapid_commit: pd.rapid_commit,
+        },
+        state::random_u64(),
+    );
+    if let Some(lease) = state.load_pd_lease(now) {
+        log::info!(
+            "dhcpv6-pd: saved lease {}/{} found, confirming it with Rebind",
+            lease.prefix,
+            lease.prefix_len
+        );
+        client.restore(lease, now);
+    }
+    client
+}
+
 fn seconds_since_2000() -> u32 {
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -763,3 +846,354 @@ mod tests {
 
 #[cfg(test)]
 mod mtu_tests;
+
+/// Reload of the WAN config against engines that have learned everything
+/// (router, SLAAC address, PD lease, AFTR answer), driven through
+/// `handle_frame` and `poll` as the daemon drives them.
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+    use crate::slaac::ra::{PrefixInfo, RaRepr, Rdnss};
+    use dhcproto::v6::{DhcpOption, DhcpOptions, IAPrefix, Message, MessageType, OptionCode, IAPD};
+    use dhcproto::{Decodable, Decoder, Encodable};
+
+    const MAC: Mac = [2, 0, 0, 0, 2, 2];
+    const HGW_MAC: Mac = [2, 0, 0, 0, 3, 1];
+    const HGW: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    const DNS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0x100, 0, 0, 0, 1);
+    const AFTR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xaaaa, 0, 0, 0, 0, 1);
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn yaml(dir: &std::path::Path, pd: &str, aftr: &str, iid: &str) -> Config {
+        let text = format!(
+            "wan:\n  interface: wan0\n  ipv6:\n    iid: {iid}\n    dhcpv6_pd: {pd}\n\
+             lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    subnet_id: 1\n\
+             dslite:\n  aftr: {aftr}\n  b4_address: wan\n\
+             control:\n  state_dir: {}\n",
+            dir.display()
+        );
+        ipoe_config::parse(&text, "test.yaml").unwrap()
+    }
+
+    const PD: &str = "{ prefix_hint: 60 }";
+
+    struct Bench {
+        wan: Wan,
+        now: Instant,
+        usable: Vec<Ipv6Addr>,
+        server_duid: Vec<u8>,
+    }
+
+    impl Bench {
+        fn ll() -> Ipv6Addr {
+            crate::iface::link_local(&MAC)
+        }
+
+        /// A WAN that learned everything, as in the lab.
+        fn learned(tag: &str) -> (Bench, std::path::PathBuf) {
+            let dir = std::env::temp_dir().join(format!("ipoed-wan-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let cfg = yaml(&dir, PD, "aftr.lab.example", "eui64");
+            let now = Instant::now();
+            let mut b = Bench {
+                wan: Wan::new(&cfg, MAC, Self::ll(), now),
+                now,
+                usable: vec![Self::ll()],
+                server_duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 3, 1],
+            };
+            b.poll();
+            b.ra();
+            // The RA's M flag starts DHCPv6.
+            b.poll();
+            // DHCPv6: the Solicit (Rapid Commit) and its Reply.
+            b.now += Duration::from_secs(2);
+            let solicit = b.dhcp_sent().pop().expect("a Solicit");
+            assert_eq!(solicit.msg_type(), MessageType::Solicit);
+            b.rapid_reply(&solicit);
+            // The SLAAC address passed DAD; the AFTR query and its answer.
+            let addr = b.wan.ra.addresses()[0].addr;
+            b.usable.push(addr);
+            b.now += Duration::from_millis(10);
+            let queries = b.dns_sent();
+            assert_eq!(queries.len(), 1, "one AAAA query");
+            b.answer(&queries[0]);
+            let l = b.learned_now();
+            assert_eq!(l.gateway, Some(HGW));
+            assert_eq!(l.wan_address, Some(addr));
+            assert_eq!(l.b4, Some(addr));
+            assert_eq!(l.aftr, Some(AFTR));
+            assert_eq!(l.lan_prefix, Some(a("2001:db8:0:111::")));
+            (b, dir)
+        }
+
+        fn poll(&mut self) -> Vec<Tx> {
+            let mut out = Vec::new();
+            self.wan.poll(self.now, &self.usable, &[], &mut out);
+            out
+        }
+
+        fn learned_now(&mut self) -> Learned {
+            self.poll();
+            self.wan.learned(&self.usable)
+        }
+
+        fn ra(&mut self) {
+            let ra = RaRepr {
+                cur_hop_limit: 64,
+                managed: true,
+                other: true,
+                router_lifetime: 1800,
+                source_lladdr: Some(HGW_MAC),
+                prefixes: vec![PrefixInfo {
+                    prefix: a("2001:db8:0:100::"),
+                    prefix_len: 64,
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 86400,
+                    preferred_lifetime: 14400,
+                }],
+                rdnss: vec![Rdnss {
+                    lifetime: 1800,
+                    servers: vec![DNS],
+                }],
+                ..RaRepr::default()
+            };
+            let frame = hostio::icmpv6_frame(
+                &Route {
+                    src_mac: HGW_MAC,
+                    dst_mac: hostio::multicast_mac(a("ff02::1")),
+                    src: HGW,
+                    dst: a("ff02::1"),
+                    hop_limit: 255,
+                },
+                &ra.emit().unwrap(),
+            );
+            assert!(self.wan.handle_frame(self.now, &frame));
+        }
+
+        /// UDP frames we sent: (destination, source port, payload).
+        fn udp_sent(&mut self) -> Vec<(Ipv6Addr, u16, u16, Vec<u8>)> {
+            self.poll()
+                .into_iter()
+                .filter_map(|tx| {
+                    let frame = match tx {
+                        Tx::Ready(_, f) | Tx::Via(_, _, f) => f,
+                    };
+                    match hostio::classify(&frame).ok()? {
+                        Inbound::Udp {
+                            dst: IpAddr::V6(dst),
+                            src_port,
+                            dst_port,
+                            payload,
+                            ..
+                        } => Some((dst, src_port, dst_port, payload.to_vec())),
+                        _ => None,
+                    }
+                })
+                .collect()
+        }
+
+        fn dhcp_sent(&mut self) -> Vec<Message> {
+            self.udp_sent()
+                .into_iter()
+                .filter(|u| u.2 == hostio::DHCP6_SERVER_PORT)
+                .map(|u| Message::decode(&mut Decoder::new(&u.3)).unwrap())
+                .collect()
+        }
+
+        fn dns_sent(&mut self) -> Vec<(Ipv6Addr, u16, Vec<u8>)> {
+            self.udp_sent()
+                .into_iter()
+                .filter(|u| u.2 == hostio::DNS_PORT)
+                .map(|u| (u.0, u.1, u.3))
+                .collect()
+        }
+
+        fn deliver_udp(
+            &mut self,
+            src: Ipv6Addr,
+            src_port: u16,
+            dst: Ipv6Addr,
+            dst_port: u16,
+            payload: &[u8],
+        ) {
+            let frame = hostio::udp_frame(
+                &Route {
+                    src_mac: HGW_MAC,
+                    dst_mac: MAC,
+                    src,
+                    dst,
+                    hop_limit: 64,
+                },
+                src_port,
+                dst_port,
+                payload,
+            );
+            assert!(self.wan.handle_frame(self.now, &frame));
+        }
+
+        fn rapid_reply(&mut self, solicit: &Message) {
+            let mut reply = Message::new_with_id(MessageType::Reply, solicit.xid());
+            let opts = reply.opts_mut();
+            let Some(DhcpOption::ClientId(id)) = solicit.opts().get(OptionCode::ClientId) else {
+                panic!("no client id")
+            };
+            opts.insert(DhcpOption::ClientId(id.clone()));
+            opts.insert(DhcpOption::ServerId(self.server_duid.clone()));
+            opts.insert(DhcpOption::RapidCommit);
+            let Some(DhcpOption::IAPD(pd)) = solicit.opts().get(OptionCode::IAPD) else {
+                panic!("no IA_PD")
+            };
+            let mut pd_opts = DhcpOptions::new();
+            pd_opts.insert(DhcpOption::IAPrefix(IAPrefix {
+                preferred_lifetime: 3600,
+                valid_lifetime: 7200,
+                prefix_len: 60,
+                prefix_ip: a("2001:db8:0:110::"),
+                opts: DhcpOptions::new(),
+            }));
+            opts.insert(DhcpOption::IAPD(IAPD {
+                id: pd.id,
+                t1: 1800,
+                t2: 2880,
+                opts: pd_opts,
+            }));
+            opts.insert(DhcpOption::DomainNameServers(vec![DNS]));
+            let bytes = reply.to_vec().unwrap();
+            self.deliver_udp(HGW, 547, Self::ll(), 546, &bytes);
+            assert!(self.wan.lease().is_some(), "bound");
+        }
+
+        /// The AAAA answer to `query`, from the server it went to.
+        fn answer(&mut self, query: &(Ipv6Addr, u16, Vec<u8>)) {
+            let (server, port, q) = query;
+            // Header and question (labels up to the root, type, class).
+            let mut end = 12;
+            while q[end] != 0 {
+                end += 1 + usize::from(q[end]);
+            }
+            end += 5;
+            let mut msg = q[..end].to_vec();
+            msg[2] |= 0x80; // QR
+            msg[3] |= 0x80; // RA
+            msg[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+            msg.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0x0e, 0x10, 0, 16]);
+            msg.extend_from_slice(&AFTR.octets());
+            let to = self.usable[1];
+            self.deliver_udp(*server, 53, to, *port, &msg);
+        }
+    }
+
+    /// Review finding 5: a `wan.*` reload that changes nothing the engines
+    /// use keeps the router, the SLAAC address (no new DAD), the PD lease
+    /// (no Rebind) and the AFTR answer (no query): the LAN sees no change.
+    #[test]
+    fn f5_wan_reload_keeps_the_default_router_address_lease_and_aftr() {
+        let (mut b, dir) = Bench::learned("f5-keep");
+        let before = b.learned_now();
+        b.now += Duration::from_secs(1);
+        let cfg = yaml(
+            &dir,
+            "{ prefix_hint: 60, release_on_shutdown: true }",
+            "aftr.lab.example",
+            "eui64",
+        );
+        assert_eq!(b.wan.reconfigure(&cfg, b.now), Rebuilt::default());
+        let after = b.learned_now();
+        assert_eq!(after, before);
+        assert!(b.dhcp_sent().is_empty(), "no Rebind: the client is kept");
+        assert!(b.dns_sent().is_empty(), "no query: the answer is kept");
+        assert!(
+            b.wan.shutdown(b.now).is_some(),
+            "release_on_shutdown applied"
+        );
+    }
+
+    /// A new AFTR name is resolved again; router, address and lease stay.
+    #[test]
+    fn f5_wan_reload_of_the_aftr_name_asks_for_it_and_keeps_the_rest() {
+        let (mut b, dir) = Bench::learned("f5-aftr");
+        let before = b.learned_now();
+        let cfg = yaml(&dir, PD, "aftr2.lab.example", "eui64");
+        let rebuilt = b.wan.reconfigure(&cfg, b.now);
+        assert_eq!(
+            rebuilt,
+            Rebuilt {
+                resolver: true,
+                ..Rebuilt::default()
+            }
+        );
+        let queries = b.dns_sent();
+        assert_eq!(queries.len(), 1);
+        assert!(queries[0].2.windows(5).any(|w| w == b"aftr2"));
+        let after = b.wan.learned(&b.usable);
+        assert_eq!(
+            after.aftr, None,
+            "the old name's answer is not the new name's"
+        );
+        assert_eq!(
+            (after.gateway, after.b4, after.lan_prefix),
+            (before.gateway, before.b4, before.lan_prefix)
+        );
+        assert!(b.dhcp_sent().is_empty());
+        b.answer(&queries[0]);
+        assert_eq!(b.learned_now(), before);
+    }
+
+    /// New client settings: a new client confirms the saved lease with
+    /// Rebind; the router, the address and the AFTR answer stay.
+    #[test]
+    fn f5_wan_reload_of_the_pd_client_rebinds_and_keeps_the_rest() {
+        let (mut b, dir) = Bench::learned("f5-pd");
+        let before = b.learned_now();
+        let cfg = yaml(&dir, "{ prefix_hint: 56 }", "aftr.lab.example", "eui64");
+        let rebuilt = b.wan.reconfigure(&cfg, b.now);
+        assert_eq!(
+            rebuilt,
+            Rebuilt {
+                dhcp: true,
+                ..Rebuilt::default()
+            }
+        );
+        let sent = b.dhcp_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].msg_type(), MessageType::Rebind);
+        assert_eq!(
+            b.wan.learned(&b.usable),
+            before,
+            "the saved lease is published at once"
+        );
+        assert!(b.dns_sent().is_empty());
+    }
+
+    /// A new interface identifier: new addresses (through DAD), while the
+    /// router, the RDNSS servers and the lease stay.
+    #[test]
+    fn f5_wan_reload_of_the_iid_forms_new_addresses_and_keeps_the_router() {
+        let (mut b, dir) = Bench::learned("f5-iid");
+        let before = b.learned_now();
+        let cfg = yaml(&dir, PD, "aftr.lab.example", "stable-privacy");
+        let rebuilt = b.wan.reconfigure(&cfg, b.now);
+        assert_eq!(
+            rebuilt,
+            Rebuilt {
+                addresses: true,
+                ..Rebuilt::default()
+            }
+        );
+        let after = b.learned_now();
+        assert_eq!(after.gateway, before.gateway);
+        assert_eq!(after.lan_prefix, before.lan_prefix);
+        assert_eq!(after.wan_candidates.len(), 1);
+        let new = after.wan_candidates[0].0;
+        assert_ne!(Some(new), before.wan_address);
+        assert_eq!(after.wan_address, None, "not before DAD");
+        assert_eq!(b.wan.dns_servers(b.now), [DNS]);
+        assert!(b.dhcp_sent().is_empty());
+        b.usable = vec![Bench::ll(), new];
+        assert_eq!(b.learned_now().b4, Some(new));
+    }
+}

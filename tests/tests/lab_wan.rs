@@ -600,3 +600,148 @@ fn cold_start_with_isc_dhcpd_and_aftr_from_dhcpv6() {
     assert!(lab.fetch("lan1", V6_URL));
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
+
+/// Review finding 5: a `wan.*` reload that changes nothing the WAN engines
+/// use (here `release_on_shutdown`) keeps what they learned. The LAN sees
+/// no RA with router lifetime 0, `show tunnel` keeps its B4 and AFTR, and
+/// a ping every 20 ms through DS-Lite loses nothing (the old code rebuilt
+/// the engines from nothing: about 2 s without router, B4 and AFTR).
+#[test]
+fn f5_wan_reload_keeps_the_default_router_and_the_tunnel() {
+    let mut lab = Lab::fresh(1);
+    let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
+    lab.start_ipoed(&cfg);
+    wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(30));
+    assert!(lab
+        .wait_for(Duration::from_secs(10), || lab.fetch("lan1", V4_URL))
+        .is_some());
+    let before = tunnel(&lab);
+
+    // Every ICMPv6 message the router sends on the LAN.
+    let pcap = lab.run_dir.join("f5-lan.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let pcap_s = pcap.to_str().unwrap().to_owned();
+    let mut capture = lab.spawn(
+        "lansw",
+        &[
+            "tcpdump",
+            "-U",
+            "-n",
+            "-i",
+            "sw-router",
+            "-w",
+            &pcap_s,
+            "icmp6",
+        ],
+    );
+    // 6 s of pings every 20 ms; `-c` waits for the last reply.
+    let ping = lab.spawn(
+        "lan1",
+        &[
+            "ping",
+            "-D",
+            "-n",
+            "-i",
+            "0.02",
+            "-c",
+            "300",
+            "198.51.100.10",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+
+    std::fs::write(
+        lab.config_path(),
+        cfg.replace(
+            "{ prefix_hint: 60 }",
+            "{ prefix_hint: 60, release_on_shutdown: true }",
+        ),
+    )
+    .unwrap();
+    let r = lab.ctl_json(&["reload"]);
+    assert_eq!(
+        r["changed"],
+        serde_json::json!(["wan.ipv6.dhcpv6_pd.release_on_shutdown"]),
+        "{r}"
+    );
+    // Longer than the old outage: B4 and AFTR never leave `show tunnel`.
+    let end = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < end {
+        let t = tunnel(&lab);
+        assert_eq!(
+            (&t["up"], &t["b4"], &t["aftr"]),
+            (&before["up"], &before["b4"], &before["aftr"]),
+            "tunnel changed during the reload: {t}\n{}",
+            lab.ipoed_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = ping.wait_with_output().expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary: {text}"));
+    let nums: Vec<u32> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let mut times: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let max_gap_ms = times
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) * 1000.0) as u64)
+        .max()
+        .unwrap_or(u64::MAX);
+    eprintln!("wan reload: {summary}; longest gap between replies {max_gap_ms} ms");
+    assert_eq!(
+        (nums[0], nums[1]),
+        (300, 300),
+        "pings lost across the reload"
+    );
+
+    // A LAN host asks now: the router is still a default router.
+    let rd = lab.exec("lan1", &["rdisc6", "-1", "-n", "-w", "1500", "eth0"]);
+    let lifetime: Option<u32> = rd
+        .stdout
+        .lines()
+        .find(|l| l.contains("Router lifetime"))
+        .and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse().ok());
+    assert!(
+        lifetime.is_some_and(|s| s > 0),
+        "{}{}",
+        rd.stdout,
+        rd.stderr
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(&mut capture);
+    let r = lab.exec(
+        "lansw",
+        &[
+            "tshark",
+            "-n",
+            "-r",
+            &pcap_s,
+            "-Y",
+            "icmpv6.type == 134",
+            "-T",
+            "fields",
+            "-e",
+            "icmpv6.nd.ra.router_lifetime",
+        ],
+    );
+    assert!(r.ok, "tshark: {}", r.stderr);
+    let lifetimes: Vec<&str> = r.stdout.lines().collect();
+    eprintln!("LAN RAs during the reload, router lifetimes: {lifetimes:?}");
+    assert!(!lifetimes.is_empty(), "the capture saw no RA at all");
+    assert!(
+        !lifetimes.contains(&"0"),
+        "an RA with router lifetime 0 during a reload: {lifetimes:?}"
+    );
+    assert_eq!(lab.stop_ipoed().0, Some(0));
+}

@@ -29,6 +29,8 @@ use std::net::Ipv6Addr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use crate::osrand::OsRandom;
+
 // ---------------------------------------------------------------------------
 // Wire format
 // ---------------------------------------------------------------------------
@@ -799,7 +801,7 @@ enum State {
 #[derive(Clone, Debug)]
 pub struct Resolver {
     cfg: ResolverConfig,
-    rng: u64,
+    rng: OsRandom,
     servers: Vec<Ipv6Addr>,
     /// Index into `servers` of the next server to ask.
     next_server: usize,
@@ -811,9 +813,8 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `seed` feeds the resolver's own PRNG for transaction ids and source
-    /// ports; give it real entropy in production.
-    pub fn new(cfg: ResolverConfig, seed: u64) -> Self {
+    /// Transaction ids and source ports come from the kernel's CSPRNG.
+    pub fn new(cfg: ResolverConfig) -> Self {
         let mut cfg = cfg;
         // Keep the bounds ordered so the clamps below cannot panic.
         cfg.retry_initial = cfg.retry_initial.max(MIN_RETRY);
@@ -826,7 +827,7 @@ impl Resolver {
         };
         let mut resolver = Resolver {
             cfg,
-            rng: splitmix64(seed),
+            rng: OsRandom::new(),
             servers: Vec::new(),
             next_server: 0,
             state,
@@ -1176,28 +1177,8 @@ impl Resolver {
         &self.counters
     }
 
-    /// xorshift64*: ids and ports only need to be unpredictable off-path,
-    /// given a good seed.
     fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Spreads any seed (0 included) into a non-zero xorshift state.
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    if z == 0 {
-        0x9e37_79b9_7f4a_7c15
-    } else {
-        z
+        self.rng.next_u64()
     }
 }
 

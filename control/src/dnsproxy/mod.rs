@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns::{Packet, DNS_PORT, FLAG_AA, FLAG_RD, FLAG_TC, HEADER_LEN};
 use crate::dns::{RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_SERVFAIL};
+use crate::osrand::OsRandom;
 use wire::{Message, Opt, WireError, EDNS_DO, FLAG_AD, FLAG_CD};
 
 /// Upstream servers kept from [`DnsProxy::set_upstreams`].
@@ -330,7 +331,7 @@ struct TcpReply {
 #[derive(Debug)]
 struct Core {
     cfg: ProxyConfig,
-    rng: u64,
+    rng: OsRandom,
     upstreams: Vec<Ipv6Addr>,
     /// Index into `upstreams` of the server asked first.
     preferred: usize,
@@ -348,9 +349,9 @@ pub struct DnsProxy {
 }
 
 impl DnsProxy {
-    /// `seed` feeds the PRNG for transaction ids, source ports and TCP
-    /// initial sequence numbers; give it real entropy in production.
-    pub fn new(cfg: ProxyConfig, seed: u64) -> Self {
+    /// Transaction ids, source ports and smoltcp's seed (TCP initial
+    /// sequence numbers) come from the kernel's CSPRNG.
+    pub fn new(cfg: ProxyConfig) -> Self {
         let mut cfg = cfg;
         cfg.max_ttl = cfg.max_ttl.max(cfg.min_ttl);
         cfg.attempts = cfg.attempts.max(1);
@@ -358,9 +359,10 @@ impl DnsProxy {
         // Leave room to draw a free source port quickly.
         cfg.max_pending = cfg.max_pending.min(usize::from(EPHEMERAL_PORTS / 2));
         cfg.udp_payload = cfg.udp_payload.max(PLAIN_UDP_LIMIT as u16);
-        let mut rng = splitmix64(seed);
-        let tcp_seed = xorshift(&mut rng);
-        let tcp = TcpFront::new(&cfg, tcp_seed);
+        let mut rng = OsRandom::new();
+        // Its own draw: smoltcp's PCG32 output (ISNs a LAN host sees)
+        // then tells nothing about the ids and ports.
+        let tcp = TcpFront::new(&cfg, rng.next_u64());
         DnsProxy {
             core: Core {
                 cfg,
@@ -497,7 +499,7 @@ impl DnsProxy {
 
 impl Core {
     fn random(&mut self) -> u64 {
-        xorshift(&mut self.rng)
+        self.rng.next_u64()
     }
 
     /// Validates a query and answers or forwards it.
@@ -945,30 +947,6 @@ impl Core {
             .filter(|p| p.asker.client == client)
             .count()
     }
-}
-
-/// Spreads any seed (0 included) into a non-zero xorshift state.
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    if z == 0 {
-        0x9e37_79b9_7f4a_7c15
-    } else {
-        z
-    }
-}
-
-/// xorshift64*: ids and ports only need to be unpredictable off-path,
-/// given a good seed.
-fn xorshift(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 /// `now + d`, saturating far in the future instead of overflowing.

@@ -169,7 +169,7 @@ fn answer_ttls(msg: &[u8]) -> Vec<u32> {
 }
 
 fn proxy(cfg: ProxyConfig) -> DnsProxy {
-    let mut p = DnsProxy::new(cfg, 7);
+    let mut p = DnsProxy::new(cfg);
     p.set_upstreams(&[UP1, UP2]);
     p
 }
@@ -585,7 +585,7 @@ fn a_silent_server_loses_its_preference() {
 #[test]
 fn no_upstream_is_servfail() {
     let t = Instant::now();
-    let mut p = DnsProxy::new(ProxyConfig::default(), 1);
+    let mut p = DnsProxy::new(ProxyConfig::default());
     let mut out = Vec::new();
     p.handle_query(
         t,
@@ -860,7 +860,7 @@ fn cache_is_bounded() {
 
 #[test]
 fn counters_are_named_in_kebab_case() {
-    let p = DnsProxy::new(ProxyConfig::default(), 0);
+    let p = DnsProxy::new(ProxyConfig::default());
     let named = p.counters().named();
     for wanted in [
         "rx-query",
@@ -1446,4 +1446,46 @@ fn tcp_answer_for_a_gone_connection_is_dropped() {
         .handle_upstream(now, upstream, 53, port, &ans, &mut b.actions));
     b.pump();
     assert_eq!(b.proxy.counters().tcp_drop_late, 1);
+}
+
+/// Review finding 10, DNS proxy randomness: ids and source ports come
+/// from the OS CSPRNG, so two proxies built alike forward the same queries
+/// with different ones.
+#[test]
+fn f10_dns_proxy_ids_and_ports_are_os_random() {
+    let t = Instant::now();
+    let forwards = || {
+        let mut p = proxy(ProxyConfig::default());
+        (0..8u16)
+            .map(|i| {
+                let mut out = Vec::new();
+                let q = query(i, &format!("n{i}.example"), TYPE_A, None);
+                p.handle_query(t, client(), local(), &q, &mut out);
+                let (_, port, payload) = take_forward(&mut out);
+                (header(&payload).id(), port)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(forwards(), forwards());
+}
+
+/// The TCP front's initial sequence numbers (smoltcp's seed) are OS
+/// random too, not derived from the id generator: the same SYN gets a
+/// different ISN from two proxies built alike.
+#[test]
+fn f10_dns_proxy_tcp_isn_is_os_random() {
+    let isn = || {
+        let mut b = Bench::new(ProxyConfig::default());
+        b.connect(v4_endpoint(), 40000);
+        let syn = std::mem::take(&mut b.host.dev.tx);
+        assert_eq!(syn.len(), 1);
+        b.proxy.push_tcp_ip(b.now, &syn[0]);
+        let mut to_host = Vec::new();
+        b.proxy.poll(b.now, &mut b.actions, &mut to_host);
+        let ip = smoltcp::wire::Ipv4Packet::new_checked(&to_host[0][..]).unwrap();
+        let tcp = smoltcp::wire::TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.syn() && tcp.ack());
+        tcp.seq_number()
+    };
+    assert_ne!(isn(), isn());
 }

@@ -300,6 +300,48 @@ impl WanRa {
         }
     }
 
+    pub fn config(&self) -> &SlaacConfig {
+        &self.cfg
+    }
+
+    /// A reload changed how addresses are made (`iid`, `autoconf`).
+    /// Routers, RDNSS/DNSSL and the MTU do not depend on it and stay; the
+    /// addresses are formed anew from the known prefixes (and go through
+    /// DAD, as any new address), or dropped when autoconf is now off.
+    pub fn set_config(&mut self, now: Instant, cfg: SlaacConfig) {
+        let was_on = self.cfg.autoconf;
+        self.cfg = cfg;
+        for entry in std::mem::take(&mut self.prefixes) {
+            if let Some(old) = entry.addr {
+                self.push_event(Event::AddressRemoved(old));
+            }
+            if !self.cfg.autoconf {
+                continue;
+            }
+            let mut entry = SlaacPrefix {
+                addr: None,
+                dad_counter: 0,
+                dad_failures: 0,
+                ..entry
+            };
+            if let Some((iid, counter)) = self.interface_id(entry.prefix, 0) {
+                entry.dad_counter = counter;
+                entry.addr = Some(slaac_address(entry.prefix, iid));
+            }
+            if let Some(a) = entry.address() {
+                self.counters.address_added += 1;
+                log::info!("wan: SLAAC address {} (new interface identifier)", a.addr);
+                self.push_event(Event::AddressAdded(a));
+            }
+            self.prefixes.push(entry);
+        }
+        if self.cfg.autoconf && !was_on && self.started {
+            // No prefix was kept while autoconf was off: ask for an RA
+            // rather than wait up to MaxRtrAdvInterval for one.
+            self.begin_soliciting(now);
+        }
+    }
+
     /// Our link-local address passed DAD: start soliciting unless a router
     /// is already known.
     pub fn start(&mut self, now: Instant) {

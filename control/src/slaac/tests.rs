@@ -1601,3 +1601,49 @@ fn counter_names_are_kebab_case_field_names() {
         assert!(names.contains(&required), "{required}");
     }
 }
+
+/// Review finding 5: a reload that changes how addresses are made keeps
+/// the routers and RDNSS and only re-forms (or drops) the addresses.
+#[test]
+fn f5_set_config_keeps_routers_and_reforms_or_drops_addresses() {
+    let t0 = Instant::now();
+    let dns = Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0x53);
+    let mut w = eui64_engine();
+    w.start(t0);
+    let mut ra = with_prefix(1800, 86400, 14400);
+    ra.rdnss = vec![ra::Rdnss {
+        lifetime: 1800,
+        servers: vec![dns],
+    }];
+    feed(&mut w, t0, &ra);
+    let eui = w.addresses()[0];
+    w.drain_events();
+
+    w.set_config(t0 + SEC, cfg(IidMode::StablePrivacy { secret: SECRET }));
+    let new = w.addresses();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0].addr, eui.addr);
+    assert_eq!(
+        new[0].valid_until, eui.valid_until,
+        "the prefix's lifetimes stay"
+    );
+    assert_eq!(
+        w.drain_events(),
+        [Event::AddressRemoved(eui.addr), Event::AddressAdded(new[0])]
+    );
+    assert_eq!(w.default_router().map(|r| r.addr), Some(ROUTER_LL));
+    assert_eq!(w.dns_servers(t0 + SEC), [dns]);
+
+    let mut off = cfg(IidMode::Eui64);
+    off.autoconf = false;
+    w.set_config(t0 + 2 * SEC, off);
+    assert!(w.addresses().is_empty());
+    assert_eq!(w.default_router().map(|r| r.addr), Some(ROUTER_LL));
+    // Back on: asks for an RA at once instead of waiting for one.
+    w.set_config(t0 + 3 * SEC, cfg(IidMode::Eui64));
+    let mut out = Vec::new();
+    w.poll(t0 + 5 * SEC, &mut out);
+    assert_eq!(out.len(), 1, "a Router Solicitation");
+    feed(&mut w, t0 + 5 * SEC, &ra);
+    assert_eq!(w.addresses()[0].addr, eui.addr);
+}
