@@ -957,3 +957,5 @@ fn forwarding_to_a_lan_neighbor_marks_it_used() {
         assert_eq!(g.fw.neigh_use.take(), want, "{}", path.name());
     }
 }
+
+mod issue15;
