@@ -21,7 +21,7 @@ crate::node_errors! {
         Overlap => ("overlap", "overlapping fragments: datagram discarded (RFC 5722)"),
         TooBig => ("too-big", "reassembled datagram larger than the largest we accept"),
         Malformed => ("malformed", "bad fragment header or length"),
-        Unsupported => ("unsupported", "extension headers before the fragment header"),
+        Unsupported => ("unsupported", "extension headers other than hop-by-hop and destination options before the fragment header"),
         Evicted => ("evicted", "datagram dropped to make room for a newer one"),
         Timeout => ("timeout", "datagram incomplete when its time ran out"),
         BadOptions => ("bad-options", "destination options after the fragment header malformed, or one that says discard when unknown (RFC 8200 4.2)"),
