@@ -10,7 +10,9 @@ LAN 02:00:00:00:02:01), and writes seed files in the input format of each
 target (fuzz/src/lib.rs):
 
   graph_wan     frames received on the WAN, grouped by flow (fragments of
-                one datagram together), sessions opened first
+                one datagram together), sessions opened first, plus built
+                ones (options headers and ECN from the AFTR, fragments from
+                elsewhere)
   graph_lan     frames received on the LAN: a LAN capture's, else rebuilt
                 from what the router sent on the WAN (the IPv4 inside
                 DS-Lite and forwarded IPv6 from the LAN /64, one hop
@@ -565,7 +567,76 @@ def built_lan_frames():
     fr.append(eth(LAN_MAC, HOST_MAC, 0x86DD, tcp6(host6, "2001:db8:ffff::10", 40003, 443, 0x02)))
     fr.append(eth(LAN_MAC, HOST_MAC, 0x86DD, udp6(host6, "2001:db8:ffff::10", 40004, 53, b"q" * 1452)))
     fr.append(eth(LAN_MAC, HOST_MAC, 0x86DD, udp6(host6, "2001:db8:ffff::10", 40005, 53, b"hop", hop=1)))
+    # Unicast IP in link-layer broadcast and multicast frames (never
+    # forwarded), and to a loopback and an IPv4-mapped destination.
+    fr.append(eth(b"\xff" * 6, HOST_MAC, 0x0800, udp4("192.168.2.10", "198.51.100.10", 40006, 7, b"b")))
+    fr.append(eth(mcast_mac("ff02::1"), HOST_MAC, 0x86DD, udp6(host6, "2001:db8:ffff::10", 40007, 53, b"m")))
+    fr.append(eth(LAN_MAC, HOST_MAC, 0x86DD, udp6(host6, "::1", 40008, 53, b"l")))
+    fr.append(eth(LAN_MAC, HOST_MAC, 0x86DD, udp6(host6, "::ffff:192.0.2.1", 40009, 53, b"v")))
     return fr
+
+
+def aftr_reply(tos=0, size=64):
+    """The IPv4 server's UDP reply to the LAN host, the LAN packet that
+    opens its session, inside IPv4-in-IPv6 built by the callers."""
+    body = b"r" * size
+    inner = bytearray(udp4("198.51.100.10", "192.168.2.10", 7, 40010, body))
+    inner[1] = tos
+    inner[10:12] = b"\0\0"
+    inner[10:12] = struct.pack("!H", csum(bytes(inner[:20])))
+    opener = eth(LAN_MAC, HOST_MAC, 0x0800, udp4("192.168.2.10", "198.51.100.10", 40010, 7, b"o"))
+    return bytes(inner), opener
+
+
+def to_b4(payload, nh, src=None, tc=0):
+    ip = bytearray(ipv6(str(src or AFTR), str(B4), nh, payload))
+    ip[0] |= tc >> 4
+    ip[1] |= (tc & 0x0F) << 4
+    return eth(WAN_MAC, GW_MAC, 0x86DD, bytes(ip))
+
+
+# Destination Options with RFC 2473's encapsulation limit (type 4, value 4)
+# and a PadN, as Linux ip6tnl sends them; the first byte is Next Header.
+ENCAP_LIMIT = bytes([0, 0, 4, 1, 4, 1, 1, 0])
+
+
+def opts(nh, body=ENCAP_LIMIT):
+    return bytes([nh]) + body[1:]
+
+
+def frag_hdr(nh, off, more, ident):
+    return struct.pack("!BBHI", nh, 0, off | int(more), ident)
+
+
+def built_wan_conversations():
+    """[(lan opener, [WAN frames])]: the AFTR's packets behind options
+    headers (before and after the Fragment header), ECN marks, unknown
+    options, and fragments to the B4 from another source (issue 15)."""
+    conv = []
+    inner, opener = aftr_reply()
+    conv.append((opener, [to_b4(opts(4) + inner, 60)]))
+    conv.append((opener, [to_b4(bytes([60, 0, 1, 4, 0, 0, 0, 0]) + opts(4) + inner, 0)]))
+    for t in (0x1E, 0x5E, 0x9E, 0xDE):
+        conv.append((opener, [to_b4(opts(4, bytes([0, 0, t, 4, 0, 0, 0, 0])) + inner, 60)]))
+    for outer, tos in ((3, 2), (3, 0), (1, 2), (3, 1)):
+        i, o = aftr_reply(tos)
+        conv.append((o, [to_b4(i, 4, tc=0xB8 | outer)]))
+    big, opener = aftr_reply(2, 1472)
+    # Linux: Destination Options before the Fragment header; CE on one.
+    f1 = opts(44) + frag_hdr(4, 0, True, 1) + big[:1440]
+    f2 = opts(44) + frag_hdr(4, 1440, False, 1) + big[1440:]
+    conv.append((opener, [to_b4(f1, 60), to_b4(f2, 60, tc=3)]))
+    # RFC 8200 order: after it, so the datagram starts with them.
+    whole = opts(4) + big
+    g1 = frag_hdr(60, 0, True, 2) + whole[:1440]
+    g2 = frag_hdr(60, 1440, False, 2) + whole[1440:]
+    conv.append((opener, [to_b4(g2, 44), to_b4(g1, 44)]))
+    # Fragments from another source than the AFTR, between the AFTR's.
+    h1 = frag_hdr(4, 0, True, 3) + big[:1448]
+    h2 = frag_hdr(4, 1448, False, 3) + big[1448:]
+    alien = [to_b4(frag_hdr(4, 0, True, k) + big[:64], 44, src=f"2001:db8:bad::{k}") for k in range(1, 9)]
+    conv.append((opener, [to_b4(h1, 44)] + alien + [to_b4(h2, 44)]))
+    return conv
 
 
 def dhcp4_seeds(seeds, captured):
@@ -739,6 +810,8 @@ def main():
         file=sys.stderr,
     )
     graph_seeds(seeds, "graph_wan", "wan", events)
+    for opener, frames in built_wan_conversations():
+        seeds.add("graph_wan", [0, 0], [(2, opener)] + [(0, f) for f in frames])
     built = built_lan_frames()
     for f in built:
         seeds.add("graph_lan", [0, 0], [(0, f)])

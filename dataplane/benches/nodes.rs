@@ -151,7 +151,7 @@ struct Cycles {
 }
 
 fn measure_cycles(
-    path: Path,
+    group: &'static str,
     tsc: Tsc,
     graph: &mut Graph,
     arena: &mut FrameArena,
@@ -187,7 +187,7 @@ fn measure_cycles(
 
     let packets = CYCLE_RUNS as f64 * n;
     Cycles {
-        group: path.name(),
+        group,
         vector: frames.len(),
         cycles_per_packet: total as f64 / packets,
         median_cycles_per_packet: median as f64 / n,
@@ -233,12 +233,68 @@ fn paths(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
             });
             if ran && bench_mode() {
                 cycles.push(measure_cycles(
-                    path, tsc, &mut graph, &mut arena, &fib, &refs,
+                    path.name(),
+                    tsc,
+                    &mut graph,
+                    &mut arena,
+                    &fib,
+                    &refs,
                 ));
             }
         }
         group.finish();
     }
+}
+
+/// Decapsulation of what a Linux ip6tnl AFTR sends: the Decap path's
+/// frames with a Destination Options header (RFC 2473's encapsulation
+/// limit and a PadN) between the IPv6 header and the IPv4 inside, which
+/// ip6-input checks and removes (issue 15 m5).
+fn encap_limit(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
+    const GROUP: &str = "dslite-decap-encap-limit";
+    let fib = lab_fib();
+    let mut group = c.benchmark_group(GROUP);
+    for n in VECTORS {
+        let plain = vector(Path::Decap, n, FRAME_LEN);
+        let frames: Vec<(Port, Vec<u8>)> = plain
+            .iter()
+            .map(|(port, f)| {
+                let mut g = f[..14 + 40].to_vec();
+                let plen = u16::from_be_bytes([g[18], g[19]]) + 8;
+                g[18..20].copy_from_slice(&plen.to_be_bytes());
+                g[20] = 60;
+                g.extend_from_slice(&[4, 0, 4, 1, 4, 1, 1, 0]);
+                g.extend_from_slice(&f[14 + 40..]);
+                (*port, g)
+            })
+            .collect();
+        let refs = as_refs(&frames);
+        let mut graph = unlimited_graph();
+        open_sessions(&mut graph, &fib, &plain);
+        let mut arena = FrameArena::new(n);
+        arena.run(&mut graph, &fib, &refs, 0);
+        let tx = [graph.out.tx[0].len(), graph.out.tx[1].len()];
+        assert_eq!(tx, Path::Decap.expected_tx(n), "{GROUP} v{n}");
+
+        let mut ran = false;
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("v{n}")), |b| {
+            ran = true;
+            b.iter_custom(|iters| {
+                let mut ticks = 0u64;
+                for _ in 0..iters {
+                    ticks += run_ticks(&mut graph, &mut arena, &fib, &refs);
+                }
+                tsc.duration(ticks.saturating_sub(iters * tsc.bracket))
+            })
+        });
+        if ran && bench_mode() {
+            cycles.push(measure_cycles(
+                GROUP, tsc, &mut graph, &mut arena, &fib, &refs,
+            ));
+        }
+    }
+    group.finish();
 }
 
 /// Pseudo-random, reproducible.
@@ -449,6 +505,7 @@ fn main() {
     let tsc = Tsc::calibrate();
     let mut cycles = Vec::new();
     paths(&mut c, tsc, &mut cycles);
+    encap_limit(&mut c, tsc, &mut cycles);
     neighbors(&mut c);
     sessions(&mut c);
     c.final_summary();

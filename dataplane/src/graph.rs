@@ -150,6 +150,10 @@ pub struct Meta {
     pub punt: PuntReason,
     /// Built by the router (an ICMP error): never forwarded as transit, never answered with an error.
     pub local: bool,
+    /// Arrived as a link-layer broadcast or multicast: never forwarded
+    /// unless its IP destination is multicast or broadcast, never answered
+    /// with an error (RFC 1812 5.3.4, 4.3.2.7; RFC 4443 2.4(e)).
+    pub l2_group: bool,
     /// ICMP error to build: (type, code, MTU for "too big").
     pub icmp: (u8, u8, u16),
     /// Next hop for a NeighborMiss punt.
@@ -168,6 +172,7 @@ impl Meta {
             tx: rx,
             punt: PuntReason::Local,
             local: false,
+            l2_group: false,
             icmp: (0, 0, 0),
             next_hop: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             trace: 0,

@@ -15,6 +15,7 @@ pub mod session;
 pub mod tables;
 pub mod testkit;
 pub mod trace;
+pub mod tunnel_opts;
 pub mod wire;
 pub mod worker;
 pub mod xsk;

@@ -7,9 +7,11 @@
 //! fragment costs work proportional to its size (plus a scan of the few
 //! contexts), and hostile input only ever yields an error.
 //!
-//! Only what an AFTR sends is accepted: a fixed header followed directly
-//! by a Fragment header. Overlaps abandon the datagram (RFC 5722), so no
-//! mix of two senders' bytes is ever handed on.
+//! Only what an AFTR sends is accepted: a fixed header, then optionally a
+//! Hop-by-Hop and Destination Options headers (a Linux AFTR puts RFC 2473's
+//! encapsulation limit there), then the Fragment header. Overlaps abandon
+//! the datagram (RFC 5722), so no mix of two senders' bytes is ever handed
+//! on. A datagram is ECN CE if any of its fragments was (RFC 3168 5.3).
 //!
 //! The other direction (fragmenting our own IPv4-in-IPv6 packets) uses the
 //! pure helpers [`split_for_mtu`] and [`write_fragment_header`].
@@ -20,6 +22,13 @@ const IPV6_LEN: usize = 40;
 const FRAG_LEN: usize = 8;
 /// Next Header value of the Fragment header.
 const NH_FRAGMENT: u8 = 44;
+/// Hop-by-Hop and Destination Options: allowed before the Fragment header.
+const NH_HOP_BY_HOP: u8 = 0;
+const NH_DEST_OPTS: u8 = 60;
+/// Options headers walked before the Fragment header at most.
+const MAX_UNFRAGMENTABLE: usize = 4;
+/// ECN CE in the second byte of the IPv6 header (RFC 3168 5).
+const CE: u8 = 0x30;
 /// IPv4 (IP-in-IP): the DS-Lite payload.
 const NH_IPIP: u8 = 4;
 /// A first fragment of an IPv4 payload must hold the whole IPv4 header
@@ -46,7 +55,8 @@ pub enum ReassError {
     /// fragment past the known end, conflicting final fragments, payload
     /// length inconsistent, too many pieces.
     Malformed,
-    /// Extension headers before the Fragment header, or a first fragment
+    /// Extension headers other than Hop-by-Hop and Destination Options
+    /// before the Fragment header, no Fragment header, or a first fragment
     /// without the whole upper-layer header (RFC 7112).
     Unsupported,
 }
@@ -87,6 +97,8 @@ struct Ctx {
     /// Next Header of the first fragment's Fragment header (RFC 8200:
     /// the first fragment's is the one that counts).
     next_header: u8,
+    /// Some fragment was ECN CE.
+    ce: bool,
 }
 
 const IDLE: Ctx = Ctx {
@@ -100,6 +112,7 @@ const IDLE: Ctx = Ctx {
     received: 0,
     pieces: 0,
     next_header: 0,
+    ce: false,
 };
 
 pub struct Reassembler {
@@ -158,9 +171,12 @@ impl Reassembler {
     }
 
     /// `pkt` is one whole IPv6 packet starting at the fixed header (bytes
-    /// past its Payload Length are ignored) whose Next Header is the
-    /// Fragment header. Datagrams are keyed by (source, destination,
-    /// identification) (RFC 8200 4.5).
+    /// past its Payload Length are ignored) with a Fragment header, right
+    /// after the fixed header or after Hop-by-Hop and Destination Options
+    /// headers. Those are left out of the datagram: the caller processes
+    /// their options for each fragment (as Linux does) before handing it
+    /// over. Datagrams are keyed by (source, destination, identification)
+    /// (RFC 8200 4.5).
     ///
     /// Returns `Ok(None)` when the fragment was buffered (or was an exact
     /// duplicate, ignored), `Ok(Some(n))` when it completed the datagram:
@@ -198,23 +214,15 @@ impl Reassembler {
         }
         let plen = usize::from(u16::from_be_bytes([pkt[4], pkt[5]]));
         let pkt = pkt.get(..IPV6_LEN + plen).ok_or(ReassError::Malformed)?;
-        if pkt[6] != NH_FRAGMENT {
-            return Err(ReassError::Unsupported);
-        }
-        if plen < FRAG_LEN {
-            return Err(ReassError::Malformed);
-        }
-        let next_header = pkt[IPV6_LEN];
-        let field = u16::from_be_bytes([pkt[IPV6_LEN + 2], pkt[IPV6_LEN + 3]]);
+        let fo = fragment_header_at(pkt)?;
+        let fh = pkt.get(fo..fo + FRAG_LEN).ok_or(ReassError::Malformed)?;
+        let next_header = fh[0];
+        let field = u16::from_be_bytes([fh[2], fh[3]]);
         let offset = usize::from(field & 0xfff8);
         let more = field & 1 != 0;
-        let id = u32::from_be_bytes([
-            pkt[IPV6_LEN + 4],
-            pkt[IPV6_LEN + 5],
-            pkt[IPV6_LEN + 6],
-            pkt[IPV6_LEN + 7],
-        ]);
-        let data = &pkt[IPV6_LEN + FRAG_LEN..];
+        let id = u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]);
+        let ce = pkt[1] & CE == CE;
+        let data = &pkt[fo + FRAG_LEN..];
         let len = data.len();
         let end = offset + len;
 
@@ -309,6 +317,7 @@ impl Reassembler {
         ctx.pieces += 1;
         ctx.received += len;
         ctx.max_end = ctx.max_end.max(end);
+        ctx.ce |= ce;
         if !more {
             ctx.total = end;
         }
@@ -323,6 +332,7 @@ impl Reassembler {
 
         let total = ctx.total;
         let next_header = ctx.next_header;
+        let ce = ctx.ce;
         let n = IPV6_LEN + total;
         self.free(c);
         if n > out.len() {
@@ -331,6 +341,9 @@ impl Reassembler {
         out[..n].copy_from_slice(&self.buf[base..base + n]);
         out[4..6].copy_from_slice(&(total as u16).to_be_bytes());
         out[6] = next_header;
+        if ce {
+            out[1] |= CE;
+        }
         self.stats.completed += 1;
         Ok(Some(n))
     }
@@ -422,6 +435,26 @@ impl Reassembler {
     pub fn in_use(&self) -> usize {
         self.in_use
     }
+}
+
+/// Offset of the Fragment header in `pkt` (cut at its Payload Length):
+/// after the fixed header and any Hop-by-Hop (first only) and Destination
+/// Options headers, whose lengths are checked and whose options are not.
+fn fragment_header_at(pkt: &[u8]) -> Result<usize, ReassError> {
+    let mut next = pkt[6];
+    let mut off = IPV6_LEN;
+    for n in 0..=MAX_UNFRAGMENTABLE {
+        match next {
+            NH_FRAGMENT => return Ok(off),
+            NH_HOP_BY_HOP if n == 0 => {}
+            NH_DEST_OPTS if n < MAX_UNFRAGMENTABLE => {}
+            _ => return Err(ReassError::Unsupported),
+        }
+        let h = pkt.get(off..off + 2).ok_or(ReassError::Malformed)?;
+        next = h[0];
+        off += (usize::from(h[1]) + 1) * 8;
+    }
+    Err(ReassError::Unsupported)
 }
 
 /// Mask of bits `lo..hi` (`hi <= 64`) of a word.
@@ -798,17 +831,116 @@ mod tests {
         let orig = original();
         let mut out = [0u8; 2048];
         let mut r = reassembler();
-        // Hop-by-hop options (8 bytes of PadN) then the Fragment header.
+        // A Routing header (type 2, no segments left) then the Fragment
+        // header: only options headers may come first.
         let f = frag(&orig, 1, 0, 1448);
         let mut p = f[..IPV6_LEN].to_vec();
         p[4..6].copy_from_slice(&((f.len() - IPV6_LEN + 8) as u16).to_be_bytes());
-        p[6] = 0;
-        p.extend_from_slice(&[NH_FRAGMENT, 0, 1, 4, 0, 0, 0, 0]);
+        p[6] = 43;
+        p.extend_from_slice(&[NH_FRAGMENT, 0, 2, 0, 0, 0, 0, 0]);
         p.extend_from_slice(&f[IPV6_LEN..]);
         assert_eq!(r.insert(&p, 0, &mut out), Err(ReassError::Unsupported));
         // Not a fragment at all.
         assert_eq!(r.insert(&orig, 0, &mut out), Err(ReassError::Unsupported));
         assert_eq!(r.in_use(), 0);
+    }
+
+    /// Issue 15 m5: a Linux AFTR's fragments carry the encapsulation
+    /// limit in a Destination Options header before the Fragment header.
+    #[test]
+    fn m5_options_headers_before_the_fragment_header_are_left_out() {
+        let orig = original();
+        let mut out = [0u8; 2048];
+        let mut r = reassembler();
+        let with = |f: Vec<u8>, opts: &[u8], first: u8| {
+            let mut p = f[..IPV6_LEN].to_vec();
+            p[4..6].copy_from_slice(&((f.len() - IPV6_LEN + opts.len()) as u16).to_be_bytes());
+            p[6] = first;
+            p.extend_from_slice(opts);
+            p.extend_from_slice(&f[IPV6_LEN..]);
+            p
+        };
+        // Hop-by-Hop (PadN), then Destination Options (limit 4, PadN).
+        let opts = [
+            NH_DEST_OPTS,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+            NH_FRAGMENT,
+            0,
+            4,
+            1,
+            4,
+            1,
+            1,
+            0,
+        ];
+        let rest = orig.len() - IPV6_LEN - 1448;
+        let f1 = with(frag(&orig, 5, 0, 1448), &opts, NH_HOP_BY_HOP);
+        let f2 = with(frag(&orig, 5, 1448, rest), &opts[8..], NH_DEST_OPTS);
+        assert_eq!(r.insert(&f2, 0, &mut out), Ok(None));
+        let n = r.insert(&f1, 0, &mut out).unwrap().expect("complete");
+        assert_eq!(&out[..n], &orig[..]);
+        // Hop-by-Hop not first, a header running past the packet, and a
+        // chain of options headers longer than we walk.
+        let hbh_second = [
+            NH_HOP_BY_HOP,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+            NH_FRAGMENT,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let f = with(frag(&orig, 6, 0, 1448), &hbh_second, NH_DEST_OPTS);
+        assert_eq!(r.insert(&f, 0, &mut out), Err(ReassError::Unsupported));
+        let mut f = with(
+            frag(&orig, 7, 0, 8),
+            &[NH_FRAGMENT, 0, 1, 4, 0, 0, 0, 0],
+            NH_DEST_OPTS,
+        );
+        f[IPV6_LEN + 1] = 200;
+        assert_eq!(r.insert(&f, 0, &mut out), Err(ReassError::Malformed));
+        let chain: Vec<u8> = (0..6)
+            .flat_map(|_| [NH_DEST_OPTS, 0, 1, 4, 0, 0, 0, 0])
+            .collect();
+        let f = with(frag(&orig, 8, 0, 1448), &chain, NH_DEST_OPTS);
+        assert_eq!(r.insert(&f, 0, &mut out), Err(ReassError::Unsupported));
+        assert_eq!(r.in_use(), 0);
+    }
+
+    /// Issue 15 m2: RFC 3168 5.3, the datagram is CE if any fragment was.
+    #[test]
+    fn m2_datagram_is_ce_if_any_fragment_was() {
+        let mut orig = original();
+        orig[1] = 0x21; // traffic class 0xa2: ECT(0)
+        let rest = orig.len() - IPV6_LEN - 1448;
+        for ce_in in [0, 1] {
+            let mut f = [frag(&orig, 9, 0, 1448), frag(&orig, 9, 1448, rest)];
+            f[ce_in][1] |= CE;
+            let whole = feed(&mut reassembler(), &f, 0).expect("complete");
+            assert_eq!(whole[1], 0x31, "CE from fragment {ce_in}");
+            assert_eq!(&whole[2..], &orig[2..]);
+        }
+        let f = [frag(&orig, 9, 0, 1448), frag(&orig, 9, 1448, rest)];
+        assert_eq!(
+            feed(&mut reassembler(), &f, 0).unwrap(),
+            orig,
+            "no CE, none added"
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ Encapsulation (tun0 -> AFTR -> B4):
     look up the binding by inner destination; sendmsg() on the raw socket with
     hop limit 64 and IPV6_TCLASS = inner TOS (the kernel prepends the IPv6
     header: next header 4, source = AFTR address); unknown destination ->
-    "no-binding".
+    "no-binding".  With --encap-limit N every packet also carries what a
+    Linux ip6tnl AFTR sends by default (encaplimit 4): a Destination Options
+    header with RFC 2473's Tunnel Encapsulation Limit option (type 4, value
+    N) and a PadN (IPV6_DSTOPTS ancillary data; when the kernel fragments
+    the packet, the header stays in front of the Fragment header).
 
 Limitations (lab only): NAT is keyed on the inner IPv4 source only (two B4s
 behind the same private address would collide); no fragment reassembly (L4
@@ -68,6 +72,7 @@ SIOCSIFMTU = 0x8922
 IFF_UP = 0x1
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
+IPV6_DSTOPTS = getattr(socket, "IPV6_DSTOPTS", 59)
 
 IPPROTO_IPIP = 4
 IPPROTO_ICMP = 1
@@ -150,7 +155,12 @@ class Aftr:
         self.aftr_packed = socket.inet_pton(socket.AF_INET6, self.aftr_addr)
         self.bindings = collections.OrderedDict()  # inner IPv4 str -> B4 IPv6 str
         self.counters = {"decap_ok": 0, "encap_ok": 0, "decap_bytes": 0, "encap_bytes": 0,
-                         "decap_fragments": 0, "bindings_evicted": 0}
+                         "decap_fragments": 0, "bindings_evicted": 0, "encap_limit_sent": 0}
+        # Destination Options: next header (the kernel fills it in), length
+        # 0 (8 bytes), option 4 with its one-byte limit, PadN of 1.
+        self.dstopts = None
+        if args.encap_limit is not None:
+            self.dstopts = bytes([0, 0, 4, 1, args.encap_limit, 1, 1, 0])
         self.errors = {name: 0 for name in ERRORS}
         self.last = {"last_hop_limit": None, "last_tclass": None, "last_inner_tos": None,
                      "last_b4": None}
@@ -177,7 +187,7 @@ class Aftr:
         self.tclass_cmsg_ok = True
         self.err_logged = collections.Counter()
         self.log(f"start aftr={self.aftr_addr} tun={args.tun} mtu={args.mtu} "
-                 f"bind={'::' if args.bind_any else self.aftr_addr}")
+                 f"bind={'::' if args.bind_any else self.aftr_addr} encap_limit={args.encap_limit}")
 
     # ------------------------------------------------------------------ output
     def log(self, msg):
@@ -318,10 +328,12 @@ class Aftr:
         anc = []
         if self.tclass_cmsg_ok:
             anc = [(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", pkt[1]))]
+        if self.dstopts:
+            anc.append((socket.IPPROTO_IPV6, IPV6_DSTOPTS, self.dstopts))
         try:
             self.sock.sendmsg([pkt], anc, 0, (b4, 0))
         except OSError as e:
-            if anc and e.errno == errno.EINVAL:
+            if self.tclass_cmsg_ok and anc and e.errno == errno.EINVAL:
                 # per-packet tclass refused: fall back to plain sends
                 self.tclass_cmsg_ok = False
                 self.log("IPV6_TCLASS cmsg rejected, sending without traffic class")
@@ -330,6 +342,8 @@ class Aftr:
             return True
         self.counters["encap_ok"] += 1
         self.counters["encap_bytes"] += len(pkt)
+        if self.dstopts:
+            self.counters["encap_limit_sent"] += 1
         return True
 
     # ------------------------------------------------------------------ loop
@@ -368,6 +382,9 @@ def main():
                    help="bind the raw socket to :: so packets to other local addresses are "
                         "counted as bad-destination instead of being refused by the kernel")
     p.add_argument("--max-bindings", type=int, default=4096)
+    p.add_argument("--encap-limit", type=int, choices=range(256), metavar="0..255",
+                   help="send RFC 2473's Tunnel Encapsulation Limit option with this value "
+                        "toward the B4, as Linux ip6tnl does (default: not sent)")
     p.add_argument("--stats", help="JSON stats file (rewritten every second)")
     p.add_argument("--log", help="log file (bindings and errors)")
     args = p.parse_args()

@@ -13,6 +13,8 @@
 #                      [--t1 S] [--t2 S] [--preferred S] [--valid S] [--aftr-name NAME]
 #                      [--rapid-commit yes|no] [--duid HEX] | stop | status | log
 #   lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [A|AAAA|CNAME]
+#   lab.sh aftr restart [--encap-limit N]   the AFTR emulator again, with aftr.py options
+#                            (--encap-limit: Linux ip6tnl's encapsulation limit option toward the B4)
 #   lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list | show NAME
 #   lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
 #   lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT]
@@ -333,8 +335,7 @@ EOF
     # Softwire MTU 1500: a 1500-byte IPv4 packet goes through, and the
     # AFTR's kernel fragments the outer IPv6 packet (RFC 6333 5.3), which
     # the B4 must reassemble.
-    start_bg aftr aftr aftr.py python3 -u "$LAB_SRC/aftr.py" --aftr "$AFTR_ADDR" --tun tun0 \
-        --mtu 1500 --route 192.168.0.0/16 --stats "$RUN/aftr-stats.json" --log "$RUN/aftr.log"
+    aftr_start
     ip netns exec inet setsid python3 -u -m http.server --bind :: --directory "$RUN/www" 80 \
         </dev/null >>"$RUN/http-access.log" 2>&1 &
     printf '%s %s\n' "$!" http.server >"$PIDS/http.pid"
@@ -1840,9 +1841,37 @@ cmd_lan_selftest() {
     say "lan-selftest: ALL PASSED (lab rebuilt, router namespace has no addresses again)"
 }
 
+# --------------------------------------------------------------- aftr
+# aftr_start [aftr.py options]: start the AFTR emulator (softwire MTU 1500:
+# see cmd_up) in the aftr namespace; returns at once.
+aftr_start() {
+    start_bg aftr aftr aftr.py python3 -u "$LAB_SRC/aftr.py" --aftr "$AFTR_ADDR" --tun tun0 \
+        --mtu 1500 --route 192.168.0.0/16 --stats "$RUN/aftr-stats.json" --log "$RUN/aftr.log" "$@"
+}
+
+cmd_aftr() {
+    local sub=${1:-} i
+    (($#)) && shift
+    case $sub in
+        restart)
+            need_lab
+            stop_pidfile aftr
+            rm -f "$RUN/aftr-stats.json"
+            aftr_start "$@"
+            # Up once it wrote its stats and its tun0 (with its routes) exists.
+            for i in $(seq 100); do
+                [[ -s $RUN/aftr-stats.json ]] && nsx aftr ip link show tun0 >/dev/null 2>&1 && return 0
+                sleep 0.1
+            done
+            tail -n 20 "$RUN/aftr.out" >&2 || true
+            die "aftr.py did not come back" ;;
+        *) die "usage: lab.sh aftr restart [--encap-limit N]" ;;
+    esac
+}
+
 # --------------------------------------------------------------- main
 usage() {
-    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -1857,6 +1886,7 @@ main() {
         radvd) cmd_radvd "$@" ;;
         dhcp6) cmd_dhcp6 "$@" ;;
         dns) cmd_dns "$@" ;;
+        aftr) cmd_aftr "$@" ;;
         lanhost) cmd_lanhost "$@" ;;
         lan-selftest) check_prereqs; cmd_lan_selftest ;;
         peers-selftest) check_prereqs; cmd_peers_selftest ;;

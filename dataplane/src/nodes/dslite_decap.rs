@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use etherparse::Ipv4HeaderSlice;
 
 use crate::graph::{Cx, NodeId};
-use crate::wire::{ipv4_header_ok, ETH_LEN, IPV6_LEN};
+use crate::wire::{be16, checksum_adjust, ipv4_header_ok, put16, ETH_LEN, IPV6_LEN};
 
 crate::node_errors! {
     pub enum Error {
@@ -20,6 +20,7 @@ crate::node_errors! {
         InnerToRouter => ("inner-to-router", "inner destination is the router or the LAN broadcast"),
         InnerBadSource => ("inner-bad-source", "inner source multicast, broadcast, or in the LAN subnet"),
         NoLanAddress => ("no-lan-ipv4", "no LAN IPv4 configured"),
+        EcnCeNotEct => ("ecn-ce-not-ect", "outer header ECN CE over a Not-ECT inner packet (RFC 6040 4.2)"),
     }
 }
 
@@ -71,6 +72,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::InnerBadSource.index());
             continue;
         }
+        // RFC 6040 4.2: a congestion mark the IPv6 path set must reach the
+        // receiver. Only outer ECT(1) and CE change anything.
+        let outer_ecn = (data[ETH_LEN + 1] >> 4) & 3;
+        if outer_ecn & 1 != 0 && !ecn_decap(&mut data[ETH_LEN + IPV6_LEN..], outer_ecn) {
+            cx.drop(i, Error::EcnCeNotEct.index());
+            continue;
+        }
 
         // Strip the outer headers: the inner packet stays where it is; the
         // 14 bytes before it become its Ethernet header in ip4-rewrite,
@@ -82,6 +90,29 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         cx.done(inner);
         cx.next(i, NodeId::Ip4Firewall);
     }
+}
+
+/// The inner ECN field from the outer one (RFC 6040 4.2 table; only
+/// ECT(1) and CE outer codepoints get here): CE over any ECT is CE, ECT(1)
+/// over ECT(0) is ECT(1), the rest stays. The IPv4 header checksum is
+/// updated in place. False when the packet must be dropped: CE over
+/// Not-ECT, whose sender would not understand the mark.
+#[inline]
+fn ecn_decap(inner: &mut [u8], outer_ecn: u8) -> bool {
+    let inner_ecn = inner[1] & 3;
+    let new = match (outer_ecn, inner_ecn) {
+        (3, 0) => return false,
+        (3, _) => 3,
+        (1, 2) => 1,
+        _ => return true,
+    };
+    if new != inner_ecn {
+        let old = be16(inner, 0);
+        inner[1] = (inner[1] & !3) | new;
+        let sum = checksum_adjust(be16(inner, 10), old, be16(inner, 0));
+        put16(inner, 10, sum);
+    }
+    true
 }
 
 fn bcast(fib: &crate::tables::Fib, dst: Ipv4Addr) -> bool {

@@ -28,12 +28,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         };
         let dst = eth.destination();
-        // Group bit set = broadcast or multicast: the protocol nodes decide.
-        if dst[0] & 1 == 0 && dst != our_mac {
+        // Group bit set = broadcast or multicast: the protocol nodes decide,
+        // and must know it (they never forward such a frame's unicast IP).
+        let group = dst[0] & 1 != 0;
+        if !group && dst != our_mac {
             cx.drop(i, Error::NotOurMac.index());
             continue;
         }
-        match eth.ether_type().0 {
+        let ether_type = eth.ether_type().0;
+        cx.meta[usize::from(i)].l2_group = group;
+        match ether_type {
             ETHERTYPE_IPV6 => cx.next(i, NodeId::Ip6Input),
             ETHERTYPE_IPV4 => cx.next(i, NodeId::Ip4Input),
             ETHERTYPE_ARP => {

@@ -22,7 +22,7 @@ pub const B4_IPV4: [u8; 4] = [192, 0, 0, 2];
 
 crate::node_errors! {
     pub enum Error {
-        Suppressed => ("suppressed", "no error about an error, a non-first fragment, or a broadcast"),
+        Suppressed => ("suppressed", "no error about an error, a non-first fragment, or a broadcast (IP or link layer)"),
         RateLimited => ("rate-limited", "ICMP error rate limit"),
         NoSource => ("no-source", "no LAN IPv4 address to send from"),
         NoHeadroom => ("no-headroom", "no room in front of the frame"),
@@ -43,7 +43,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let src_ip = std::net::Ipv4Addr::from(src);
         let is_error =
             proto == PROTO_ICMP && orig.len() > ihl && matches!(orig[ihl], 3 | 4 | 5 | 11 | 12);
-        if m.local || is_error || frag != 0 || src_ip.is_broadcast() || src_ip.is_multicast() {
+        if m.local
+            || m.l2_group
+            || is_error
+            || frag != 0
+            || src_ip.is_broadcast()
+            || src_ip.is_multicast()
+        {
             cx.drop(i, Error::Suppressed.index());
             continue;
         }

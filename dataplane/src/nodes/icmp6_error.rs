@@ -17,7 +17,7 @@ const HDRS: usize = IPV6_LEN + 8;
 
 crate::node_errors! {
     pub enum Error {
-        Suppressed => ("suppressed", "no error about an error, a later fragment, or to/from multicast or unspecified"),
+        Suppressed => ("suppressed", "no error about an error, a later fragment, to/from multicast or unspecified, or a link-layer broadcast"),
         RateLimited => ("rate-limited", "ICMPv6 error rate limit"),
         NoSource => ("no-source", "no global address on that side to send from"),
         NoHeadroom => ("no-headroom", "no room in front of the frame"),
@@ -40,7 +40,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let mut sender_mac = [0u8; 6];
         sender_mac.copy_from_slice(&chunk[off + 6..off + 12]);
         // RFC 4443 2.4(e): never about an error (behind any extension
-        // headers), a fragment other than the first, or to or from multicast.
+        // headers), a fragment other than the first, to or from multicast,
+        // or received as a link-layer broadcast or multicast.
         let unanswerable = match ipv6_l4(orig) {
             Ok(l4) => {
                 l4.frag.map(|f| !f.is_first()).unwrap_or(false)
@@ -48,7 +49,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
             Err(_) => true,
         };
-        if m.local || unanswerable || s[0] == 0xff || orig[24] == 0xff || src.is_unspecified() {
+        if m.local
+            || m.l2_group
+            || unanswerable
+            || s[0] == 0xff
+            || orig[24] == 0xff
+            || src.is_unspecified()
+        {
             cx.drop(i, Error::Suppressed.index());
             continue;
         }

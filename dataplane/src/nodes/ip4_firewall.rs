@@ -22,6 +22,7 @@ crate::node_errors! {
         Unrelated => ("icmp-unrelated", "ICMP error from the AFTR quoting no known session"),
         IcmpType => ("icmp-type", "ICMP type not forwarded to the LAN"),
         FragmentUnadmitted => ("fragment-unadmitted", "later fragment of a datagram not admitted"),
+        TcpFragmentOffset8 => ("tcp-fragment-offset-8", "TCP fragment at offset 8 (FO=1), which can rewrite the flags of the first (RFC 1858)"),
         TcpNotSyn => ("tcp-not-syn", "TCP segment that may not open a session"),
         TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
@@ -70,6 +71,10 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
     let l4 = ipv4_l4(ip);
     let mut flow: Flow = (src, dst, l4.proto, 0, 0);
     if let Some(f) = l4.frag.filter(|f| !f.is_first()) {
+        // No sender needs it: the first fragment holds at least 8 bytes.
+        if f.offset == 8 && l4.proto == PROTO_TCP {
+            return Err((Error::TcpFragmentOffset8, flow));
+        }
         if dir == Dir::In && !fw.frags.admitted(&src, &dst, f.id, now_s) {
             return Err((Error::FragmentUnadmitted, flow));
         }

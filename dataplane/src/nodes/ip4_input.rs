@@ -21,6 +21,7 @@ crate::node_errors! {
         Martian => ("martian-destination", "destination 0/8, 127/8 or 240/4"),
         NoTunnel => ("no-tunnel", "no DS-Lite tunnel configured or up"),
         TtlExpired => ("ttl-expired", "TTL would reach 0 (time exceeded sent)"),
+        L2Group => ("l2-group-unicast", "unicast IP received as a link-layer broadcast or multicast: not forwarded (RFC 1812 5.3.4)"),
     }
 }
 
@@ -94,6 +95,12 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         if fib.tunnel.is_none() {
             cx.drop(i, Error::NoTunnel.index());
+            continue;
+        }
+        // Multicast and broadcast destinations were handled above: what is
+        // left would be forwarded, which a link-layer broadcast never is.
+        if m.l2_group {
+            cx.drop(i, Error::L2Group.index());
             continue;
         }
         if ttl <= 1 {

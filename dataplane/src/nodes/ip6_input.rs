@@ -1,15 +1,17 @@
 //! ip6-input: validates IPv6, sends what is for the router to ip6-local
 //! (its policy), hands IPv4-in-IPv6 for the B4 address to dslite-decap (or
-//! its outer fragments to ip6-reassembly), and sends transit traffic
-//! between the LAN /64 and the WAN to ip6-firewall.
+//! the AFTR's outer fragments to ip6-reassembly; options headers the AFTR
+//! put before either are processed and removed here), and sends transit
+//! traffic between the LAN /64 and the WAN to ip6-firewall.
 
 use std::net::Ipv6Addr;
 
 use etherparse::Ipv6HeaderSlice;
 
-use crate::flow::EXT_FRAGMENT;
+use crate::flow::{EXT_DEST_OPTS, EXT_FRAGMENT, EXT_HOP_BY_HOP};
 use crate::graph::{Cx, NodeId};
 use crate::tables::Port;
+use crate::tunnel_opts;
 use crate::wire::{ETH_LEN, IPV6_LEN, PROTO_IPIP};
 
 crate::node_errors! {
@@ -25,6 +27,10 @@ crate::node_errors! {
         SourceNotLan => ("source-not-lan-prefix", "LAN source outside the LAN prefix (BCP 38)"),
         StaleSource => ("stale-prefix-source", "LAN source in a prefix being renumbered away (ICMPv6 unreachable code 5 sent)"),
         Spoofed => ("spoofed-source", "WAN packet with a LAN prefix source"),
+        L2Group => ("l2-group-unicast", "unicast IP received as a link-layer broadcast or multicast: not forwarded (RFC 1812 5.3.4)"),
+        Forbidden => ("forbidden-address", "LAN packet to, or WAN packet from, a loopback, unspecified, IPv4-mapped or -compatible, reserved, site-local or ORCHID address (RFC 4291, RFC 6092 REC-3)"),
+        FragmentNotFromAftr => ("fragment-not-from-aftr", "fragment to the B4 from a source other than the AFTR (only the AFTR's are reassembled)"),
+        TunnelOptions => ("tunnel-options", "AFTR packet with an option whose type says discard when unknown (RFC 8200 4.2), or a malformed or misplaced options header"),
     }
 }
 
@@ -76,29 +82,54 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
         if fib.is_own_ipv6(&dst_a) {
-            let is_b4 = fib.tunnel.map(|t| t.b4 == dst_a).unwrap_or(false);
-            if (next == PROTO_IPIP || next == EXT_FRAGMENT) && is_b4 && rx == Port::Lan {
+            // Each side's link-local is ours on that link only (RFC 4291
+            // 2.5.6): the weak host model stops at global addresses.
+            if is_link_local(&dst) && fib.port(rx).link_local != Some(dst_a) {
+                cx.drop(i, Error::LinkLocal.index());
+                continue;
+            }
+            let tun = fib.tunnel.filter(|t| t.b4 == dst_a);
+            let to_b4 = tun.is_some();
+            if (next == PROTO_IPIP || next == EXT_FRAGMENT) && to_b4 && rx == Port::Lan {
                 cx.drop(i, Error::IpipFromLan.index());
-            } else if next == PROTO_IPIP && is_b4 {
+            } else if next == PROTO_IPIP && to_b4 {
+                // dslite-decap checks (and counts) the AFTR source.
                 cx.next(i, NodeId::DsliteDecap);
-            } else if next == EXT_FRAGMENT && is_b4 {
-                // The AFTR fragments the outer header of 1500-byte inner
-                // packets (RFC 6333 5.3): reassemble first.
-                cx.next(i, NodeId::Ip6Reassembly);
+            } else if tun.is_some_and(|t| rx == Port::Wan && t.aftr == src_a) {
+                match next {
+                    // The AFTR fragments the outer header of 1500-byte
+                    // inner packets (RFC 6333 5.3): reassemble first.
+                    EXT_FRAGMENT => cx.next(i, NodeId::Ip6Reassembly),
+                    EXT_HOP_BY_HOP | EXT_DEST_OPTS => from_aftr_with_options(cx, i),
+                    _ => cx.next(i, NodeId::Ip6Local),
+                }
+            } else if next == EXT_FRAGMENT && to_b4 {
+                // Nobody else has anything to reassemble for the B4, and
+                // letting them take the reassembly contexts would let them
+                // evict the AFTR's datagrams.
+                cx.drop(i, Error::FragmentNotFromAftr.index());
             } else {
                 cx.next(i, NodeId::Ip6Local);
             }
             continue;
         }
         // Link-local addresses never leave their link (RFC 4291 2.5.6).
-        if (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || (src[0] == 0xfe && src[1] & 0xc0 == 0x80) {
+        if is_link_local(&dst) || is_link_local(&src) {
             cx.drop(i, Error::LinkLocal.index());
+            continue;
+        }
+        // What is left would be forwarded: a link-layer broadcast never is
+        // (multicast destinations were handled above).
+        if cx.meta[usize::from(i)].l2_group {
+            cx.drop(i, Error::L2Group.index());
             continue;
         }
         match rx {
             Port::Wan => {
                 if fib.in_lan_prefix(&src) {
                     cx.drop(i, Error::Spoofed.index());
+                } else if forbidden(&src) {
+                    cx.drop(i, Error::Forbidden.index());
                 } else if fib.in_lan_prefix(&dst) {
                     cx.meta[usize::from(i)].tx = Port::Lan;
                     cx.next(i, NodeId::Ip6Firewall);
@@ -116,6 +147,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     cx.next(i, NodeId::Icmp6Error);
                 } else if !fib.in_lan_prefix(&src) {
                     cx.drop(i, Error::SourceNotLan.index());
+                } else if forbidden(&dst) {
+                    cx.drop(i, Error::Forbidden.index());
                 } else if fib.in_lan_prefix(&dst) {
                     cx.drop(i, Error::LanDestination.index());
                 } else if fib.gateway.is_none() {
@@ -126,5 +159,50 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 }
             }
         }
+    }
+}
+
+#[inline]
+fn is_link_local(a: &[u8; 16]) -> bool {
+    a[0] == 0xfe && a[1] & 0xc0 == 0x80
+}
+
+/// Addresses never forwarded (RFC 4291 2.5.2/2.5.3, RFC 5156, RFC 6092
+/// REC-3): all of ::/8 (unspecified, loopback, IPv4-mapped, IPv4-compatible
+/// and the rest that IANA reserves) except the NAT64 prefixes 64:ff9b::/96
+/// and 64:ff9b:1::/48 (RFC 6052, RFC 8215), which an ISP may route;
+/// deprecated site-local fec0::/10 (RFC 3879); ORCHID 2001:10::/28 and
+/// ORCHIDv2 2001:20::/28 (RFC 4843, RFC 7343). Documentation 2001:db8::/32
+/// is on REC-3's list too but stays forwardable: the lab and the tests use
+/// it for every address. Unique local fc00::/7 is not refused either: a
+/// site may reach other parts of itself across the WAN with it.
+#[inline]
+fn forbidden(a: &[u8; 16]) -> bool {
+    match a[0] {
+        0x00 => a[1..4] != [0x64, 0xff, 0x9b],
+        0xfe => a[1] & 0xc0 == 0xc0,
+        0x20 => a[1] == 0x01 && a[2] == 0x00 && matches!(a[3] & 0xf0, 0x10 | 0x20),
+        _ => false,
+    }
+}
+
+/// The AFTR's packet to the B4 with Hop-by-Hop or Destination Options
+/// first (RFC 2473's encapsulation limit from a Linux ip6tnl AFTR): its
+/// options are processed; IPv4 behind them goes on to dslite-decap without
+/// them, a Fragment header to ip6-reassembly (which skips them), anything
+/// else to ip6-local.
+fn from_aftr_with_options(cx: &mut Cx, i: u16) {
+    let data = cx.data(i);
+    match tunnel_opts::walk(&data[ETH_LEN..], true) {
+        Ok(p) if p.next == PROTO_IPIP => {
+            if tunnel_opts::strip_packet(cx, i, p) {
+                cx.next(i, NodeId::DsliteDecap);
+            } else {
+                cx.drop(i, Error::TunnelOptions.index());
+            }
+        }
+        Ok(p) if p.next == EXT_FRAGMENT => cx.next(i, NodeId::Ip6Reassembly),
+        Ok(_) => cx.next(i, NodeId::Ip6Local),
+        Err(_) => cx.drop(i, Error::TunnelOptions.index()),
     }
 }

@@ -5,10 +5,15 @@
 //! into the worker's bounded reassembler; the one that completes the
 //! datagram carries it on, in its own frame, to dslite-decap (or to
 //! ip6-local, which applies the to-the-router policy, if it is not IPv4
-//! inside). The other fragments' frames are freed.
+//! inside). The other fragments' frames are freed. Destination Options
+//! after the Fragment header (where RFC 8200 4.1 puts the tunnel exit's
+//! encapsulation limit) are processed and removed once the datagram is
+//! whole; ip6-input did the same for those before the Fragment header.
 
+use crate::flow::EXT_DEST_OPTS;
 use crate::graph::{Cx, NodeId};
 use crate::reass::ReassError;
+use crate::tunnel_opts;
 use crate::wire::{put16, ETH_LEN, PROTO_IPIP};
 
 crate::node_errors! {
@@ -16,9 +21,10 @@ crate::node_errors! {
         Overlap => ("overlap", "overlapping fragments: datagram discarded (RFC 5722)"),
         TooBig => ("too-big", "reassembled datagram larger than the largest we accept"),
         Malformed => ("malformed", "bad fragment header or length"),
-        Unsupported => ("unsupported", "extension headers before the fragment header"),
+        Unsupported => ("unsupported", "extension headers other than hop-by-hop and destination options before the fragment header"),
         Evicted => ("evicted", "datagram dropped to make room for a newer one"),
         Timeout => ("timeout", "datagram incomplete when its time ran out"),
+        BadOptions => ("bad-options", "destination options after the fragment header malformed, or one that says discard when unknown (RFC 8200 4.2)"),
         Buffered => ("buffered", "fragments held for reassembly (not a drop)"),
     }
 }
@@ -53,6 +59,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 put16(data, 12, crate::wire::ETHERTYPE_IPV6);
                 if next == PROTO_IPIP {
                     cx.next(i, NodeId::DsliteDecap);
+                } else if next == EXT_DEST_OPTS {
+                    match tunnel_opts::walk(&data[ETH_LEN..], false) {
+                        Ok(p) if p.next == PROTO_IPIP && tunnel_opts::strip_packet(cx, i, p) => {
+                            cx.next(i, NodeId::DsliteDecap)
+                        }
+                        Ok(_) => cx.next(i, NodeId::Ip6Local),
+                        Err(_) => cx.drop(i, Error::BadOptions.index()),
+                    }
                 } else {
                     cx.next(i, NodeId::Ip6Local);
                 }
