@@ -515,11 +515,13 @@ pub struct Graph {
 }
 
 /// Outer fragments from the AFTR: datagrams in reassembly per worker, the
-/// largest one (a 1500-byte inner packet + 40, with slack), and how long
+/// largest one (whatever a frame holds after its Ethernet header, the MTU
+/// bound the config enforces; ip4-rewrite fragments what exceeds
+/// `lan.mtu` after decapsulation), and how long
 /// a datagram may take (RFC 8200 allows 60 s; a tunnel peer one hop away
 /// needs far less, and a short timeout frees buffers under attack).
 pub const REASS_CONTEXTS: usize = 64;
-pub const REASS_MAX_LEN: usize = 1600;
+pub const REASS_MAX_LEN: usize = crate::FRAME_SIZE - crate::XDP_HEADROOM - 14;
 pub const REASS_TIMEOUT_NS: u64 = 2_000_000_000;
 
 impl Default for Graph {
