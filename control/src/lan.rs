@@ -521,6 +521,13 @@ impl Lan {
                 dnssl: self.dnssl.clone(),
             },
         );
+        // An old prefix the server still lists deprecated is advertised no
+        // longer than the server keeps it.
+        for (p, until) in wan.other_lan_prefixes() {
+            if let Some(until) = until {
+                self.ra.bound_stale(p, until);
+            }
+        }
     }
 
     /// Timers, persistence and frames due; `lan_ll_usable`: our LAN

@@ -117,6 +117,9 @@ pub struct Wan {
     started: bool,
     pd_started: bool,
     pd_deadline: Option<Instant>,
+    /// A default router was known at the end of the last `poll`: the first
+    /// M/O RA after a time without one restarts a backed-off Solicit.
+    had_router: bool,
     pub counters: WanCounters,
     seed: u64,
 }
@@ -198,6 +201,7 @@ impl Wan {
             started: false,
             pd_started: false,
             pd_deadline: None,
+            had_router: false,
             counters: WanCounters::default(),
             seed,
         }
@@ -259,13 +263,15 @@ impl Wan {
 
     /// The WAN carrier changed. Down: the routers are forgotten, so the LAN
     /// stops being offered a default route at once. Up: solicit, and
-    /// confirm the delegated prefix with Rebind (RFC 8415 18.2.12).
+    /// confirm the delegated prefix with Rebind (RFC 8415 18.2.12), or
+    /// without one restart a backed-off Solicit from its first timeout.
     pub fn set_link(&mut self, now: Instant, up: bool) {
         if up {
             log::info!("wan: carrier up; soliciting routers and confirming the prefix");
             self.ra.link_up(now);
             if let Some(c) = &mut self.dhcp {
                 c.rebind_now(now);
+                c.restart_discovery(now);
             }
         } else {
             log::warn!("wan: carrier lost");
@@ -326,13 +332,24 @@ impl Wan {
             ));
         }
         for ev in self.ra.drain_events() {
-            if let slaac::Event::Flags { managed, other } = ev {
-                if (managed || other) && !self.pd_started {
+            match ev {
+                slaac::Event::Flags { managed, other }
+                    if (managed || other) && !self.pd_started =>
+                {
                     log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
                     self.start_pd(now);
                 }
+                // A gateway that booted slower than us (power cut): its
+                // first RA ends the wait for a Solicit that backed off.
+                slaac::Event::RouterAdded(r) if (r.managed || r.other) && !self.had_router => {
+                    if let Some(c) = &mut self.dhcp {
+                        c.restart_discovery(now);
+                    }
+                }
+                _ => {}
             }
         }
+        self.had_router = self.ra.default_router().is_some();
         if !self.pd_started && self.pd_deadline.is_some_and(|d| d <= now) {
             log::info!("wan: no RA with M/O flags yet; starting DHCPv6-PD anyway");
             self.start_pd(now);
@@ -593,6 +610,34 @@ impl Wan {
     pub fn lease(&self) -> Option<&Lease> {
         self.dhcp.as_ref().and_then(|c| c.lease())
     }
+
+    /// The LAN /64s of the delegation's other prefixes (those the server
+    /// keeps beside the one in use, e.g. the old one deprecated while it
+    /// renumbers), with the end of their valid lifetime; `None` = infinite.
+    pub fn other_lan_prefixes(&self) -> Vec<(Ipv6Addr, Option<Instant>)> {
+        let Some(lease) = self.lease() else {
+            return Vec::new();
+        };
+        if self.settings.static_lan_prefix.is_some() {
+            return Vec::new();
+        }
+        lease
+            .extra_prefixes
+            .iter()
+            .filter_map(|p| {
+                let lan =
+                    subnet(p.prefix, p.prefix_len, u64::from(self.settings.subnet_id)).ok()?;
+                let until = (p.valid != u32::MAX)
+                    .then(|| {
+                        lease
+                            .obtained
+                            .checked_add(Duration::from_secs(u64::from(p.valid)))
+                    })
+                    .flatten();
+                Some((lan, until))
+            })
+            .collect()
+    }
 }
 
 /// A DHCPv6 client message to All_DHCP_Relay_Agents_and_Servers, from our
@@ -651,6 +696,9 @@ pub fn subnet(prefix: Ipv6Addr, len: u8, id: u64) -> Result<Ipv6Addr, String> {
     let base = u128::from(subnet_zero(prefix, len));
     Ok(Ipv6Addr::from(base | (u128::from(id) << 64)))
 }
+
+#[cfg(test)]
+mod issue15_tests;
 
 #[cfg(test)]
 mod tests {
