@@ -279,9 +279,13 @@ impl Wan {
         }
     }
 
-    /// The neighbor engine found another node using `addr`.
+    /// The neighbor engine found another node using `addr`: a SLAAC
+    /// address is given up by WanRa, an IA_NA one declined to its server.
     pub fn dad_failed(&mut self, now: Instant, addr: Ipv6Addr) {
         self.ra.dad_failed(now, addr);
+        if let Some(c) = &mut self.dhcp {
+            c.decline(now, addr);
+        }
     }
 
     /// Runs the engines' timers; `usable` are our WAN addresses that passed
@@ -333,11 +337,17 @@ impl Wan {
         }
         for ev in self.ra.drain_events() {
             match ev {
-                slaac::Event::Flags { managed, other }
-                    if (managed || other) && !self.pd_started =>
-                {
-                    log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
-                    self.start_pd(now);
+                slaac::Event::Flags { managed, other } if managed || other => {
+                    if managed {
+                        // RFC 7084 WAA-6: M=1, so ask for an IA_NA too.
+                        if let Some(c) = &mut self.dhcp {
+                            c.request_address();
+                        }
+                    }
+                    if !self.pd_started {
+                        log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
+                        self.start_pd(now);
+                    }
                 }
                 // A gateway that booted slower than us (power cut): its
                 // first RA ends the wait for a Solicit that backed off.
@@ -531,6 +541,15 @@ impl Wan {
         for a in self.ra.addresses() {
             if !l.wan_candidates.iter().any(|c| c.0 == a.addr) {
                 l.wan_candidates.push((a.addr, a.prefix_len));
+            }
+        }
+        // The IA_NA address (a /128, RFC 8415 21.6): the neighbor engine
+        // runs DAD on it and answers for it like any other; it can be the
+        // B4 and the DNS source. The client drops it when it expires.
+        let na = self.dhcp.as_ref().and_then(|c| c.lease()?.address);
+        if let Some((addr, _, _)) = na {
+            if !l.wan_candidates.iter().any(|c| c.0 == addr) {
+                l.wan_candidates.push((addr, 128));
             }
         }
         l.wan_address = l

@@ -84,6 +84,8 @@ const REB_TIMEOUT: Duration = Duration::from_secs(10);
 const REB_MAX_RT: Duration = Duration::from_secs(600);
 const REL_TIMEOUT: Duration = Duration::from_secs(1);
 const REL_MAX_RC: u32 = 4;
+const DEC_TIMEOUT: Duration = Duration::from_secs(1);
+const DEC_MAX_RC: u32 = 4;
 
 /// Advertises remembered during one Solicit round.
 const MAX_ADVERTISES: usize = 8;
@@ -105,7 +107,8 @@ pub struct ClientConfig {
     pub iaid: u32,
     /// IA_PD prefix-length hint sent in Solicit; 0 = no hint.
     pub prefix_hint: u8,
-    /// Also ask for an address (IA_NA, same IAID).
+    /// Also ask for an address (IA_NA, same IAID) from the start; an RA
+    /// with M=1 turns it on later ([`Client::request_address`]).
     pub request_na: bool,
     /// Put Rapid Commit in Solicit.
     pub rapid_commit: bool,
@@ -197,6 +200,9 @@ pub struct Counters {
     pub tx_renew: u64,
     pub tx_rebind: u64,
     pub tx_release: u64,
+    pub tx_decline: u64,
+    /// IA_NA addresses whose valid lifetime ended.
+    pub address_expirations: u64,
     /// Decoded Advertise / Reply messages, before any check.
     pub rx_advertise: u64,
     pub rx_reply: u64,
@@ -240,6 +246,8 @@ impl Counters {
             ("tx-renew", self.tx_renew),
             ("tx-rebind", self.tx_rebind),
             ("tx-release", self.tx_release),
+            ("tx-decline", self.tx_decline),
+            ("address-expirations", self.address_expirations),
             ("rx-advertise", self.rx_advertise),
             ("rx-reply", self.rx_reply),
             ("rx-malformed", self.rx_malformed),
@@ -355,6 +363,12 @@ enum ExchangeKind {
     },
     Renew,
     Rebind,
+    /// An IA_NA address another node uses (DAD, 18.2.8); already dropped
+    /// from the lease.
+    Decline {
+        server_id: Vec<u8>,
+        address: Ipv6Addr,
+    },
     /// The lease is already gone from the client; what to release is here.
     Release {
         server_id: Vec<u8>,
@@ -371,6 +385,7 @@ impl ExchangeKind {
             ExchangeKind::Renew => MessageType::Renew,
             ExchangeKind::Rebind => MessageType::Rebind,
             ExchangeKind::Release { .. } => MessageType::Release,
+            ExchangeKind::Decline { .. } => MessageType::Decline,
         }
     }
 }
@@ -405,6 +420,8 @@ pub struct Client {
     no_prefix_strikes: u32,
     /// SOL_MAX_RT in seconds: the default or the server's option 82.
     sol_max_rt: u32,
+    /// IA_NA is asked for: configured, or an RA said M=1.
+    request_na: bool,
     events: Vec<Event>,
     counters: Counters,
 }
@@ -413,6 +430,7 @@ impl Client {
     /// `seed` drives xids and jitter.
     pub fn new(cfg: ClientConfig, seed: u64) -> Self {
         Self {
+            request_na: cfg.request_na,
             cfg,
             rng: XorShift::new(seed),
             exchange: None,
@@ -572,6 +590,7 @@ impl Client {
                 ExchangeKind::Renew => State::Renewing,
                 ExchangeKind::Rebind => State::Rebinding,
                 ExchangeKind::Release { .. } => State::Idle,
+                ExchangeKind::Decline { .. } => State::Bound,
             },
         }
     }
@@ -611,6 +630,35 @@ impl Client {
             log::info!("dhcp6c: link changed, restarting Solicit");
             self.start_solicit(now, true);
         }
+    }
+
+    /// Ask for an address (IA_NA) from now on: an RA with M=1 says the
+    /// link assigns addresses by DHCPv6 (RFC 7084 WAA-6). It goes into the
+    /// next Solicit, Request, Renew or Rebind.
+    pub fn request_address(&mut self) {
+        if !self.request_na {
+            log::info!("dhcp6c: RA with M=1, asking for an address (IA_NA) too");
+            self.request_na = true;
+        }
+    }
+
+    /// Our IA_NA address failed DAD: drop it and Decline it to the server
+    /// that gave it (RFC 8415 18.2.8), which then asks for another one.
+    pub fn decline(&mut self, now: Instant, address: Ipv6Addr) {
+        let Some(lease) = &mut self.lease else { return };
+        if lease.address.map(|(a, _, _)| a) != Some(address) {
+            return;
+        }
+        lease.address = None;
+        log::warn!(
+            "dhcp6c: {address} is in use by another node, declining it to server {}",
+            hex(&lease.server_id)
+        );
+        let kind = ExchangeKind::Decline {
+            server_id: lease.server_id.clone(),
+            address,
+        };
+        self.begin_exchange(kind, now, None);
     }
 
     /// Gives the current lease back: returns the first Release (which
@@ -672,6 +720,13 @@ impl Client {
             lease
                 .extra_prefixes
                 .retain(|p| deadline(obtained, p.valid).is_none_or(|end| now < end));
+            if let Some((addr, _, valid)) = lease.address {
+                if deadline(obtained, valid).is_some_and(|end| now >= end) {
+                    log::info!("dhcp6c: address {addr} expired (valid lifetime over)");
+                    lease.address = None;
+                    self.counters.address_expirations += 1;
+                }
+            }
         }
         if let Some(lease) = &self.lease {
             if deadline(lease.obtained, lease.valid).is_some_and(|end| now >= end) {
@@ -727,6 +782,11 @@ impl Client {
         consider(self.exchange.as_ref().map(|e| e.next_tx));
         if let Some(lease) = &self.lease {
             consider(deadline(lease.obtained, lease.valid));
+            consider(
+                lease
+                    .address
+                    .and_then(|(_, _, valid)| deadline(lease.obtained, valid)),
+            );
             if self.exchange.is_none() {
                 consider(deadline(lease.obtained, lease.t1));
                 consider(deadline(lease.obtained, lease.t2));
@@ -747,6 +807,7 @@ impl Client {
             ExchangeKind::Renew => (REN_TIMEOUT, REN_MAX_RT, 0),
             ExchangeKind::Rebind => (REB_TIMEOUT, REB_MAX_RT, 0),
             ExchangeKind::Release { .. } => (REL_TIMEOUT, Duration::ZERO, REL_MAX_RC),
+            ExchangeKind::Decline { .. } => (DEC_TIMEOUT, Duration::ZERO, DEC_MAX_RC),
         }
     }
 
@@ -819,6 +880,7 @@ impl Client {
             ExchangeKind::Renew => &mut self.counters.tx_renew,
             ExchangeKind::Rebind => &mut self.counters.tx_rebind,
             ExchangeKind::Release { .. } => &mut self.counters.tx_release,
+            ExchangeKind::Decline { .. } => &mut self.counters.tx_decline,
         };
         *counter += 1;
         log::debug!(
@@ -847,7 +909,7 @@ impl Client {
             _ => Vec::new(),
         };
         let held_address = held.and_then(|l| l.address).map(|(addr, _, _)| addr);
-        let na = |address: Option<Ipv6Addr>| self.cfg.request_na.then_some(address);
+        let na = |address: Option<Ipv6Addr>| self.request_na.then_some(address);
         let (server_id, prefix, na) = match kind {
             ExchangeKind::Solicit => {
                 let hint = (self.cfg.prefix_hint != 0)
@@ -870,6 +932,10 @@ impl Client {
                 na(held_address),
             ),
             ExchangeKind::Rebind => (None, Some(held_prefix?), na(held_address)),
+            // 18.2.8: only the IA_NA with the address declined.
+            ExchangeKind::Decline { server_id, address } => {
+                (Some(server_id.as_slice()), None, Some(Some(*address)))
+            }
         };
         wire::build(&wire::Outgoing {
             kind: kind.message_type(),
@@ -882,6 +948,7 @@ impl Client {
             extra_prefixes: &extra,
             na,
             rapid_commit: *kind == ExchangeKind::Solicit && self.cfg.rapid_commit,
+            ia_pd: !matches!(kind, ExchangeKind::Decline { .. }),
         })
     }
 
@@ -964,6 +1031,8 @@ impl Client {
             // `step` normally fires first.
             ExchangeKind::Rebind => self.expire(now),
             ExchangeKind::Release { .. } => {}
+            // Given up: the next Renew asks for another address anyway.
+            ExchangeKind::Decline { .. } => {}
         }
     }
 
@@ -1155,6 +1224,14 @@ impl Client {
             self.exchange = None;
             return;
         }
+        if let ExchangeKind::Decline { address, .. } = kind {
+            // Ask for another address at once: the Renew carries an empty
+            // IA_NA (18.2.4), and the B4 may have nothing else.
+            log::info!("dhcp6c: Decline of {address} acknowledged, asking for another address");
+            self.exchange = None;
+            self.start_renew(now);
+            return;
+        }
         let for_new_binding = matches!(kind, ExchangeKind::Solicit | ExchangeKind::Request { .. });
         match received.status {
             None | Some(Status::Success) => {}
@@ -1321,7 +1398,7 @@ impl Client {
         };
         let (t1, t2) = effective_timers(pd.t1, pd.t2, &chosen);
         let extra_prefixes = self.extra_prefixes(now, pd, &chosen);
-        let address = if self.cfg.request_na {
+        let address = if self.request_na {
             received.ia_na.as_ref().and_then(|na| na.address)
         } else {
             None

@@ -484,6 +484,8 @@ pub(super) struct Outgoing<'a> {
     /// an IA_NA with an IAADDR for `a`.
     pub na: Option<Option<Ipv6Addr>>,
     pub rapid_commit: bool,
+    /// Include the IA_PD (everything but a Decline).
+    pub ia_pd: bool,
 }
 
 /// Options we ask for in every message (ORO, 21.7).
@@ -534,7 +536,9 @@ pub(super) fn build(outgoing: &Outgoing<'_>) -> Option<Vec<u8>> {
             opts: Default::default(),
         }));
     }
-    options.insert(DhcpOption::IAPD(pd));
+    if outgoing.ia_pd {
+        options.insert(DhcpOption::IAPD(pd));
+    }
     if let Some(address) = outgoing.na {
         let mut na = IANA {
             id: outgoing.iaid,

@@ -317,3 +317,80 @@ fn f9_unproven_saved_lease_is_short_until_rebind_confirms() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const NA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0x100, 0, 0, 0, 0x10);
+
+fn with_address(mut lease: Lease) -> Lease {
+    lease.address = Some((NA, 3600, 7200));
+    lease
+}
+
+/// Finding 2 (the review's reproduction): the IA_NA address of a lease
+/// is a WAN address: a DAD candidate, the WAN address once usable, and
+/// the B4 with `b4_address: wan`.
+#[test]
+fn f2_ia_na_address_becomes_the_wan_address_and_the_b4() {
+    let dir = state_dir("f2-na");
+    let cfg = config(&dir, ", request_na: true");
+    let t0 = Instant::now();
+    let mut rig = Rig::new(&cfg, t0);
+    rig.wan
+        .dhcp
+        .as_mut()
+        .unwrap()
+        .restore(with_address(pd_lease("2001:db8:100::", t0, Vec::new())), t0);
+    let tentative = rig.wan.learned(&[link_local()]);
+    assert_eq!(tentative.wan_candidates, vec![(NA, 128)]);
+    assert_eq!(tentative.b4, None, "not before DAD");
+    let l = rig.wan.learned(&[link_local(), NA]);
+    assert_eq!(l.wan_address, Some(NA));
+    assert_eq!(l.b4, Some(NA));
+
+    // DAD finds it in use: declined, and no longer ours.
+    rig.wan.dad_failed(t0, NA);
+    let sent = rig.poll();
+    assert_eq!(rig.wan.dhcp.as_ref().unwrap().counters().tx_decline, 1);
+    assert!(!sent.is_empty());
+    let l = rig.wan.learned(&[link_local(), NA]);
+    assert!(l.wan_candidates.is_empty() && l.b4.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding 2 (RFC 7084 WAA-6): an RA with M=1 makes the Solicit carry an
+/// IA_NA although `request_na` is off.
+#[test]
+fn f2_ra_with_m_requests_ia_na() {
+    let dir = state_dir("f2-m");
+    let cfg = config(&dir, "");
+    let t0 = Instant::now();
+    let mut rig = Rig::new(&cfg, t0);
+    rig.wan
+        .ra
+        .handle_ra(t0, ROUTER_LL, 255, &ra(true, false))
+        .unwrap();
+    let mut solicit = None;
+    for _ in 0..20 {
+        for tx in rig.poll() {
+            if let Tx::Ready(_, frame) = tx {
+                if let Ok(Inbound::Udp {
+                    dst_port: hostio::DHCP6_SERVER_PORT,
+                    payload,
+                    ..
+                }) = hostio::classify(&frame)
+                {
+                    solicit = Some(payload.to_vec());
+                }
+            }
+        }
+        if solicit.is_some() {
+            break;
+        }
+        rig.now = rig.next.unwrap();
+    }
+    let solicit = solicit.expect("a Solicit");
+    use dhcproto::{v6, Decodable, Decoder};
+    let m = v6::Message::decode(&mut Decoder::new(&solicit)).unwrap();
+    assert_eq!(m.msg_type(), v6::MessageType::Solicit);
+    assert!(m.opts().get(v6::OptionCode::IANA).is_some(), "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

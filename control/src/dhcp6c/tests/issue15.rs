@@ -198,3 +198,129 @@ fn f4_preferred_held_prefix_stays_when_another_is_added() {
         other => panic!("{other:?}"),
     }
 }
+
+fn ia_na_of(message: &Message) -> Option<IANA> {
+    match message.opts().get(OptionCode::IANA) {
+        Some(DhcpOption::IANA(na)) => Some(na.clone()),
+        _ => None,
+    }
+}
+
+fn na_addresses(na: &IANA) -> Vec<Ipv6Addr> {
+    na.opts
+        .iter()
+        .filter_map(|o| match o {
+            DhcpOption::IAAddr(a) => Some(a.addr),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Finding 2 (RFC 7084 WAA-6): an RA with M=1 makes the client ask for an
+/// IA_NA even when `request_na` is off, and the address is kept.
+#[test]
+fn f2_request_address_adds_ia_na_to_solicit() {
+    let mut h = Harness::started(config(), 71);
+    h.client.request_address();
+    let server = FakeServer::new(1);
+    h.poll();
+    let solicit = h.single();
+    let na = ia_na_of(&solicit).expect("IA_NA in the Solicit");
+    assert_eq!(na.id, IAID);
+    // `bind` starts its own exchange; answer this one by hand.
+    let mut sent = h.deliver(&server.advertise(&solicit));
+    if sent.is_empty() {
+        sent = h.run_to_next();
+    }
+    let request = sent.remove(0);
+    assert!(ia_na_of(&request).is_some());
+    h.deliver(&server.reply(&request));
+    let lease = h.client.lease().unwrap();
+    assert_eq!(
+        lease.address,
+        Some((server.address, server.preferred, server.valid))
+    );
+}
+
+/// Finding 2 (RFC 8415 18.2.8): an IA_NA address that fails DAD is
+/// dropped and declined to its server with a Decline carrying only that
+/// IA_NA; once the server answers, a Renew asks for another address.
+#[test]
+fn f2_conflicting_address_is_declined_then_another_requested() {
+    let mut cfg = config();
+    cfg.request_na = true;
+    let mut h = Harness::started(cfg, 72);
+    let server = FakeServer::new(1);
+    let lease = h.bind(&server);
+    assert_eq!(lease.address.map(|a| a.0), Some(server.address));
+    h.now += secs(2);
+    h.client.decline(h.now, server.address);
+    assert_eq!(h.client.lease().unwrap().address, None);
+    let sent = h.poll();
+    assert_eq!(sent.len(), 1);
+    let decline = &sent[0];
+    assert_eq!(decline.msg_type(), MessageType::Decline);
+    assert_eq!(server_id_of(decline), Some(server.duid.clone()));
+    assert!(ia_pd_of(decline).is_none(), "a Decline carries no IA_PD");
+    let na = ia_na_of(decline).expect("IA_NA");
+    assert_eq!(na_addresses(&na), vec![server.address]);
+    // Retransmitted up to DEC_MAX_RC without an answer.
+    let declines = h
+        .run_until(h.now + secs(3))
+        .iter()
+        .filter(|(_, m)| m.msg_type() == MessageType::Decline)
+        .count();
+    assert!(declines >= 1);
+    let decline = h.run_to_next().remove(0);
+    assert_eq!(decline.msg_type(), MessageType::Decline);
+    let mut reply = Message::new_with_id(MessageType::Reply, decline.xid());
+    reply
+        .opts_mut()
+        .insert(DhcpOption::ClientId(client_id_of(&decline).unwrap()));
+    reply
+        .opts_mut()
+        .insert(DhcpOption::ServerId(server.duid.clone()));
+    let sent = h.deliver(&encode(&reply));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].msg_type(), MessageType::Renew);
+    let na = ia_na_of(&sent[0]).expect("the Renew asks for an address");
+    assert!(na_addresses(&na).is_empty());
+    assert_eq!(h.client.counters().tx_decline as usize, declines + 2);
+    // A conflict on an address that is not ours does nothing.
+    h.client.decline(h.now, "2001:db8::99".parse().unwrap());
+    assert_eq!(h.client.state(), State::Renewing);
+}
+
+/// Finding 2: the address is dropped when its own valid lifetime ends,
+/// even while the prefix lives on.
+#[test]
+fn f2_address_is_dropped_at_its_valid_lifetime() {
+    let t0 = Instant::now() + secs(100_000);
+    let server = FakeServer::new(4);
+    let address: Ipv6Addr = "2001:db8:ffff::10".parse().unwrap();
+    let lease = Lease {
+        prefix: server.prefix,
+        prefix_len: 56,
+        preferred: 3600,
+        valid: 7200,
+        t1: 1800,
+        t2: 2880,
+        server_id: server.duid.clone(),
+        obtained: t0,
+        dns_servers: vec![],
+        domains: vec![],
+        aftr_name: None,
+        sol_max_rt: None,
+        address: Some((address, 50, 100)),
+        extra_prefixes: Vec::new(),
+    };
+    let mut h = Harness::new(config(), 73);
+    h.now = t0;
+    h.client.restore(lease, t0);
+    h.run_until(t0 + secs(99));
+    assert!(h.client.lease().unwrap().address.is_some());
+    h.run_until(t0 + secs(100));
+    assert_eq!(h.client.lease().unwrap().address, None);
+    assert_eq!(h.client.counters().address_expirations, 1);
+    assert!(h.client.lease().is_some(), "the prefix is still held");
+}
