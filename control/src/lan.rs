@@ -518,6 +518,13 @@ impl Lan {
                 dnssl: self.dnssl.clone(),
             },
         );
+        // An old prefix the server still lists deprecated is advertised no
+        // longer than the server keeps it.
+        for (p, until) in wan.other_lan_prefixes() {
+            if let Some(until) = until {
+                self.ra.bound_stale(p, until);
+            }
+        }
         // After `ra.update`: a /64 just replaced is stale only from there
         // on, and dhcp6s drops the bindings of a /64 not in this list.
         let stale = self.ra.stale_prefixes(now);

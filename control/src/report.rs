@@ -333,6 +333,18 @@ pub fn wan(r: &Router) -> Value {
                    "dad": if usable.contains(&c.addr) { "ok" } else { "tentative" },
                    "preferred_left_s": null, "valid_left_s": null})
         }))
+        .chain(w.lease().and_then(|lease| {
+            // The IA_NA address, lifetimes counted from the Reply.
+            let (addr, preferred, valid) = lease.address?;
+            let left = |s: u32| {
+                (s != u32::MAX).then(|| {
+                    secs_until(now, lease.obtained + std::time::Duration::from_secs(u64::from(s)))
+                })
+            };
+            Some(json!({"address": format!("{addr}/128"), "origin": "dhcpv6",
+                   "dad": if usable.contains(&addr) { "ok" } else { "tentative" },
+                   "preferred_left_s": left(preferred), "valid_left_s": left(valid)}))
+        }))
         .collect();
     let routers: Vec<Value> =
         w.ra.routers()

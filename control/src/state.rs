@@ -15,11 +15,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dhcp6c::Lease;
+use crate::dhcp6c::{DelegatedPrefix, Lease};
 
 pub const DUID_FILE: &str = "duid";
 pub const SECRET_FILE: &str = "stable-privacy.key";
 pub const PD_LEASE_FILE: &str = "pd-lease.json";
+
+/// A saved lease whose age the file cannot prove (another boot and a wall
+/// clock behind the save time: an RTC-less board at boot) is published
+/// with at most these lifetimes until a Rebind confirms it (RFC 9096 3:
+/// never advertise beyond what is known valid). The valid one is also the
+/// Rebind's MRD: a silent server lets the prefix go after 15 minutes.
+pub const UNPROVEN_PREFERRED: u32 = 300;
+pub const UNPROVEN_VALID: u32 = 900;
 
 /// State files are small; anything bigger is not ours.
 const MAX_STATE_FILE: u64 = 1 << 20;
@@ -167,7 +175,8 @@ impl StateDir {
 
     /// Saves the lease; `now` maps the lease's `Instant`s to wall-clock time.
     pub fn save_pd_lease(&mut self, lease: &Lease, now: Instant) {
-        let stored = StoredLease::from_lease(lease, now, SystemTime::now());
+        let stored =
+            StoredLease::from_lease(lease, now, SystemTime::now(), BootClock::now().as_ref());
         let mut text = serde_json::to_string_pretty(&stored).unwrap_or_default();
         text.push('\n');
         let _ = self.write_atomic(PD_LEASE_FILE, text.as_bytes());
@@ -215,8 +224,37 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// This boot's identity and CLOCK_BOOTTIME: an age measured on it holds
+/// whatever the wall clock says (RTC-less boards start in 1970 or at the
+/// last saved stamp).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootClock {
+    pub boot_id: String,
+    /// CLOCK_BOOTTIME in seconds (counts suspend, unlike CLOCK_MONOTONIC).
+    pub secs: u64,
+}
+
+impl BootClock {
+    pub fn now() -> Option<Self> {
+        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec we own.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+            return None;
+        }
+        Some(Self {
+            boot_id: id.trim().to_owned(),
+            secs: u64::try_from(ts.tv_sec).ok()?,
+        })
+    }
+}
+
 /// The lease as written to disk: wall-clock time instead of `Instant`,
-/// binary as hex.
+/// binary as hex. Fields after `address` are newer; files without them
+/// still load.
 #[derive(Serialize, Deserialize)]
 struct StoredLease {
     prefix: Ipv6Addr,
@@ -238,10 +276,21 @@ struct StoredLease {
     sol_max_rt: Option<u32>,
     #[serde(default)]
     address: Option<(Ipv6Addr, u32, u32)>,
+    #[serde(default)]
+    extra_prefixes: Vec<DelegatedPrefix>,
+    /// Wall clock at the save: a clock behind it has gone back.
+    #[serde(default)]
+    saved_unix: Option<u64>,
+    /// The boot the lease was saved in, and CLOCK_BOOTTIME (s) when it was
+    /// obtained: within that boot the age is known exactly.
+    #[serde(default)]
+    boot_id: Option<String>,
+    #[serde(default)]
+    obtained_boottime: Option<u64>,
 }
 
 impl StoredLease {
-    fn from_lease(l: &Lease, now: Instant, wall: SystemTime) -> Self {
+    fn from_lease(l: &Lease, now: Instant, wall: SystemTime, boot: Option<&BootClock>) -> Self {
         let age = now.saturating_duration_since(l.obtained);
         let obtained = wall
             .checked_sub(age)
@@ -262,26 +311,67 @@ impl StoredLease {
             aftr_name: l.aftr_name.clone(),
             sol_max_rt: l.sol_max_rt,
             address: l.address,
+            extra_prefixes: l.extra_prefixes.clone(),
+            saved_unix: wall.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs()),
+            boot_id: boot.map(|b| b.boot_id.clone()),
+            obtained_boottime: boot.and_then(|b| b.secs.checked_sub(age.as_secs())),
         }
     }
 
+    /// The lease on this run's clock, the boot read from the system.
     fn into_lease(self, now: Instant, wall: SystemTime) -> Option<Lease> {
-        let obtained_wall = UNIX_EPOCH + Duration::from_secs(self.obtained_unix);
-        // A clock that went backwards makes the lease look newer than it
-        // is; clamp to "just obtained" rather than refuse it.
-        let age = wall.duration_since(obtained_wall).unwrap_or_default();
-        let obtained = now.checked_sub(age)?;
+        self.into_lease_at(now, wall, BootClock::now().as_ref())
+    }
+
+    /// The age is what the file can prove: CLOCK_BOOTTIME within the same
+    /// boot; else the wall clock, unless it is behind the save time (it
+    /// went back: an RTC-less board at boot), and then the age is unknown
+    /// and the lease comes back as just obtained with short lifetimes
+    /// (UNPROVEN_*) until its Rebind is answered.
+    fn into_lease_at(
+        self,
+        now: Instant,
+        wall: SystemTime,
+        boot: Option<&BootClock>,
+    ) -> Option<Lease> {
         if self.prefix_len > 128 || self.preferred > self.valid {
             log::warn!("{PD_LEASE_FILE}: inconsistent lease, ignored");
             return None;
         }
+        let same_boot = match (boot, &self.boot_id, self.obtained_boottime) {
+            (Some(b), Some(id), Some(at)) if *id == b.boot_id => b.secs.checked_sub(at),
+            _ => None,
+        };
+        let wall_unix = wall.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
+        let wall_age = wall_unix.and_then(|w| {
+            let behind = w < self.obtained_unix || self.saved_unix.is_some_and(|s| w < s);
+            (!behind).then(|| w - self.obtained_unix)
+        });
+        let (age, proven) = match (same_boot, wall_age) {
+            (Some(age), _) | (None, Some(age)) => (age, true),
+            (None, None) => (0, false),
+        };
+        let obtained = now.checked_sub(Duration::from_secs(age))?;
+        let (mut preferred, mut valid, mut t1, mut t2) =
+            (self.preferred, self.valid, self.t1, self.t2);
+        if !proven {
+            log::warn!(
+                "{PD_LEASE_FILE}: the wall clock is behind the save time and the boot \
+                 clock cannot tell the lease's age; advertising it with short lifetimes \
+                 until the server confirms it"
+            );
+            valid = valid.min(UNPROVEN_VALID);
+            preferred = preferred.min(UNPROVEN_PREFERRED);
+            t1 = t1.min(preferred);
+            t2 = t2.min(valid);
+        }
         Some(Lease {
             prefix: self.prefix,
             prefix_len: self.prefix_len,
-            preferred: self.preferred,
-            valid: self.valid,
-            t1: self.t1,
-            t2: self.t2,
+            preferred,
+            valid,
+            t1,
+            t2,
             server_id: parse_hex(self.server_id.as_bytes())?,
             obtained,
             dns_servers: self.dns_servers,
@@ -289,6 +379,13 @@ impl StoredLease {
             aftr_name: self.aftr_name,
             sol_max_rt: self.sol_max_rt,
             address: self.address,
+            extra_prefixes: if proven {
+                self.extra_prefixes
+            } else {
+                // Their lifetimes are as unknown; only the main one is
+                // confirmed.
+                Vec::new()
+            },
         })
     }
 }
@@ -348,10 +445,13 @@ pub fn random_u64() -> u64 {
 }
 
 #[cfg(test)]
+mod issue15_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lease(now: Instant) -> Lease {
+    pub(super) fn lease(now: Instant) -> Lease {
         Lease {
             prefix: "2001:db8:0:110::".parse().unwrap(),
             prefix_len: 60,
@@ -366,6 +466,7 @@ mod tests {
             aftr_name: Some("aftr.lab.example".into()),
             sol_max_rt: None,
             address: None,
+            extra_prefixes: Vec::new(),
         }
     }
 
@@ -382,11 +483,12 @@ mod tests {
         let now = Instant::now();
         let l = lease(now);
         st.save_pd_lease(&l, now);
-        // A later run: its Instant is unrelated, the wall clock moved on.
+        // A later run (another boot): its Instant is unrelated, the wall
+        // clock moved on.
         let later = Instant::now() + Duration::from_secs(5000);
         let stored: StoredLease = serde_json::from_slice(&st.read(PD_LEASE_FILE).unwrap()).unwrap();
         let wall = SystemTime::now() + Duration::from_secs(50);
-        let back = stored.into_lease(later, wall).unwrap();
+        let back = stored.into_lease_at(later, wall, None).unwrap();
         let age = later.duration_since(back.obtained).as_secs();
         assert!((149..=151).contains(&age), "age {age}");
         assert_eq!(back.prefix, l.prefix);

@@ -162,6 +162,9 @@ pub struct Wan {
     started: bool,
     pd_started: bool,
     pd_deadline: Option<Instant>,
+    /// A default router was known at the end of the last `poll`: the first
+    /// M/O RA after a time without one restarts a backed-off Solicit.
+    had_router: bool,
     pub counters: WanCounters,
     /// The tunnel's path MTU, from Packet Too Big sent to the B4.
     pub pmtu: TunnelPmtu,
@@ -188,6 +191,7 @@ impl Wan {
             started: false,
             pd_started: false,
             pd_deadline: None,
+            had_router: false,
             counters: WanCounters::default(),
             pmtu: TunnelPmtu::default(),
             ptb_to_relay: None,
@@ -295,13 +299,15 @@ impl Wan {
 
     /// The WAN carrier changed. Down: the routers are forgotten, so the LAN
     /// stops being offered a default route at once. Up: solicit, and
-    /// confirm the delegated prefix with Rebind (RFC 8415 18.2.12).
+    /// confirm the delegated prefix with Rebind (RFC 8415 18.2.12), or
+    /// without one restart a backed-off Solicit from its first timeout.
     pub fn set_link(&mut self, now: Instant, up: bool) {
         if up {
             log::info!("wan: carrier up; soliciting routers and confirming the prefix");
             self.ra.link_up(now);
             if let Some(c) = &mut self.dhcp {
                 c.rebind_now(now);
+                c.restart_discovery(now);
             }
         } else {
             log::warn!("wan: carrier lost");
@@ -309,9 +315,13 @@ impl Wan {
         }
     }
 
-    /// The neighbor engine found another node using `addr`.
+    /// The neighbor engine found another node using `addr`: a SLAAC
+    /// address is given up by WanRa, an IA_NA one declined to its server.
     pub fn dad_failed(&mut self, now: Instant, addr: Ipv6Addr) {
         self.ra.dad_failed(now, addr);
+        if let Some(c) = &mut self.dhcp {
+            c.decline(now, addr);
+        }
     }
 
     /// Runs the engines' timers; `usable` are our WAN addresses that passed
@@ -363,13 +373,30 @@ impl Wan {
             ));
         }
         for ev in self.ra.drain_events() {
-            if let slaac::Event::Flags { managed, other } = ev {
-                if (managed || other) && !self.pd_started {
-                    log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
-                    self.start_pd(now);
+            match ev {
+                slaac::Event::Flags { managed, other } if managed || other => {
+                    if managed {
+                        // RFC 7084 WAA-6: M=1, so ask for an IA_NA too.
+                        if let Some(c) = &mut self.dhcp {
+                            c.request_address();
+                        }
+                    }
+                    if !self.pd_started {
+                        log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
+                        self.start_pd(now);
+                    }
                 }
+                // A gateway that booted slower than us (power cut): its
+                // first RA ends the wait for a Solicit that backed off.
+                slaac::Event::RouterAdded(r) if (r.managed || r.other) && !self.had_router => {
+                    if let Some(c) = &mut self.dhcp {
+                        c.restart_discovery(now);
+                    }
+                }
+                _ => {}
             }
         }
+        self.had_router = self.ra.default_router().is_some();
         if !self.pd_started && self.pd_deadline.is_some_and(|d| d <= now) {
             log::info!("wan: no RA with M/O flags yet; starting DHCPv6-PD anyway");
             self.start_pd(now);
@@ -574,6 +601,15 @@ impl Wan {
                 l.wan_candidates.push((a.addr, a.prefix_len));
             }
         }
+        // The IA_NA address (a /128, RFC 8415 21.6): the neighbor engine
+        // runs DAD on it and answers for it like any other; it can be the
+        // B4 and the DNS source. The client drops it when it expires.
+        let na = self.dhcp.as_ref().and_then(|c| c.lease()?.address);
+        if let Some((addr, _, _)) = na {
+            if !l.wan_candidates.iter().any(|c| c.0 == addr) {
+                l.wan_candidates.push((addr, 128));
+            }
+        }
         l.wan_address = l
             .wan_candidates
             .iter()
@@ -655,6 +691,34 @@ impl Wan {
 
     pub fn lease(&self) -> Option<&Lease> {
         self.dhcp.as_ref().and_then(|c| c.lease())
+    }
+
+    /// The LAN /64s of the delegation's other prefixes (those the server
+    /// keeps beside the one in use, e.g. the old one deprecated while it
+    /// renumbers), with the end of their valid lifetime; `None` = infinite.
+    pub fn other_lan_prefixes(&self) -> Vec<(Ipv6Addr, Option<Instant>)> {
+        let Some(lease) = self.lease() else {
+            return Vec::new();
+        };
+        if self.settings.static_lan_prefix.is_some() {
+            return Vec::new();
+        }
+        lease
+            .extra_prefixes
+            .iter()
+            .filter_map(|p| {
+                let lan =
+                    subnet(p.prefix, p.prefix_len, u64::from(self.settings.subnet_id)).ok()?;
+                let until = (p.valid != u32::MAX)
+                    .then(|| {
+                        lease
+                            .obtained
+                            .checked_add(Duration::from_secs(u64::from(p.valid)))
+                    })
+                    .flatten();
+                Some((lan, until))
+            })
+            .collect()
     }
 }
 
@@ -796,6 +860,9 @@ pub fn subnet(prefix: Ipv6Addr, len: u8, id: u64) -> Result<Ipv6Addr, String> {
     let base = u128::from(subnet_zero(prefix, len));
     Ok(Ipv6Addr::from(base | (u128::from(id) << 64)))
 }
+
+#[cfg(test)]
+mod issue15_tests;
 
 #[cfg(test)]
 mod tests {

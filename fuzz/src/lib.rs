@@ -820,6 +820,7 @@ pub mod dhcp6 {
                     aftr_name: None,
                     sol_max_rt: None,
                     address: None,
+                    extra_prefixes: Vec::new(),
                 };
                 hs.now = t0 + Duration::from_secs(100);
                 hs.c.restore(lease, hs.now);

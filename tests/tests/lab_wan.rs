@@ -745,3 +745,61 @@ fn f5_wan_reload_keeps_the_default_router_and_the_tunnel() {
     );
     assert_eq!(lab.stop_ipoed().0, Some(0));
 }
+
+/// Issue 15, finding 3: after a power cut the home gateway boots slower
+/// than the router. ipoed starts with no RA and no DHCPv6 server on the
+/// link, long enough for its Solicit to back off past a minute (RT 64 s,
+/// then 128 s: the 8th Solicit leaves about 2 minutes after start). Then
+/// the gateway comes up (its DHCPv6 server, then radvd): its first RA
+/// restarts the Solicit from IRT, and the LAN prefix is delegated within
+/// seconds of that RA, not at the next backed-off Solicit.
+#[test]
+fn f3_hgw_slower_than_router_at_boot_pd_within_seconds_of_first_ra() {
+    let mut lab = Lab::fresh(1);
+    lab.script_ok(&["radvd", "stop"]);
+    lab.script_ok(&["dhcp6", "stop"]);
+    let cfg = lab.auto_config(1, "aftr.lab.example", "wan");
+    let start = Instant::now();
+    lab.start_ipoed(&cfg);
+    let tx = |lab: &Lab| lab.error_count("dhcpv6-client", "tx-solicit");
+    // Solicits at about 1, 2, 4, 8, 17, 33, 65 and 129 s: after the 8th the
+    // next one is about 128 s away.
+    let backed_off = lab.wait_for(Duration::from_secs(200), || tx(&lab) >= 8);
+    assert!(
+        backed_off.is_some(),
+        "{} Solicits in 200 s\n{}",
+        tx(&lab),
+        lab.ipoed_log()
+    );
+    let solicits = tx(&lab);
+    eprintln!(
+        "{solicits} Solicits in the {:?} without a gateway; the next one is about 2 minutes away",
+        start.elapsed()
+    );
+    assert!(pd(&lab)["lan_prefix"].is_null());
+
+    lab.script_ok(&["dhcp6", "start"]);
+    // The gateway's DHCPv6 server alone changes nothing: nobody tells us.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(tx(&lab), solicits, "a Solicit went out before any RA");
+    let ra_start = Instant::now();
+    lab.script_ok(&["radvd", "start"]);
+    let delegated = lab.wait_for(Duration::from_secs(60), || {
+        !pd(&lab)["lan_prefix"].is_null()
+    });
+    let took = delegated.map(|_| ra_start.elapsed());
+    eprintln!("LAN prefix delegated {took:?} after the gateway's radvd started");
+    let took = took.unwrap_or_else(|| panic!("no prefix within 60 s\n{}", lab.ipoed_log()));
+    assert!(
+        took < Duration::from_secs(10),
+        "LAN prefix delegated only {took:?} after the gateway's first RA"
+    );
+    assert!(
+        lab.ipoed_log().contains("restarting Solicit"),
+        "{}",
+        lab.ipoed_log()
+    );
+    wait_ready(&lab, "2001:db8:0:111::/64", Duration::from_secs(20));
+    assert!(lab.fetch("lan1", V4_URL));
+    assert_eq!(lab.stop_ipoed().0, Some(0));
+}

@@ -71,7 +71,8 @@ use wire::{IaPdView, PrefixView, Received, INFINITE};
 const SOL_MAX_DELAY: Duration = Duration::from_secs(1);
 const SOL_TIMEOUT: Duration = Duration::from_secs(1);
 const SOL_MAX_RT_DEFAULT: u32 = 3600;
-/// Range a server's SOL_MAX_RT option is clamped to (21.24).
+/// Range of a server's SOL_MAX_RT option; a value outside it is ignored
+/// (21.24: the client MUST ignore it, not clamp it).
 const SOL_MAX_RT_MIN: u32 = 60;
 const SOL_MAX_RT_MAX: u32 = 86400;
 const REQ_TIMEOUT: Duration = Duration::from_secs(1);
@@ -83,6 +84,8 @@ const REB_TIMEOUT: Duration = Duration::from_secs(10);
 const REB_MAX_RT: Duration = Duration::from_secs(600);
 const REL_TIMEOUT: Duration = Duration::from_secs(1);
 const REL_MAX_RC: u32 = 4;
+const DEC_TIMEOUT: Duration = Duration::from_secs(1);
+const DEC_MAX_RC: u32 = 4;
 
 /// Advertises remembered during one Solicit round.
 const MAX_ADVERTISES: usize = 8;
@@ -104,7 +107,8 @@ pub struct ClientConfig {
     pub iaid: u32,
     /// IA_PD prefix-length hint sent in Solicit; 0 = no hint.
     pub prefix_hint: u8,
-    /// Also ask for an address (IA_NA, same IAID).
+    /// Also ask for an address (IA_NA, same IAID) from the start; an RA
+    /// with M=1 turns it on later ([`Client::request_address`]).
     pub request_na: bool,
     /// Put Rapid Commit in Solicit.
     pub rapid_commit: bool,
@@ -137,6 +141,20 @@ pub struct Lease {
     pub sol_max_rt: Option<u32>,
     /// IA_NA address, preferred, valid (when `request_na`).
     pub address: Option<(Ipv6Addr, u32, u32)>,
+    /// The IA_PD's other prefixes (a server renumbering gracefully returns
+    /// the old one deprecated beside the new one, RFC 8415 18.3.4): kept
+    /// and renewed with `prefix` until their valid lifetime ends.
+    pub extra_prefixes: Vec<DelegatedPrefix>,
+}
+
+/// One more prefix of the IA_PD; lifetimes in seconds from the lease's
+/// `obtained`, 0xffff_ffff = infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DelegatedPrefix {
+    pub prefix: Ipv6Addr,
+    pub prefix_len: u8,
+    pub preferred: u32,
+    pub valid: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +200,9 @@ pub struct Counters {
     pub tx_renew: u64,
     pub tx_rebind: u64,
     pub tx_release: u64,
+    pub tx_decline: u64,
+    /// IA_NA addresses whose valid lifetime ended.
+    pub address_expirations: u64,
     /// Decoded Advertise / Reply messages, before any check.
     pub rx_advertise: u64,
     pub rx_reply: u64,
@@ -225,6 +246,8 @@ impl Counters {
             ("tx-renew", self.tx_renew),
             ("tx-rebind", self.tx_rebind),
             ("tx-release", self.tx_release),
+            ("tx-decline", self.tx_decline),
+            ("address-expirations", self.address_expirations),
             ("rx-advertise", self.rx_advertise),
             ("rx-reply", self.rx_reply),
             ("rx-malformed", self.rx_malformed),
@@ -340,6 +363,12 @@ enum ExchangeKind {
     },
     Renew,
     Rebind,
+    /// An IA_NA address another node uses (DAD, 18.2.8); already dropped
+    /// from the lease.
+    Decline {
+        server_id: Vec<u8>,
+        address: Ipv6Addr,
+    },
     /// The lease is already gone from the client; what to release is here.
     Release {
         server_id: Vec<u8>,
@@ -356,6 +385,7 @@ impl ExchangeKind {
             ExchangeKind::Renew => MessageType::Renew,
             ExchangeKind::Rebind => MessageType::Rebind,
             ExchangeKind::Release { .. } => MessageType::Release,
+            ExchangeKind::Decline { .. } => MessageType::Decline,
         }
     }
 }
@@ -390,6 +420,8 @@ pub struct Client {
     no_prefix_strikes: u32,
     /// SOL_MAX_RT in seconds: the default or the server's option 82.
     sol_max_rt: u32,
+    /// IA_NA is asked for: configured, or an RA said M=1.
+    request_na: bool,
     events: Vec<Event>,
     counters: Counters,
 }
@@ -398,6 +430,7 @@ impl Client {
     /// `seed` drives xids and jitter.
     pub fn new(cfg: ClientConfig, seed: u64) -> Self {
         Self {
+            request_na: cfg.request_na,
             cfg,
             rng: XorShift::new(seed),
             exchange: None,
@@ -428,8 +461,8 @@ impl Client {
         self.exchange = None;
         self.advertises.clear();
         self.lease = None;
-        if let Some(value) = lease.sol_max_rt {
-            self.sol_max_rt = value.clamp(SOL_MAX_RT_MIN, SOL_MAX_RT_MAX);
+        if let Some(value) = lease.sol_max_rt.filter(|v| sol_max_rt_in_range(*v)) {
+            self.sol_max_rt = value;
         }
         if deadline(lease.obtained, lease.valid).is_some_and(|end| end <= now) {
             log::info!(
@@ -512,11 +545,14 @@ impl Client {
         // 18.2.9 / 18.2.10: SOL_MAX_RT is processed even from messages
         // that are otherwise ignored.
         if let Some(value) = received.sol_max_rt {
-            let clamped = value.clamp(SOL_MAX_RT_MIN, SOL_MAX_RT_MAX);
-            if clamped != self.sol_max_rt {
-                log::info!("dhcp6c: server sets SOL_MAX_RT to {clamped} s");
+            if !sol_max_rt_in_range(value) {
+                log::debug!("dhcp6c: SOL_MAX_RT {value} s out of range, ignored");
+            } else {
+                if value != self.sol_max_rt {
+                    log::info!("dhcp6c: server sets SOL_MAX_RT to {value} s");
+                }
+                self.sol_max_rt = value;
             }
-            self.sol_max_rt = clamped;
         }
         match received.kind {
             MessageType::Advertise => self.on_advertise(now, &received, server_id),
@@ -554,6 +590,7 @@ impl Client {
                 ExchangeKind::Renew => State::Renewing,
                 ExchangeKind::Rebind => State::Rebinding,
                 ExchangeKind::Release { .. } => State::Idle,
+                ExchangeKind::Decline { .. } => State::Bound,
             },
         }
     }
@@ -575,6 +612,53 @@ impl Client {
             log::info!("dhcp6c: rebind requested");
             self.start_rebind(now);
         }
+    }
+
+    /// The link may have changed (carrier up, or a router is back after a
+    /// time without one): a Solicit that has backed off is started afresh,
+    /// from IRT, instead of waiting up to SOL_MAX_RT for its next turn
+    /// (RFC 8415 15 timers are per exchange; RFC 7084 WPD-4). Only while
+    /// soliciting without a lease, and only once past the first
+    /// retransmission: a young exchange has nothing to gain.
+    pub fn restart_discovery(&mut self, now: Instant) {
+        let backed_off = self.lease.is_none()
+            && self
+                .exchange
+                .as_ref()
+                .is_some_and(|e| e.kind == ExchangeKind::Solicit && e.tx_count >= 2);
+        if backed_off {
+            log::info!("dhcp6c: link changed, restarting Solicit");
+            self.start_solicit(now, true);
+        }
+    }
+
+    /// Ask for an address (IA_NA) from now on: an RA with M=1 says the
+    /// link assigns addresses by DHCPv6 (RFC 7084 WAA-6). It goes into the
+    /// next Solicit, Request, Renew or Rebind.
+    pub fn request_address(&mut self) {
+        if !self.request_na {
+            log::info!("dhcp6c: RA with M=1, asking for an address (IA_NA) too");
+            self.request_na = true;
+        }
+    }
+
+    /// Our IA_NA address failed DAD: drop it and Decline it to the server
+    /// that gave it (RFC 8415 18.2.8), which then asks for another one.
+    pub fn decline(&mut self, now: Instant, address: Ipv6Addr) {
+        let Some(lease) = &mut self.lease else { return };
+        if lease.address.map(|(a, _, _)| a) != Some(address) {
+            return;
+        }
+        lease.address = None;
+        log::warn!(
+            "dhcp6c: {address} is in use by another node, declining it to server {}",
+            hex(&lease.server_id)
+        );
+        let kind = ExchangeKind::Decline {
+            server_id: lease.server_id.clone(),
+            address,
+        };
+        self.begin_exchange(kind, now, None);
     }
 
     /// Gives the current lease back: returns the first Release (which
@@ -629,6 +713,21 @@ impl Client {
     /// Makes one transition or transmission due at `now`; false when
     /// nothing is due.
     fn step(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) -> bool {
+        if let Some(lease) = &mut self.lease {
+            // Other prefixes of the IA_PD end silently: the LAN never
+            // used them, or already advertises them deprecated.
+            let obtained = lease.obtained;
+            lease
+                .extra_prefixes
+                .retain(|p| deadline(obtained, p.valid).is_none_or(|end| now < end));
+            if let Some((addr, _, valid)) = lease.address {
+                if deadline(obtained, valid).is_some_and(|end| now >= end) {
+                    log::info!("dhcp6c: address {addr} expired (valid lifetime over)");
+                    lease.address = None;
+                    self.counters.address_expirations += 1;
+                }
+            }
+        }
         if let Some(lease) = &self.lease {
             if deadline(lease.obtained, lease.valid).is_some_and(|end| now >= end) {
                 self.expire(now);
@@ -683,6 +782,11 @@ impl Client {
         consider(self.exchange.as_ref().map(|e| e.next_tx));
         if let Some(lease) = &self.lease {
             consider(deadline(lease.obtained, lease.valid));
+            consider(
+                lease
+                    .address
+                    .and_then(|(_, _, valid)| deadline(lease.obtained, valid)),
+            );
             if self.exchange.is_none() {
                 consider(deadline(lease.obtained, lease.t1));
                 consider(deadline(lease.obtained, lease.t2));
@@ -703,6 +807,7 @@ impl Client {
             ExchangeKind::Renew => (REN_TIMEOUT, REN_MAX_RT, 0),
             ExchangeKind::Rebind => (REB_TIMEOUT, REB_MAX_RT, 0),
             ExchangeKind::Release { .. } => (REL_TIMEOUT, Duration::ZERO, REL_MAX_RC),
+            ExchangeKind::Decline { .. } => (DEC_TIMEOUT, Duration::ZERO, DEC_MAX_RC),
         }
     }
 
@@ -775,6 +880,7 @@ impl Client {
             ExchangeKind::Renew => &mut self.counters.tx_renew,
             ExchangeKind::Rebind => &mut self.counters.tx_rebind,
             ExchangeKind::Release { .. } => &mut self.counters.tx_release,
+            ExchangeKind::Decline { .. } => &mut self.counters.tx_decline,
         };
         *counter += 1;
         log::debug!(
@@ -791,8 +897,19 @@ impl Client {
     fn encode(&self, kind: &ExchangeKind, xid: u32, elapsed: u16) -> Option<Vec<u8>> {
         let held = self.lease.as_ref();
         let held_prefix = held.map(|l| (l.prefix, l.prefix_len));
+        let extra: Vec<(Ipv6Addr, u8)> = match kind {
+            ExchangeKind::Renew | ExchangeKind::Rebind => held
+                .map(|l| {
+                    l.extra_prefixes
+                        .iter()
+                        .map(|p| (p.prefix, p.prefix_len))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let held_address = held.and_then(|l| l.address).map(|(addr, _, _)| addr);
-        let na = |address: Option<Ipv6Addr>| self.cfg.request_na.then_some(address);
+        let na = |address: Option<Ipv6Addr>| self.request_na.then_some(address);
         let (server_id, prefix, na) = match kind {
             ExchangeKind::Solicit => {
                 let hint = (self.cfg.prefix_hint != 0)
@@ -815,6 +932,10 @@ impl Client {
                 na(held_address),
             ),
             ExchangeKind::Rebind => (None, Some(held_prefix?), na(held_address)),
+            // 18.2.8: only the IA_NA with the address declined.
+            ExchangeKind::Decline { server_id, address } => {
+                (Some(server_id.as_slice()), None, Some(Some(*address)))
+            }
         };
         wire::build(&wire::Outgoing {
             kind: kind.message_type(),
@@ -824,8 +945,10 @@ impl Client {
             elapsed,
             iaid: self.cfg.iaid,
             prefix,
+            extra_prefixes: &extra,
             na,
             rapid_commit: *kind == ExchangeKind::Solicit && self.cfg.rapid_commit,
+            ia_pd: !matches!(kind, ExchangeKind::Decline { .. }),
         })
     }
 
@@ -908,6 +1031,8 @@ impl Client {
             // `step` normally fires first.
             ExchangeKind::Rebind => self.expire(now),
             ExchangeKind::Release { .. } => {}
+            // Given up: the next Renew asks for another address anyway.
+            ExchangeKind::Decline { .. } => {}
         }
     }
 
@@ -1099,6 +1224,14 @@ impl Client {
             self.exchange = None;
             return;
         }
+        if let ExchangeKind::Decline { address, .. } = kind {
+            // Ask for another address at once: the Renew carries an empty
+            // IA_NA (18.2.4), and the B4 may have nothing else.
+            log::info!("dhcp6c: Decline of {address} acknowledged, asking for another address");
+            self.exchange = None;
+            self.start_renew(now);
+            return;
+        }
         let for_new_binding = matches!(kind, ExchangeKind::Solicit | ExchangeKind::Request { .. });
         match received.status {
             None | Some(Status::Success) => {}
@@ -1157,6 +1290,69 @@ impl Client {
         self.begin_exchange(kind, now, None);
     }
 
+    /// The IA_PD's prefixes besides `chosen`, rebased on `now`: those of
+    /// this Reply, and those we held that it did not mention (18.2.10.1:
+    /// a lease left out of a Reply is kept until its valid lifetime ends).
+    /// At most MAX_PREFIXES_PER_IA.
+    fn extra_prefixes(
+        &self,
+        now: Instant,
+        pd: &IaPdView,
+        chosen: &PrefixView,
+    ) -> Vec<DelegatedPrefix> {
+        let mut extra: Vec<DelegatedPrefix> = pd
+            .usable
+            .iter()
+            .filter(|p| (p.prefix, p.len) != (chosen.prefix, chosen.len))
+            .map(|p| DelegatedPrefix {
+                prefix: p.prefix,
+                prefix_len: p.len,
+                preferred: p.preferred,
+                valid: p.valid,
+            })
+            .collect();
+        let mentioned = |prefix: Ipv6Addr, len: u8| {
+            pd.usable
+                .iter()
+                .chain(&pd.withdrawn)
+                .any(|p| (p.prefix, p.len) == (prefix, len))
+        };
+        if let Some(held) = &self.lease {
+            let left = |secs: u32| match deadline(held.obtained, secs) {
+                None => Some(INFINITE),
+                Some(end) => {
+                    let left = end.saturating_duration_since(now).as_secs();
+                    (left > 0).then_some(u32::try_from(left).unwrap_or(INFINITE - 1))
+                }
+            };
+            let previous = held
+                .extra_prefixes
+                .iter()
+                .map(|p| (p.prefix, p.prefix_len, p.preferred, p.valid))
+                .chain(std::iter::once((
+                    held.prefix,
+                    held.prefix_len,
+                    held.preferred,
+                    held.valid,
+                )));
+            for (prefix, prefix_len, preferred, valid) in previous {
+                if mentioned(prefix, prefix_len) {
+                    continue;
+                }
+                if let Some(valid) = left(valid) {
+                    extra.push(DelegatedPrefix {
+                        prefix,
+                        prefix_len,
+                        preferred: left(preferred).unwrap_or(0).min(valid),
+                        valid,
+                    });
+                }
+            }
+        }
+        extra.truncate(wire::MAX_PREFIXES_PER_IA);
+        extra
+    }
+
     /// NoPrefixAvail answering a Request (or a Rapid Commit Solicit).
     fn no_prefix_reply(&mut self, now: Instant, kind: &ExchangeKind, server_id: &[u8]) {
         self.note_no_prefix(now, server_id);
@@ -1201,7 +1397,8 @@ impl Client {
             return;
         };
         let (t1, t2) = effective_timers(pd.t1, pd.t2, &chosen);
-        let address = if self.cfg.request_na {
+        let extra_prefixes = self.extra_prefixes(now, pd, &chosen);
+        let address = if self.request_na {
             received.ia_na.as_ref().and_then(|na| na.address)
         } else {
             None
@@ -1220,6 +1417,7 @@ impl Client {
             aftr_name: received.aftr_name.clone(),
             sol_max_rt: received.sol_max_rt,
             address,
+            extra_prefixes,
         };
         let previous = self.lease.take();
         if let Some(previous) = &previous {
@@ -1260,17 +1458,24 @@ impl Client {
     }
 }
 
-/// The prefix to keep from an IA_PD: the one we hold if it is still
-/// offered, else the largest (shortest length), then the longest valid
-/// lifetime, then the lowest address. Deterministic whatever the option
-/// order on the wire.
+/// The prefix the LAN uses, from an IA_PD: a preferred one before a
+/// deprecated one (a server renumbering gracefully deprecates the old
+/// prefix beside the new one: keeping the old would turn the overlap it
+/// offers into a hard cut at its expiry, RFC 9096), then the one we hold,
+/// then the largest (shortest length), the longest valid lifetime, the
+/// lowest address. Deterministic whatever the option order on the wire.
 fn choose_prefix(usable: &[PrefixView], held: Option<(Ipv6Addr, u8)>) -> Option<PrefixView> {
-    if let Some(ours) = usable.iter().find(|p| Some((p.prefix, p.len)) == held) {
-        return Some(*ours);
-    }
     usable
         .iter()
-        .min_by_key(|p| (p.len, std::cmp::Reverse(p.valid), p.prefix))
+        .max_by_key(|p| {
+            (
+                p.preferred > 0,
+                Some((p.prefix, p.len)) == held,
+                std::cmp::Reverse(p.len),
+                p.valid,
+                std::cmp::Reverse(p.prefix),
+            )
+        })
         .copied()
 }
 
@@ -1295,6 +1500,12 @@ fn effective_timers(t1: u32, t2: u32, prefix: &PrefixView) -> (u32, u32) {
     let t1 = (base / 2).max(1);
     let t2 = (base * 4 / 5).max(1);
     (t1 as u32, t2 as u32)
+}
+
+/// 21.24: values below 60 s or above 86400 s must be ignored; clamping
+/// would let one on-link Advertise cut the Solicit ceiling to a minute.
+fn sol_max_rt_in_range(value: u32) -> bool {
+    (SOL_MAX_RT_MIN..=SOL_MAX_RT_MAX).contains(&value)
 }
 
 /// `base + secs`, or `None` for infinite (and for a sum past what

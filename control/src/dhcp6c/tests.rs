@@ -490,6 +490,7 @@ fn full_solicit_advertise_request_reply() {
         aftr_name: Some("aftr.example.net".into()),
         sol_max_rt: Some(7200),
         address: None,
+        extra_prefixes: Vec::new(),
     };
     assert_eq!(events, vec![Event::Bound(expected.clone())]);
     assert_eq!(h.client.state(), State::Bound);
@@ -997,8 +998,10 @@ fn first_solicit_delay_spreads_over_a_second() {
 }
 
 #[test]
-fn sol_max_rt_option_is_honoured_and_clamped() {
-    for (option, effective) in [(120u32, 120u64), (5, 60), (100_000, 86_400)] {
+fn sol_max_rt_option_is_honoured_in_range() {
+    // Out of range is ignored, not clamped (RFC 8415 21.24; issue 15
+    // finding 8): the default 3600 s stays.
+    for (option, effective) in [(120u32, 120u64), (5, 3600), (100_000, 3600)] {
         let mut h = Harness::started(config(), 31);
         // Even an Advertise that is ignored (NoPrefixAvail) sets SOL_MAX_RT.
         let mut server = FakeServer::new(1);
@@ -1245,6 +1248,7 @@ fn random_garbage_and_mutated_replies_never_panic() {
         aftr_name: None,
         sol_max_rt: None,
         address: None,
+        extra_prefixes: Vec::new(),
     };
     let mut h = Harness::new(cfg, 37);
     let mut base: Vec<u8> = Vec::new();
@@ -1350,6 +1354,7 @@ fn restore_unexpired_lease_rebinds_first() {
         aftr_name: None,
         sol_max_rt: None,
         address: None,
+        extra_prefixes: Vec::new(),
     };
     let mut client = Client::new(config(), 38);
     client.restore(lease.clone(), t0);
@@ -1396,6 +1401,7 @@ fn restore_then_silence_expires_then_solicits() {
         aftr_name: None,
         sol_max_rt: None,
         address: None,
+        extra_prefixes: Vec::new(),
     };
     let mut h = Harness::new(config(), 39);
     h.now = t0;
@@ -1430,6 +1436,7 @@ fn restore_expired_lease_solicits() {
         aftr_name: None,
         sol_max_rt: None,
         address: None,
+        extra_prefixes: Vec::new(),
     };
     let mut client = Client::new(config(), 40);
     client.restore(lease, t0);
@@ -1663,3 +1670,5 @@ fn wire_helpers() {
     assert_eq!(lease.domains.len(), wire::MAX_DOMAINS);
     assert_eq!(lease.dns_servers.len(), wire::MAX_DNS_SERVERS);
 }
+
+mod issue15;

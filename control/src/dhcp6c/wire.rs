@@ -478,10 +478,14 @@ pub(super) struct Outgoing<'a> {
     /// The IAPREFIX to put in the IA_PD (lifetimes 0, 21.22); a prefix
     /// length hint is `(::, hint)`. `None`: an empty IA_PD.
     pub prefix: Option<(Ipv6Addr, u8)>,
+    /// The IA_PD's other prefixes we hold, renewed with it.
+    pub extra_prefixes: &'a [(Ipv6Addr, u8)],
     /// `None`: no IA_NA. `Some(None)`: an empty IA_NA. `Some(Some(a))`:
     /// an IA_NA with an IAADDR for `a`.
     pub na: Option<Option<Ipv6Addr>>,
     pub rapid_commit: bool,
+    /// Include the IA_PD (everything but a Decline).
+    pub ia_pd: bool,
 }
 
 /// Options we ask for in every message (ORO, 21.7).
@@ -523,7 +527,7 @@ pub(super) fn build(outgoing: &Outgoing<'_>) -> Option<Vec<u8>> {
         t2: 0,
         opts: Default::default(),
     };
-    if let Some((prefix_ip, prefix_len)) = outgoing.prefix {
+    for &(prefix_ip, prefix_len) in outgoing.prefix.iter().chain(outgoing.extra_prefixes) {
         pd.opts.insert(DhcpOption::IAPrefix(IAPrefix {
             preferred_lifetime: 0,
             valid_lifetime: 0,
@@ -532,7 +536,9 @@ pub(super) fn build(outgoing: &Outgoing<'_>) -> Option<Vec<u8>> {
             opts: Default::default(),
         }));
     }
-    options.insert(DhcpOption::IAPD(pd));
+    if outgoing.ia_pd {
+        options.insert(DhcpOption::IAPD(pd));
+    }
     if let Some(address) = outgoing.na {
         let mut na = IANA {
             id: outgoing.iaid,

@@ -527,6 +527,15 @@ impl LanRa {
         out
     }
 
+    /// The delegation still holds `prefix` deprecated, valid until
+    /// `valid_until` (a server renumbering gracefully): a stale entry for
+    /// it is not advertised past that, whatever the old lease said.
+    pub fn bound_stale(&mut self, prefix: Ipv6Addr, valid_until: Instant) {
+        if let Some(s) = self.stale.iter_mut().find(|s| s.prefix == prefix) {
+            s.valid_until = s.valid_until.min(valid_until);
+        }
+    }
+
     /// The /64s being deprecated at `now` (advertised with preferred
     /// lifetime 0). Remembered prefixes still held are not listed.
     pub fn stale_prefixes(&self, now: Instant) -> Vec<Ipv6Addr> {
