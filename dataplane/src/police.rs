@@ -255,6 +255,19 @@ impl Police {
         }
     }
 
+    /// Budgets that never run out (the check still runs): for benchmarks
+    /// and tests of the punt path itself, as `testkit::unlimited_graph`.
+    pub fn unlimited() -> Self {
+        let row = [Bucket::new(Budget {
+            per_sec: 0,
+            burst: u64::MAX,
+        }); CLASS_COUNT];
+        Police {
+            buckets: [row, row],
+            reserve: std::sync::Arc::default(),
+        }
+    }
+
     /// Charges one frame of `class` that came in on `port`.
     #[inline]
     pub fn admit(&mut self, port: Port, class: PuntClass, now_ns: u64) -> bool {
