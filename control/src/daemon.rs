@@ -128,6 +128,8 @@ pub struct Router {
     pub firewall: crate::firewall::Firewall,
     /// `trace add`: budget and records shared with the workers.
     pub trace: Arc<TraceControl>,
+    /// Our open DHCPv6 transaction, for the workers' punt reserve.
+    punt_reserve: Arc<ipoe_dataplane::police::Reserve>,
     /// `clear runtime` and `clear errors` keep the counters as they were
     /// and subtract: the workers' counters have a single writer each.
     pub runtime_base: Vec<WorkerSnapshot>,
@@ -197,6 +199,7 @@ impl Router {
 
         let firewall = crate::firewall::Firewall::new(&config, now);
         let trace = Arc::new(TraceControl::default());
+        let punt_reserve = Arc::new(ipoe_dataplane::police::Reserve::default());
         let redirector = Redirector::load().context("loading the XDP program")?;
         let to_control = Arc::new(Notify::new()?);
         let mut workers = Vec::new();
@@ -228,6 +231,7 @@ impl Router {
                 },
                 zero_copy,
                 trace: Some(trace.clone()),
+                reserve: punt_reserve.clone(),
             };
             let ports = WorkerPorts::open(&cfg)?;
             for (p, q, fd) in ports.sockets() {
@@ -308,6 +312,7 @@ impl Router {
             punts_handled: 0,
             firewall,
             trace,
+            punt_reserve,
             runtime_base: Vec::new(),
             runtime_cleared: None,
             errors_base: HashMap::new(),
@@ -469,6 +474,10 @@ impl Router {
             .poll(now, &usable, &usable_lan, &mut sends)
             .map(|t| t.min(self.carrier_checked))
             .or(Some(self.carrier_checked));
+        // Before this turn's messages leave (Router::send), so the reply
+        // to a new exchange finds its xid published.
+        self.punt_reserve
+            .set_dhcp6_xid(self.wan6.dhcp.as_ref().and_then(|c| c.open_xid()));
         self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::counters::{clocks, NodeStats, WorkerSnapshot, MAX_ERRORS};
 use crate::firewall::WorkerFirewall;
 use crate::nodes;
+use crate::police::{Police, PuntClass};
 use crate::reass::Reassembler;
 use crate::tables::{Fib, Port};
 use crate::trace::{Decision, Tracer};
@@ -161,6 +162,8 @@ pub struct Meta {
     /// The packet's record in the worker's tracer (index + 1), 0 when
     /// not traced.
     pub trace: u16,
+    /// Its punt budget (set by the node that punts it).
+    pub class: PuntClass,
 }
 
 impl Meta {
@@ -176,6 +179,7 @@ impl Meta {
             icmp: (0, 0, 0),
             next_hop: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             trace: 0,
+            class: PuntClass::Other,
         }
     }
 }
@@ -265,6 +269,9 @@ pub struct Cx<'a> {
     /// This node's (ok_packets, ok_bytes).
     done: (&'a mut u64, &'a mut u64),
     pub icmp_limit: &'a mut RateLimit,
+    /// The punt budgets and the reserve (the punt node and the nodes that
+    /// classify what they punt).
+    pub police: &'a mut Police,
     pub now_ns: u64,
     /// `now_ns` in whole seconds: the session table's clock.
     pub now_s: u32,
@@ -419,7 +426,17 @@ impl<'a> Cx<'a> {
         m.tx = port;
         m.punt = reason;
         m.next_hop = next_hop;
+        if reason == PuntReason::NeighborMiss {
+            m.class = PuntClass::Held;
+        }
         self.next(i, NodeId::Punt);
+    }
+
+    /// Punt a packet for the router itself, with its budget class.
+    #[inline]
+    pub fn punt_local(&mut self, i: u16, port: Port, class: PuntClass, next_hop: IpAddr) {
+        self.meta[usize::from(i)].class = class;
+        self.punt(i, port, PuntReason::Local, next_hop);
     }
 
     /// A packet of `bytes` this node did its job on (see `NodeStats::ok_packets`).
@@ -500,6 +517,8 @@ pub struct Graph {
     pub out: Outputs,
     pub stats: WorkerSnapshot,
     pub icmp_limit: RateLimit,
+    /// Punt budgets per port and class, and the reserve.
+    pub police: Police,
     pub fw: WorkerFirewall,
     pub reass: Reassembler,
     /// Free frames (chunk addresses) the graph may use for new packets;
@@ -544,6 +563,7 @@ impl Graph {
             out: Outputs::default(),
             stats: WorkerSnapshot::default(),
             icmp_limit: RateLimit::new(1000, 100),
+            police: Police::default(),
             fw,
             reass: Reassembler::new(REASS_CONTEXTS, REASS_MAX_LEN, REASS_TIMEOUT_NS),
             spare: Vec::with_capacity(SPARE_FRAMES),
@@ -591,6 +611,7 @@ impl Graph {
                 errors: &mut stats.errors,
                 done: (&mut stats.ok_packets, &mut stats.ok_bytes),
                 icmp_limit: &mut self.icmp_limit,
+                police: &mut self.police,
                 now_ns,
                 now_s,
                 fw: &mut self.fw,

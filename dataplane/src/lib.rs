@@ -9,6 +9,7 @@ pub mod flow;
 pub mod graph;
 pub mod neigh_use;
 pub mod nodes;
+pub mod police;
 pub mod punt;
 pub mod reass;
 pub mod session;

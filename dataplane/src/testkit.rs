@@ -91,12 +91,14 @@ pub fn lab_fib_unresolved() -> Fib {
     fib
 }
 
-/// A graph whose ICMP error rate limit never runs out (the check still
-/// runs), so a benchmark of the error path measures errors, not the
-/// rate-limited drop it would turn into after the first 100.
+/// A graph whose ICMP error rate limit and punt budgets never run out
+/// (the checks still run), so a benchmark of the error or punt path
+/// measures that path, not the rate-limited drop it would turn into after
+/// the first 100.
 pub fn unlimited_graph() -> Graph {
     let mut g = Graph::new();
     g.icmp_limit = RateLimit::new(0, u64::MAX);
+    g.police = crate::police::Police::unlimited();
     g
 }
 

@@ -42,6 +42,9 @@ pub struct WorkerConfig {
     pub zero_copy: ZeroCopyWish,
     /// `trace add`'s budget and records, shared with the control thread.
     pub trace: Option<Arc<crate::trace::TraceControl>>,
+    /// What the control thread publishes for the punt reserve (our DHCPv6
+    /// transaction), shared by every worker.
+    pub reserve: Arc<crate::police::Reserve>,
 }
 
 /// One AF_XDP socket of a worker.
@@ -248,6 +251,7 @@ impl Worker {
             })
             .collect();
         let tracer = crate::trace::Tracer::new(cfg.trace.clone(), cfg.id as u16);
+        let police = crate::police::Police::new(cfg.reserve.clone());
         Worker {
             cfg,
             pollfds,
@@ -262,6 +266,7 @@ impl Worker {
             graph: {
                 let mut g = Graph::with_firewall(fw);
                 g.tracer = tracer;
+                g.police = police;
                 g
             },
             descs: vec![XdpDesc::default(); MAX_BATCH],
@@ -454,9 +459,15 @@ impl Worker {
             }
         }
         let mut punted = false;
+        let capacity = self.ch.punt.capacity();
         for &i in g.out.punt.as_slice() {
             let m = g.meta[usize::from(i)];
             let errs = &mut g.stats.nodes[NodeId::Punt as usize].errors;
+            if !crate::police::queue_admits(m.class, self.ch.punt.len(), capacity) {
+                errs[nodes::punt::Error::QueueFull.index()] += 1;
+                self.ports.umem.free(m.addr);
+                continue;
+            }
             match self.ch.free.pop() {
                 Some(mut data) => {
                     let len = (m.len as usize).min(FRAME_SIZE);

@@ -884,8 +884,11 @@ fn attacks() {
             tools: vec![("lan2", "atk6-flood_router6 eth0".into())],
             wire: ("lan2", "eth0"),
             from_wan: false,
+            // The punt node's RA budget (100/s) takes the flood; what it
+            // lets through reaches the LAN RA engine as rogue RAs.
             expect: vec![
-                ("lan-ra/rogue-ra", 1000),
+                ("punt/police-ra", 1000),
+                ("lan-ra/rogue-ra", 100),
                 ("lan-ra/tx-ra", u64::from(secs >= 4)),
             ],
             still: vec!["wan-ra/router-removed", "wan-ra/router-expired"],
@@ -1081,10 +1084,13 @@ fn attacks() {
             ],
             wire: ("inet", "v6"),
             from_wan: true,
+            // Errors to the router itself: the punt node's ICMP error
+            // budget (200/s) lets some through to the control thread.
             expect: vec![
                 ("ip6-firewall/icmp-unrelated", 1000),
-                ("punt/local", 1000),
-                ("wan/rx-unexpected", 1000),
+                ("punt/police-icmp-error", 1000),
+                ("punt/local", 100),
+                ("wan/rx-unexpected", 100),
             ],
             still: vec![],
         },
@@ -1179,8 +1185,11 @@ fn attacks() {
                 ("dhcpv4-server/rx-discover", 100),
                 ("dhcpv4-server/leases-granted", 100),
                 ("dhcpv4-server/pool-exhausted", 1),
+                // The punt node's DHCPv6 budget (500/s) takes most of the
+                // flood; the server answers what it lets through.
+                ("punt/police-dhcp6", 1000),
                 ("dhcpv6-server/rx-solicit", 1000),
-                ("dhcpv6-server/tx-reply", 1000),
+                ("dhcpv6-server/tx-reply", 100),
             ],
             still: vec!["dhcpv4-server/drop-decoder-panic"],
         },

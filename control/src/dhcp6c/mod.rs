@@ -576,6 +576,12 @@ impl Client {
         std::mem::take(&mut self.events)
     }
 
+    /// The transaction id a reply must carry now, if an exchange is open
+    /// (the workers let such replies through a flood: `police::Reserve`).
+    pub fn open_xid(&self) -> Option<u32> {
+        self.exchange.as_ref().map(|e| e.xid)
+    }
+
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
     }

@@ -23,6 +23,9 @@ named_counters! {
         router_removed => "router-removed",
         /// Routers forgotten because the WAN link lost its carrier.
         router_link_down => "router-link-down",
+        /// Other routers dropped from a full table to let the known router
+        /// back in (an RA flood had filled it while it was away).
+        router_displaced => "router-displaced",
         /// Autonomous prefixes whose length is not 64 (RFC 4862 5.5.3 d).
         prefix_ignored_len => "prefix-ignored-len",
         /// Autonomous prefixes inside fe80::/10 (RFC 4862 5.5.3 b).

@@ -21,6 +21,8 @@
 //! without a log line.
 
 mod counters;
+#[cfg(test)]
+mod flood_tests;
 pub mod ra;
 #[cfg(test)]
 mod tests;
@@ -267,6 +269,12 @@ pub struct WanRa {
     solicit: Option<Solicit>,
     /// Insertion order: the first is the default router.
     routers: Vec<RouterInfo>,
+    /// The router that became default on an empty table, remembered after
+    /// it went (lifetime 0, expiry). An RA flood from made-up routers fills
+    /// the table while it is away; when it comes back it goes first again,
+    /// displacing one of them if the table is full, instead of being
+    /// refused while they hold the default route.
+    known_router: Option<Ipv6Addr>,
     prefixes: Vec<SlaacPrefix>,
     dns_servers: ExpiringSet<Ipv6Addr>,
     search_domains: ExpiringSet<String>,
@@ -288,6 +296,7 @@ impl WanRa {
             started: false,
             solicit: None,
             routers: Vec::new(),
+            known_router: None,
             prefixes: Vec::new(),
             dns_servers: ExpiringSet::new(MAX_DNS_SERVERS),
             search_domains: ExpiringSet::new(MAX_SEARCH_DOMAINS),
@@ -656,10 +665,20 @@ impl WanRa {
             }
             return;
         }
+        let known = self.known_router == Some(src);
         if self.routers.len() >= MAX_ROUTERS {
             self.counters.table_full += 1;
-            log::debug!("wan: router table full, ignoring router {src}");
-            return;
+            if !known {
+                log::debug!("wan: router table full, ignoring router {src}");
+                return;
+            }
+            // The newest entry: the one that has had the least chance to
+            // prove itself by refreshing.
+            if let Some(gone) = self.routers.pop() {
+                self.counters.router_displaced += 1;
+                log::info!("wan: router {} dropped to let {src} back in", gone.addr);
+                self.push_event(Event::RouterRemoved(gone.addr));
+            }
         }
         let info = RouterInfo {
             addr: src,
@@ -670,8 +689,15 @@ impl WanRa {
             managed: repr.managed,
             other: repr.other,
         };
-        let is_default = self.routers.is_empty();
-        self.routers.push(info);
+        let is_default = self.routers.is_empty() || known;
+        if self.routers.is_empty() {
+            self.known_router = Some(src);
+        }
+        if known {
+            self.routers.insert(0, info);
+        } else {
+            self.routers.push(info);
+        }
         self.counters.router_added += 1;
         log::info!(
             "wan: {} {src} added (lifetime {} s, M={} O={})",

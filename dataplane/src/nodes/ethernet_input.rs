@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::Ethernet2Slice;
 
-use crate::graph::{Cx, NodeId, PuntReason};
+use crate::graph::{Cx, NodeId};
+use crate::police::PuntClass;
 use crate::wire::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 crate::node_errors! {
@@ -45,7 +46,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     cx.drop(i, Error::ArpOnWan.index());
                 } else {
                     cx.count(Error::ArpPunt.index());
-                    cx.punt(i, rx, PuntReason::Local, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                    cx.punt_local(i, rx, PuntClass::Nd, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 }
             }
             0x8100 | 0x88a8 => cx.drop(i, Error::Vlan.index()),

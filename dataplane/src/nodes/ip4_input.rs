@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::Ipv4HeaderSlice;
 
-use crate::graph::{Cx, NodeId, PuntReason};
+use crate::graph::{Cx, NodeId};
+use crate::police::{self, PuntClass};
 use crate::tables::Port;
 use crate::wire::{be16, ipv4_header_ok, ETH_LEN};
 
@@ -61,7 +62,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let dst = hdr.destination_addr();
         let ttl = hdr.ttl();
         let flags_frag = be16(l3, 6);
-        let to_dhcp_server = src.is_unspecified() && is_udp_to(l3, hdr.ihl(), hdr.protocol().0, 67);
+        let (ihl, proto) = (hdr.ihl(), hdr.protocol().0);
+        let to_dhcp_server = src.is_unspecified() && is_udp_to(l3, ihl, proto, 67);
         // Ethernet pads short frames: the IPv4 total length is the truth.
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
 
@@ -69,7 +71,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         // A DHCP client without an address yet (RFC 2131 4.1: source
         // 0.0.0.0, to the broadcast address or to us) is the DHCP server's.
         if to_dhcp_server && (dst.is_broadcast() || Some(dst) == own) {
-            cx.punt(i, Port::Lan, PuntReason::Local, IpAddr::V4(dst));
+            cx.punt_local(i, Port::Lan, PuntClass::Dhcp4, IpAddr::V4(dst));
             continue;
         }
         if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified() {
@@ -77,7 +79,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
         if Some(dst) == own || dst.is_broadcast() || is_lan_broadcast(fib, dst) {
-            cx.punt(i, Port::Lan, PuntReason::Local, IpAddr::V4(dst));
+            let class = police::ipv4_class(&cx.data(i)[ETH_LEN..], ihl, proto);
+            cx.punt_local(i, Port::Lan, class, IpAddr::V4(dst));
             continue;
         }
         if dst.is_multicast() {

@@ -9,7 +9,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::flow::ipv6_l4;
-use crate::graph::{Cx, PuntReason};
+use crate::graph::Cx;
+use crate::police::{self, PuntClass};
 use crate::tables::Port;
 use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_UDP};
 
@@ -30,6 +31,9 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
     for &i in pkts {
         let rx = cx.meta[usize::from(i)].rx;
         let echo_limit = cx.fib.firewall.echo_limit;
+        let fib = cx.fib;
+        // Every frame here is punted or dropped: one load for the reserve.
+        let xid = cx.police.reserve.dhcp6_xid();
         let data = cx.data(i);
         let ip = &data[ETH_LEN..];
         let mut src = [0u8; 16];
@@ -53,6 +57,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         };
         let flow = (src, dst, l4.proto, sport, dport);
         let link_local_src = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+        // The punt budget: from what was parsed above, for what passes.
+        let class = if l4.proto == PROTO_ICMPV6 && first && up.len() >= 4 {
+            police::icmpv6_class(fib, rx, data, &src, up[0])
+        } else if l4.frag.is_none() {
+            police::ipv6_l4_class(xid, rx, l4.proto, sport, dport, up.get(8..).unwrap_or(&[]))
+        } else {
+            PuntClass::Other
+        };
         let verdict: Result<(), Error> = if l4.proto == PROTO_ICMPV6 && first && up.len() >= 4 {
             match up[0] {
                 1..=4 => Ok(()),
@@ -91,7 +103,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             Err(Error::WanNotAllowed)
         };
         match verdict {
-            Ok(()) => cx.punt(i, rx, PuntReason::Local, IpAddr::V6(Ipv6Addr::from(dst))),
+            Ok(()) => cx.punt_local(i, rx, class, IpAddr::V6(Ipv6Addr::from(dst))),
             Err(e) => cx.drop_logged(i, e.index(), flow),
         }
     }
