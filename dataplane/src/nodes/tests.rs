@@ -957,3 +957,6 @@ fn forwarding_to_a_lan_neighbor_marks_it_used() {
         assert_eq!(g.fw.neigh_use.take(), want, "{}", path.name());
     }
 }
+
+/// Issue 15: related ICMP errors and echo direction.
+mod security;
