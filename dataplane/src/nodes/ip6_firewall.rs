@@ -25,7 +25,7 @@ crate::node_errors! {
         TcpNotSyn => ("tcp-not-syn", "TCP segment that may not open a session"),
         TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
-        TableFull => ("table-full", "session table full of established sessions: new flow refused"),
+        TableFull => ("table-full", "session table full (of established sessions, or of the LAN's for a flow from the WAN): new flow refused"),
         Pinhole => ("pinhole-opened", "sessions opened from the WAN by a pinhole (not a drop)"),
         Clamped => ("mss-clamped", "SYNs whose MSS was lowered (not a drop)"),
     }
