@@ -29,7 +29,7 @@ const INIT_IN: u16 = 0x01;
 const LOOSE: u16 = 0x80;
 /// The initiator sent a SYN with a new ISN on this held tuple; its end is
 /// parked in `maxack[initiator]` (Linux ignores td_maxack then too) and
-/// its window scale in `PENDING_WS`.
+/// its window scale in the four bits at `PENDING_WS_SHIFT`.
 const SYN_PENDING: u16 = 0x400;
 /// Four bits: the pending SYN's window scale, 0xf = none.
 const PENDING_WS_SHIFT: u16 = 12;
