@@ -66,7 +66,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ipoe_dataplane::counters::clocks;
 use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
-use ipoe_dataplane::session::{Dir, Key, Segment, SessionTable, Timeouts, Track};
+use ipoe_dataplane::session::{Dir, Key, Segment, SessionTable, State, Timeouts, Track};
 use ipoe_dataplane::tables::{Fib, Port};
 use ipoe_dataplane::testkit::{
     as_refs, lab_fib, open_sessions, unlimited_graph, vector, FrameArena, Path,
@@ -402,6 +402,42 @@ fn sessions(c: &mut Criterion) {
                 misses
                     .iter()
                     .filter(|k| table.lookup(black_box(k), 1).is_some())
+                    .count()
+            })
+        });
+        // TCP: an ACK of an established connection, through the sequence
+        // and RST bookkeeping (the common TCP packet).
+        // Room to spare: a shard full of established sessions would refuse.
+        let tcp = SessionTable::new(entries as usize * 3 / 2, Timeouts::default());
+        let tcp_key = |i: u64| Key {
+            proto: 6,
+            ..session_key(i)
+        };
+        let seg = |flags: u8, seq: u32, ack: u32| Segment::Tcp {
+            flags,
+            seq,
+            ack,
+            payload_len: 0,
+            window: 1000,
+            wscale: Some(7),
+        };
+        for i in 0..entries {
+            let k = tcp_key(i);
+            tcp.track(&k, &seg(0x02, 100, 0), Dir::Out, 64, 0, true);
+            tcp.track(&k, &seg(0x12, 5000, 101), Dir::In, 64, 0, false);
+            let t = tcp.track(&k, &seg(0x10, 101, 5001), Dir::Out, 64, 0, false);
+            assert_eq!(t, Track::Existing(State::TcpEstablished));
+        }
+        let tcp_hits: Vec<Key> = (0..LOOKUPS as u64).map(|k| tcp_key(pick(k))).collect();
+        let ack = seg(0x10, 5001, 101);
+        group.bench_function(BenchmarkId::new("track-tcp-ack", label), |b| {
+            b.iter(|| {
+                tcp_hits
+                    .iter()
+                    .filter(|k| {
+                        let t = tcp.track(black_box(k), &ack, Dir::In, 64, 1, false);
+                        matches!(black_box(t), Track::Existing(_))
+                    })
                     .count()
             })
         });

@@ -250,11 +250,15 @@ pub fn flow_of(
                 return None;
             }
             let id = be16(payload, 4);
+            // Requests one way, replies the other: which side pings is
+            // part of the key, so the peer of a LAN host's ping cannot send
+            // requests with its identifier into the LAN.
+            let request = matches!(payload[0], 128 | 8);
             let key = Key {
                 int_addr,
                 ext_addr,
                 int_port: id,
-                ext_port: 0,
+                ext_port: u16::from(request != from_lan),
                 proto: l4.proto,
             };
             return Some((key, Segment::Icmp));

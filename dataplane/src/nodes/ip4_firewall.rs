@@ -19,7 +19,7 @@ crate::node_errors! {
     pub enum Error {
         Truncated => ("truncated", "upper-layer header truncated"),
         NoSession => ("no-session", "from the AFTR, not part of a session"),
-        Unrelated => ("icmp-unrelated", "ICMP error from the AFTR quoting no known session"),
+        Unrelated => ("icmp-unrelated", "ICMP error from the AFTR quoting no session of its destination"),
         IcmpType => ("icmp-type", "ICMP type not forwarded to the LAN"),
         FragmentUnadmitted => ("fragment-unadmitted", "later fragment of a datagram not admitted"),
         TcpFragmentOffset8 => ("tcp-fragment-offset-8", "TCP fragment at offset 8 (FO=1), which can rewrite the flags of the first (RFC 1858)"),
@@ -95,7 +95,7 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
             // Unreachable (with fragmentation needed), time exceeded,
             // parameter problem: related to a session or nothing.
             3 | 11 | 12 if dir == Dir::In => {
-                return if related_v4(fw, &up[8..], now_s) {
+                return if related_v4(fw, &dst, &up[8..], now_s) {
                     Ok(None)
                 } else {
                     Err((Error::Unrelated, flow))
@@ -126,8 +126,9 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
     Ok(None)
 }
 
-/// Does an ICMP error quoting `q` concern a packet a LAN host sent?
-fn related_v4(fw: &WorkerFirewall, q: &[u8], now_s: u32) -> bool {
+/// Does an ICMP error to `to` (IPv4-mapped) quoting `q` concern a packet
+/// that `to` sent?
+fn related_v4(fw: &WorkerFirewall, to: &[u8; 16], q: &[u8], now_s: u32) -> bool {
     if q.len() < 20 || q[0] >> 4 != 4 || usize::from(q[0] & 0x0f) * 4 < 20 {
         return false;
     }
@@ -136,7 +137,7 @@ fn related_v4(fw: &WorkerFirewall, q: &[u8], now_s: u32) -> bool {
         return false;
     }
     let (src, dst) = (mapped(&q[12..16]), mapped(&q[16..20]));
-    related_key(fw, src, dst, &l4, &q[l4.off..], now_s)
+    related_key(fw, to, src, dst, &l4, &q[l4.off..], now_s)
 }
 
 /// Clamp the MSS of an unfragmented TCP SYN (or SYN-ACK) in place.

@@ -19,13 +19,13 @@ crate::node_errors! {
         Rh0 => ("rh0", "type 0 routing header (RFC 5095)"),
         Truncated => ("truncated", "upper-layer header truncated"),
         NoSession => ("no-session", "from the WAN, not part of a session and no pinhole"),
-        Unrelated => ("icmp-unrelated", "ICMPv6 error from the WAN quoting no known session"),
+        Unrelated => ("icmp-unrelated", "ICMPv6 error from the WAN quoting no session of its destination"),
         IcmpType => ("icmp-type", "ICMPv6 type or code not forwarded from the WAN (RFC 4890)"),
         FragmentUnadmitted => ("fragment-unadmitted", "later fragment from the WAN of a datagram not admitted"),
         TcpNotSyn => ("tcp-not-syn", "TCP segment that may not open a session"),
         TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
-        TableFull => ("table-full", "session table full of established sessions: new flow refused"),
+        TableFull => ("table-full", "session table full (of established sessions, or of the LAN's for a flow from the WAN): new flow refused"),
         Pinhole => ("pinhole-opened", "sessions opened from the WAN by a pinhole (not a drop)"),
         Clamped => ("mss-clamped", "SYNs whose MSS was lowered (not a drop)"),
     }
@@ -105,7 +105,7 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
             if !matches!((t, code), (1, _) | (2, _) | (3, 0) | (4, 1) | (4, 2)) {
                 return Err((Error::IcmpType, flow));
             }
-            return if related_v6(fw, &up[8..], now_s) {
+            return if related_v6(fw, &dst, &up[8..], now_s) {
                 Ok(None)
             } else {
                 Err((Error::Unrelated, flow))
@@ -152,9 +152,9 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
     Ok(note)
 }
 
-/// Does an ICMPv6 error quoting `q` concern a packet that a LAN host sent
-/// in a known session? Never creates or refreshes the session.
-fn related_v6(fw: &WorkerFirewall, q: &[u8], now_s: u32) -> bool {
+/// Does an ICMPv6 error to `to` quoting `q` concern a packet that `to`
+/// sent in a known session? Never creates or refreshes the session.
+fn related_v6(fw: &WorkerFirewall, to: &[u8; 16], q: &[u8], now_s: u32) -> bool {
     if q.len() < 40 || q[0] >> 4 != 6 {
         return false;
     }
@@ -167,21 +167,27 @@ fn related_v6(fw: &WorkerFirewall, q: &[u8], now_s: u32) -> bool {
     }
     let src: [u8; 16] = q[8..24].try_into().unwrap_or([0; 16]);
     let dst: [u8; 16] = q[24..40].try_into().unwrap_or([0; 16]);
-    related_key(fw, src, dst, &l4, &q[l4.off.min(q.len())..], now_s)
+    related_key(fw, to, src, dst, &l4, &q[l4.off.min(q.len())..], now_s)
 }
 
 /// Shared with ip4-firewall: look up the quoted packet's flow as the LAN
 /// host sent it. A quote holds at least 8 bytes of the upper layer, which
 /// for TCP is its ports and sequence number only, so TCP keys are built
-/// from the ports alone.
+/// from the ports alone. The error must go to the quoted packet's source,
+/// the host whose flow it is: otherwise a peer of one flow could reach any
+/// LAN address (Linux's nf_conntrack_inet_error makes the same check).
 pub(crate) fn related_key(
     fw: &WorkerFirewall,
+    to: &[u8; 16],
     src: [u8; 16],
     dst: [u8; 16],
     l4: &L4,
     up: &[u8],
     now_s: u32,
 ) -> bool {
+    if *to != src {
+        return false;
+    }
     let key = if l4.proto == PROTO_TCP {
         if up.len() < 4 {
             return false;

@@ -962,3 +962,5 @@ fn forwarding_to_a_lan_neighbor_marks_it_used() {
 mod mtu;
 // Input and decapsulation (issue 15 m2, m5, m6, m7, m9).
 mod issue15;
+// Related ICMP errors and echo direction (issue 15 M1).
+mod security;

@@ -19,7 +19,8 @@ use table::{class_of, class_timeout, idle, Entry, Shard};
 use tcp::{TcpSeg, Tracking};
 
 /// A flow as the firewall sees it: the LAN host's side is "int", the other side "ext".
-/// IPv4 addresses are IPv4-mapped (::ffff:a.b.c.d). ICMP echo: int_port = identifier, ext_port = 0.
+/// IPv4 addresses are IPv4-mapped (::ffff:a.b.c.d). ICMP echo: int_port = identifier,
+/// ext_port = 0 when the LAN host pings, 1 when it is pinged (through a pinhole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     pub int_addr: [u8; 16],
@@ -400,10 +401,12 @@ impl SessionTable {
                 // count the packet, change nothing else.
                 _ => Ok(old),
             };
+            // The origin never changes, so the list it is on is known.
+            let old_class = class_of(old, e.track.wan_started());
             return match next {
                 Ok(state) => {
                     e.state = state;
-                    s.touch(i, class_of(old), d, bytes, now_s);
+                    s.touch(i, old_class, d, bytes, now_s);
                     Track::Existing(state)
                 }
                 Err(why) => {
@@ -504,7 +507,7 @@ impl SessionTable {
             let g = shard.lock();
             g.for_each(|e| {
                 let idle_s = idle(e.last_seen, now_s);
-                let timeout = class_timeout(t, class_of(e.state));
+                let timeout = class_timeout(t, e.class());
                 if idle_s > timeout {
                     return;
                 }

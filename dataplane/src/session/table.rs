@@ -18,15 +18,47 @@ const CLASS_UDP: usize = 2;
 const CLASS_ICMP: usize = 3;
 const CLASS_ESTABLISHED: usize = 4;
 const CLASS_STREAM: usize = 5;
-const NCLASS: usize = 6;
-/// Classes that may lose their oldest session to a new one, most
-/// expendable first; established TCP and UDP streams are never evicted.
-const EVICT_ORDER: [usize; 4] = [CLASS_CLOSED, CLASS_TRANSITORY, CLASS_UDP, CLASS_ICMP];
+/// The four evictable classes again, for sessions the WAN opened through a
+/// pinhole: their own lists, so the LAN's sessions never lose a slot to one.
+const WAN_OFFSET: usize = 6;
+const NCLASS: usize = 10;
+/// Classes a new flow from the WAN may take a slot from: only its own kind.
+const EVICT_FOR_WAN: [usize; 4] = [
+    WAN_OFFSET + CLASS_CLOSED,
+    WAN_OFFSET + CLASS_TRANSITORY,
+    WAN_OFFSET + CLASS_UDP,
+    WAN_OFFSET + CLASS_ICMP,
+];
+/// A new flow from the LAN: flows the internet started go first, then the
+/// LAN's own, most expendable first. Established TCP and UDP streams are
+/// never evicted.
+const EVICT_FOR_LAN: [usize; 8] = [
+    WAN_OFFSET + CLASS_CLOSED,
+    WAN_OFFSET + CLASS_TRANSITORY,
+    WAN_OFFSET + CLASS_UDP,
+    WAN_OFFSET + CLASS_ICMP,
+    CLASS_CLOSED,
+    CLASS_TRANSITORY,
+    CLASS_UDP,
+    CLASS_ICMP,
+];
 /// Expired heads freed before evicting when a shard is full.
 const FULL_REAP: usize = 8;
 
-/// The timeout class (and so the LRU list) of a state.
-pub(super) fn class_of(s: State) -> usize {
+/// The timeout class (and so the LRU list) of a state, for a session the
+/// LAN started or (`from_wan`) one a pinhole let the WAN start.
+#[inline]
+pub(super) fn class_of(s: State, from_wan: bool) -> usize {
+    let c = base_class(s);
+    if from_wan && c < CLASS_ESTABLISHED {
+        c + WAN_OFFSET
+    } else {
+        c
+    }
+}
+
+#[inline]
+fn base_class(s: State) -> usize {
     match s {
         State::TcpClosed => CLASS_CLOSED,
         State::TcpSynSent
@@ -42,6 +74,11 @@ pub(super) fn class_of(s: State) -> usize {
 }
 
 pub(super) fn class_timeout(t: &Timeouts, class: usize) -> u32 {
+    let class = if class >= WAN_OFFSET {
+        class - WAN_OFFSET
+    } else {
+        class
+    };
     match class {
         CLASS_CLOSED => t.tcp_closed,
         CLASS_TRANSITORY => t.tcp_transitory,
@@ -85,6 +122,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    #[inline]
+    pub fn class(&self) -> usize {
+        class_of(self.state, self.track.wan_started())
+    }
+
     const EMPTY: Entry = Entry {
         key: Key {
             int_addr: [0; 16],
@@ -191,7 +233,7 @@ impl Inner {
 
     pub fn is_expired(&self, i: u32, now: u32, t: &Timeouts) -> bool {
         let e = self.entry(i);
-        idle(e.last_seen, now) > class_timeout(t, class_of(e.state))
+        idle(e.last_seen, now) > class_timeout(t, e.class())
     }
 
     fn link_tail(&mut self, i: u32, class: usize) {
@@ -228,7 +270,7 @@ impl Inner {
     pub fn free(&mut self, i: u32) {
         let (class, hash, chain) = {
             let e = self.entry(i);
-            (class_of(e.state), e.hash, e.chain)
+            (e.class(), e.hash, e.chain)
         };
         self.unlink(i, class);
         let b = self.bucket(hash);
@@ -270,16 +312,19 @@ impl Inner {
     }
 
     /// A free slot: from the free list, else by reaping expired sessions,
-    /// else by evicting the oldest non-established session.
-    fn alloc(&mut self, now: u32, t: &Timeouts) -> Option<u32> {
+    /// else by evicting the oldest non-established session a new flow from
+    /// the WAN (`from_wan`) or the LAN may take.
+    fn alloc(&mut self, now: u32, t: &Timeouts, from_wan: bool) -> Option<u32> {
         if self.free == NIL {
             self.reap(now, t, FULL_REAP);
         }
         if self.free == NIL {
-            let victim = EVICT_ORDER
-                .iter()
-                .map(|&c| self.head[c])
-                .find(|&h| h != NIL)?;
+            let order: &[usize] = if from_wan {
+                &EVICT_FOR_WAN
+            } else {
+                &EVICT_FOR_LAN
+            };
+            let victim = order.iter().map(|&c| self.head[c]).find(|&h| h != NIL)?;
             self.free(victim);
             self.counters.evicted += 1;
         }
@@ -299,7 +344,7 @@ impl Inner {
         now: u32,
         t: &Timeouts,
     ) -> Option<u32> {
-        let i = self.alloc(now, t)?;
+        let i = self.alloc(now, t, track.wan_started())?;
         let b = self.bucket(hash);
         let chain = self.buckets[b];
         *self.entry_mut(i) = Entry {
@@ -315,7 +360,8 @@ impl Inner {
             state,
         };
         self.buckets[b] = i;
-        self.link_tail(i, class_of(state));
+        let class = self.entry(i).class();
+        self.link_tail(i, class);
         Some(i)
     }
 
@@ -332,7 +378,7 @@ impl Inner {
     pub fn touch(&mut self, i: u32, old_class: usize, d: usize, bytes: u32, now: u32) {
         self.count(i, d, bytes);
         let e = self.entry_mut(i);
-        let class = class_of(e.state);
+        let class = e.class();
         // Never move last_seen backwards (clock skew between cores).
         let newer = (now.wrapping_sub(e.last_seen) as i32) > 0;
         if newer {
@@ -373,7 +419,7 @@ impl Inner {
             let mut i = self.head[class];
             while i != NIL {
                 let e = self.entry(i);
-                assert_eq!(class_of(e.state), class, "entry on the wrong list");
+                assert_eq!(e.class(), class, "entry on the wrong list");
                 assert_eq!(e.prev, prev, "broken back link");
                 assert_eq!(
                     self.find(&e.key, e.hash),

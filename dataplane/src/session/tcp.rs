@@ -1,6 +1,9 @@
-//! The TCP state machine and its sequence checks: RFC 793 states, resets
-//! validated against the receiver's window (RFC 5961 spirit), windows scaled
-//! per RFC 7323. All sequence arithmetic wraps.
+//! The TCP state machine and its sequence checks, as Linux conntrack does
+//! them: RFC 793 states; a reset closes only at the exact sequence number
+//! the receiver expects (RFC 5961 3.2), other in-window resets pass for the
+//! host's challenge ACK; a SYN with a new ISN on a held tuple resyncs when
+//! the peer's SYN-ACK acknowledges it; windows scaled per RFC 7323. All
+//! sequence arithmetic wraps.
 
 use super::{Invalid, State};
 
@@ -21,20 +24,31 @@ const MAX_WSCALE: u8 = 14;
 const LOOSE_WINDOW: u32 = 1 << 30;
 
 /// `Tracking::flags` bits. The initiator bit also serves UDP/ICMP (originator).
-const INIT_IN: u8 = 0x01;
+const INIT_IN: u16 = 0x01;
 /// Session picked up mid-stream: windows and scales unknown.
-const LOOSE: u8 = 0x80;
+const LOOSE: u16 = 0x80;
+/// The initiator sent a SYN with a new ISN on this held tuple; its end is
+/// parked in `maxack[initiator]` (Linux ignores td_maxack then too) and
+/// its window scale in the four bits at `PENDING_WS_SHIFT`.
+const SYN_PENDING: u16 = 0x400;
+/// Four bits: the pending SYN's window scale, 0xf = none.
+const PENDING_WS_SHIFT: u16 = 12;
 #[inline]
-const fn seen(d: usize) -> u8 {
+const fn seen(d: usize) -> u16 {
     0x02 << d
 }
 #[inline]
-const fn fin(d: usize) -> u8 {
+const fn fin(d: usize) -> u16 {
     0x08 << d
 }
 #[inline]
-const fn fin_acked(d: usize) -> u8 {
+const fn fin_acked(d: usize) -> u16 {
     0x20 << d
+}
+/// `maxack[d]` holds the highest ACK side `d` has sent.
+#[inline]
+const fn maxack_set(d: usize) -> u16 {
+    0x100 << d
 }
 
 /// `a` after `b` in sequence space.
@@ -67,15 +81,19 @@ pub(super) struct Tracking {
     end: [u32; 2],
     /// Largest window advertised, scaled.
     max_win: [u32; 2],
+    /// Highest ACK sent (valid if `maxack_set(d)`): the receiver's RCV.NXT
+    /// as far as we know, which an acceptable RST must hit exactly.
+    maxack: [u32; 2],
     /// Window scale from the side's SYN, or NO_WSCALE.
     wscale: [u8; 2],
-    flags: u8,
+    flags: u16,
 }
 
 impl Tracking {
     pub const EMPTY: Tracking = Tracking {
         end: [0; 2],
         max_win: [0; 2],
+        maxack: [0; 2],
         wscale: [NO_WSCALE; 2],
         flags: 0,
     };
@@ -91,6 +109,63 @@ impl Tracking {
     #[inline]
     fn initiator(&self) -> usize {
         usize::from(self.flags & INIT_IN)
+    }
+
+    /// Opened from the WAN (through a pinhole): such sessions never take a
+    /// LAN-started one's slot.
+    #[inline]
+    pub fn wan_started(&self) -> bool {
+        self.flags & INIT_IN != 0
+    }
+
+    /// Records the highest ACK side `d` has sent. An ACK of data the other
+    /// side never sent is not believed (Linux bounds it by td_end too), so
+    /// a forged one cannot move the exact point of a valid RST.
+    #[inline]
+    fn ack_from(&mut self, d: usize, ack: u32) {
+        if seq_gt(ack, self.end[d ^ 1]) {
+            return;
+        }
+        if self.flags & maxack_set(d) == 0 || seq_gt(ack, self.maxack[d]) {
+            self.maxack[d] = ack;
+            self.flags |= maxack_set(d);
+        }
+    }
+
+    /// Forgets a pending resync SYN (any other accepted segment does, as
+    /// Linux's last_index moves on); the initiator's max ACK it overwrote
+    /// is learnt again from its next ACK.
+    #[inline]
+    fn drop_pending(&mut self) {
+        if self.flags & SYN_PENDING != 0 {
+            self.flags &= !(SYN_PENDING | maxack_set(self.initiator()));
+        }
+    }
+
+    /// Parks a SYN with a new ISN from the initiator `d` on a held tuple
+    /// (Linux's TCP_CONNTRACK_IGNORE): the end it expects acknowledged,
+    /// and its window scale.
+    fn park_syn(&mut self, d: usize, s: &TcpSeg) {
+        let ws = u16::from(s.wscale.map_or(0xf, |w| w.min(MAX_WSCALE)));
+        self.maxack[d] = s.seq.wrapping_add(1).wrapping_add(s.len);
+        self.flags &= !(maxack_set(d) | 0xf << PENDING_WS_SHIFT);
+        self.flags |= SYN_PENDING | ws << PENDING_WS_SHIFT;
+    }
+
+    /// The peer's SYN-ACK acknowledged the parked SYN exactly: both ends
+    /// agree on a new connection, so start over from those two segments.
+    fn resync(&mut self, r: usize, s: &TcpSeg) {
+        let d = r ^ 1;
+        let ws = ((self.flags >> PENDING_WS_SHIFT) & 0xf) as u8;
+        let mut n = Tracking::origin(d);
+        n.end[d] = self.maxack[d];
+        // The SYN's window was not kept: the initiator's first ACK sets it.
+        n.max_win[d] = 1;
+        n.wscale[d] = if ws == 0xf { NO_WSCALE } else { ws };
+        n.flags |= seen(d);
+        n.syn_from(r, s);
+        n.ack_from(r, s.ack);
+        *self = n;
     }
 
     /// Records a SYN (or SYN-ACK) from side `d`.
@@ -126,6 +201,35 @@ impl Tracking {
         // win <= 65535 << 14 < 2^30, so 2 * win cannot overflow.
         seq.wrapping_sub(self.end[d].wrapping_sub(win)) <= 2 * win
     }
+
+    /// RST from side `d` that has spoken, as Linux's TCP_CONNTRACK_CLOSE
+    /// case: `Ok(true)` closes, `Ok(false)` passes leaving the state
+    /// alone (the host will send a challenge ACK, RFC 5961 3.2).
+    fn rst_from(&self, d: usize, s: &TcpSeg) -> Result<bool, Invalid> {
+        let r = d ^ 1;
+        if self.flags & SYN_PENDING != 0
+            && d != self.initiator()
+            && s.flags & ACK != 0
+            && s.ack == self.maxack[r]
+        {
+            // The peer resets the parked SYN: it has no such connection.
+            return Ok(true);
+        }
+        let known = self.flags & maxack_set(r) != 0;
+        let exact = s.seq == self.end[d] || (known && s.seq == self.maxack[r]);
+        if exact {
+            return Ok(true);
+        }
+        // Picked up: the window is a guess, so only exact resets count.
+        // Below the receiver's highest ACK: an old duplicate, or blind.
+        if self.flags & LOOSE != 0
+            || (known && seq_gt(self.maxack[r], s.seq))
+            || !self.in_window(d, s.seq)
+        {
+            return Err(Invalid::RstOutOfWindow);
+        }
+        Ok(false)
+    }
 }
 
 /// Flag combinations a real stack sends; anything else is rejected.
@@ -154,6 +258,7 @@ pub(super) fn open(s: &TcpSeg, d: usize) -> Result<(State, Tracking), Invalid> {
         t.flags |= LOOSE | seen(0) | seen(1);
         t.end = [s.seq.wrapping_add(s.len), s.ack];
         t.max_win[d] = u32::from(s.window);
+        t.ack_from(d, s.ack);
         return Ok((State::TcpEstablished, t));
     }
     Err(Invalid::NotSyn)
@@ -173,18 +278,19 @@ pub(super) fn update(
     let mut n = *t;
 
     if f & RST != 0 {
-        let ok = if n.flags & seen(d) == 0 {
+        if n.flags & seen(d) == 0 {
             // The sender never spoke: only a reset answering the SYN is
             // believable (RFC 793: its ACK must acknowledge the SYN).
-            f & ACK != 0 && n.flags & seen(r) != 0 && s.ack == n.end[r]
-        } else {
-            n.in_window(d, s.seq)
-        };
-        return if ok {
-            Ok(State::TcpClosed)
-        } else {
-            Err(Invalid::RstOutOfWindow)
-        };
+            return if f & ACK != 0 && n.flags & seen(r) != 0 && s.ack == n.end[r] {
+                Ok(State::TcpClosed)
+            } else {
+                Err(Invalid::RstOutOfWindow)
+            };
+        }
+        let close = n.rst_from(d, s)?;
+        n.drop_pending();
+        *t = n;
+        return Ok(if close { State::TcpClosed } else { state });
     }
 
     if f & SYN != 0 {
@@ -194,9 +300,18 @@ pub(super) fn update(
                 // SYN in a simultaneous open.
                 n.syn_from(d, s);
                 *t = n;
+            } else if d == n.initiator() {
+                // A new ISN on a tuple we still hold (CLOSED and TIME_WAIT
+                // reopen before this): pass it and remember it. If the
+                // peer still has the old connection it sends a challenge
+                // ACK (RFC 5961 4.2) and the stale side resets; if not,
+                // its SYN-ACK resyncs us below.
+                n.park_syn(d, s);
+                *t = n;
             }
-            // Elsewhere a stray SYN passes untouched: the peer's challenge
-            // ACK (RFC 5961 4.2) then lets the stale side reset.
+            // A SYN from the other side of a held tuple passes untouched
+            // and is never a resync: accepting its SYN-ACK would open an
+            // inbound connection without a pinhole (Linux: invalid).
             return Ok(state);
         }
         if state == State::TcpSynSent {
@@ -205,10 +320,18 @@ pub(super) fn update(
                 return Err(Invalid::OutOfWindow);
             }
             n.syn_from(d, s);
+            n.ack_from(d, s.ack);
             *t = n;
             return Ok(State::TcpSynReceived);
         }
-        // Retransmitted SYN-ACK.
+        if n.flags & SYN_PENDING != 0 && d != n.initiator() && s.ack == n.maxack[r] {
+            n.resync(d, s);
+            *t = n;
+            return Ok(State::TcpSynReceived);
+        }
+        // Retransmitted SYN-ACK (or one about some other SYN).
+        n.drop_pending();
+        *t = n;
         return Ok(state);
     }
 
@@ -227,6 +350,8 @@ pub(super) fn update(
         n.end[d] = end;
     }
     n.flags |= seen(d);
+    n.drop_pending();
+    n.ack_from(d, s.ack);
     let win = n.scaled(d, s.window);
     n.max_win[d] = n.max_win[d].max(win);
     if matches!(state, State::TcpClosed | State::TcpTimeWait) {
