@@ -83,7 +83,7 @@ pub struct MldConfig {
     pub max_groups: usize,
     /// Sources kept from source-specific queries, per group.
     pub max_sources: usize,
-    /// IP MTU: reports are split to fit.
+    /// IP MTU (1280 at least): reports are split to fit.
     pub mtu: usize,
 }
 
@@ -150,7 +150,11 @@ pub struct Mld {
 }
 
 impl Mld {
-    pub fn new(cfg: MldConfig, mac: Mac, seed: u64) -> Self {
+    pub fn new(mut cfg: MldConfig, mac: Mac, seed: u64) -> Self {
+        // IPv6's minimum MTU holds a record with `max_sources` (64) sources,
+        // so no single record ever needs splitting.
+        cfg.mtu = cfg.mtu.max(1280);
+        cfg.max_sources = cfg.max_sources.min(64);
         let robustness = cfg.robustness.max(1);
         Self {
             cfg,

@@ -315,13 +315,13 @@ fn reports_are_split_to_fit_the_mtu() {
     let t0 = Instant::now();
     let mut m = Mld::new(
         MldConfig {
-            mtu: 200,
+            mtu: 1280,
             ..MldConfig::default()
         },
         MAC,
         5,
     );
-    let own: Vec<Ipv6Addr> = (1..=20u16)
+    let own: Vec<Ipv6Addr> = (1..=64u16)
         .map(|k| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, k))
         .collect();
     let g = memberships(
@@ -334,11 +334,29 @@ fn reports_are_split_to_fit_the_mtu() {
     m.set_groups(t0, &g, LL);
     let mut out = Vec::new();
     m.poll(t0, &mut out);
-    // (200 - 40 - 8 - 8) / 20 = 7 records per report: 20 groups in 3.
-    assert_eq!(out.len(), 3);
+    // (1280 - 40 - 8 - 8) / 20 = 61 records per report: 64 groups in 2.
+    assert_eq!(out.len(), 2);
+    assert_eq!(sent(&out[0]).records.len(), 61);
     let total: usize = out.iter().map(|f| sent(f).records.len()).sum();
-    assert_eq!(total, 20);
-    assert!(out.iter().all(|f| f.len() - 14 <= 200));
+    assert_eq!(total, 64);
+    assert!(out.iter().all(|f| f.len() - 14 <= 1280));
+    // More groups than the bound: the rest are counted, not reported.
+    let more: Vec<Ipv6Addr> = (1..=70u16)
+        .map(|k| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, k))
+        .collect();
+    m.set_groups(
+        t0,
+        &memberships(
+            Role {
+                router: false,
+                dhcpv6_server: false,
+            },
+            &more,
+        ),
+        LL,
+    );
+    assert_eq!(m.groups().len(), 64);
+    assert_eq!(m.counters().groups_over_limit, 1);
 }
 
 // ---- queries (RFC 3810 6.2, 6.3)

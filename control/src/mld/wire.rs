@@ -312,8 +312,9 @@ impl Record {
 
 /// An MLDv2 report holding `records` (checksum left 0 for [`frame`]).
 pub fn emit_report_v2(records: &[Record]) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(V2_REPORT_HEADER_LEN + records.iter().map(Record::wire_len).sum::<usize>());
+    let mut m = Vec::with_capacity(
+        V2_REPORT_HEADER_LEN + records.iter().map(Record::wire_len).sum::<usize>(),
+    );
     m.extend_from_slice(&[TYPE_REPORT_V2, 0, 0, 0, 0, 0]);
     m.extend_from_slice(&(records.len() as u16).to_be_bytes());
     for r in records {
