@@ -1062,3 +1062,94 @@ pub mod neigh {
         }
     }
 }
+
+/// The `mld` target: the MLD host (`ipoe_control::mld`) fed arbitrary
+/// frames and membership changes on a moving clock. Header: 1 byte
+/// (bit 0: the smallest MTU, 1280, else 1500; bit 1: no groups at start). Each record's
+/// flags pick what it is:
+/// - `flags % 4 == 0`: a whole Ethernet frame, as punted;
+/// - `1`: an ICMPv6 MLD message, framed as a querier would (link-local
+///   source, hop limit 1, Router Alert, correct checksum), so the fuzzer
+///   reaches the query logic;
+/// - `2`: the bytes parsed by `Message::parse` alone;
+/// - `3`: a new address set (each 16 bytes one address).
+///
+/// The clock moves by `STEPS_MS[flags >> 5]` after each record. Every
+/// frame the engine sends must be a valid MLD frame of ours that fits
+/// the MTU, and the deadline it returns must not be in the past.
+pub mod mld {
+    use std::net::Ipv6Addr;
+    use std::time::{Duration, Instant};
+
+    use ipoe_control::mld::wire::{self, Ipv6Mld, Message};
+    use ipoe_control::mld::{memberships, Mld, MldConfig, Role};
+
+    use super::{lab, split};
+
+    const STEPS_MS: [u64; 8] = [0, 1, 50, 500, 1000, 5000, 30_000, 300_000];
+    const QUERIER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x06, 0x00];
+    const QUERIER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x600);
+
+    fn role() -> Role {
+        Role {
+            router: true,
+            dhcpv6_server: true,
+        }
+    }
+
+    pub fn run(data: &[u8]) {
+        let ([h], records) = split::<1>(data);
+        let mtu = if h & 1 != 0 { 1280 } else { 1500 };
+        let mut eng = Mld::new(
+            MldConfig {
+                mtu,
+                ..MldConfig::default()
+            },
+            lab::LAN_MAC,
+            u64::from(h),
+        );
+        let mut now = Instant::now();
+        if h & 2 == 0 {
+            eng.set_groups(now, &memberships(role(), &[lab::LAN_LL, lab::LAN_GUA]), lab::LAN_LL);
+        }
+        for r in records {
+            match r.flags % 4 {
+                0 => {
+                    let _ = eng.handle_frame(now, r.bytes);
+                }
+                1 => {
+                    let f = wire::frame(QUERIER_MAC, QUERIER, wire::ALL_NODES, r.bytes.to_vec());
+                    let _ = eng.handle_frame(now, &f);
+                }
+                2 => {
+                    if let Ok(Message::Query(q)) = Message::parse(r.bytes, 64) {
+                        assert!(q.sources.len() <= 64);
+                        assert!(q.group.is_unspecified() || q.group.is_multicast());
+                    }
+                }
+                _ => {
+                    let own: Vec<Ipv6Addr> = r
+                        .bytes
+                        .chunks_exact(16)
+                        .take(80)
+                        .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).unwrap()))
+                        .collect();
+                    eng.set_groups(now, &memberships(role(), &own), lab::LAN_LL);
+                }
+            }
+            let mut out = Vec::new();
+            let next = eng.poll(now, &mut out);
+            for f in &out {
+                let m = Ipv6Mld::parse(f).expect("we send MLD");
+                assert!(m.checksum_ok && m.router_alert && m.hop_limit == 1);
+                assert!(f.len() - 14 <= mtu);
+                assert!(Message::parse(m.message, 64).is_ok());
+            }
+            assert!(eng.groups().len() <= MldConfig::default().max_groups);
+            if let Some(n) = next {
+                assert!(n >= now, "deadline in the past");
+            }
+            now += Duration::from_millis(STEPS_MS[usize::from(r.flags >> 5)]);
+        }
+    }
+}
