@@ -259,12 +259,13 @@ mod tests {
         use ipoe_dataplane::tables::Port;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
         type Harness = fn(&[u8]);
-        let targets: [(&str, Harness); 7] = [
+        let targets: [(&str, Harness); 8] = [
             ("graph_wan", |d| graph::run(d, Port::Wan)),
             ("graph_lan", |d| graph::run(d, Port::Lan)),
             ("dhcp4_server", dhcp4::run),
             ("dhcp6_client", dhcp6::run),
             ("ra_ndp_arp", neigh::run),
+            ("mld", mld::run),
             ("config", config::run),
             ("ctl_request", ctl::run),
         ];
@@ -277,6 +278,28 @@ mod tests {
                 n += 1;
             }
             assert!(n > 0, "no seeds for {name}");
+        }
+    }
+
+    /// The mld harness over mutations of its seeds: what a short fuzz run
+    /// does, without libFuzzer.
+    #[test]
+    fn mld_mutated_seeds_run() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/mld");
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for e in std::fs::read_dir(dir).expect("seed directory") {
+            let seed = std::fs::read(e.expect("entry").path()).expect("seed");
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut d = seed.clone();
+                for k in 0..(x % 4) {
+                    let at = ((x >> (8 * k)) as usize) % d.len();
+                    d[at] = (x >> (16 + k)) as u8;
+                }
+                mld::run(&d);
+            }
         }
     }
 
@@ -1110,7 +1133,11 @@ pub mod mld {
         );
         let mut now = Instant::now();
         if h & 2 == 0 {
-            eng.set_groups(now, &memberships(role(), &[lab::LAN_LL, lab::LAN_GUA]), lab::LAN_LL);
+            eng.set_groups(
+                now,
+                &memberships(role(), &[lab::LAN_LL, lab::LAN_GUA]),
+                lab::LAN_LL,
+            );
         }
         for r in records {
             match r.flags % 4 {
