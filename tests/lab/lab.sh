@@ -54,7 +54,7 @@ DHCP6_POOL=2001:db8:0:110::/60     # default delegated-prefix pool (delegated le
 AFTR_NAME=aftr.lab.example
 HGW_TPL=$LAB_SRC/hgw               # config templates of the hgw peers
 LAN_TPL=$LAB_SRC/lan               # hook script of the LAN-host DHCP clients
-BR_MAC=02:00:00:00:06:00           # lansw br0 (never sends: no addresses, STP off)
+BR_MAC=02:00:00:00:06:00           # lansw br0 (sends only MLD: queries from fe80::600, STP off)
 V4_SERVER=198.51.100.10
 V6_SERVER=2001:db8:ffff::10
 
