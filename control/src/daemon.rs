@@ -142,6 +142,8 @@ pub struct Router {
     pub metrics_lan: Option<std::net::SocketAddr>,
     pub metrics_inbox: Vec<Vec<u8>>,
     pub metrics_inbox_dropped: u64,
+    /// The groups each port listens to: NIC filter and MLD.
+    pub multicast: crate::multicast::Multicast,
 }
 
 impl Router {
@@ -197,6 +199,12 @@ impl Router {
             now,
         );
 
+        // The filter socket needs CAP_NET_RAW: opened before the drop.
+        let multicast = crate::multicast::Multicast::new(
+            (wan.mac, config.wan.mtu),
+            (lan.mac, config.lan.mtu),
+            crate::state::random_u64(),
+        );
         let firewall = crate::firewall::Firewall::new(&config, now);
         let trace = Arc::new(TraceControl::default());
         let punt_reserve = Arc::new(ipoe_dataplane::police::Reserve::default());
@@ -320,6 +328,7 @@ impl Router {
             metrics_lan,
             metrics_inbox: Vec::new(),
             metrics_inbox_dropped: 0,
+            multicast,
         })
     }
 
@@ -332,6 +341,11 @@ impl Router {
             while let Some(pf) = ch.punt.pop() {
                 let side = side(pf.port);
                 match pf.reason {
+                    // MLD queries (and other listeners' reports) are the
+                    // MLD host's, whichever port they come from.
+                    PuntReason::Local
+                        if self.multicast.mld(side).handle_frame(now, pf.bytes())
+                            != crate::mld::Verdict::NotMld => {}
                     PuntReason::Local if side == Side::Lan && self.for_metrics(pf.bytes()) => {
                         if self.metrics_inbox.len() < METRICS_INBOX {
                             if let Ok(crate::hostio::Inbound::Tcp { ip_packet, .. }) =
@@ -442,6 +456,9 @@ impl Router {
             if up != self.wan_carrier {
                 self.wan_carrier = up;
                 self.wan6.set_link(now, up);
+                if up {
+                    self.multicast.wan.link_up(now);
+                }
             }
             let up = iface::carrier(&self.lan.name).unwrap_or(true);
             if up != self.lan_carrier {
@@ -449,6 +466,7 @@ impl Router {
                 if up {
                     log::info!("lan: carrier up; advertising at once");
                     self.lan_services.link_up(now);
+                    self.multicast.lan.link_up(now);
                 } else {
                     log::warn!("lan: carrier lost");
                 }
@@ -559,6 +577,36 @@ impl Router {
             self.base_changed = true;
         }
         next
+    }
+
+    /// Keeps each port's groups in step with its addresses (tentative ones
+    /// included) and runs the MLD hosts; returns their next deadline. Run
+    /// before the neighbor engine's poll, so the report for a tentative
+    /// address goes out ahead of its DAD solicitation (RFC 4862 5.4.2).
+    fn sync_multicast(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        for side in [Side::Wan, Side::Lan] {
+            let i = match side {
+                Side::Wan => &self.wan,
+                Side::Lan => &self.lan,
+            };
+            // On the WAN ipoed is a host: it sends no RAs there and serves
+            // no DHCPv6, so all-routers and ff02::1:2 are not its business.
+            let role = crate::mld::Role {
+                router: side == Side::Lan,
+                dhcpv6_server: side == Side::Lan
+                    && self.config.lan.ipv6.dhcpv6 != ipoe_config::Dhcpv6Mode::Off,
+            };
+            let ll = iface::link_local(&i.mac);
+            let source = if self.neigh.usable_ipv6(side).contains(&ll) {
+                ll
+            } else {
+                Ipv6Addr::UNSPECIFIED
+            };
+            let own = self.neigh.assigned_ipv6(side);
+            self.multicast
+                .sync(now, side, (i.ifindex, &i.name), role, own, source);
+        }
+        self.multicast.poll(now, out)
     }
 
     fn stale_prefixes_octets(&self) -> Vec<[u8; 8]> {
@@ -915,16 +963,25 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
     while !STOP.load(Ordering::SeqCst) {
         let now = Instant::now();
         router.drain_punts(now, &mut out);
+        router.sync_multicast(now, &mut out);
         let next = router.neigh.poll(now, &mut out);
         let next_wan = router.poll_wan(now, &mut out);
         let next_lan = router.poll_lan(now, &mut out);
         // The WAN may have added addresses whose DAD starts now.
+        let next_mcast = router.sync_multicast(now, &mut out);
         let next_neigh = router.neigh.poll(now, &mut out);
         let next_fw = router.firewall.poll(now);
-        let next = [next, next_wan, next_lan, next_neigh, Some(next_fw)]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            next,
+            next_wan,
+            next_lan,
+            next_mcast,
+            next_neigh,
+            Some(next_fw),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let next_metrics = metrics.poll_lan(&mut router, now, &mut out);
         let next = next.into_iter().chain(next_metrics).min();
         router.send(&mut out);
@@ -991,6 +1048,16 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         });
         router.send(&mut out);
     }
+    // Tell snooping switches we are gone (the NIC filter entries go with
+    // the socket).
+    for side in [Side::Wan, Side::Lan] {
+        for frame in router.multicast.mld(side).leave_all(Instant::now()) {
+            out.push(Outgoing { side, frame });
+        }
+    }
+    router.send(&mut out);
+    // Let the worker transmit them before the sockets close.
+    std::thread::sleep(Duration::from_millis(20));
     if let Some(release) = router.wan6.shutdown(Instant::now()) {
         log::info!("dhcpv6-pd: sending Release (release_on_shutdown)");
         out.push(Outgoing {

@@ -74,6 +74,8 @@ pub fn interfaces(r: &Router) -> Value {
                 "zero_copy": r.workers.first().map(|w| w.mode == ipoe_dataplane::xsk::BindMode::ZeroCopy).unwrap_or(false),
                 "zero_copy_capable": att.map(|a| a.zero_copy_capable).unwrap_or(false),
                 "addresses": addrs,
+                // What ipoed put in the NIC's multicast filter.
+                "multicast_filter": r.multicast.filter_joined(iface.ifindex),
                 "rx_packets": sum("rx_packets"),
                 "rx_bytes": sum("rx_bytes"),
                 "tx_packets": sum("tx_packets"),
@@ -162,7 +164,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
     ) -> Vec<(&'static str, u64)> {
         engine.map(f).unwrap_or_default()
     }
-    let engines: [(&str, Vec<(&'static str, u64)>); 9] = [
+    let engines: [(&str, Vec<(&'static str, u64)>); 11] = [
         ("wan", w.counters.named()),
         ("wan-ra", w.ra.counters().named()),
         (
@@ -184,6 +186,8 @@ fn error_rows(r: &Router) -> Vec<Value> {
             named(l.dhcp6.as_ref(), |c| c.counters().named()),
         ),
         ("dns-proxy", named(l.dns.as_ref(), |c| c.counters().named())),
+        ("mld-wan", r.multicast.wan.counters().named()),
+        ("mld-lan", r.multicast.lan.counters().named()),
     ];
     for (node, counters) in engines {
         for (name, count) in counters {
@@ -191,6 +195,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
         }
     }
     rows.push(json!({"node": "control", "counter": "state-write-failed", "description": "a state file could not be written (the previous one is kept)", "count": w.state.write_errors + l.state.write_errors}));
+    rows.push(json!({"node": "control", "counter": "mcast-filter-failed", "description": "a multicast group could not be added to or removed from a NIC filter", "count": r.multicast.filter_errors()}));
     rows.push(json!({"node": "control", "counter": "inject-failed", "description": "control frame not queued to a worker (queue full or no buffer)", "count": r.inject_failed}));
     rows.push(json!({"node": "control", "counter": "metrics-inbox-full", "description": "TCP segment for the LAN metrics server dropped (more than 256 waiting)", "count": r.metrics_inbox_dropped}));
     rows.push(json!({"node": "control", "counter": "trace-lost", "description": "traced packets whose record found the trace store busy", "count": r.trace.lost()}));

@@ -56,7 +56,7 @@ DHCP6_POOL=2001:db8:0:110::/60     # default delegated-prefix pool (delegated le
 AFTR_NAME=aftr.lab.example
 HGW_TPL=$LAB_SRC/hgw               # config templates of the hgw peers
 LAN_TPL=$LAB_SRC/lan               # hook script of the LAN-host DHCP clients
-BR_MAC=02:00:00:00:06:00           # lansw br0 (never sends: no addresses, STP off)
+BR_MAC=02:00:00:00:06:00           # lansw br0 (sends only MLD: queries from fe80::600, STP off)
 V4_SERVER=198.51.100.10
 V6_SERVER=2001:db8:ffff::10
 
@@ -240,11 +240,20 @@ cmd_up() {
         sysctl_ns "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
     done
 
-    # ---- lansw: the LAN switch, a plain learning bridge without addresses.
-    # No IPv6 on the switch itself (no link-locals, DAD or MLD of its own on the LAN).
+    # ---- lansw: the LAN switch, a learning bridge with MLD snooping and an MLDv2 querier,
+    # as a managed switch: multicast reaches a port only for the groups reported there.
+    # IPv6 stays off on the ports; br0 itself needs a link-local to send queries from
+    # (fe80::600, static: no DAD, no RS, no SLAAC from ipoed's RAs). Queries every 10 s
+    # (answers within 5 s), so memberships show and expire within a test's time.
     sysctl_ns lansw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     nsx lansw ip link add br0 address "$BR_MAC" type bridge stp_state 0 forward_delay 0 \
-        mcast_snooping 0
+        mcast_snooping 1 mcast_querier 1 mcast_mld_version 2 \
+        mcast_query_interval 1000 mcast_query_response_interval 500 \
+        mcast_startup_query_interval 250
+    sysctl_ns lansw net.ipv6.conf.br0.disable_ipv6=0 net.ipv6.conf.br0.accept_ra=0 \
+        net.ipv6.conf.br0.autoconf=0 net.ipv6.conf.br0.router_solicitations=0
+    nsx lansw ip link set dev br0 addrgenmode none
+    nsx lansw ip -6 addr add fe80::600/64 dev br0 nodad
     nsx lansw ip link set br0 up
 
     # ---- links (created directly inside the namespaces; nothing in the root ns)
@@ -371,7 +380,7 @@ EOF
 lab: up (queues=$queues, run dir $RUN)
   namespaces : ${NAMESPACES[*]}
   lan1       : eth0 192.168.2.10/24 gw 192.168.2.1, 2001:db8:0:111::10/64 gw 2001:db8:0:111::1
-  lansw      : bridge br0 (no addresses, STP off, no multicast snooping): ports sw-router, sw-lan1
+  lansw      : bridge br0 (fe80::600 only, STP off, MLD snooping + querier): ports sw-router, sw-lan1
                ('lab.sh lanhost add lan2..lan9' adds hosts that configure themselves)
   router     : lan0 02:00:00:00:02:01, wan0 02:00:00:00:02:02 (up, no addresses; start ipoed here)
   hgw        : down0 fe80::1 / 2001:db8:0:100::1/64, core0 2001:db8:1::1, inet0 2001:db8:ffff::1

@@ -441,6 +441,18 @@ impl NeighborEngine {
             .collect()
     }
 
+    /// Own IPv6 addresses of `side` that are tentative or usable: those
+    /// whose solicited-node group we listen to (RFC 4862 5.4.2). A
+    /// duplicate is not ours, so its group is left.
+    pub fn assigned_ipv6(&self, side: Side) -> Vec<Ipv6Addr> {
+        self.local(side)
+            .own6
+            .iter()
+            .filter(|a| a.state != DadState::Duplicate)
+            .map(|a| a.addr)
+            .collect()
+    }
+
     /// Own IPv6 addresses found to be in use by another node.
     pub fn dad_failed(&self) -> Vec<(Side, Ipv6Addr)> {
         Side::ALL

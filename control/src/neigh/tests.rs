@@ -1787,3 +1787,36 @@ fn global_address_of_the_other_side_is_ours_weak_host() {
     );
     assert!(out.is_empty());
 }
+
+/// The addresses whose solicited-node groups the port listens to.
+mod assigned {
+    use super::*;
+
+    #[test]
+    fn tentative_addresses_are_assigned_and_duplicates_are_not() {
+        let t0 = Instant::now();
+        let mut eng = NeighborEngine::new(NeighConfig::default(), wan_addrs(), lan_addrs(), t0);
+        // Before DAD even started: listening must come before the NS.
+        assert_eq!(eng.assigned_ipv6(Side::Lan), vec![LAN_LL, LAN_GUA]);
+        assert!(eng.usable_ipv6(Side::Lan).is_empty());
+        let mut out = Vec::new();
+        eng.poll(t0, &mut out);
+        let dad = ns_in(
+            Ipv6Addr::UNSPECIFIED,
+            frames::solicited_node(LAN_GUA),
+            LAN_GUA,
+            None,
+        );
+        eng.handle_frame(t0, Side::Lan, &dad, &mut out);
+        eng.poll(t0 + SEC, &mut out);
+        assert_eq!(eng.assigned_ipv6(Side::Lan), vec![LAN_LL]);
+        // A new address is assigned from the moment it is set.
+        let mut addrs = lan_addrs();
+        addrs.ipv6 = vec![(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1), 64)];
+        eng.set_addrs(Side::Lan, addrs, t0 + 2 * SEC);
+        assert_eq!(
+            eng.assigned_ipv6(Side::Lan),
+            vec![LAN_LL, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1)]
+        );
+    }
+}

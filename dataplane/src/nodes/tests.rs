@@ -964,3 +964,61 @@ mod mtu;
 mod issue15;
 // Related ICMP errors and echo direction (issue 15 M1).
 mod security;
+/// MLD queries reach the control thread from either port (the MLD host
+/// answers them); behind the Hop-by-Hop header with its Router Alert.
+mod mld {
+    use super::*;
+
+    fn query(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst_mac);
+        f.extend_from_slice(&src_mac);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&(8u16 + 28).to_be_bytes());
+        f.extend_from_slice(&[0, 1]);
+        f.extend_from_slice(&v6(src).octets());
+        f.extend_from_slice(&v6(dst).octets());
+        f.extend_from_slice(&[58, 0, 5, 2, 0, 0, 1, 0]);
+        let mut q = vec![130, 0, 0, 0, 0x27, 0x10, 0, 0];
+        q.extend_from_slice(&[0; 16]);
+        q.extend_from_slice(&[2, 125, 0, 0]);
+        f.extend_from_slice(&q);
+        f
+    }
+
+    #[test]
+    fn queries_from_link_local_sources_are_punted_on_both_ports() {
+        let fib = lab_fib();
+        let all_nodes = [0x33, 0x33, 0, 0, 0, 1];
+        let mut b = Bench::new(&[
+            (
+                Port::Lan,
+                query(HOST_MAC, all_nodes, "fe80::600", "ff02::1"),
+            ),
+            (Port::Wan, query(GW_MAC, all_nodes, "fe80::1", "ff02::1")),
+            (
+                Port::Wan,
+                query(
+                    GW_MAC,
+                    [0x33, 0x33, 0xff, 0, 0, 2],
+                    "fe80::1",
+                    "ff02::1:ff00:2",
+                ),
+            ),
+            (
+                Port::Wan,
+                query(GW_MAC, all_nodes, "2001:db8:0:100::1", "ff02::1"),
+            ),
+        ]);
+        b.run(&fib);
+        assert_eq!(b.graph.out.punt.len(), 3);
+        assert!(b
+            .graph
+            .out
+            .punt
+            .as_slice()
+            .iter()
+            .all(|&i| b.graph.meta[usize::from(i)].punt == PuntReason::Local));
+        assert_eq!(b.err(NodeId::Ip6Local, "mld-not-link-local"), 1);
+    }
+}
