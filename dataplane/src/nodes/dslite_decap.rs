@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use etherparse::Ipv4HeaderSlice;
 
+use crate::csum::complete_ipv4;
 use crate::graph::{Cx, NodeId};
+use crate::tables::Port;
 use crate::wire::{ipv4_header_ok, ETH_LEN, IPV6_LEN};
 
 crate::node_errors! {
@@ -59,6 +61,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         let src = hdr.source_addr();
         let dst = hdr.destination_addr();
+        let ihl = hdr.slice().len();
         if dst == lan_ip || bcast(fib, dst) {
             cx.drop(i, Error::InnerToRouter.index());
             continue;
@@ -70,6 +73,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         if src.is_multicast() || src.is_broadcast() || fib.in_lan_ipv4(u32::from(src)) {
             cx.drop(i, Error::InnerBadSource.index());
             continue;
+        }
+
+        // A kernel AFTR encapsulates a CHECKSUM_PARTIAL skb as it is: the
+        // inner TCP/UDP checksum may still be partial (csum.rs).
+        if let Some(ip) = cx.data(i).get_mut(ETH_LEN + IPV6_LEN..len) {
+            if complete_ipv4(ip, ihl) {
+                cx.csum_completed(Port::Wan);
+            }
         }
 
         // Strip the outer headers: the inner packet stays where it is; the

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::Ipv4HeaderSlice;
 
+use crate::csum::complete_ipv4;
 use crate::graph::{Cx, NodeId, PuntReason};
 use crate::tables::Port;
 use crate::wire::{be16, ipv4_header_ok, ETH_LEN};
@@ -61,8 +62,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let ttl = hdr.ttl();
         let flags_frag = be16(l3, 6);
         let to_dhcp_server = src.is_unspecified() && is_udp_to(l3, hdr.ihl(), hdr.protocol().0, 67);
+        let ihl = hdr.slice().len();
         // Ethernet pads short frames: the IPv4 total length is the truth.
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
+        // Here, before any path splits, so that forwarded and punted
+        // traffic both see whole checksums (csum.rs says why it is safe).
+        if let Some(ip) = cx.data(i).get_mut(ETH_LEN..ETH_LEN + total) {
+            if complete_ipv4(ip, ihl) {
+                cx.csum_completed(Port::Lan);
+            }
+        }
 
         let own = fib.lan_ipv4.map(|(a, _)| a);
         // A DHCP client without an address yet (RFC 2131 4.1: source

@@ -19,4 +19,6 @@ pub mod ip6_reassembly;
 pub mod punt;
 
 #[cfg(test)]
+mod csum_tests;
+#[cfg(test)]
 mod tests;
