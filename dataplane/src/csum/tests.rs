@@ -110,7 +110,7 @@ fn kernel_partial_checksums_are_completed_to_the_senders_checksum() {
             assert!(make_partial(&mut f));
             assert_eq!(
                 be16(&f, kind.field()),
-                fold(pseudo(kind, &f)) as u16,
+                fold(pseudo(kind, &f)),
                 "what Linux leaves in the field"
             );
             assert!(
@@ -134,7 +134,7 @@ fn kernel_partial_checksums_are_completed_to_the_senders_checksum() {
 
 #[test]
 fn correct_frames_are_untouched() {
-    let mut rng = XorShift::new(0x5eed_c5);
+    let mut rng = XorShift::new(0x005e_edc5);
     let mut matched = 0;
     for n in 0..20_000 {
         let kind = KINDS[n % 4];
@@ -283,7 +283,7 @@ fn segments_shorter_than_their_header_are_left_alone() {
 
 #[test]
 fn hostile_lengths_never_panic() {
-    let mut rng = XorShift::new(0xbad_c5);
+    let mut rng = XorShift::new(0x000b_adc5);
     let mut buf = [0u8; 200];
     for _ in 0..200_000 {
         let len = rng.below(buf.len() + 1);
