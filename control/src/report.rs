@@ -60,6 +60,7 @@ pub fn interfaces(r: &Router) -> Value {
                         "rx_kernel_dropped": ps.rx_kernel_dropped,
                         "rx_ring_full": ps.rx_ring_full,
                         "rx_fill_empty": ps.rx_fill_empty,
+                        "csum_completed": ps.csum_completed,
                     })
                 })
                 .collect();
@@ -81,6 +82,7 @@ pub fn interfaces(r: &Router) -> Value {
                 "tx_packets": sum("tx_packets"),
                 "tx_bytes": sum("tx_bytes"),
                 "drops": sum("tx_ring_full") + sum("rx_kernel_dropped"),
+                "csum_completed": sum("csum_completed"),
                 "queues": queues,
             })
         })

@@ -19,6 +19,15 @@
 //! with the incremental checksum update. Path benchmarks open the sessions
 //! their WAN frames need before measuring, as a real exchange would.
 //!
+//! `csum-partial` times what `csum.rs` adds at ip4-input, ip6-input and
+//! dslite-decap: `compare-*` on ordinary frames (UDP and TCP, 256 flows)
+//! is what every packet pays, the pseudo-header sum and one compare;
+//! `complete-*` completes a kernel's partial checksum (64- and 1514-byte
+//! frames), which only frames from offloading peers pay. The path groups
+//! above include the compare; their `ip6-input`/`ip4-input` node clocks,
+//! run on this tree and on the one before the change, give the difference
+//! on the path.
+//!
 //! Resetting the frames. Nodes edit frames in place, so before every run
 //! `FrameArena::load` restores the vector (copies the pristine frames back,
 //! resets the meta). That copy is outside the timing: each `Graph::run` is
@@ -64,12 +73,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipoe_dataplane::counters::clocks;
+use ipoe_dataplane::csum::{complete_ipv4, complete_ipv6};
 use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
 use ipoe_dataplane::session::{Dir, Key, Segment, SessionTable, State, Timeouts, Track};
 use ipoe_dataplane::tables::{Fib, Port};
 use ipoe_dataplane::testkit::{
-    as_refs, lab_fib, open_sessions, unlimited_graph, vector, FrameArena, Path,
+    as_refs, lab_fib, lan_udp4, lan_udp6, make_partial, open_sessions, unlimited_graph, vector,
+    FrameArena, Path, HOST4, HOST6, HOST_MAC, LAN_MAC, SERVER4, SERVER6,
 };
 
 /// Vector sizes: a typical busy-poll vector and the largest (MAX_BATCH).
@@ -464,6 +475,106 @@ fn sessions(c: &mut Criterion) {
     group.finish();
 }
 
+/// Ordinary TCP frames of `n` flows, `size` bytes, over IPv4 or IPv6.
+fn tcp_frames(v6: bool, n: u32, size: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|k| {
+            let b = etherparse::PacketBuilder::ethernet2(HOST_MAC, LAN_MAC);
+            let b = if v6 {
+                b.ipv6(HOST6.octets(), SERVER6.octets(), 64)
+            } else {
+                b.ipv4(HOST4.octets(), SERVER4.octets(), 64)
+            };
+            let hdr = if v6 { 14 + 40 + 20 } else { 14 + 20 + 20 };
+            let payload: Vec<u8> = (0..size.saturating_sub(hdr))
+                .map(|i| (i as u32 ^ k) as u8)
+                .collect();
+            let mut v = Vec::new();
+            b.tcp(1024 + k as u16, 443, k.wrapping_mul(7919), 64240)
+                .ack(k)
+                .write(&mut v, &payload)
+                .expect("write to a Vec");
+            v
+        })
+        .collect()
+}
+
+/// Runs the input nodes' completion over every frame: how many matched.
+fn complete_all(frames: &mut [Vec<u8>], v6: bool) -> usize {
+    let mut n = 0;
+    for f in frames.iter_mut() {
+        let ip = black_box(&mut f[14..]);
+        let done = if v6 {
+            complete_ipv6(ip)
+        } else {
+            complete_ipv4(ip, 20)
+        };
+        n += usize::from(done);
+    }
+    n
+}
+
+fn checksums(c: &mut Criterion) {
+    const FLOWS: u32 = 256;
+    let mut group = c.benchmark_group("csum-partial");
+    group.throughput(Throughput::Elements(u64::from(FLOWS)));
+    let ordinary: [(&str, bool, Vec<Vec<u8>>); 4] = [
+        (
+            "compare-ipv4-udp-ordinary",
+            false,
+            (0..FLOWS).map(|k| lan_udp4(k, 64)).collect(),
+        ),
+        (
+            "compare-ipv6-udp-ordinary",
+            true,
+            (0..FLOWS).map(|k| lan_udp6(k, 64)).collect(),
+        ),
+        (
+            "compare-ipv4-tcp-ordinary",
+            false,
+            tcp_frames(false, FLOWS, 64),
+        ),
+        (
+            "compare-ipv6-tcp-ordinary",
+            true,
+            tcp_frames(true, FLOWS, 1514),
+        ),
+    ];
+    for (name, v6, mut frames) in ordinary {
+        assert_eq!(
+            complete_all(&mut frames, v6),
+            0,
+            "{name}: no ordinary frame matches"
+        );
+        group.bench_function(name, |b| b.iter(|| complete_all(&mut frames, v6)));
+    }
+    for (name, v6, size) in [
+        ("complete-ipv4-tcp-64", false, 64),
+        ("complete-ipv6-tcp-64", true, 64),
+        ("complete-ipv4-tcp-1514", false, 1514),
+        ("complete-ipv6-tcp-1514", true, 1514),
+    ] {
+        let mut frames = tcp_frames(v6, FLOWS, size);
+        for f in &mut frames {
+            assert!(make_partial(f));
+        }
+        let field = if v6 { 14 + 40 + 16 } else { 14 + 20 + 16 };
+        let partial: Vec<[u8; 2]> = frames.iter().map(|f| [f[field], f[field + 1]]).collect();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // Back to partial (two bytes a frame), then complete.
+                for (f, p) in frames.iter_mut().zip(&partial) {
+                    f[field..field + 2].copy_from_slice(p);
+                }
+                let n = complete_all(&mut frames, v6);
+                assert_eq!(n, FLOWS as usize);
+                n
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Look every key up as the nodes do (`get(..).copied()` for the MAC).
 fn count<K>(keys: &[K], lookup: impl Fn(&K) -> Option<[u8; 6]>) -> usize {
     keys.iter()
@@ -544,6 +655,7 @@ fn main() {
     encap_limit(&mut c, tsc, &mut cycles);
     neighbors(&mut c);
     sessions(&mut c);
+    checksums(&mut c);
     c.final_summary();
     report(tsc, &cycles);
 }

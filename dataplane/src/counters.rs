@@ -67,6 +67,9 @@ pub struct PortStats {
     pub rx_ring_full: u64,
     pub rx_fill_empty: u64,
     pub tx_invalid: u64,
+    /// Received TCP/UDP segments whose partial checksum (a kernel peer's
+    /// CHECKSUM_PARTIAL) the input nodes completed (`csum.rs`).
+    pub csum_completed: u64,
 }
 
 #[derive(Default)]
@@ -81,7 +84,7 @@ struct SharedNode {
 
 #[derive(Default)]
 struct SharedPort {
-    v: [AtomicU64; 9],
+    v: [AtomicU64; 10],
 }
 
 /// A worker's counters as the control thread reads them.
@@ -128,6 +131,7 @@ impl WorkerStats {
                 l.rx_ring_full,
                 l.rx_fill_empty,
                 l.tx_invalid,
+                l.csum_completed,
             ];
             for (a, v) in s.v.iter().zip(vals) {
                 a.store(v, Relaxed);
@@ -162,6 +166,7 @@ impl WorkerStats {
                 rx_ring_full: v[6],
                 rx_fill_empty: v[7],
                 tx_invalid: v[8],
+                csum_completed: v[9],
             };
         }
         out.busy_clocks = self.busy_clocks.load(Relaxed);

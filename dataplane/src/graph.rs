@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::counters::{clocks, NodeStats, WorkerSnapshot, MAX_ERRORS};
+use crate::counters::{clocks, NodeStats, PortStats, WorkerSnapshot, MAX_ERRORS};
 use crate::firewall::WorkerFirewall;
 use crate::nodes;
 use crate::police::{Police, PuntClass};
@@ -268,6 +268,8 @@ pub struct Cx<'a> {
     errors: &'a mut [u64; MAX_ERRORS],
     /// This node's (ok_packets, ok_bytes).
     done: (&'a mut u64, &'a mut u64),
+    /// The worker's per-port counters (checksum completions).
+    ports: &'a mut [PortStats; 2],
     pub icmp_limit: &'a mut RateLimit,
     /// The punt budgets and the reserve (the punt node and the nodes that
     /// classify what they punt).
@@ -446,6 +448,12 @@ impl<'a> Cx<'a> {
         *self.done.1 += u64::from(bytes);
     }
 
+    /// A partial checksum completed on a packet received on `port`.
+    #[inline]
+    pub fn csum_completed(&mut self, port: Port) {
+        self.ports[port.index()].csum_completed += 1;
+    }
+
     /// Count without dropping (e.g. a punt reason).
     #[inline]
     pub fn count(&mut self, reason: usize) {
@@ -610,6 +618,7 @@ impl Graph {
                 out: &mut self.out,
                 errors: &mut stats.errors,
                 done: (&mut stats.ok_packets, &mut stats.ok_bytes),
+                ports: &mut self.stats.ports,
                 icmp_limit: &mut self.icmp_limit,
                 police: &mut self.police,
                 now_ns,

@@ -4,6 +4,7 @@
 //! control thread through bounded lock-free queues (`punt`).
 
 pub mod counters;
+pub mod csum;
 pub mod firewall;
 pub mod flow;
 pub mod graph;

@@ -15,7 +15,10 @@ use etherparse::{IpNumber, Ipv6Header, PacketBuilder};
 
 use crate::graph::{Graph, Meta, RateLimit};
 use crate::tables::{Fib, Port, PortAddrs, Tunnel};
-use crate::wire::{checksum, put16, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN, PROTO_IPIP};
+use crate::wire::{
+    checksum, fold, put16, sum16, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN, PROTO_IPIP,
+    PROTO_TCP, PROTO_UDP,
+};
 use crate::{FRAME_SIZE, MAX_BATCH, XDP_HEADROOM};
 
 /// The router's WAN MAC.
@@ -393,6 +396,56 @@ pub fn open_sessions(graph: &mut Graph, fib: &Fib, frames: &[(Port, Vec<u8>)]) {
 /// A vector of `n` frames of `path`, each a different flow.
 pub fn vector(path: Path, n: usize, lan_size: usize) -> Vec<(Port, Vec<u8>)> {
     (0..n as u32).map(|k| frame(path, k, lan_size)).collect()
+}
+
+/// Turns the TCP/UDP checksum of the IP packet in `frame` (IPv4, IPv6
+/// with TCP/UDP right behind its header, or the inner IPv4 of
+/// IPv4-in-IPv6) into what a Linux sender with transmit checksum offload
+/// hands over (CHECKSUM_PARTIAL): the folded pseudo-header sum,
+/// `~csum_tcpudp_magic(src, dst, len, proto, 0)` or `~csum_ipv6_magic(..)`.
+/// Summed with the 16-bit `wire` helpers, not `csum.rs`'s own. Returns
+/// whether the frame had such a segment.
+pub fn make_partial(frame: &mut [u8]) -> bool {
+    if frame.len() < ETH_LEN + 20 {
+        return false;
+    }
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let ip = &mut frame[ETH_LEN..];
+    match ethertype {
+        ETHERTYPE_IPV6 if ip.len() >= 40 && ip[6] == PROTO_IPIP => partial_ipv4(&mut ip[40..]),
+        ETHERTYPE_IPV6 if ip.len() >= 40 => {
+            let total = (40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))).min(ip.len());
+            let next = ip[6];
+            let pseudo = sum16(&ip[24..40], sum16(&ip[8..24], 0)) + (total as u32 - 40);
+            put_partial(&mut ip[40..total], next, pseudo + u32::from(next))
+        }
+        ETHERTYPE_IPV4 => partial_ipv4(ip),
+        _ => false,
+    }
+}
+
+fn partial_ipv4(ip: &mut [u8]) -> bool {
+    if ip.len() < 20 {
+        return false;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    if ihl < 20 || total < ihl {
+        return false;
+    }
+    let proto = ip[9];
+    let pseudo = sum16(&ip[12..20], 0) + u32::from(proto) + (total - ihl) as u32;
+    put_partial(&mut ip[ihl..total], proto, pseudo)
+}
+
+fn put_partial(l4: &mut [u8], proto: u8, pseudo: u32) -> bool {
+    let at = match proto {
+        PROTO_TCP if l4.len() >= 20 => 16,
+        PROTO_UDP if l4.len() >= 8 => 6,
+        _ => return false,
+    };
+    put16(l4, at, fold(pseudo));
+    true
 }
 
 /// A small deterministic PRNG (xorshift64) for hostile-frame corpora, so

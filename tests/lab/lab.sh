@@ -198,10 +198,19 @@ cmd_down() {
 }
 
 # --------------------------------------------------------------- up
-# sw_port IF: enslave lansw's end of a veth to br0 (no checksum offload, no GRO: a
-# CHECKSUM_PARTIAL skb would reach the peer with an incomplete checksum) and bring it up
+# sw_port IF [MODE]: enslave lansw's end of a veth to br0 and bring it up. MODE:
+# - off (default): no checksum offload, no GSO/GRO (a port without tx checksum
+#   completes a CHECKSUM_PARTIAL skb in validate_xmit_skb before it leaves)
+# - csum: tx checksum on, GSO/GRO off: the port toward the router, so that the
+#   partial checksums of a default-offload host reach ipoed as they are
+# - default: the kernel's defaults (the port of a default-offload host)
 sw_port() {
-    nsx lansw ethtool -K "$1" tx off tso off gso off gro off >/dev/null
+    case ${2:-off} in
+        off) nsx lansw ethtool -K "$1" tx off tso off gso off gro off >/dev/null ;;
+        csum) nsx lansw ethtool -K "$1" tx on tso off gso off gro off >/dev/null ;;
+        default) ;;
+        *) die "sw_port: unknown mode '$2'" ;;
+    esac
     nsx lansw ip link set dev "$1" master br0
     nsx lansw ip link set dev "$1" up
 }
@@ -264,7 +273,7 @@ cmd_up() {
     # (measured with an XDP_PASS program: 385/0 with 2 queues on lan1, 204/180 with 1).
     veth router lan0 02:00:00:00:02:01 lansw sw-router 02:00:00:00:06:01 "$queues"
     veth lan1 eth0 02:00:00:00:01:10  lansw sw-lan1 02:00:00:00:06:10 1
-    sw_port sw-router
+    sw_port sw-router csum
     sw_port sw-lan1
     veth router wan0 02:00:00:00:02:02 hgw down0 02:00:00:00:03:01 "$queues"
     veth hgw core0 02:00:00:00:03:02  aftr up0 02:00:00:00:04:01 1
@@ -289,8 +298,10 @@ cmd_up() {
     nsx lan1 ip route add default via 192.168.2.1 dev eth0
     nsx lan1 ip -6 route add default via 2001:db8:0:111::1 dev eth0
 
-    # ---- hgw: emulated NTT home gateway, plain IPv6 router
-    nsx hgw ethtool -K down0 tx off tso off gso off gro off >/dev/null
+    # ---- hgw: emulated NTT home gateway, plain IPv6 router. down0 keeps the
+    # kernel's default offloads, as a real peer would: its own UDP (Kea,
+    # dnsmasq) and the IPv6 TCP it forwards from inet reach ipoed with partial
+    # checksums (CHECKSUM_PARTIAL), which ipoed must complete (README, Kernel notes).
     nsx hgw ip link set dev down0 addrgenmode none   # its only link-local is fe80::1
     for ifn in down0 core0 inet0; do nsx hgw ip link set "$ifn" up; done
     nsx hgw ip -6 addr add fe80::1/64 dev down0 nodad
@@ -773,7 +784,7 @@ dns_start() {
 # too, so 'down' and 'lanhost del' stop them.
 LH_CLIENTS=(dhcpcd udhcpc dhclient4 dhclient6)
 LH_ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin)   # clients and their scripts see only their own variables
-LH_USAGE="usage: lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list
+LH_USAGE="usage: lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] [--offload off|default] | del NAME | list
        lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
        lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT] | show NAME
        (NAME is lan2..lan9; CLIENT is dhcpcd, udhcpc, dhclient4 or dhclient6)"
@@ -827,13 +838,14 @@ cmd_lanhost() {
 }
 
 lh_add() {
-    local name=${1:-} mac= ipv6=slaac
+    local name=${1:-} mac= ipv6=slaac offload=off
     [[ -n $name ]] || die "$LH_USAGE"
     shift
     while (($#)); do
         case $1 in
             --mac) mac=${2:-}; shift 2 || die "--mac needs a value" ;;
             --ipv6) ipv6=${2:-}; shift 2 || die "--ipv6 needs a value" ;;
+            --offload) offload=${2:-}; shift 2 || die "--offload needs a value" ;;
             *) die "lanhost add: unknown option '$1'" ;;
         esac
     done
@@ -846,6 +858,7 @@ lh_add() {
     [[ $mac =~ ^[0-9a-f]{2}(:[0-9a-f]{2}){5}$ ]] && ((!(16#${mac:0:2} & 1))) ||
         die "--mac must be a unicast MAC like 02:00:00:00:01:0$n, got '$mac'"
     case $ipv6 in slaac | off) ;; *) die "--ipv6 must be slaac or off" ;; esac
+    case $offload in off | default) ;; *) die "--offload must be off or default" ;; esac
     local dir
     dir=$(lh_dir "$name")
     rm -rf "$dir"
@@ -854,15 +867,23 @@ lh_add() {
     nsx "$name" ip link set lo up
     # a real host: DAD on (kernel defaults), RA/SLAAC by the kernel unless --ipv6 off
     veth lansw "sw-$name" "02:00:00:00:06:0$n" "$name" eth0 "$mac" 1
-    sw_port "sw-$name"
-    nsx "$name" ethtool -K eth0 tx off tso off gso off gro off >/dev/null
+    # --offload default: the kernel's offloads on eth0 and its port, so its TCP
+    # and UDP reach ipoed with partial checksums (through sw-router, which keeps
+    # tx checksum on)
+    if [[ $offload == default ]]; then
+        sw_port "sw-$name" default
+    else
+        sw_port "sw-$name"
+        nsx "$name" ethtool -K eth0 tx off tso off gso off gro off >/dev/null
+    fi
     if [[ $ipv6 == slaac ]]; then
         sysctl_ns "$name" net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
     else
         sysctl_ns "$name" net.ipv6.conf.eth0.accept_ra=0 net.ipv6.conf.eth0.autoconf=0
     fi
     nsx "$name" ip link set eth0 up
-    printf 'name=%s\nmac=%s\nipv6=%s\nport=sw-%s\n' "$name" "$mac" "$ipv6" "$name" >"$dir/host.state"
+    printf 'name=%s\nmac=%s\nipv6=%s\noffload=%s\nport=sw-%s\n' "$name" "$mac" "$ipv6" "$offload" "$name" \
+        >"$dir/host.state"
     : >"$dir/events.log"
     # dhclient -6 cannot bind to a tentative link-local: wait for DAD (about 1 s)
     wait_until 50 lh_ll_ready "$name" || warn "lanhost: $name: link-local still tentative after 5 s"

@@ -106,6 +106,9 @@ const INTERFACE: Fields = fields! {
         "Bytes sent on the interface, all queues."),
     "drops" => counter("interface_drops_total",
         "Frames lost on the interface: TX ring full plus dropped by the kernel on RX."),
+    "csum_completed" => counter("interface_csum_completed_total",
+        "TCP/UDP segments received with a partial checksum (a kernel peer's transmit \
+         checksum offload) that ipoed completed."),
     "mtu" => gauge("interface_mtu_bytes", "IP MTU of the interface."),
     "zero_copy" => gauge("interface_zero_copy",
         "1 when the AF_XDP sockets run in zero-copy mode."),

@@ -1212,3 +1212,17 @@ fn lan_drops_what_is_not_ours_and_survives_junk() {
     assert!(counter_of(&c, "not-ours") > 0);
     assert!(counter_of(&c, "rx-packets") > 0);
 }
+
+#[test]
+fn completed_checksums_are_an_interface_counter() {
+    let mut v = sample();
+    v[0]["interfaces"][0]["csum_completed"] = json!(4);
+    let text = render_all(&v);
+    let m = parse_exposition(&text);
+    assert_eq!(
+        m.get(r#"ipoed_interface_csum_completed_total{interface="wan0",role="wan"}"#),
+        Some(&4.0),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE ipoed_interface_csum_completed_total counter"));
+}

@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use etherparse::Ipv4HeaderSlice;
 
+use crate::csum::complete_ipv4;
 use crate::graph::{Cx, NodeId};
+use crate::tables::Port;
 use crate::wire::{be16, checksum_adjust, ipv4_header_ok, put16, ETH_LEN, IPV6_LEN};
 
 crate::node_errors! {
@@ -60,6 +62,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         let src = hdr.source_addr();
         let dst = hdr.destination_addr();
+        let ihl = hdr.slice().len();
         if dst == lan_ip || bcast(fib, dst) {
             cx.drop(i, Error::InnerToRouter.index());
             continue;
@@ -78,6 +81,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         if outer_ecn & 1 != 0 && !ecn_decap(&mut data[ETH_LEN + IPV6_LEN..], outer_ecn) {
             cx.drop(i, Error::EcnCeNotEct.index());
             continue;
+        }
+
+        // A kernel AFTR encapsulates a CHECKSUM_PARTIAL skb as it is: the
+        // inner TCP/UDP checksum may still be partial (csum.rs).
+        if let Some(ip) = cx.data(i).get_mut(ETH_LEN + IPV6_LEN..len) {
+            if complete_ipv4(ip, ihl) {
+                cx.csum_completed(Port::Wan);
+            }
         }
 
         // Strip the outer headers: the inner packet stays where it is; the

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::Ipv4HeaderSlice;
 
+use crate::csum::complete_ipv4;
 use crate::graph::{Cx, NodeId};
 use crate::police::{self, PuntClass};
 use crate::tables::Port;
@@ -64,8 +65,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let flags_frag = be16(l3, 6);
         let (ihl, proto) = (hdr.ihl(), hdr.protocol().0);
         let to_dhcp_server = src.is_unspecified() && is_udp_to(l3, ihl, proto, 67);
+        let hdr_len = hdr.slice().len();
         // Ethernet pads short frames: the IPv4 total length is the truth.
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
+        // Here, before any path splits, so that forwarded and punted
+        // traffic both see whole checksums (csum.rs says why it is safe).
+        if let Some(ip) = cx.data(i).get_mut(ETH_LEN..ETH_LEN + total) {
+            if complete_ipv4(ip, hdr_len) {
+                cx.csum_completed(Port::Lan);
+            }
+        }
 
         let own = fib.lan_ipv4.map(|(a, _)| a);
         // A DHCP client without an address yet (RFC 2131 4.1: source

@@ -8,6 +8,7 @@ use std::net::Ipv6Addr;
 
 use etherparse::Ipv6HeaderSlice;
 
+use crate::csum::complete_ipv6;
 use crate::flow::{EXT_DEST_OPTS, EXT_FRAGMENT, EXT_HOP_BY_HOP};
 use crate::graph::{Cx, NodeId};
 use crate::tables::Port;
@@ -60,6 +61,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let dst: [u8; 16] = hdr.destination();
         let next = hdr.next_header().0;
         cx.meta[usize::from(i)].len = (ETH_LEN + total) as u32;
+        // Before the paths split: forwarded and local traffic both get
+        // whole checksums (csum.rs says why it is safe).
+        if let Some(ip) = cx.data(i).get_mut(ETH_LEN..ETH_LEN + total) {
+            if complete_ipv6(ip) {
+                cx.csum_completed(rx);
+            }
+        }
 
         let src_a = Ipv6Addr::from(src);
         let dst_a = Ipv6Addr::from(dst);

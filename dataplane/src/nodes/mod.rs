@@ -21,4 +21,6 @@ pub mod punt;
 #[cfg(test)]
 mod police_tests;
 #[cfg(test)]
+mod csum_tests;
+#[cfg(test)]
 mod tests;

@@ -29,7 +29,8 @@ fn interface(i: &Value) -> String {
         .add("addresses", text(&i["addresses"]))
         .add("RX", traffic(&i["rx_packets"], &i["rx_bytes"]))
         .add("TX", traffic(&i["tx_packets"], &i["tx_bytes"]))
-        .add("drops", count(&i["drops"]));
+        .add("drops", count(&i["drops"]))
+        .add("checksums completed", count(&i["csum_completed"]));
     out.push_str(&kv.render(2));
     out.push_str(&queues(&i["queues"]));
     out
@@ -70,6 +71,7 @@ fn queues(q: &Value) -> String {
         ("RX kernel dropped", Right),
         ("RX ring full", Right),
         ("RX fill empty", Right),
+        ("Csum completed", Right),
     ])
     .indent(2);
     for q in items(q) {
@@ -83,6 +85,7 @@ fn queues(q: &Value) -> String {
             "rx_kernel_dropped",
             "rx_ring_full",
             "rx_fill_empty",
+            "csum_completed",
         ] {
             row.push(count(&q[k]));
         }
