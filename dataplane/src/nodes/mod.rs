@@ -19,8 +19,8 @@ pub mod ip6_reassembly;
 pub mod punt;
 
 #[cfg(test)]
-mod police_tests;
-#[cfg(test)]
 mod csum_tests;
+#[cfg(test)]
+mod police_tests;
 #[cfg(test)]
 mod tests;
