@@ -15,6 +15,7 @@ pub mod dnsproxy;
 pub mod firewall;
 pub mod hostio;
 pub mod iface;
+pub mod jitter;
 pub mod lan;
 pub mod lan_ra;
 pub mod logger;

@@ -406,12 +406,15 @@ fn captured(file: &str) -> Vec<String> {
 }
 
 /// Everything on lan1's wire that lan1 did not ask for: not ARP, not from
-/// the LAN (the router's RAs and ND, other LAN hosts), not the answers to
-/// lan1's own connections (the streams and the fetches).
+/// the LAN (the router's RAs and ND, other LAN hosts, the switch's IGMP
+/// queries: it is the LAN's querier and has no IPv4 address, so they come
+/// from 0.0.0.0; its MLD queries come from a link-local), not the answers
+/// to lan1's own connections (the streams and the fetches).
 fn unsolicited_filter() -> String {
     format!(
         "not arp and not (ip6 and (src net {LAN_PREFIX} or src net fe80::/10)) \
          and not (ip and src host 192.168.2.1) \
+         and not (igmp and src host 0.0.0.0) \
          and not ((src host {V6_SERVER} or src host {V4_SERVER}) and tcp src port 80 \
          and (tcp dst portrange {}-{} or tcp dst portrange {FETCH_PORTS}))",
         STREAM_PORTS,

@@ -60,6 +60,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use crate::jitter::Jitter;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -302,37 +303,6 @@ pub fn duid_en(enterprise: u32, id: &[u8]) -> Vec<u8> {
     duid
 }
 
-/// Small xorshift64* generator: xids and jitter need no more, and a seed
-/// makes tests reproducible.
-#[derive(Clone, Debug)]
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Zero is the one state xorshift never leaves.
-        Self(if seed == 0 {
-            0x9e37_79b9_7f4a_7c15
-        } else {
-            seed
-        })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `low..=high` (modulo bias is irrelevant at these sizes).
-    fn range(&mut self, low: i64, high: i64) -> i64 {
-        let span = high.abs_diff(low) + 1;
-        low + (self.next() % span) as i64
-    }
-}
-
 /// An advertised binding we may Request.
 #[derive(Clone, Debug)]
 struct Advert {
@@ -410,7 +380,7 @@ struct Exchange {
 #[derive(Debug)]
 pub struct Client {
     cfg: ClientConfig,
-    rng: XorShift,
+    rng: Jitter,
     exchange: Option<Exchange>,
     lease: Option<Lease>,
     advertises: Vec<Advert>,
@@ -432,7 +402,7 @@ impl Client {
         Self {
             request_na: cfg.request_na,
             cfg,
-            rng: XorShift::new(seed),
+            rng: Jitter::new(seed),
             exchange: None,
             lease: None,
             advertises: Vec::new(),
@@ -832,7 +802,7 @@ impl Client {
 
     fn begin_exchange(&mut self, kind: ExchangeKind, first_tx: Instant, mrd_end: Option<Instant>) {
         // 24-bit transaction id.
-        let xid = (self.rng.next() >> 40) as u32;
+        let xid = (self.rng.next_u64() >> 40) as u32;
         self.exchange = Some(Exchange {
             kind,
             xid,

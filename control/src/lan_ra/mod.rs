@@ -72,6 +72,7 @@ mod counters;
 #[cfg(test)]
 mod tests;
 
+use crate::jitter::Jitter;
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -271,38 +272,6 @@ impl fmt::Display for RsDrop {
 
 impl std::error::Error for RsDrop {}
 
-/// xorshift64 for the timer jitter; the seed is scrambled once so that
-/// small seeds do not start with small numbers.
-#[derive(Clone, Debug)]
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // SplitMix64 finalizer; xorshift needs a non-zero state.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 0x2545_f491_4f6c_dd1d } else { z })
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-ish duration in `lo..=hi` (`lo` when `hi < lo`).
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = hi.saturating_sub(lo);
-        let span_ns = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX - 1);
-        lo + Duration::from_nanos(self.next_u64() % (span_ns + 1))
-    }
-}
-
 /// Rogue RA bookkeeping for the once-a-minute log line.
 #[derive(Clone, Debug, Default)]
 struct RogueLog {
@@ -319,7 +288,7 @@ pub struct LanRa {
     /// RDNSS/DNSSL lifetime in seconds.
     dns_lifetime: u32,
     mtu_option: Option<u32>,
-    rng: XorShift,
+    rng: Jitter,
     advertising: bool,
     /// RAs still to send at the short initial interval.
     initial_left: u32,
@@ -376,7 +345,7 @@ impl LanRa {
             min_interval,
             dns_lifetime,
             mtu_option,
-            rng: XorShift::new(seed),
+            rng: Jitter::new(seed),
             advertising: false,
             initial_left: 0,
             next_unsolicited: None,

@@ -19,6 +19,7 @@ mod counters;
 mod tests;
 pub mod wire;
 
+use crate::jitter::Jitter;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -132,7 +133,7 @@ struct Pending {
 pub struct Mld {
     cfg: MldConfig,
     mac: Mac,
-    rng: XorShift,
+    rng: Jitter,
     /// Link-local once it passed DAD, `::` before (RFC 3810 5.2.13).
     source: Ipv6Addr,
     robustness: u8,
@@ -159,7 +160,7 @@ impl Mld {
         Self {
             cfg,
             mac,
-            rng: XorShift::new(seed),
+            rng: Jitter::new(seed),
             source: Ipv6Addr::UNSPECIFIED,
             robustness,
             groups: BTreeSet::new(),
@@ -583,37 +584,5 @@ impl Mld {
             group
         };
         wire::frame(self.mac, self.source, dst, wire::emit_v1(ty, group))
-    }
-}
-
-/// The random delays of RFC 3810 (not security-relevant).
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // SplitMix64 finalizer: xorshift needs a non-zero state.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 0x2545_f491_4f6c_dd1d } else { z })
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `low..=high`, at millisecond granularity.
-    fn between(&mut self, low: Duration, high: Duration) -> Duration {
-        let (lo, hi) = (low.as_millis() as u64, high.as_millis() as u64);
-        if hi <= lo {
-            return low;
-        }
-        Duration::from_millis(lo + self.next_u64() % (hi - lo + 1))
     }
 }
