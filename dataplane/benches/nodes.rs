@@ -230,28 +230,13 @@ fn paths(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
             let tx = [graph.out.tx[0].len(), graph.out.tx[1].len()];
             assert_eq!(tx, path.expected_tx(n), "{} v{n}", path.name());
 
-            let mut ran = false;
-            group.throughput(Throughput::Elements(n as u64));
-            group.bench_function(BenchmarkId::from_parameter(format!("v{n}")), |b| {
-                ran = true;
-                b.iter_custom(|iters| {
-                    let mut ticks = 0u64;
-                    for _ in 0..iters {
-                        ticks += run_ticks(&mut graph, &mut arena, &fib, &refs);
-                    }
-                    tsc.duration(ticks.saturating_sub(iters * tsc.bracket))
-                })
-            });
-            if ran && bench_mode() {
-                cycles.push(measure_cycles(
-                    path.name(),
-                    tsc,
-                    &mut graph,
-                    &mut arena,
-                    &fib,
-                    &refs,
-                ));
-            }
+            bench_vector(
+                &mut group,
+                path.name(),
+                tsc,
+                cycles,
+                (&mut graph, &mut arena, &fib, &refs),
+            );
         }
         group.finish();
     }
@@ -287,25 +272,52 @@ fn encap_limit(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
         let tx = [graph.out.tx[0].len(), graph.out.tx[1].len()];
         assert_eq!(tx, Path::Decap.expected_tx(n), "{GROUP} v{n}");
 
-        let mut ran = false;
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(BenchmarkId::from_parameter(format!("v{n}")), |b| {
+        bench_vector(
+            &mut group,
+            GROUP,
+            tsc,
+            cycles,
+            (&mut graph, &mut arena, &fib, &refs),
+        );
+    }
+    group.finish();
+}
+
+/// What one vector runs on: the graph, its frames' UMEM, the tables and the frames.
+type Bed<'a> = (
+    &'a mut Graph,
+    &'a mut FrameArena,
+    &'a Fib,
+    &'a [(Port, &'a [u8])],
+);
+
+/// One vector through the graph as a criterion benchmark (`v{n}` in
+/// `group`), and, when benching, its clocks per packet for the summary.
+fn bench_vector(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &'static str,
+    tsc: Tsc,
+    cycles: &mut Vec<Cycles>,
+    (graph, arena, fib, refs): Bed<'_>,
+) {
+    let mut ran = false;
+    group.throughput(Throughput::Elements(refs.len() as u64));
+    group.bench_function(
+        BenchmarkId::from_parameter(format!("v{}", refs.len())),
+        |b| {
             ran = true;
             b.iter_custom(|iters| {
                 let mut ticks = 0u64;
                 for _ in 0..iters {
-                    ticks += run_ticks(&mut graph, &mut arena, &fib, &refs);
+                    ticks += run_ticks(graph, arena, fib, refs);
                 }
                 tsc.duration(ticks.saturating_sub(iters * tsc.bracket))
             })
-        });
-        if ran && bench_mode() {
-            cycles.push(measure_cycles(
-                GROUP, tsc, &mut graph, &mut arena, &fib, &refs,
-            ));
-        }
+        },
+    );
+    if ran && bench_mode() {
+        cycles.push(measure_cycles(name, tsc, graph, arena, fib, refs));
     }
-    group.finish();
 }
 
 /// Pseudo-random, reproducible.
