@@ -830,7 +830,10 @@ fn clear_drops_everything() {
 #[test]
 fn bytes_per_session_within_budget() {
     const { assert!(BYTES_PER_SESSION <= 128) };
-    assert_eq!(BYTES_PER_SESSION, std::mem::size_of::<table::Entry>() + 8);
+    assert_eq!(
+        BYTES_PER_SESSION,
+        std::mem::size_of::<table::Hot>() + std::mem::size_of::<table::Cold>() + 11
+    );
 }
 
 #[test]
@@ -1002,3 +1005,6 @@ fn timeouts_change_while_the_table_is_in_use() {
 
 /// Issue 15: RST handling, resynchronisation and eviction priority.
 mod security;
+
+/// Issue 17: expiry FIFOs, tag index, batches, huge pages.
+mod expiry;
