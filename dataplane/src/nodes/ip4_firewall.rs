@@ -6,12 +6,15 @@
 //! one, and go on to ip4-rewrite. TCP SYNs and SYN-ACKs get their MSS
 //! clamped to `dslite.mss_clamp` (1420 = 1500 - 40 outer - 20 - 20), so
 //! that no TCP segment needs fragmenting in the tunnel.
+//!
+//! Like ip6-firewall, the vector goes through in chunks: parse, one
+//! `SessionTable::track_batch` for the chunk, then finish in order.
 
 use crate::firewall::WorkerFirewall;
-use crate::flow::{clamp_mss, flow_of, ipv4_l4, mapped, tcp_view, TCP_SYN};
+use crate::flow::{clamp_mss, flow_of, ipv4_l4, mapped, tcp_view, Fragment, TCP_SYN};
 use crate::graph::{Cx, NodeId};
 use crate::nodes::ip6_firewall::{related_key, Flow};
-use crate::session::{Dir, Invalid, Track};
+use crate::session::{Dir, Invalid, Request, Track, CHUNK};
 use crate::tables::Port;
 use crate::wire::{be16, ETH_LEN, PROTO_ICMP, PROTO_TCP};
 
@@ -34,34 +37,100 @@ crate::node_errors! {
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
     let enabled = cx.fib.firewall.enabled;
     let clamp = cx.fib.firewall.mss_clamp_v4;
-    for &i in pkts {
-        let out = cx.meta[usize::from(i)].rx == Port::Lan;
-        let next = if out {
-            NodeId::DsliteEncap
-        } else {
-            NodeId::Ip4Rewrite
-        };
-        let verdict = if enabled { check(cx, i, out) } else { Ok(None) };
-        match verdict {
-            Ok(note) => {
-                if let Some(n) = note {
-                    cx.count(n.index());
-                }
-                if let Some(mss) = clamp {
-                    if clamp_v4(cx.data(i), mss) {
-                        cx.count(Error::Clamped.index());
+    let mut steps = [Step::Done(Ok(None)); CHUNK];
+    let mut reqs = [Request::EMPTY; CHUNK];
+    let mut tracks = [Track::NotFound; CHUNK];
+    for chunk in pkts.chunks(CHUNK) {
+        let mut n = 0;
+        for (step, &i) in steps.iter_mut().zip(chunk) {
+            let out = cx.meta[usize::from(i)].rx == Port::Lan;
+            *step = if !enabled {
+                Step::Done(Ok(None))
+            } else {
+                match check(cx, i, out, false) {
+                    Ok(Prep::Done) => Step::Done(Ok(None)),
+                    Ok(Prep::Defer) => Step::Defer,
+                    Ok(Prep::Track(req, after)) => {
+                        reqs[n] = req;
+                        n += 1;
+                        Step::Track(after)
                     }
+                    Err(e) => Step::Done(Err(e)),
                 }
-                cx.next(i, next);
+            };
+        }
+        cx.fw
+            .sessions
+            .track_batch(&reqs[..n], cx.now_s, &mut tracks[..n]);
+        let mut tracked = tracks[..n].iter();
+        for (step, &i) in steps.iter().zip(chunk) {
+            let out = cx.meta[usize::from(i)].rx == Port::Lan;
+            let next = if out {
+                NodeId::DsliteEncap
+            } else {
+                NodeId::Ip4Rewrite
+            };
+            let verdict = match *step {
+                Step::Done(v) => v,
+                Step::Track(after) => {
+                    let t = tracked.next().copied().unwrap_or(Track::NotFound);
+                    finish(cx, t, &after)
+                }
+                Step::Defer => match check(cx, i, out, true) {
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                },
+            };
+            match verdict {
+                Ok(note) => {
+                    if let Some(n) = note {
+                        cx.count(n.index());
+                    }
+                    if let Some(mss) = clamp {
+                        if clamp_v4(cx.data(i), mss) {
+                            cx.count(Error::Clamped.index());
+                        }
+                    }
+                    cx.next(i, next);
+                }
+                Err((e, flow)) => cx.drop_logged(i, e.index(), flow),
             }
-            Err((e, flow)) => cx.drop_logged(i, e.index(), flow),
         }
     }
 }
 
 type Verdict = Result<Option<Error>, (Error, Flow)>;
 
-fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
+/// What a packet needs after its session lookup.
+#[derive(Clone, Copy)]
+struct After {
+    flow: Flow,
+    dir: Dir,
+    frag: Option<Fragment>,
+}
+
+/// A packet of a chunk: decided, waiting for its session, or to be
+/// checked in the last pass (see `Prep::Defer`).
+#[derive(Clone, Copy)]
+enum Step {
+    Done(Verdict),
+    Track(After),
+    Defer,
+}
+
+/// What `check` found: passes without a session, or the lookup to do.
+enum Prep {
+    Done,
+    Track(Request, After),
+    /// A later fragment or an ICMP error from the AFTR: its verdict reads
+    /// what earlier packets of the chunk may still change (the first
+    /// fragment's admission, the quoted flow's session), so it is checked
+    /// in order in the last pass.
+    Defer,
+}
+
+/// `in_order`: the last pass, where deferred packets get their verdict.
+fn check(cx: &mut Cx, i: u16, out: bool, in_order: bool) -> Result<Prep, (Error, Flow)> {
     let dir = if out { Dir::Out } else { Dir::In };
     let now_s = cx.now_s;
     let (data, fw) = cx.data_fw(i);
@@ -75,10 +144,13 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
         if f.offset == 8 && l4.proto == PROTO_TCP {
             return Err((Error::TcpFragmentOffset8, flow));
         }
+        if dir == Dir::In && !in_order {
+            return Ok(Prep::Defer);
+        }
         if dir == Dir::In && !fw.frags.admitted(&src, &dst, f.id, now_s) {
             return Err((Error::FragmentUnadmitted, flow));
         }
-        return Ok(None);
+        return Ok(Prep::Done);
     }
     let up = &ip[l4.off.min(ip.len())..];
     if up.len() >= 4 && l4.proto != PROTO_ICMP {
@@ -95,13 +167,16 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
             // Unreachable (with fragmentation needed), time exceeded,
             // parameter problem: related to a session or nothing.
             3 | 11 | 12 if dir == Dir::In => {
+                if !in_order {
+                    return Ok(Prep::Defer);
+                }
                 return if related_v4(fw, &dst, &up[8..], now_s) {
-                    Ok(None)
+                    Ok(Prep::Done)
                 } else {
                     Err((Error::Unrelated, flow))
                 };
             }
-            _ if dir == Dir::Out => return Ok(None),
+            _ if dir == Dir::Out => return Ok(Prep::Done),
             _ => return Err((Error::IcmpType, flow)),
         }
     }
@@ -109,10 +184,27 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
         return Err((Error::Truncated, flow));
     };
     // No pinholes for IPv4: the AFTR's NAT admits nothing unsolicited.
-    match fw
-        .sessions
-        .track(&key, &seg, dir, ip.len() as u32, now_s, out)
-    {
+    let req = Request {
+        key,
+        seg,
+        dir,
+        bytes: ip.len() as u32,
+        create: out,
+    };
+    Ok(Prep::Track(
+        req,
+        After {
+            flow,
+            dir,
+            frag: l4.frag,
+        },
+    ))
+}
+
+/// The rest of `check` once the session lookup said `track`.
+fn finish(cx: &mut Cx, track: Track, a: &After) -> Verdict {
+    let flow = a.flow;
+    match track {
         Track::Existing(_) | Track::Created(_) => {}
         Track::NotFound => return Err((Error::NoSession, flow)),
         Track::Refused => return Err((Error::TableFull, flow)),
@@ -120,8 +212,8 @@ fn check(cx: &mut Cx, i: u16, out: bool) -> Verdict {
         Track::Invalid(Invalid::BadFlags) => return Err((Error::TcpBadFlags, flow)),
         Track::Invalid(_) => return Err((Error::TcpOutOfWindow, flow)),
     }
-    if let (Some(f), Dir::In) = (l4.frag, dir) {
-        fw.frags.admit(&src, &dst, f.id, now_s);
+    if let (Some(f), Dir::In) = (a.frag, a.dir) {
+        cx.fw.frags.admit(&flow.0, &flow.1, f.id, cx.now_s);
     }
     Ok(None)
 }
