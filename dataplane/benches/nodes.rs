@@ -769,6 +769,55 @@ fn session_sweep(c: &mut Criterion) {
     group.finish();
 }
 
+/// `session-workers`: 1 and 2 threads sweeping one shared 1M table at
+/// once through `track_batch` (each its own half of the keys, as two
+/// workers with their own flows): what the shard locks and shared lines
+/// cost when workers run side by side. One iteration = one vector per
+/// thread, timed from a common start to the last thread's end; on a
+/// machine with free cores, two threads scale if the time stays flat.
+fn session_workers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("session-workers");
+    let entries = 1_000_000u64;
+    let table = SessionTable::new(entries as usize * 2, Timeouts::default());
+    for i in 0..entries {
+        table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
+    }
+    let keys = sweep_keys(entries);
+    for workers in [1usize, 2] {
+        group.throughput(Throughput::Elements((SWEEP_VECTOR * workers) as u64));
+        let label = format!("{workers}-threads-1M");
+        group.bench_function(BenchmarkId::new("batch", label), |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(workers + 1);
+                std::thread::scope(|s| {
+                    for w in 0..workers {
+                        let (table, keys, start) = (&table, &keys, &start);
+                        s.spawn(move || {
+                            let part = keys.len() / workers / SWEEP_VECTOR * SWEEP_VECTOR;
+                            let mine = &keys[w * part..(w + 1) * part];
+                            start.wait();
+                            let mut at = 0;
+                            for _ in 0..iters {
+                                if at + SWEEP_VECTOR > mine.len() {
+                                    at = 0;
+                                }
+                                black_box(sweep_batch(table, &mine[at..at + SWEEP_VECTOR]));
+                                at += SWEEP_VECTOR;
+                            }
+                        });
+                    }
+                    start.wait();
+                    let t = Instant::now();
+                    // The scope joins the threads before it returns.
+                    t
+                })
+                .elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let tsc = Tsc::calibrate();
@@ -778,6 +827,7 @@ fn main() {
     neighbors(&mut c);
     sessions(&mut c);
     session_sweep(&mut c);
+    session_workers(&mut c);
     checksums(&mut c);
     c.final_summary();
     report(tsc, &cycles);

@@ -686,8 +686,9 @@ impl Inner {
 
     /// A session's new state. A class with a shorter timeout than the one
     /// it is queued under (an RST, a FIN) moves it now, so it expires on
-    /// time; a longer one (the handshake done, a reply) waits for the
-    /// FIFO head to reach it.
+    /// time, and so does leaving the established classes, so eviction
+    /// finds it (whatever the configured timeouts); a longer one (the
+    /// handshake done, a reply) waits for the FIFO head to reach it.
     #[inline]
     pub fn set_state(&mut self, i: u32, state: State, t: &Timeouts, now: u32) {
         let h = &mut self.hots_mut()[i as usize];
@@ -696,7 +697,11 @@ impl Inner {
         }
         h.state = state;
         let (class, queued) = (h.class(), h.queued());
-        if class != queued && class_timeout(t, class) < class_timeout(t, queued) {
+        let settled = |c: usize| c == CLASS_ESTABLISHED || c == CLASS_STREAM;
+        if class != queued
+            && (class_timeout(t, class) < class_timeout(t, queued)
+                || settled(queued) && !settled(class))
+        {
             self.requeue(i, now);
         }
     }

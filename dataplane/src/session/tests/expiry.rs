@@ -307,3 +307,30 @@ fn huge_page_fallback_behaves_the_same() {
     }
     assert_eq!(small.stats(), big.stats());
 }
+
+/// Closing leaves the established class at once even when the configured
+/// transitory timeout is the longer one: eviction must find it.
+#[test]
+fn a_closing_session_is_evictable_whatever_the_timeouts() {
+    let tm = Timeouts {
+        tcp_established: 100,
+        tcp_transitory: 200,
+        ..Timeouts::default()
+    };
+    let t = SessionTable::new(4, tm);
+    for n in 0..4 {
+        handshake(&t, &key(n, 6), 100, 5000, T0);
+    }
+    assert_eq!(out(&t, &key(9, 17), Segment::Udp, T0), Track::Refused);
+    assert_eq!(
+        out(&t, &key(2, 6), seg(FIN | ACK, 101, 5001), T0 + 1),
+        Track::Existing(State::TcpFinWait)
+    );
+    assert_eq!(
+        out(&t, &key(9, 17), Segment::Udp, T0 + 1),
+        Track::Created(State::Udp)
+    );
+    assert_eq!(t.lookup(&key(2, 6), T0 + 1), None);
+    assert_eq!(t.stats().evicted, 1);
+    audit(&t);
+}
