@@ -534,7 +534,7 @@ impl SessionTable {
                     // Stamp first: a move to a shorter class's FIFO then
                     // queues it as of this packet, not as refreshed since.
                     s.touch(i, d, bytes, now_s);
-                    s.set_state(i, state, t, now_s);
+                    s.set_state(i, state, t);
                     Track::Existing(state)
                 }
                 Err(why) => {

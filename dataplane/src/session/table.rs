@@ -176,8 +176,8 @@ pub(super) struct Cold {
     /// `Hot::packets` (40-bit packet counts).
     bytes_hi: [u16; 2],
     packets_hi: [u8; 2],
-    /// Low 16 bits of the second it was queued: the reaper looks at a
-    /// head only once it has been queued for its class's timeout.
+    /// Low 16 bits of its last-seen second when it was queued: the reaper
+    /// looks at a head only once that is its class's timeout ago.
     queued_at: u16,
     /// Neighbours in its FIFO (head = queued first); `next` is also the
     /// free-list link.
@@ -494,12 +494,16 @@ impl Inner {
         idle(h.last_seen, now) > class_timeout(t, h.class())
     }
 
-    fn link_tail(&mut self, i: u32, class: usize, now: u32) {
+    /// Queues slot `i` on the FIFO of `class`, as of its last-seen second
+    /// (not now: a session moved at its head is then looked at again just
+    /// when it is due, not a whole timeout later).
+    fn link_tail(&mut self, i: u32, class: usize) {
         let tail = self.tail[class];
+        let seen = self.hot(i).last_seen;
         let c = self.cold_mut(i);
         c.prev = tail;
         c.next = NIL;
-        c.queued_at = now as u16;
+        c.queued_at = seen as u16;
         if tail == NIL {
             self.head[class] = i;
         } else {
@@ -526,10 +530,10 @@ impl Inner {
     }
 
     /// To the tail of the FIFO of its class now.
-    fn requeue(&mut self, i: u32, now: u32) {
+    fn requeue(&mut self, i: u32) {
         let class = self.hot(i).class();
         self.unlink(i);
-        self.link_tail(i, class, now);
+        self.link_tail(i, class);
     }
 
     /// Unindexes and unlinks a live session (`hash` its key's hash) and
@@ -561,8 +565,8 @@ impl Inner {
                 }
                 let queued_for = (now as u16).wrapping_sub(self.cold(h).queued_at);
                 if u32::from(queued_for) < class_timeout(t, class).min(u32::from(i16::MAX as u16)) {
-                    // Queued after everything behind it is due: the FIFO
-                    // is in queueing order.
+                    // Not due yet, and (the FIFO being in queueing order,
+                    // give or take the moved ones) neither is what follows.
                     break;
                 }
                 let hot = self.hot(h);
@@ -571,7 +575,7 @@ impl Inner {
                     self.free_unhashed(h);
                     freed += 1;
                 } else if cur != class || hot.meta & REFRESHED != 0 {
-                    self.requeue(h, now);
+                    self.requeue(h);
                     *moves -= 1;
                     self.counters.requeued += 1;
                 } else {
@@ -587,7 +591,7 @@ impl Inner {
 
     /// The oldest session a new flow from the WAN (`from_wan`) or the LAN
     /// may take the slot of, fixing up lazily queued heads on the way.
-    fn victim(&mut self, from_wan: bool, now: u32) -> Option<u32> {
+    fn victim(&mut self, from_wan: bool) -> Option<u32> {
         let order: &[usize] = if from_wan {
             &EVICT_FOR_WAN
         } else {
@@ -605,9 +609,9 @@ impl Inner {
                 if cur != class && !order.contains(&cur) {
                     // Now established (or the other side's kind): it
                     // belongs on another list, where it is safe.
-                    self.requeue(h, now);
+                    self.requeue(h);
                 } else if hot.meta & REFRESHED != 0 && scanned < EVICT_SCAN {
-                    self.requeue(h, now);
+                    self.requeue(h);
                     scanned += 1;
                 } else {
                     return Some(h);
@@ -625,7 +629,7 @@ impl Inner {
             self.reap(now, t, FULL_REAP, &mut reap_moves(FULL_REAP));
         }
         if self.free == NIL {
-            let victim = self.victim(from_wan, now)?;
+            let victim = self.victim(from_wan)?;
             self.free_unhashed(victim);
             self.counters.evicted += 1;
         }
@@ -664,7 +668,7 @@ impl Inner {
         c.packets_hi = [0; 2];
         self.index_insert(hash, i);
         let class = self.hot(i).class();
-        self.link_tail(i, class, now);
+        self.link_tail(i, class);
         Some(i)
     }
 
@@ -690,7 +694,7 @@ impl Inner {
     /// finds it (whatever the configured timeouts); a longer one (the
     /// handshake done, a reply) waits for the FIFO head to reach it.
     #[inline]
-    pub fn set_state(&mut self, i: u32, state: State, t: &Timeouts, now: u32) {
+    pub fn set_state(&mut self, i: u32, state: State, t: &Timeouts) {
         let h = &mut self.hots_mut()[i as usize];
         if h.state == state {
             return;
@@ -702,7 +706,7 @@ impl Inner {
             && (class_timeout(t, class) < class_timeout(t, queued)
                 || settled(queued) && !settled(class))
         {
-            self.requeue(i, now);
+            self.requeue(i);
         }
     }
 
