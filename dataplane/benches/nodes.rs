@@ -80,7 +80,9 @@ use ipoe_dataplane::counters::clocks;
 use ipoe_dataplane::csum::{complete_ipv4, complete_ipv6};
 use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
-use ipoe_dataplane::session::{Dir, Key, Request, Segment, SessionTable, State, Timeouts, Track};
+use ipoe_dataplane::session::{
+    Dir, Key, Request, Segment, SessionTable, State, Timeouts, Track, CHUNK,
+};
 use ipoe_dataplane::tables::{Fib, Port};
 use ipoe_dataplane::testkit::{
     as_refs, lab_fib, lan_udp4, lan_udp6, make_partial, open_sessions, unlimited_graph, vector,
@@ -685,27 +687,31 @@ fn sweep_keys(entries: u64) -> Vec<Key> {
 /// How a `session-sweep` run does one vector; the number of hits.
 type SweepRun = fn(&SessionTable, &[Key]) -> usize;
 
-/// One vector through `track_batch` (what the firewall nodes call): the
-/// requests are built from the keys inside the timing, as a node builds
-/// them from headers.
+/// One vector through `track_batch` as the firewall nodes call it: in
+/// chunks of `CHUNK`, the requests built from the keys inside the timing,
+/// as a node builds them from headers.
 fn sweep_batch(table: &SessionTable, keys: &[Key]) -> usize {
-    let mut reqs = [Request::EMPTY; SWEEP_VECTOR];
-    let mut out = [Track::NotFound; SWEEP_VECTOR];
-    let n = keys.len().min(SWEEP_VECTOR);
-    for (r, k) in reqs.iter_mut().zip(keys) {
-        *r = Request {
-            key: *black_box(k),
-            seg: Segment::Udp,
-            dir: Dir::In,
-            bytes: 64,
-            create: false,
-        };
+    let mut reqs = [Request::EMPTY; CHUNK];
+    let mut out = [Track::NotFound; CHUNK];
+    let mut hits = 0;
+    for chunk in keys.chunks(CHUNK) {
+        let n = chunk.len();
+        for (r, k) in reqs.iter_mut().zip(chunk) {
+            *r = Request {
+                key: *black_box(k),
+                seg: Segment::Udp,
+                dir: Dir::In,
+                bytes: 64,
+                create: false,
+            };
+        }
+        table.track_batch(&reqs[..n], 1, &mut out[..n]);
+        hits += black_box(&out[..n])
+            .iter()
+            .filter(|t| matches!(t, Track::Existing(_)))
+            .count();
     }
-    table.track_batch(&reqs[..n], 1, &mut out[..n]);
-    black_box(&out[..n])
-        .iter()
-        .filter(|t| matches!(t, Track::Existing(_)))
-        .count()
+    hits
 }
 
 /// One vector of lookups+updates, packet by packet through `track`.

@@ -37,25 +37,33 @@ crate::node_errors! {
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
     let enabled = cx.fib.firewall.enabled;
     let clamp = cx.fib.firewall.mss_clamp_v4;
-    let mut steps = [Step::Done(Ok(None)); CHUNK];
+    // Small per-packet records, written in place: copying keys and flows
+    // around costs more than the lookups save on warm caches.
+    let mut steps = [Step::Done; CHUNK];
     let mut reqs = [Request::EMPTY; CHUNK];
+    let mut flows: [Flow; CHUNK] = [([0; 16], [0; 16], 0, 0, 0); CHUNK];
+    let mut afters = [After::EMPTY; CHUNK];
     let mut tracks = [Track::NotFound; CHUNK];
     for chunk in pkts.chunks(CHUNK) {
         let mut n = 0;
         for (step, &i) in steps.iter_mut().zip(chunk) {
             let out = cx.meta[usize::from(i)].rx == Port::Lan;
             *step = if !enabled {
-                Step::Done(Ok(None))
+                Step::Done
             } else {
-                match check(cx, i, out, false) {
-                    Ok(Prep::Done) => Step::Done(Ok(None)),
+                let slots = (&mut reqs[n], &mut flows[n], &mut afters[n]);
+                match check(cx, i, out, false, slots) {
+                    Ok(Prep::Done) => Step::Done,
                     Ok(Prep::Defer) => Step::Defer,
-                    Ok(Prep::Track(req, after)) => {
-                        reqs[n] = req;
+                    Ok(Prep::Track) => {
                         n += 1;
-                        Step::Track(after)
+                        Step::Track
                     }
-                    Err(e) => Step::Done(Err(e)),
+                    // A drop has no order to keep: now.
+                    Err((e, flow)) => {
+                        cx.drop_logged(i, e.index(), flow);
+                        Step::Dropped
+                    }
                 }
             };
         }
@@ -63,7 +71,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             .sessions
             .track_batch(&reqs[..n], cx.now_s, &mut tracks[..n]);
         let mut tracked = tracks[..n].iter();
+        let mut j = 0;
+        // Deferred packets never need a request of their own.
+        let mut unused = (Request::EMPTY, flows[0], After::EMPTY);
         for (step, &i) in steps.iter().zip(chunk) {
+            if matches!(step, Step::Dropped) {
+                continue;
+            }
             let out = cx.meta[usize::from(i)].rx == Port::Lan;
             let next = if out {
                 NodeId::DsliteEncap
@@ -71,12 +85,20 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 NodeId::Ip4Rewrite
             };
             let verdict = match *step {
-                Step::Done(v) => v,
-                Step::Track(after) => {
+                Step::Done | Step::Dropped => Ok(None),
+                Step::Track => {
+                    let k = j.min(CHUNK - 1);
+                    j += 1;
                     let t = tracked.next().copied().unwrap_or(Track::NotFound);
-                    finish(cx, t, &after)
+                    finish(cx, i, t, &afters[k]).map_err(|e| (e, flows[k]))
                 }
-                Step::Defer => match check(cx, i, out, true) {
+                Step::Defer => match check(
+                    cx,
+                    i,
+                    out,
+                    true,
+                    (&mut unused.0, &mut unused.1, &mut unused.2),
+                ) {
                     Ok(_) => Ok(None),
                     Err(e) => Err(e),
                 },
@@ -99,29 +121,37 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
     }
 }
 
-type Verdict = Result<Option<Error>, (Error, Flow)>;
-
-/// What a packet needs after its session lookup.
+/// What a packet needs after its session lookup (its flow, for the drop
+/// log, waits beside its request).
 #[derive(Clone, Copy)]
 struct After {
-    flow: Flow,
     dir: Dir,
     frag: Option<Fragment>,
+}
+
+impl After {
+    const EMPTY: After = After {
+        dir: Dir::Out,
+        frag: None,
+    };
 }
 
 /// A packet of a chunk: decided, waiting for its session, or to be
 /// checked in the last pass (see `Prep::Defer`).
 #[derive(Clone, Copy)]
 enum Step {
-    Done(Verdict),
-    Track(After),
+    Done,
+    Dropped,
+    /// Its request, flow and `After` wait at the next tracked index.
+    Track,
     Defer,
 }
 
 /// What `check` found: passes without a session, or the lookup to do.
 enum Prep {
     Done,
-    Track(Request, After),
+    /// The request, flow and `After` are in the caller's slots.
+    Track,
     /// A later fragment or an ICMP error from the AFTR: its verdict reads
     /// what earlier packets of the chunk may still change (the first
     /// fragment's admission, the quoted flow's session), so it is checked
@@ -130,7 +160,15 @@ enum Prep {
 }
 
 /// `in_order`: the last pass, where deferred packets get their verdict.
-fn check(cx: &mut Cx, i: u16, out: bool, in_order: bool) -> Result<Prep, (Error, Flow)> {
+/// A packet that needs its session gets its request written to `req`
+/// (in place: no copy of a key per packet).
+fn check(
+    cx: &mut Cx,
+    i: u16,
+    out: bool,
+    in_order: bool,
+    (req, flow_out, after): (&mut Request, &mut Flow, &mut After),
+) -> Result<Prep, (Error, Flow)> {
     let dir = if out { Dir::Out } else { Dir::In };
     let now_s = cx.now_s;
     let (data, fw) = cx.data_fw(i);
@@ -184,36 +222,34 @@ fn check(cx: &mut Cx, i: u16, out: bool, in_order: bool) -> Result<Prep, (Error,
         return Err((Error::Truncated, flow));
     };
     // No pinholes for IPv4: the AFTR's NAT admits nothing unsolicited.
-    let req = Request {
+    *req = Request {
         key,
         seg,
         dir,
         bytes: ip.len() as u32,
         create: out,
     };
-    Ok(Prep::Track(
-        req,
-        After {
-            flow,
-            dir,
-            frag: l4.frag,
-        },
-    ))
+    *flow_out = flow;
+    *after = After { dir, frag: l4.frag };
+    Ok(Prep::Track)
 }
 
 /// The rest of `check` once the session lookup said `track`.
-fn finish(cx: &mut Cx, track: Track, a: &After) -> Verdict {
-    let flow = a.flow;
+fn finish(cx: &mut Cx, i: u16, track: Track, a: &After) -> Result<Option<Error>, Error> {
     match track {
         Track::Existing(_) | Track::Created(_) => {}
-        Track::NotFound => return Err((Error::NoSession, flow)),
-        Track::Refused => return Err((Error::TableFull, flow)),
-        Track::Invalid(Invalid::NotSyn) => return Err((Error::TcpNotSyn, flow)),
-        Track::Invalid(Invalid::BadFlags) => return Err((Error::TcpBadFlags, flow)),
-        Track::Invalid(_) => return Err((Error::TcpOutOfWindow, flow)),
+        Track::NotFound => return Err(Error::NoSession),
+        Track::Refused => return Err(Error::TableFull),
+        Track::Invalid(Invalid::NotSyn) => return Err(Error::TcpNotSyn),
+        Track::Invalid(Invalid::BadFlags) => return Err(Error::TcpBadFlags),
+        Track::Invalid(_) => return Err(Error::TcpOutOfWindow),
     }
     if let (Some(f), Dir::In) = (a.frag, a.dir) {
-        cx.fw.frags.admit(&flow.0, &flow.1, f.id, cx.now_s);
+        let now_s = cx.now_s;
+        let (data, fw) = cx.data_fw(i);
+        let ip = &data[ETH_LEN..];
+        fw.frags
+            .admit(&mapped(&ip[12..16]), &mapped(&ip[16..20]), f.id, now_s);
     }
     Ok(None)
 }

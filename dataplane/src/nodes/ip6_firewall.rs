@@ -43,40 +43,56 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         return;
     }
-    let mut steps = [Step::Done(Ok(None)); CHUNK];
+    // Small per-packet records, written in place: copying keys and flows
+    // around costs more than the lookups save on warm caches.
+    let mut steps = [Step::Done(None); CHUNK];
     let mut reqs = [Request::EMPTY; CHUNK];
+    let mut flows: [Flow; CHUNK] = [([0; 16], [0; 16], 0, 0, 0); CHUNK];
+    let mut afters = [After::EMPTY; CHUNK];
     let mut tracks = [Track::NotFound; CHUNK];
     for chunk in pkts.chunks(CHUNK) {
         let mut n = 0;
         for (step, &i) in steps.iter_mut().zip(chunk) {
-            *step = match check(cx, i, false) {
-                Ok(Prep::Done(note)) => Step::Done(Ok(note)),
+            let out = (&mut reqs[n], &mut flows[n], &mut afters[n]);
+            *step = match check(cx, i, false, out) {
+                Ok(Prep::Done(note)) => Step::Done(note),
                 Ok(Prep::Defer) => Step::Defer,
-                Ok(Prep::Track(req, after)) => {
-                    reqs[n] = req;
+                Ok(Prep::Track) => {
                     n += 1;
-                    Step::Track(after)
+                    Step::Track
                 }
-                Err(e) => Step::Done(Err(e)),
+                // A drop has no order to keep: now.
+                Err((e, flow)) => {
+                    cx.drop_logged(i, e.index(), flow);
+                    Step::Dropped
+                }
             };
         }
         cx.fw
             .sessions
             .track_batch(&reqs[..n], cx.now_s, &mut tracks[..n]);
         let mut tracked = tracks[..n].iter();
+        let mut j = 0;
+        // Deferred packets never need a request of their own.
+        let mut unused = (Request::EMPTY, flows[0], After::EMPTY);
         for (step, &i) in steps.iter().zip(chunk) {
             let verdict = match *step {
-                Step::Done(v) => v,
-                Step::Track(after) => {
+                Step::Dropped => continue,
+                Step::Done(v) => Ok(v),
+                Step::Track => {
+                    let k = j.min(CHUNK - 1);
+                    j += 1;
                     let t = tracked.next().copied().unwrap_or(Track::NotFound);
-                    finish(cx, i, t, &after)
+                    finish(cx, i, t, &afters[k]).map_err(|e| (e, flows[k]))
                 }
-                Step::Defer => match check(cx, i, true) {
-                    Ok(Prep::Done(note)) => Ok(note),
-                    Err(e) => Err(e),
-                    // Not for the packets deferred.
-                    Ok(_) => Ok(None),
-                },
+                Step::Defer => {
+                    match check(cx, i, true, (&mut unused.0, &mut unused.1, &mut unused.2)) {
+                        Ok(Prep::Done(note)) => Ok(note),
+                        Err(e) => Err(e),
+                        // Not for the packets deferred.
+                        Ok(_) => Ok(None),
+                    }
+                }
             };
             match verdict {
                 Ok(note) => {
@@ -94,32 +110,42 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
 /// (source, destination, protocol, source port or ICMP type, destination port) for the drop log.
 pub(crate) type Flow = ([u8; 16], [u8; 16], u8, u16, u16);
 
-/// Pass (with a counter to bump that is not a drop) or the drop reason.
-type Verdict = Result<Option<Error>, (Error, Flow)>;
-
-/// What a packet needs after its session lookup.
+/// What a packet needs after its session lookup (its flow, for the drop
+/// log, waits beside its request).
 #[derive(Clone, Copy)]
 struct After {
-    flow: Flow,
     dir: Dir,
+    proto: u8,
     frag: Option<Fragment>,
     /// Where the upper-layer header starts in the IP packet.
-    off: usize,
+    off: u16,
 }
 
-/// A packet of a chunk: decided, waiting for its session, or to be
-/// checked in the last pass (see `Prep::Defer`).
+impl After {
+    const EMPTY: After = After {
+        dir: Dir::Out,
+        proto: 0,
+        frag: None,
+        off: 0,
+    };
+}
+
+/// A packet of a chunk: passed (with a note), dropped already, waiting for
+/// its session, or to be checked in the last pass (see `Prep::Defer`).
 #[derive(Clone, Copy)]
 enum Step {
-    Done(Verdict),
-    Track(After),
+    Done(Option<Error>),
+    Dropped,
+    /// Its request, flow and `After` wait at the next tracked index.
+    Track,
     Defer,
 }
 
 /// What `check` found: a verdict needing no session, or the lookup to do.
 enum Prep {
     Done(Option<Error>),
-    Track(Request, After),
+    /// The request, flow and `After` are in the caller's slots.
+    Track,
     /// A later fragment or an ICMPv6 error from the WAN: its verdict
     /// reads what earlier packets of the chunk may still change (the
     /// first fragment's admission, the quoted flow's session), so it is
@@ -128,7 +154,14 @@ enum Prep {
 }
 
 /// `in_order`: the last pass, where deferred packets get their verdict.
-fn check(cx: &mut Cx, i: u16, in_order: bool) -> Result<Prep, (Error, Flow)> {
+/// A packet that needs its session gets its request written to `req` and
+/// its flow to `flow_out` (in place: no copy of a key per packet).
+fn check(
+    cx: &mut Cx,
+    i: u16,
+    in_order: bool,
+    (req, flow_out, after): (&mut Request, &mut Flow, &mut After),
+) -> Result<Prep, (Error, Flow)> {
     let fib = cx.fib;
     let policy: &Policy = &fib.firewall;
     let dir = if cx.meta[usize::from(i)].rx == Port::Lan {
@@ -202,35 +235,36 @@ fn check(cx: &mut Cx, i: u16, in_order: bool) -> Result<Prep, (Error, Flow)> {
         Dir::Out => true,
         Dir::In => policy.pinhole_allows(fib, &dst, l4.proto, key.int_port),
     };
-    let req = Request {
+    *req = Request {
         key,
         seg,
         dir,
         bytes: ip_len,
         create,
     };
-    let after = After {
-        flow,
+    *flow_out = flow;
+    *after = After {
         dir,
+        proto: l4.proto,
         frag: l4.frag,
-        off,
+        off: off as u16,
     };
-    Ok(Prep::Track(req, after))
+    Ok(Prep::Track)
 }
 
 /// The rest of `check` once the session lookup said `track`.
-fn finish(cx: &mut Cx, i: u16, track: Track, a: &After) -> Verdict {
-    let (flow, dir) = (a.flow, a.dir);
+fn finish(cx: &mut Cx, i: u16, track: Track, a: &After) -> Result<Option<Error>, Error> {
+    let dir = a.dir;
     let mut note = None;
     match track {
         Track::Existing(_) => {}
         Track::Created(_) if dir == Dir::In => note = Some(Error::Pinhole),
         Track::Created(_) => {}
-        Track::NotFound => return Err((Error::NoSession, flow)),
-        Track::Refused => return Err((Error::TableFull, flow)),
-        Track::Invalid(Invalid::NotSyn) => return Err((Error::TcpNotSyn, flow)),
-        Track::Invalid(Invalid::BadFlags) => return Err((Error::TcpBadFlags, flow)),
-        Track::Invalid(_) => return Err((Error::TcpOutOfWindow, flow)),
+        Track::NotFound => return Err(Error::NoSession),
+        Track::Refused => return Err(Error::TableFull),
+        Track::Invalid(Invalid::NotSyn) => return Err(Error::TcpNotSyn),
+        Track::Invalid(Invalid::BadFlags) => return Err(Error::TcpBadFlags),
+        Track::Invalid(_) => return Err(Error::TcpOutOfWindow),
     }
     let now_s = cx.now_s;
     let clamp = cx.fib.firewall.mss_clamp_v6;
@@ -238,13 +272,16 @@ fn finish(cx: &mut Cx, i: u16, track: Track, a: &After) -> Verdict {
     if let Some(f) = a.frag {
         // A first fragment that passed admits the rest of its datagram.
         if dir == Dir::In {
-            fw.frags.admit(&flow.0, &flow.1, f.id, now_s);
+            let ip = &data[ETH_LEN..];
+            let src: [u8; 16] = ip[8..24].try_into().unwrap_or([0; 16]);
+            let dst: [u8; 16] = ip[24..40].try_into().unwrap_or([0; 16]);
+            fw.frags.admit(&src, &dst, f.id, now_s);
         }
         return Ok(note);
     }
-    if flow.2 == PROTO_TCP {
+    if a.proto == PROTO_TCP {
         let ip = &mut data[ETH_LEN..];
-        let off = a.off.min(ip.len());
+        let off = usize::from(a.off).min(ip.len());
         let up = &mut ip[off..];
         if let (Some(clamp), Some(v)) = (clamp, tcp_view(up)) {
             if v.flags & TCP_SYN != 0 && clamp_mss(up, &v, clamp) {
