@@ -361,14 +361,23 @@ impl SessionTable {
             .collect();
         let pages = [hot.pages(), cold.pages(), index.pages()];
         let mib = (hot.bytes() + cold.bytes() + index.bytes()) as f64 / f64::from(1 << 20);
-        log::info!(
-            "session table: {capacity} sessions, {mib:.1} MiB on {} pages",
-            if pages.contains(&Pages::Huge) {
+        if pages.contains(&Pages::Huge) {
+            log::info!(
+                "session table: {capacity} sessions, {mib:.1} MiB on {}",
                 Pages::Huge.name()
-            } else {
+            );
+        } else if huge && hot.bytes() >= 2 << 20 {
+            // Asked for and big enough: the kernel said no (THP off).
+            log::warn!(
+                "session table: {capacity} sessions, {mib:.1} MiB on {}: huge pages refused",
                 Pages::Small.name()
-            }
-        );
+            );
+        } else {
+            log::info!(
+                "session table: {capacity} sessions, {mib:.1} MiB on {}",
+                Pages::Small.name()
+            );
+        }
         SessionTable {
             shards,
             hot,

@@ -21,8 +21,8 @@ pub enum Pages {
 impl Pages {
     pub fn name(self) -> &'static str {
         match self {
-            Pages::Huge => "2M (transparent huge pages)",
-            Pages::Small => "4K",
+            Pages::Huge => "2 MiB pages (transparent huge pages)",
+            Pages::Small => "4 KiB pages",
         }
     }
 }
