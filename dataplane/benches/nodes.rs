@@ -16,7 +16,7 @@
 //! `session-lookup` times `SessionTable::track` on existing sessions (the
 //! per-packet call) and `lookup` misses, at 1k and 1M sessions, keys in
 //! random order. `session-sweep` times lookup+update of every session of
-//! a 1k and a 1M table in a random order, vectors of 256, one by one
+//! a 1k, a 10k and a 1M table in a random order, vectors of 256, one by one
 //! (`serial`) and through the firewall's three-pass `track_batch`
 //! (`batch`), and at 1k with 1 or 4 MB of cache pollution between
 //! vectors. `mss-clamp` times lowering the MSS of a Linux-style SYN
@@ -736,6 +736,7 @@ fn session_sweep(c: &mut Criterion) {
     let runs: [(&str, SweepRun); 2] = [("serial", sweep_serial), ("batch", sweep_batch)];
     for (entries, pollute, label) in [
         (1_000u64, 0usize, "1k"),
+        (10_000, 0, "10k"),
         (1_000_000, 0, "1M"),
         (1_000, 1 << 20, "1k-pollute-1MB"),
         (1_000, 4 << 20, "1k-pollute-4MB"),

@@ -19,11 +19,11 @@ mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub use pages::Pages;
 use pages::Region;
-use table::{class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Shard, Span};
+use table::{class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Inner, Shard, Span};
 use tcp::{TcpSeg, Tracking};
 
 /// A flow as the firewall sees it: the LAN host's side is "int", the other side "ext".
@@ -290,6 +290,12 @@ impl SharedTimeouts {
 
 const LAZY_REAP: usize = 2;
 
+/// Live sessions up to which `track_batch` skips its prefetch passes:
+/// their lines (a hot line and an index line each, about 128 bytes) then
+/// fit in L2 with room to spare, so the passes cost more than the misses
+/// they hide (measured: see BENCHMARKS.md, "The flow table").
+const CACHED_SESSIONS: u64 = 2048;
+
 /// The connection-tracking table. Shared (`Arc`) by all workers.
 pub struct SessionTable {
     /// Point into the regions below (declared first: dropped first).
@@ -305,6 +311,12 @@ pub struct SessionTable {
     /// Where the next `expire` sweep starts, so a small budget still reaches
     /// every shard over successive calls.
     expire_cursor: AtomicUsize,
+    /// Sum of the shards' `used`, changed under the shard lock whenever a
+    /// shard's changes (never on a hit), so `track_batch` can tell a
+    /// cache-resident table without visiting the shards.
+    live: AtomicU64,
+    /// `track_batch` goes packet by packet while `live` is at most this.
+    cached_sessions: u64,
 }
 
 impl SessionTable {
@@ -388,6 +400,8 @@ impl SessionTable {
             timeouts: SharedTimeouts::new(timeouts),
             capacity,
             expire_cursor: AtomicUsize::new(0),
+            live: AtomicU64::new(0),
+            cached_sessions: CACHED_SESSIONS,
         }
     }
 
@@ -456,22 +470,31 @@ impl SessionTable {
     /// hash every key and prefetch its bucket; read the buckets (without
     /// the lock: only to prefetch) and prefetch the sessions they name;
     /// then lock, find and update each, in order.
+    ///
+    /// A table small enough to stay in cache skips the two prefetch passes.
     pub fn track_batch(&self, reqs: &[Request], now_s: u32, out: &mut [Track]) {
         let t = &self.timeouts.load();
         for (rq, out) in reqs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            // All the hashes first either way: their multiplies overlap
+            // instead of each waiting behind the previous packet's lock.
+            let cached = self.live.load(Ordering::Relaxed) <= self.cached_sessions;
             let mut hashes = [0u64; CHUNK];
             for (h, r) in hashes.iter_mut().zip(rq) {
                 *h = self.hash(&r.key);
-                let span = &self.shard(*h).span;
-                prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
+                if !cached {
+                    let span = &self.shard(*h).span;
+                    prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
+                }
             }
-            for (&h, r) in hashes.iter().zip(rq) {
-                let span = &self.shard(h).span;
-                let b = &span.buckets()[span.home(h)];
-                let m = b.matches(tag_of(h));
-                if m != 0 {
-                    let tcp = matches!(r.seg, Segment::Tcp { .. });
-                    span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
+            if !cached {
+                for (&h, r) in hashes.iter().zip(rq) {
+                    let span = &self.shard(h).span;
+                    let b = &span.buckets()[span.home(h)];
+                    let m = b.matches(tag_of(h));
+                    if m != 0 {
+                        let tcp = matches!(r.seg, Segment::Tcp { .. });
+                        span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
+                    }
                 }
             }
             for ((&h, r), o) in hashes.iter().zip(rq).zip(out.iter_mut()) {
@@ -481,102 +504,20 @@ impl SessionTable {
     }
 
     fn track_hashed(&self, r: &Request, hash: u64, now_s: u32, t: &Timeouts) -> Track {
-        let (key, dir, bytes, create) = (&r.key, r.dir, r.bytes, r.create);
-        let d = dir.index();
-        let tcp_seg = match r.seg {
-            Segment::Tcp {
-                flags,
-                seq,
-                ack,
-                payload_len,
-                window,
-                wscale,
-            } => Some(TcpSeg {
-                flags,
-                seq,
-                ack,
-                len: payload_len,
-                window,
-                wscale,
-            }),
-            _ => None,
-        };
         let mut guard = self.shard(hash).lock();
-        let s = &mut *guard;
-        if let Some(ts) = &tcp_seg {
-            if !tcp::flags_valid(ts.flags) {
-                s.counters.invalid += 1;
-                return Track::Invalid(Invalid::BadFlags);
-            }
-        }
-        let mut found = s.find(key, hash);
-        if let Some(i) = found {
-            let state = s.hot(i).state;
-            let expired = s.is_expired(i, now_s, t);
-            let reopen = !expired && tcp_seg.is_some_and(|ts| tcp::is_reopen(state, ts.flags));
-            if reopen && !create {
-                // A new connection on a dead tuple is subject to the
-                // caller's rules for new flows; leave the old one alone.
-                return Track::NotFound;
-            }
-            if expired || reopen {
-                s.free(i, hash);
-                s.counters.expired += 1;
-                found = None;
-            }
-        }
-        if let Some(i) = found {
-            let old = s.hot(i).state;
-            let next = match &tcp_seg {
-                Some(ts) if old.is_tcp() => tcp::update(old, &mut s.cold_mut(i).track, ts, d),
-                // UDP needs only who started it, which the hot line has.
-                None if !old.is_tcp() => {
-                    let origin = Tracking::origin(usize::from(s.hot(i).wan_started()));
-                    Ok(tcp::udp_update(old, &origin, d))
-                }
-                // Segment kind does not match the session (caller bug):
-                // count the packet, change nothing else.
-                _ => Ok(old),
-            };
-            return match next {
-                Ok(state) => {
-                    // Stamp first: a move to a shorter class's FIFO then
-                    // queues it as of this packet, not as refreshed since.
-                    s.touch(i, d, bytes, now_s);
-                    s.set_state(i, state, t);
-                    Track::Existing(state)
-                }
-                Err(why) => {
-                    s.counters.invalid += 1;
-                    Track::Invalid(why)
-                }
-            };
-        }
-        if !create {
-            return Track::NotFound;
-        }
-        let (state, track) = match (&tcp_seg, &r.seg) {
-            (Some(ts), _) => match tcp::open(ts, d) {
-                Ok(x) => x,
-                Err(why) => {
-                    s.counters.invalid += 1;
-                    return Track::Invalid(why);
-                }
-            },
-            (None, Segment::Icmp) => (State::Icmp, Tracking::origin(d)),
-            (None, _) => (State::Udp, Tracking::origin(d)),
-        };
-        s.reap(now_s, t, LAZY_REAP, &mut table::reap_moves(LAZY_REAP));
-        match s.insert(key, hash, state, track, now_s, t) {
-            Some(i) => {
-                s.counters.created += 1;
-                s.count(i, d, bytes);
-                Track::Created(state)
-            }
-            None => {
-                s.counters.refused += 1;
-                Track::Refused
-            }
+        let before = guard.used;
+        let res = track_locked(&mut guard, r, hash, now_s, t);
+        self.count_live(before, guard.used);
+        res
+    }
+
+    /// Adds a shard's change of `used` to `live` (under its lock, so the
+    /// sum never runs ahead of the shards).
+    #[inline]
+    fn count_live(&self, before: u32, after: u32) {
+        if after != before {
+            let d = i64::from(after) - i64::from(before);
+            self.live.fetch_add(d as u64, Ordering::Relaxed);
         }
     }
 
@@ -610,7 +551,9 @@ impl SessionTable {
                 return freed;
             }
             let mut g = self.shards[(start + k) & (n - 1)].lock();
+            let before = g.used;
             freed += g.reap(now_s, &self.timeouts.load(), budget - freed, &mut moves);
+            self.count_live(before, g.used);
         }
         freed
     }
@@ -676,7 +619,109 @@ impl SessionTable {
     /// Drops every session (counters other than `active` are kept).
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            shard.lock().clear();
+            let mut g = shard.lock();
+            let before = g.used;
+            g.clear();
+            self.count_live(before, g.used);
+        }
+    }
+}
+
+/// `track` under the shard lock (`s` is the locked shard of `hash`).
+fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts) -> Track {
+    let (key, dir, bytes, create) = (&r.key, r.dir, r.bytes, r.create);
+    let d = dir.index();
+    let tcp_seg = match r.seg {
+        Segment::Tcp {
+            flags,
+            seq,
+            ack,
+            payload_len,
+            window,
+            wscale,
+        } => Some(TcpSeg {
+            flags,
+            seq,
+            ack,
+            len: payload_len,
+            window,
+            wscale,
+        }),
+        _ => None,
+    };
+    if let Some(ts) = &tcp_seg {
+        if !tcp::flags_valid(ts.flags) {
+            s.counters.invalid += 1;
+            return Track::Invalid(Invalid::BadFlags);
+        }
+    }
+    let mut found = s.find(key, hash);
+    if let Some(i) = found {
+        let state = s.hot(i).state;
+        let expired = s.is_expired(i, now_s, t);
+        let reopen = !expired && tcp_seg.is_some_and(|ts| tcp::is_reopen(state, ts.flags));
+        if reopen && !create {
+            // A new connection on a dead tuple is subject to the
+            // caller's rules for new flows; leave the old one alone.
+            return Track::NotFound;
+        }
+        if expired || reopen {
+            s.free(i, hash);
+            s.counters.expired += 1;
+            found = None;
+        }
+    }
+    if let Some(i) = found {
+        let old = s.hot(i).state;
+        let next = match &tcp_seg {
+            Some(ts) if old.is_tcp() => tcp::update(old, &mut s.cold_mut(i).track, ts, d),
+            // UDP needs only who started it, which the hot line has.
+            None if !old.is_tcp() => {
+                let origin = Tracking::origin(usize::from(s.hot(i).wan_started()));
+                Ok(tcp::udp_update(old, &origin, d))
+            }
+            // Segment kind does not match the session (caller bug):
+            // count the packet, change nothing else.
+            _ => Ok(old),
+        };
+        return match next {
+            Ok(state) => {
+                // Stamp first: a move to a shorter class's FIFO then
+                // queues it as of this packet, not as refreshed since.
+                s.touch(i, d, bytes, now_s);
+                s.set_state(i, state, t);
+                Track::Existing(state)
+            }
+            Err(why) => {
+                s.counters.invalid += 1;
+                Track::Invalid(why)
+            }
+        };
+    }
+    if !create {
+        return Track::NotFound;
+    }
+    let (state, track) = match (&tcp_seg, &r.seg) {
+        (Some(ts), _) => match tcp::open(ts, d) {
+            Ok(x) => x,
+            Err(why) => {
+                s.counters.invalid += 1;
+                return Track::Invalid(why);
+            }
+        },
+        (None, Segment::Icmp) => (State::Icmp, Tracking::origin(d)),
+        (None, _) => (State::Udp, Tracking::origin(d)),
+    };
+    s.reap(now_s, t, LAZY_REAP, &mut table::reap_moves(LAZY_REAP));
+    match s.insert(key, hash, state, track, now_s, t) {
+        Some(i) => {
+            s.counters.created += 1;
+            s.count(i, d, bytes);
+            Track::Created(state)
+        }
+        None => {
+            s.counters.refused += 1;
+            Track::Refused
         }
     }
 }

@@ -427,6 +427,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     pub fn find(&self, key: &Key, hash: u64) -> Option<u32> {
         let tag = tag_of(hash);
         let buckets = self.span.buckets();

@@ -1008,3 +1008,6 @@ mod security;
 
 /// Issue 17: expiry FIFOs, tag index, batches, huge pages.
 mod expiry;
+
+/// Issue 17: a cache-resident table's batches skip the prefetch passes.
+mod small_batch;
