@@ -547,7 +547,7 @@ pub mod dhcp4 {
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant, SystemTime};
 
-    use ipoe_control::dhcp4s::{Dhcp4Config, Dhcp4Server, StaticLease};
+    use ipoe_proto::dhcp4s::{Dhcp4Config, Dhcp4Server, StaticLease};
 
     use super::split;
 
@@ -676,7 +676,7 @@ pub mod dhcp6 {
     use std::net::Ipv6Addr;
     use std::time::{Duration, Instant};
 
-    use ipoe_control::dhcp6c::{Client, ClientConfig, Lease, State};
+    use ipoe_proto::dhcp6c::{Client, ClientConfig, Lease, State};
 
     use super::{lab, split};
 
@@ -937,9 +937,9 @@ pub mod neigh {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::{Duration, Instant};
 
-    use ipoe_control::hostio::{self, Inbound};
-    use ipoe_control::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Side, Verdict};
-    use ipoe_control::slaac::{IidMode, SlaacConfig, WanRa, MAX_ROUTERS, MAX_SLAAC_PREFIXES};
+    use ipoe_proto::hostio::{self, Inbound};
+    use ipoe_proto::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Side, Verdict};
+    use ipoe_proto::slaac::{IidMode, SlaacConfig, WanRa, MAX_ROUTERS, MAX_SLAAC_PREFIXES};
 
     use super::{fix_checksums, lab, split};
 
@@ -1092,7 +1092,7 @@ pub mod neigh {
     }
 }
 
-/// The `mld` target: the MLD host (`ipoe_control::mld`) fed arbitrary
+/// The `mld` target: the MLD host (`ipoe_proto::mld`) fed arbitrary
 /// frames and membership changes on a moving clock. Header: 1 byte
 /// (bit 0: the smallest MTU, 1280, else 1500; bit 1: no groups at start). Each record's
 /// flags pick what it is:
@@ -1110,8 +1110,8 @@ pub mod mld {
     use std::net::Ipv6Addr;
     use std::time::{Duration, Instant};
 
-    use ipoe_control::mld::wire::{self, Ipv6Mld, Message};
-    use ipoe_control::mld::{memberships, Mld, MldConfig, Role};
+    use ipoe_proto::mld::wire::{self, Ipv6Mld, Message};
+    use ipoe_proto::mld::{memberships, Mld, MldConfig, Role};
 
     use super::{lab, split};
 

@@ -8,6 +8,7 @@
 //! every later id and port (RFC 5452 9.2).
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bytes fetched per getrandom(2): 32 draws of 8 bytes. Requests up to
 /// 256 bytes are never cut short by a signal once the pool is ready.
@@ -29,7 +30,7 @@ impl OsRandom {
 
     pub fn next_u64(&mut self) -> u64 {
         if self.used + 8 > BATCH {
-            crate::state::fill_random(&mut self.buf);
+            fill_random(&mut self.buf);
             self.used = 0;
         }
         let mut b = [0u8; 8];
@@ -59,6 +60,44 @@ impl fmt::Debug for OsRandom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("OsRandom")
     }
+}
+
+/// Kernel randomness (getrandom(2)); falls back to time and pid mixing,
+/// which is enough for transaction ids and jitter if it ever fails.
+pub fn fill_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: writes at most `buf.len() - filled` bytes into `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            // A signal while the kernel pool was still being seeded (boot).
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        filled += n as usize;
+    }
+    if filled < buf.len() {
+        let mut x = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+            ^ u64::from(std::process::id()) << 32;
+        for b in &mut buf[filled..] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+}
+
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    fill_random(&mut b);
+    u64::from_ne_bytes(b)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! encoder.
 
 use super::*;
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 
 use dhcproto::v6::{
     DhcpOption, DhcpOptions, IAAddr, IAPrefix, Message, OptionCode, StatusCode, UnknownOption,
@@ -1224,7 +1224,7 @@ fn late_reply_without_transaction_is_counted() {
 
 #[test]
 fn random_garbage_and_mutated_replies_never_panic() {
-    let mut fuzz = XorShift::new(0x1234_5678_9abc_def1);
+    let mut fuzz = Jitter::new(0x1234_5678_9abc_def1);
     let mut cfg = config();
     cfg.request_na = true;
     cfg.rapid_commit = true;

@@ -2,7 +2,7 @@
 //! WAN side's codec and checked field by field; the schedule runs for hours
 //! on a fake clock (`t0 + Duration`); hostile RS/RA input is fuzzed.
 
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -1251,7 +1251,7 @@ fn counter_names_are_kebab_case_field_names() {
 
 // ---- hostile input -----------------------------------------------------
 
-fn mutate(rng: &mut XorShift, seed: &[u8], header_len: usize) -> Vec<u8> {
+fn mutate(rng: &mut Jitter, seed: &[u8], header_len: usize) -> Vec<u8> {
     let mut pkt = seed.to_vec();
     match rng.below(6) {
         0 => {
@@ -1295,7 +1295,7 @@ fn fuzzed_rs_and_ra_never_panic_and_tables_stay_bounded() {
     let t0 = Instant::now();
     let mut ra_seeds = vec![golden_engine(t0).current_advert(t0).emit().unwrap()];
     ra_seeds.push(hex(GOLDEN_RA_HEX));
-    let mut rng = XorShift::new(0x1a2b);
+    let mut rng = Jitter::new(0x1a2b);
     let mut engines = [running(t0, 1), running(t0, 2)];
     let mut now = t0;
     let mut last_sent: [Option<Instant>; 2] = [None, None];

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
@@ -889,7 +889,7 @@ fn counters_are_named_in_kebab_case() {
 // Fuzzing
 // ---------------------------------------------------------------------------
 
-fn mutate(rng: &mut XorShift, mut msg: Vec<u8>) -> Vec<u8> {
+fn mutate(rng: &mut Jitter, mut msg: Vec<u8>) -> Vec<u8> {
     match rng.below(9) {
         0 => {}
         1 | 2 => {
@@ -935,7 +935,7 @@ fn mutate(rng: &mut XorShift, mut msg: Vec<u8>) -> Vec<u8> {
 #[test]
 fn fuzz_queries_and_answers() {
     let t = Instant::now();
-    let mut rng = XorShift::new(0x5eed_d115);
+    let mut rng = Jitter::new(0x5eed_d115);
     let cfg = ProxyConfig {
         cache_entries: 64,
         max_pending: 32,
@@ -1019,7 +1019,7 @@ fn fuzz_queries_and_answers() {
 #[test]
 fn fuzz_tcp_packets() {
     let t = Instant::now();
-    let mut rng = XorShift::new(77);
+    let mut rng = Jitter::new(77);
     let mut p = proxy(ProxyConfig::default());
     p.tcp().set_addrs(
         Some(Ipv4Cidr::new(LAN_V4, 24)),

@@ -12,6 +12,7 @@
 ///     }
 /// }
 /// ```
+#[macro_export]
 macro_rules! named_counters {
     (
         $(#[$meta:meta])*

@@ -36,10 +36,23 @@ impl Jitter {
         lo + Duration::from_nanos(self.next_u64() % (span_ns + 1))
     }
 
+    /// A value in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
     /// Uniform in `low..=high`.
     pub fn range(&mut self, low: i64, high: i64) -> i64 {
         let span = high.abs_diff(low) + 1;
         low.min(high) + (self.next_u64() % span) as i64
+    }
+}
+
+/// Endless draws, for tests that build hostile inputs from a seed.
+impl Iterator for Jitter {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        Some(self.next_u64())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Behavioural tests: frames in, exact frames out, on a fake clock.
 
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -1015,7 +1015,7 @@ fn miss_flood_is_capped_and_spares_live_neighbors() {
     let (mut eng, now) = engine();
     learn_host_v4(&mut eng, now);
     let mut out = Vec::new();
-    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Jitter::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..10_000 {
         // Random interface identifier in the LAN /64.
         let prefix = u128::from(LAN_GUA) & !u128::from(u64::MAX);
@@ -1166,7 +1166,7 @@ fn ns_flood_from_made_up_sources_never_evicts_a_neighbor() {
         assert_eq!(state_of(&eng, now, ip), Some(NeighState::Stale));
     }
 
-    let mut rng = XorShift::new(0x5eed_f100d);
+    let mut rng = Jitter::new(0x5eed_f100d);
     let flood = 10_000u64;
     out.clear();
     for _ in 0..flood {
@@ -1596,7 +1596,7 @@ fn corrupted_frames_never_panic_and_stay_bounded() {
         echo4_in(LAN_V4, b"0123456789"),
         echo6_in(HOST_LL, LAN_LL, b"0123456789"),
     ];
-    let mut rng = XorShift::new(42);
+    let mut rng = Jitter::new(42);
     let mut out = Vec::new();
     for i in 0..50_000u32 {
         let mut frame = seeds[rng.below(seeds.len())].clone();

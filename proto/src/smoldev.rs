@@ -185,9 +185,10 @@ pub fn recycle(
     }
 }
 
-/// A client stack for the servers' tests: `Medium::Ip` with the given
-/// addresses (a /24 and a /64) and a fixed random seed.
-#[cfg(test)]
+/// A client stack for the servers' tests (here and in ipoe-control's
+/// metrics tests): `Medium::Ip` with the given addresses (a /24 and a /64)
+/// and a fixed random seed.
+#[doc(hidden)]
 pub fn test_client(
     seed: u64,
     v4: smoltcp::wire::Ipv4Address,

@@ -3,7 +3,7 @@
 //! checked on the raw bytes where dhcproto would hide something.
 
 use super::*;
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 
 use dhcproto::v6::{
     DhcpOption, IAAddr, Message, MessageType, OptionCode, Status, IANA, IAPD, IATA, ORO,
@@ -1286,7 +1286,7 @@ fn fuzz_corpus(bound: Ipv6Addr) -> Vec<Vec<u8>> {
 #[test]
 fn mutated_messages_never_panic() {
     let t0 = Instant::now();
-    let mut fuzz = XorShift::new(0x5eed_d6c6_0000_0001);
+    let mut fuzz = Jitter::new(0x5eed_d6c6_0000_0001);
     let mut s = Dhcp6Server::new(
         Dhcp6sConfig {
             max_leases: 64,

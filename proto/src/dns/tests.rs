@@ -1,7 +1,7 @@
 //! Wire tests against replies captured from dnsmasq 2.90, hostile-input
 //! tests, and resolver behaviour on a fake clock.
 
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -726,7 +726,7 @@ fn every_truncation_of_a_valid_reply_is_an_error() {
 }
 
 /// Applies 1..=4 random structural mutations.
-fn mutate(rng: &mut XorShift, msg: &mut Vec<u8>) {
+fn mutate(rng: &mut Jitter, msg: &mut Vec<u8>) {
     const INTERESTING: [u8; 8] = [0x00, 0x01, 0x3f, 0x40, 0x80, 0xc0, 0xc0 | 0x0c, 0xff];
     for _ in 0..1 + rng.below(4) {
         let len = msg.len().max(1);
@@ -782,7 +782,7 @@ fn fuzz_mutated_replies_never_panic() {
         .iter()
         .map(|(id, name, reply)| (*id, *name, hex(reply)))
         .collect();
-    let mut rng = XorShift::new(0x5eed_d15e_a5e5_0001);
+    let mut rng = Jitter::new(0x5eed_d15e_a5e5_0001);
     let mut parsed = 0;
     for _ in 0..200_000 {
         let (id, name, base) = &captures[rng.below(captures.len())];
@@ -1389,7 +1389,7 @@ fn fuzz_handle_counts_every_datagram() {
     let t0 = Instant::now();
     let mut r = resolver(&[S1], t0);
     let (mut q, _) = poll_one(&mut r, t0);
-    let mut rng = XorShift::new(0xfeed_f00d);
+    let mut rng = Jitter::new(0xfeed_f00d);
     let mut now = t0;
     let n = 20_000;
     for i in 0..n {

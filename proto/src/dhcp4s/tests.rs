@@ -3,7 +3,7 @@
 //! the server's own decoder.
 
 use super::*;
-use ipoe_dataplane::testkit::XorShift;
+use crate::jitter::Jitter;
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
@@ -704,7 +704,7 @@ fn lease_table_is_bounded() {
     let offer = Msg::discover(STATIC_MAC).to(&mut server, t0).unwrap();
     assert_eq!(yiaddr(&offer), STATIC_IP);
     // A flood of DISCOVERs from random MACs never grows the table.
-    let mut rng = XorShift::new(5);
+    let mut rng = Jitter::new(5);
     let mut small = Dhcp4Server::new(
         Dhcp4Config {
             max_leases: 16,
@@ -1101,14 +1101,14 @@ fn corpus() -> Vec<Vec<u8>> {
     ]
 }
 
-fn mutate(rng: &mut XorShift, base: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut Jitter, base: &[u8]) -> Vec<u8> {
     let mut bytes = base.to_vec();
     // Many distinct clients, to put pressure on the pool and the table.
     if rng.below(2) == 0 {
         bytes[33] = rng.next_u64() as u8;
     }
     // Somewhere in the options, mostly, where the parsing happens.
-    let in_options = |rng: &mut XorShift, len: usize| {
+    let in_options = |rng: &mut Jitter, len: usize| {
         if len > 240 {
             240 + rng.below(len - 240)
         } else {
@@ -1201,7 +1201,7 @@ fn fuzz_100k_mutated_messages_no_panic_bounded_tables() {
     cfg.lease_time = secs(300);
     let mut server = Dhcp4Server::new(cfg, 3);
     let corpus = corpus();
-    let mut rng = XorShift::new(0x5eed);
+    let mut rng = Jitter::new(0x5eed);
     let mutated = 100_000u64;
     let mut total = mutated;
     let mut now = t0;
@@ -1285,7 +1285,7 @@ fn fuzz_100k_mutated_messages_no_panic_bounded_tables() {
 fn raw_random_bytes_never_panic() {
     let t0 = Instant::now();
     let mut server = server();
-    let mut rng = XorShift::new(99);
+    let mut rng = Jitter::new(99);
     for _ in 0..20_000 {
         let len = rng.below(700);
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();

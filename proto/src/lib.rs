@@ -1,0 +1,24 @@
+//! ipoe-router's protocol engines, sans-IO: each is pure logic fed with
+//! `(now, input)` that returns what to send and when it next wants to run,
+//! plus the wire views and frame builders they share. No sockets, threads,
+//! BPF or dataplane here; `ipoe-control` owns the I/O and the clock, so
+//! tests run days of lease and timer time in milliseconds.
+
+#[macro_use]
+mod counters;
+
+pub mod dhcp4s;
+pub mod dhcp6c;
+pub mod dhcp6s;
+pub mod dns;
+pub mod dnsproxy;
+pub mod hostio;
+pub mod jitter;
+pub mod lan_ra;
+pub mod mld;
+pub mod neigh;
+pub mod osrand;
+pub mod pmtu;
+pub mod slaac;
+pub mod smoldev;
+pub mod tunnel_watch;
