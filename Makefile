@@ -18,9 +18,12 @@ build: deps
 lab: build
 	bash scripts/demo.sh
 
+# cargo-machete: no dependency a crate does not use (installed on first use).
 lint:
+	bash scripts/install-deps.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	cargo-machete
 
 unit:
 	$(CARGO) test --workspace --release --no-fail-fast --exclude ipoe-tests
