@@ -5,11 +5,10 @@
 
 use std::net::IpAddr;
 
+use ipoe_proto::ctl::TRACE_ADD_MAX as TRACE_MAX;
 use serde_json::{json, Map, Value};
 
 pub const DEFAULT_SOCKET: &str = "/run/ipoed/ipoed.sock";
-/// Most packets one `trace add` may arm (the daemon's `TRACE_MAX`).
-pub const TRACE_MAX: u64 = 1000;
 
 /// Every command as typed, which is also its protocol name, with what the
 /// usage text says about it.

@@ -5,33 +5,21 @@
 //! Exit status: 0 done; 1 the daemon could not be reached, did not answer,
 //! or answered with an error; 2 the command line is wrong.
 
-// The helpers live under ipoectl/ and are named by path: a plain `mod`
-// beside this file would sit in src/bin/, where cargo takes every file for
-// a binary of its own.
-#[path = "ipoectl/actions.rs"]
 mod actions;
-#[path = "ipoectl/args.rs"]
 mod args;
-#[path = "ipoectl/client.rs"]
 mod client;
-#[path = "ipoectl/fw.rs"]
 mod fw;
-#[path = "ipoectl/render.rs"]
 mod render;
-#[path = "ipoectl/state.rs"]
 mod state;
-#[path = "ipoectl/stats.rs"]
 mod stats;
-#[path = "ipoectl/table.rs"]
 mod table;
-#[path = "ipoectl/tree.rs"]
 mod tree;
-#[path = "ipoectl/val.rs"]
 mod val;
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use ipoe_proto::ctl::{parse_reply, Request};
 use serde_json::Value;
 
 use args::{Invocation, Parsed, UsageError};
@@ -55,7 +43,11 @@ fn main() -> ExitCode {
 }
 
 fn run(inv: &Invocation) -> ExitCode {
-    let line = client::request_line(inv.command, inv.args.as_ref());
+    let line = Request {
+        command: inv.command.to_string(),
+        args: inv.args.clone().unwrap_or(Value::Null),
+    }
+    .to_line();
     let reply = match client::ask(&inv.socket, &line) {
         Ok(r) => r,
         Err(f) => {
@@ -63,11 +55,13 @@ fn run(inv: &Invocation) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    if reply.get("ok") != Some(&Value::Bool(true)) {
-        err(&refusal(inv.command, &reply));
-        return ExitCode::from(EXIT_FAILED);
-    }
-    let data = reply.get("data").unwrap_or(&Value::Null);
+    let data = match parse_reply(&reply) {
+        Ok(data) => data,
+        Err(why) => {
+            err(&refusal(inv.command, &why));
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
     let text = if inv.json {
         serde_json::to_string_pretty(data).unwrap_or_default() + "\n"
     } else {
@@ -87,12 +81,7 @@ fn run(inv: &Invocation) -> ExitCode {
 /// An `ok: false` reply as stderr text. A reload error names the config
 /// file's line and column (`/etc/ipoed.yaml:12:5: ...`); it goes on a line
 /// of its own, verbatim, where editors and people find the position.
-fn refusal(command: &str, reply: &Value) -> String {
-    let why = match reply.get("error") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => format!("an error reply without an error text: {reply}"),
-    };
+fn refusal(command: &str, why: &str) -> String {
     if command == "reload" {
         format!("ipoed: reload failed:\n{why}\n")
     } else {
