@@ -9,6 +9,7 @@ mod actions;
 mod args;
 mod client;
 mod fw;
+mod man;
 mod render;
 mod state;
 mod stats;
@@ -30,16 +31,41 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let env_socket = std::env::var("IPOED_SOCKET").ok().filter(|s| !s.is_empty());
     match args::parse(std::env::args().skip(1), env_socket) {
-        Ok(Parsed::Help) => {
-            out(&format!("{}\n", args::usage()));
+        Ok(Parsed::Help(text)) => {
+            out(&text);
             ExitCode::SUCCESS
         }
         Ok(Parsed::Run(inv)) => run(&inv),
-        Err(UsageError(why)) => {
-            err(&format!("ipoectl: {why}\n{}\n", args::usage()));
-            ExitCode::from(EXIT_USAGE)
+        Ok(Parsed::Completions(shell)) => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut args::command(), "ipoectl", &mut script);
+            out(&String::from_utf8_lossy(&script));
+            ExitCode::SUCCESS
+        }
+        Ok(Parsed::Man) => {
+            let mut page = Vec::new();
+            match man::page(&mut page) {
+                Ok(()) => {
+                    out(&String::from_utf8_lossy(&page));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    err(&format!("ipoectl: rendering the manual page: {e}\n"));
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Err(e) => {
+            let (code, text) = usage_failure(&e);
+            err(&text);
+            ExitCode::from(code)
         }
     }
+}
+
+/// A wrong command line: exit 2, the reason, then the usage.
+fn usage_failure(e: &UsageError) -> (u8, String) {
+    (EXIT_USAGE, format!("ipoectl: {}\n{}", e.why, e.usage))
 }
 
 fn run(inv: &Invocation) -> ExitCode {
@@ -98,4 +124,37 @@ fn out(s: &str) {
 
 fn err(s: &str) {
     let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Parsed, UsageError> {
+        args::parse(words.iter().map(|w| w.to_string()), None)
+    }
+
+    #[test]
+    fn usage_errors_exit_2_with_the_reason_then_the_usage() {
+        for words in [
+            &["show", "foo"][..],
+            &[],
+            &["trace", "add", "0"],
+            &["--bogus"],
+        ] {
+            let Err(e) = parse(words) else {
+                panic!("{words:?} parsed")
+            };
+            let (code, text) = usage_failure(&e);
+            assert_eq!(code, 2, "{words:?}");
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some(format!("ipoectl: {}", e.why).as_str()));
+            assert!(
+                lines.any(|l| l.starts_with("usage: ipoectl")),
+                "{words:?}: {text}"
+            );
+        }
+        // Help is printed on stdout with exit 0, not as a usage error.
+        assert!(matches!(parse(&["show", "-h"]), Ok(Parsed::Help(_))));
+    }
 }
