@@ -1,12 +1,14 @@
 //! ipoe-router's protocol engines, sans-IO: each is pure logic fed with
 //! `(now, input)` that returns what to send and when it next wants to run,
-//! plus the wire views and frame builders they share. No sockets, threads,
+//! plus the wire views and frame builders they share, and the control
+//! socket's messages (`ctl`), which ipoed and ipoectl both use. No sockets, threads,
 //! BPF or dataplane here; `ipoe-control` owns the I/O and the clock, so
 //! tests run days of lease and timer time in milliseconds.
 
 #[macro_use]
 mod counters;
 
+pub mod ctl;
 pub mod dhcp4s;
 pub mod dhcp6c;
 pub mod dhcp6s;

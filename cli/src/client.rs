@@ -30,20 +30,6 @@ pub enum Failure {
     BadReply(String),
 }
 
-/// The request line, fields in the order PROTOCOL.md shows them (a
-/// serde_json map would sort them), with `args` only when there are any.
-pub fn request_line(command: &str, args: Option<&Value>) -> String {
-    let mut line = format!(
-        "{{\"version\":1,\"command\":{}",
-        Value::String(command.to_string())
-    );
-    if let Some(a) = args {
-        line.push_str(&format!(",\"args\":{a}"));
-    }
-    line.push_str("}\n");
-    line
-}
-
 /// Sends `line` and returns the parsed reply.
 pub fn ask(socket: &str, line: &str) -> Result<Value, Failure> {
     let mut s = UnixStream::connect(socket).map_err(Failure::Connect)?;

@@ -158,10 +158,16 @@ fn assert_usage_error(args: &[&str], reason: &str) {
 #[test]
 fn help_prints_usage_and_succeeds() {
     for flag in ["-h", "--help"] {
-        let o = ipoectl(&["show", "wan", flag]);
+        let o = ipoectl(&[flag]);
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).contains("usage: ipoectl"));
-        assert!(stdout(&o).contains("trace add N"));
+        assert!(stdout(&o).contains("trace add N [wan|lan]"));
+        // Anywhere on the line, it is the help of the command before it.
+        let o = ipoectl(&["show", "wan", flag]);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains("usage: ipoectl show wan"));
+        assert!(stdout(&o).contains("WAN IPv6: addresses, routers, RA"));
+        assert!(stderr(&o).is_empty());
     }
 }
 
