@@ -65,32 +65,21 @@ impl fmt::Debug for OsRandom {
 /// Kernel randomness (getrandom(2)); falls back to time and pid mixing,
 /// which is enough for transaction ids and jitter if it ever fails.
 pub fn fill_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: writes at most `buf.len() - filled` bytes into `buf`.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            // A signal while the kernel pool was still being seeded (boot).
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
+    // getrandom(2) without flags: blocks only until the pool is seeded at
+    // boot, and the crate retries on EINTR.
+    if getrandom::fill(buf).is_ok() {
+        return;
     }
-    if filled < buf.len() {
-        let mut x = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-            ^ u64::from(std::process::id()) << 32;
-        for b in &mut buf[filled..] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        ^ u64::from(std::process::id()) << 32;
+    for b in buf.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
     }
 }
 
