@@ -16,6 +16,7 @@ pub mod hostio;
 pub mod jitter;
 pub mod lan_ra;
 pub mod mld;
+pub mod ndproxy;
 pub mod neigh;
 pub mod osrand;
 pub mod pmtu;
