@@ -14,6 +14,7 @@ pub mod dns;
 pub mod dnsproxy;
 pub mod hostio;
 pub mod jitter;
+pub mod lan_mode;
 pub mod lan_ra;
 pub mod mld;
 pub mod ndproxy;
