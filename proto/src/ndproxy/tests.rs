@@ -886,3 +886,74 @@ fn counter_names_are_kebab_case_field_names() {
         .collect();
     assert_eq!(names, fields);
 }
+
+#[test]
+fn a_lan_dad_flood_cannot_make_the_wan_side_chatty() {
+    let cfg = NdProxyConfig::default();
+    let (mut p, t0) = proxy_with(cfg.clone());
+    let mut out = Vec::new();
+    let mut rng = Jitter::new(4389);
+    let mut wan_ns = 0u64;
+    // 10 000 DAD probes for random addresses of the /64 in one second.
+    for i in 0..10_000u64 {
+        let now = t0 + Duration::from_micros(100 * i);
+        let target = Ipv6Addr::from(u128::from(PREFIX) | u128::from(rng.next_u64()));
+        p.handle_frame(now, Side::Lan, &dad_ns(HOST_MAC, target), &mut out);
+        p.poll(now, &mut out);
+        wan_ns += out.drain(..).filter(|o| o.side == Side::Wan).count() as u64;
+        assert!(p.dad.iter().filter(|d| d.origin == Side::Lan).count() <= cfg.max_dad_pending);
+    }
+    let c = p.counters();
+    assert!(
+        wan_ns <= u64::from(cfg.solicit_burst + cfg.solicit_rate) + 1,
+        "{wan_ns}"
+    );
+    assert_eq!(wan_ns, c.dad_wan_ns_tx);
+    assert_eq!(
+        c.dad_wan_ns_tx + c.dad_pending_full + c.rate_limited,
+        10_000
+    );
+}
+
+#[test]
+fn solicitors_per_target_are_bounded_and_wan_claims_are_conflicts() {
+    let (mut p, t0) = proxy();
+    let mut out = Vec::new();
+    // Eight WAN nodes ask for the same target: four are remembered.
+    for i in 0..8u8 {
+        let mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x60 + i];
+        let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x100 + u16::from(i));
+        let ns = ndp(
+            mac,
+            mcast_mac(sn(HOST)),
+            src,
+            sn(HOST),
+            NdiscRepr::NeighborSolicit {
+                target_addr: HOST,
+                lladdr: Some(RawHardwareAddress::from_bytes(&mac)),
+            },
+        );
+        p.handle_frame(t0, Side::Wan, &ns, &mut out);
+    }
+    assert_eq!(sent(&mut out).len(), 1, "one LAN solicitation");
+    assert_eq!(p.counters().waiters_dropped, 4);
+    p.handle_frame(t0, Side::Lan, &lan_na(HOST_MAC, HOST), &mut out);
+    let answers = sent(&mut out);
+    assert_eq!(answers.len(), MAX_WAITERS);
+    assert!(answers
+        .iter()
+        .all(|s| s.side == Side::Wan && s.eth_src == WAN_MAC));
+    // A WAN node advertising a verified LAN host's address is reported,
+    // not believed.
+    assert_eq!(
+        p.handle_frame(
+            t0,
+            Side::Wan,
+            &na_all_nodes(HGW_MAC, HGW_LL, HOST),
+            &mut out
+        ),
+        Verdict::Dropped(DropReason::Conflict)
+    );
+    assert_eq!(p.counters().wan_conflict, 1);
+    assert_eq!(p.entries(t0)[0].mac, Some(HOST_MAC));
+}
