@@ -50,6 +50,22 @@
 //!   NoBinding in the IA_PD sends a Request for it (18.2.10.1); our prefix
 //!   returned with valid lifetime 0 is [`Event::Lost`].
 //!
+//! # Stateless configuration (Information-request)
+//!
+//! On a line without PD the DNS servers come only from stateless DHCPv6
+//! (the FLET'S RA carries no RDNSS). [`Client::request_information`] (an RA
+//! with O=1), or a server answering NoPrefixAvail (with
+//! [`Client::set_stateless_fallback`]), asks for them: while no
+//! lease is held, an Information-request exchange runs beside whatever PD
+//! exchange runs (its first transmission delayed by 0..=INF_MAX_DELAY,
+//! retransmitted from INF_TIMEOUT up to INF_MAX_RT, RFC 8415 18.2.6), and
+//! its Reply is kept as [`Information`] and refreshed after the Information
+//! Refresh Time (21.23: 86400 s if absent, at least 600 s, never if
+//! infinite) stretched by a positive RAND of up to 10 %, so many clients
+//! told the same time spread out and none asks before it. A lease's own
+//! options take precedence ([`Client::dns_servers`]); while one is held no
+//! Information-request is sent, and one resumes when the lease goes.
+//!
 //! Retransmission follows section 15 with the section 7.6 parameters. Every
 //! received message is treated as hostile: it is decoded through
 //! `wire::parse` (framing checked before dhcproto sees it), and every
@@ -87,6 +103,12 @@ const REL_TIMEOUT: Duration = Duration::from_secs(1);
 const REL_MAX_RC: u32 = 4;
 const DEC_TIMEOUT: Duration = Duration::from_secs(1);
 const DEC_MAX_RC: u32 = 4;
+const INF_MAX_DELAY: Duration = Duration::from_secs(1);
+const INF_TIMEOUT: Duration = Duration::from_secs(1);
+const INF_MAX_RT_DEFAULT: u32 = 3600;
+/// RFC 8415 7.6 / 21.23: Information Refresh Time default and floor.
+const IRT_DEFAULT: u32 = 86400;
+const IRT_MINIMUM: u32 = 600;
 
 /// Advertises remembered during one Solicit round.
 const MAX_ADVERTISES: usize = 8;
@@ -184,6 +206,23 @@ pub enum Event {
     Lost(Lease),
 }
 
+/// What a Reply to Information-request said (stateless DHCPv6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Information {
+    /// Option 23.
+    pub dns_servers: Vec<Ipv6Addr>,
+    /// Option 24.
+    pub domains: Vec<String>,
+    /// Option 64 (RFC 6334), FQDN without trailing dot.
+    pub aftr_name: Option<String>,
+    pub server_id: Vec<u8>,
+    /// When the Reply arrived.
+    pub obtained: Instant,
+    /// The refresh time in effect, seconds (after the IRT_MINIMUM floor);
+    /// 0xffff_ffff = never refreshed.
+    pub refresh: u32,
+}
+
 /// Seconds left until each lease deadline; `None` = infinite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseTimes {
@@ -236,6 +275,9 @@ pub struct Counters {
     pub request_failures: u64,
     /// Events dropped because nobody drained them.
     pub events_dropped: u64,
+    pub tx_information_request: u64,
+    /// Replies to Information-request taken.
+    pub information_replies: u64,
 }
 
 impl Counters {
@@ -268,6 +310,8 @@ impl Counters {
             ("losses", self.losses),
             ("request-failures", self.request_failures),
             ("events-dropped", self.events_dropped),
+            ("tx-information-request", self.tx_information_request),
+            ("information-replies", self.information_replies),
         ]
     }
 }
@@ -333,6 +377,9 @@ enum ExchangeKind {
     },
     Renew,
     Rebind,
+    /// Stateless configuration; runs in `Client::info_exchange`, never in
+    /// `Client::exchange`.
+    InformationRequest,
     /// An IA_NA address another node uses (DAD, 18.2.8); already dropped
     /// from the lease.
     Decline {
@@ -354,6 +401,7 @@ impl ExchangeKind {
             ExchangeKind::Request { .. } => MessageType::Request,
             ExchangeKind::Renew => MessageType::Renew,
             ExchangeKind::Rebind => MessageType::Rebind,
+            ExchangeKind::InformationRequest => MessageType::InformationRequest,
             ExchangeKind::Release { .. } => MessageType::Release,
             ExchangeKind::Decline { .. } => MessageType::Decline,
         }
@@ -394,6 +442,17 @@ pub struct Client {
     request_na: bool,
     events: Vec<Event>,
     counters: Counters,
+    /// Stateless configuration is wanted: an RA said O=1, or a server had
+    /// no prefix for us.
+    info_wanted: bool,
+    info: Option<Information>,
+    info_exchange: Option<Exchange>,
+    /// When the held information is refreshed; `None`: never.
+    info_refresh: Option<Instant>,
+    /// INF_MAX_RT in seconds: the default or the server's option 83.
+    inf_max_rt: u32,
+    /// A NoPrefixAvail answer also asks for stateless configuration.
+    stateless_fallback: bool,
 }
 
 impl Client {
@@ -412,6 +471,12 @@ impl Client {
             sol_max_rt: SOL_MAX_RT_DEFAULT,
             events: Vec::new(),
             counters: Counters::default(),
+            info_wanted: false,
+            info: None,
+            info_exchange: None,
+            info_refresh: None,
+            inf_max_rt: INF_MAX_RT_DEFAULT,
+            stateless_fallback: false,
         }
     }
 
@@ -483,6 +548,14 @@ impl Client {
                 return;
             }
         }
+        let for_information = self
+            .info_exchange
+            .as_ref()
+            .is_some_and(|e| e.tx_count > 0 && e.xid == received.xid);
+        if for_information && received.kind == MessageType::Reply {
+            self.on_information_reply(now, &received);
+            return;
+        }
         let Some(exchange) = &self.exchange else {
             self.counters.rx_wrong_xid += 1;
             return;
@@ -539,7 +612,55 @@ impl Client {
                 break;
             }
         }
+        self.step_information(now, out);
         self.next_deadline()
+    }
+
+    /// The RA says O=1 (other configuration by DHCPv6): ask for it by
+    /// Information-request while no lease brings it (RFC 8415 18.2.6).
+    /// Call `poll` after.
+    pub fn request_information(&mut self) {
+        if !self.info_wanted {
+            log::info!("dhcp6c: stateless configuration wanted (Information-request)");
+            self.info_wanted = true;
+        }
+    }
+
+    /// From now on, a server answering NoPrefixAvail also makes the client
+    /// ask for stateless configuration, as [`Self::request_information`]
+    /// does (a line without PD still has DNS servers to learn). Off by
+    /// default so a PD-only client sends exactly the PD exchange.
+    pub fn set_stateless_fallback(&mut self, on: bool) {
+        self.stateless_fallback = on;
+    }
+
+    /// The last Reply to Information-request, if any.
+    pub fn information(&self) -> Option<&Information> {
+        self.info.as_ref()
+    }
+
+    /// The transaction id a Reply to our Information-request must carry,
+    /// if one is open (beside [`Self::open_xid`]).
+    pub fn information_xid(&self) -> Option<u32> {
+        self.info_exchange.as_ref().map(|e| e.xid)
+    }
+
+    /// DNS servers learned by DHCPv6: the lease's, else the stateless ones.
+    pub fn dns_servers(&self) -> &[Ipv6Addr] {
+        match (&self.lease, &self.info) {
+            (Some(lease), _) => &lease.dns_servers,
+            (None, Some(info)) => &info.dns_servers,
+            (None, None) => &[],
+        }
+    }
+
+    /// Domain search list learned by DHCPv6, as [`Self::dns_servers`].
+    pub fn domains(&self) -> &[String] {
+        match (&self.lease, &self.info) {
+            (Some(lease), _) => &lease.domains,
+            (None, Some(info)) => &info.domains,
+            (None, None) => &[],
+        }
     }
 
     pub fn drain_events(&mut self) -> Vec<Event> {
@@ -565,7 +686,7 @@ impl Client {
                 ExchangeKind::Request { .. } => State::Requesting,
                 ExchangeKind::Renew => State::Renewing,
                 ExchangeKind::Rebind => State::Rebinding,
-                ExchangeKind::Release { .. } => State::Idle,
+                ExchangeKind::Release { .. } | ExchangeKind::InformationRequest => State::Idle,
                 ExchangeKind::Decline { .. } => State::Bound,
             },
         }
@@ -748,6 +869,95 @@ impl Client {
         true
     }
 
+    /// Starts, transmits or stops the Information-request exchange.
+    fn step_information(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
+        if self.lease.is_some() || !self.info_wanted {
+            // The lease's Replies carry the options.
+            self.info_exchange = None;
+            return;
+        }
+        if self.info_exchange.is_none() {
+            let due = match &self.info {
+                None => true,
+                Some(_) => self.info_refresh.is_some_and(|at| now >= at),
+            };
+            if !due {
+                return;
+            }
+            // 18.2.6: the first Information-request waits a random
+            // 0..=INF_MAX_DELAY.
+            let delay_ms = self.rng.range(0, INF_MAX_DELAY.as_millis() as i64) as u64;
+            let xid = (self.rng.next_u64() >> 40) as u32;
+            self.info_exchange = Some(Exchange {
+                kind: ExchangeKind::InformationRequest,
+                xid,
+                first_tx: None,
+                next_tx: now + Duration::from_millis(delay_ms),
+                rt: Duration::ZERO,
+                tx_count: 0,
+                mrd_end: None,
+            });
+        }
+        if self
+            .info_exchange
+            .as_ref()
+            .is_some_and(|e| now >= e.next_tx)
+        {
+            // `transmit` runs `self.exchange`: lend it this one.
+            std::mem::swap(&mut self.exchange, &mut self.info_exchange);
+            let message = self.transmit(now);
+            std::mem::swap(&mut self.exchange, &mut self.info_exchange);
+            out.extend(message);
+        }
+    }
+
+    /// A Reply to our Information-request (xid already matched).
+    fn on_information_reply(&mut self, now: Instant, received: &Received) {
+        if received.client_id.as_deref() != Some(self.cfg.duid.as_slice()) {
+            self.counters.rx_wrong_client_id += 1;
+            return;
+        }
+        let Some(server_id) = received.server_id.clone() else {
+            self.counters.rx_no_server_id += 1;
+            return;
+        };
+        // 21.25: INF_MAX_RT, range as SOL_MAX_RT's, out of range ignored;
+        // processed even from a Reply that is otherwise ignored (18.2.10).
+        if let Some(value) = received.inf_max_rt.filter(|v| sol_max_rt_in_range(*v)) {
+            self.inf_max_rt = value;
+        }
+        if let Some(status) = received.status.filter(|s| *s != Status::Success) {
+            // UnspecFail, UseMulticast, ...: keep retransmitting (18.2.10).
+            log::debug!("dhcp6c: Reply to Information-request with status {status:?} ignored");
+            self.counters.rx_status_error += 1;
+            return;
+        }
+        let refresh = match received.information_refresh_time.unwrap_or(IRT_DEFAULT) {
+            INFINITE => INFINITE,
+            secs => secs.max(IRT_MINIMUM),
+        };
+        self.info_refresh = (refresh != INFINITE).then(|| {
+            let base = Duration::from_secs(u64::from(refresh));
+            now + self.jittered(base, true)
+        });
+        log::info!(
+            "dhcp6c: stateless configuration from server {}: DNS {:?}, refresh {}",
+            hex(&server_id),
+            received.dns_servers,
+            seconds(refresh)
+        );
+        self.info = Some(Information {
+            dns_servers: received.dns_servers.clone(),
+            domains: received.domains.clone(),
+            aftr_name: received.aftr_name.clone(),
+            server_id,
+            obtained: now,
+            refresh,
+        });
+        self.info_exchange = None;
+        self.counters.information_replies += 1;
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |at: Option<Instant>| {
@@ -756,6 +966,10 @@ impl Client {
             }
         };
         consider(self.exchange.as_ref().map(|e| e.next_tx));
+        consider(self.info_exchange.as_ref().map(|e| e.next_tx));
+        if self.lease.is_none() && self.info_wanted && self.info_exchange.is_none() {
+            consider(self.info_refresh);
+        }
         if let Some(lease) = &self.lease {
             consider(deadline(lease.obtained, lease.valid));
             consider(
@@ -782,6 +996,11 @@ impl Client {
             ExchangeKind::Request { .. } => (REQ_TIMEOUT, REQ_MAX_RT, REQ_MAX_RC),
             ExchangeKind::Renew => (REN_TIMEOUT, REN_MAX_RT, 0),
             ExchangeKind::Rebind => (REB_TIMEOUT, REB_MAX_RT, 0),
+            ExchangeKind::InformationRequest => (
+                INF_TIMEOUT,
+                Duration::from_secs(u64::from(self.inf_max_rt)),
+                0,
+            ),
             ExchangeKind::Release { .. } => (REL_TIMEOUT, Duration::ZERO, REL_MAX_RC),
             ExchangeKind::Decline { .. } => (DEC_TIMEOUT, Duration::ZERO, DEC_MAX_RC),
         }
@@ -855,6 +1074,7 @@ impl Client {
             ExchangeKind::Request { .. } => &mut self.counters.tx_request,
             ExchangeKind::Renew => &mut self.counters.tx_renew,
             ExchangeKind::Rebind => &mut self.counters.tx_rebind,
+            ExchangeKind::InformationRequest => &mut self.counters.tx_information_request,
             ExchangeKind::Release { .. } => &mut self.counters.tx_release,
             ExchangeKind::Decline { .. } => &mut self.counters.tx_decline,
         };
@@ -908,6 +1128,8 @@ impl Client {
                 na(held_address),
             ),
             ExchangeKind::Rebind => (None, Some(held_prefix?), na(held_address)),
+            // 18.2.6: no IA options.
+            ExchangeKind::InformationRequest => (None, None, None),
             // 18.2.8: only the IA_NA with the address declined.
             ExchangeKind::Decline { server_id, address } => {
                 (Some(server_id.as_slice()), None, Some(Some(*address)))
@@ -924,7 +1146,11 @@ impl Client {
             extra_prefixes: &extra,
             na,
             rapid_commit: *kind == ExchangeKind::Solicit && self.cfg.rapid_commit,
-            ia_pd: !matches!(kind, ExchangeKind::Decline { .. }),
+            ia_pd: !matches!(
+                kind,
+                ExchangeKind::Decline { .. } | ExchangeKind::InformationRequest
+            ),
+            information: *kind == ExchangeKind::InformationRequest,
         })
     }
 
@@ -1009,6 +1235,8 @@ impl Client {
             ExchangeKind::Release { .. } => {}
             // Given up: the next Renew asks for another address anyway.
             ExchangeKind::Decline { .. } => {}
+            // No MRC/MRD: it never gives up, and never runs here.
+            ExchangeKind::InformationRequest => {}
         }
     }
 
@@ -1046,6 +1274,12 @@ impl Client {
     /// whose pool is exhausted is retried at a falling rate, not never.
     fn note_no_prefix(&mut self, now: Instant, server_id: &[u8]) {
         self.counters.ignored_noprefixavail += 1;
+        // A line without PD: its DNS servers can still come by
+        // Information-request.
+        if self.stateless_fallback && !self.info_wanted && self.lease.is_none() {
+            log::info!("dhcp6c: no prefix available, asking for stateless configuration");
+            self.info_wanted = true;
+        }
         let hold = NO_PREFIX_HOLD
             .saturating_mul(1 << self.no_prefix_strikes.min(16))
             .min(Duration::from_secs(u64::from(self.sol_max_rt)));

@@ -1671,4 +1671,5 @@ fn wire_helpers() {
     assert_eq!(lease.dns_servers.len(), wire::MAX_DNS_SERVERS);
 }
 
+mod information;
 mod issue15;

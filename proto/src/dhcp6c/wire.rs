@@ -43,11 +43,13 @@ const OPT_PREFERENCE: u16 = 7;
 const OPT_STATUS_CODE: u16 = 13;
 const OPT_RAPID_COMMIT: u16 = 14;
 const OPT_DNS_SERVERS: u16 = 23;
+const OPT_INFORMATION_REFRESH_TIME: u16 = 32;
 const OPT_DOMAIN_LIST: u16 = 24;
 const OPT_IA_PD: u16 = 25;
 const OPT_IAPREFIX: u16 = 26;
 const OPT_AFTR_NAME: u16 = 64;
 const OPT_SOL_MAX_RT: u16 = 82;
+const OPT_INF_MAX_RT: u16 = 83;
 
 /// A DUID is at most 128 octets plus its 2-octet type (RFC 8415 11.1).
 const MAX_DUID_LEN: usize = 130;
@@ -130,6 +132,10 @@ pub(super) struct Received {
     pub domains: Vec<String>,
     pub aftr_name: Option<String>,
     pub sol_max_rt: Option<u32>,
+    /// Option 32 (RFC 8415 21.23), as received.
+    pub information_refresh_time: Option<u32>,
+    /// Option 83 (RFC 8415 21.25), as received.
+    pub inf_max_rt: Option<u32>,
 }
 
 /// Decodes a UDP payload received on port 546. Never panics.
@@ -221,11 +227,21 @@ fn sanitize_options(
             (Level::Message, OPT_PREFERENCE) if len != 1 => return Err(bad_length),
             (Level::Message, OPT_RAPID_COMMIT) if len != 0 => return Err(bad_length),
             (Level::Message, OPT_DNS_SERVERS) if len % 16 != 0 => return Err(bad_length),
-            (Level::Message, OPT_SOL_MAX_RT) if len != 4 => return Err(bad_length),
+            (Level::Message, OPT_SOL_MAX_RT | OPT_INF_MAX_RT | OPT_INFORMATION_REFRESH_TIME)
+                if len != 4 =>
+            {
+                return Err(bad_length)
+            }
             (
                 Level::Message,
-                OPT_PREFERENCE | OPT_RAPID_COMMIT | OPT_DNS_SERVERS | OPT_SOL_MAX_RT
-                | OPT_DOMAIN_LIST | OPT_AFTR_NAME,
+                OPT_PREFERENCE
+                | OPT_RAPID_COMMIT
+                | OPT_DNS_SERVERS
+                | OPT_SOL_MAX_RT
+                | OPT_DOMAIN_LIST
+                | OPT_AFTR_NAME
+                | OPT_INF_MAX_RT
+                | OPT_INFORMATION_REFRESH_TIME,
             ) => copy_option(out, code, body),
             // Not used by this client (or misplaced): framing was checked,
             // the option is dropped.
@@ -289,6 +305,8 @@ fn interpret(message: &Message, iaid: u32) -> Received {
         domains: Vec::new(),
         aftr_name: None,
         sol_max_rt: None,
+        information_refresh_time: None,
+        inf_max_rt: None,
     };
     // Where the server repeats an option, the first one wins.
     for option in message.opts().iter() {
@@ -341,6 +359,18 @@ fn interpret(message: &Message, iaid: u32) -> Received {
                 } else if code == OPT_SOL_MAX_RT && received.sol_max_rt.is_none() {
                     if let Ok(value) = <[u8; 4]>::try_from(unknown.data()) {
                         received.sol_max_rt = Some(u32::from_be_bytes(value));
+                    }
+                } else if code == OPT_INF_MAX_RT && received.inf_max_rt.is_none() {
+                    if let Ok(value) = <[u8; 4]>::try_from(unknown.data()) {
+                        received.inf_max_rt = Some(u32::from_be_bytes(value));
+                    }
+                } else if code == OPT_INFORMATION_REFRESH_TIME
+                    && received.information_refresh_time.is_none()
+                {
+                    // dhcproto 0.14 encodes option 32 but decodes it as
+                    // unknown.
+                    if let Ok(value) = <[u8; 4]>::try_from(unknown.data()) {
+                        received.information_refresh_time = Some(u32::from_be_bytes(value));
                     }
                 }
             }
@@ -486,6 +516,9 @@ pub(super) struct Outgoing<'a> {
     pub rapid_commit: bool,
     /// Include the IA_PD (everything but a Decline).
     pub ia_pd: bool,
+    /// An Information-request: the ORO also asks for the Information
+    /// Refresh Time and INF_MAX_RT (RFC 8415 18.2.6, 21.23).
+    pub information: bool,
 }
 
 /// Options we ask for in every message (ORO, 21.7).
@@ -515,9 +548,12 @@ pub(super) fn build(outgoing: &Outgoing<'_>) -> Option<Vec<u8>> {
         options.insert(DhcpOption::ServerId(server_id.to_vec()));
     }
     options.insert(DhcpOption::ElapsedTime(outgoing.elapsed));
-    options.insert(DhcpOption::ORO(ORO {
-        opts: requested_options(),
-    }));
+    let mut oro = requested_options();
+    if outgoing.information {
+        oro.push(OptionCode::InformationRefreshTime);
+        oro.push(OptionCode::from(OPT_INF_MAX_RT));
+    }
+    options.insert(DhcpOption::ORO(ORO { opts: oro }));
     if outgoing.rapid_commit {
         options.insert(DhcpOption::RapidCommit);
     }

@@ -18,7 +18,7 @@ use super::Mac;
 
 pub(super) const BROADCAST_MAC: Mac = [0xff; 6];
 /// Hop limit of NDP messages (RFC 4861 checks it to prove on-link origin).
-pub(super) const NDP_HOP_LIMIT: u8 = 255;
+pub(crate) const NDP_HOP_LIMIT: u8 = 255;
 /// TTL / hop limit of the echo replies we originate.
 pub(super) const ECHO_HOP_LIMIT: u8 = 64;
 /// Minimum Ethernet frame without FCS. Some NICs do not pad short frames
@@ -26,17 +26,17 @@ pub(super) const ECHO_HOP_LIMIT: u8 = 64;
 const MIN_FRAME_LEN: usize = 60;
 
 /// True for multicast and broadcast MACs (I/G bit set).
-pub(super) fn is_group_mac(mac: Mac) -> bool {
+pub(crate) fn is_group_mac(mac: Mac) -> bool {
     mac[0] & 0x01 != 0
 }
 
 /// A MAC usable as a neighbor's link-layer address.
-pub(super) fn is_unicast_mac(mac: Mac) -> bool {
+pub(crate) fn is_unicast_mac(mac: Mac) -> bool {
     !is_group_mac(mac) && mac != [0; 6]
 }
 
 /// Solicited-node multicast group of `addr` (RFC 4291 2.7.1).
-pub(super) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+pub(crate) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
     Ipv6Addr::new(
         0xff02,
@@ -50,12 +50,12 @@ pub(super) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     )
 }
 
-pub(super) fn is_solicited_node(addr: Ipv6Addr) -> bool {
+pub(crate) fn is_solicited_node(addr: Ipv6Addr) -> bool {
     addr.octets()[..13] == [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff]
 }
 
 /// Ethernet MAC an IPv6 multicast group maps to (RFC 2464 7).
-pub(super) fn ipv6_multicast_mac(group: Ipv6Addr) -> Mac {
+pub(crate) fn ipv6_multicast_mac(group: Ipv6Addr) -> Mac {
     let o = group.octets();
     [0x33, 0x33, o[12], o[13], o[14], o[15]]
 }
@@ -111,7 +111,7 @@ pub(super) fn arp(eth_dst: Mac, f: ArpFields) -> Vec<u8> {
 }
 
 /// IPv6 + ICMPv6 frame with a correct checksum.
-pub(super) struct Icmpv6Frame {
+pub(crate) struct Icmpv6Frame {
     pub src_mac: Mac,
     pub dst_mac: Mac,
     pub src_ip: Ipv6Addr,
@@ -148,7 +148,7 @@ impl Icmpv6Frame {
 
 /// Neighbor Solicitation. `src_ip` is `::` for DAD, in which case the
 /// source link-layer option must be absent (RFC 4861 7.1.1).
-pub(super) fn neighbor_solicit(
+pub(crate) fn neighbor_solicit(
     our_mac: Mac,
     src_ip: Ipv6Addr,
     dst_mac: Mac,
@@ -169,7 +169,7 @@ pub(super) fn neighbor_solicit(
     }))
 }
 
-pub(super) fn neighbor_advert(
+pub(crate) fn neighbor_advert(
     frame: Icmpv6Frame,
     flags: NdiscNeighborFlags,
     target: Ipv6Addr,

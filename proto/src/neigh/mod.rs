@@ -16,7 +16,7 @@
 //! with a named counter, and every table has a hard bound.
 
 mod counters;
-mod frames;
+pub(crate) mod frames;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -1217,7 +1217,7 @@ impl Local {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum NdpError {
+pub(crate) enum NdpError {
     Checksum,
     /// Fails the RFC 4861 7.1 validation common to all NDP messages.
     Invalid,
@@ -1226,7 +1226,7 @@ enum NdpError {
 /// Validation shared by NS and NA (RFC 4861 7.1.1 / 7.1.2): hop limit 255
 /// (proves the sender is on-link), checksum, code 0, length, and options of
 /// non-zero length (smoltcp rejects those).
-fn parse_ndisc<'a>(ip: &Ipv6Repr, bytes: &'a [u8]) -> Result<Icmpv6Repr<'a>, NdpError> {
+pub(crate) fn parse_ndisc<'a>(ip: &Ipv6Repr, bytes: &'a [u8]) -> Result<Icmpv6Repr<'a>, NdpError> {
     let icmp = Icmpv6Packet::new_checked(bytes).map_err(|_| NdpError::Invalid)?;
     if !icmp.verify_checksum(&ip.src_addr, &ip.dst_addr) {
         return Err(NdpError::Checksum);
@@ -1244,7 +1244,7 @@ fn parse_ndisc<'a>(ip: &Ipv6Repr, bytes: &'a [u8]) -> Result<Icmpv6Repr<'a>, Ndp
 }
 
 /// A link-layer address option must hold a unicast Ethernet MAC if present.
-fn option_lladdr(raw: Option<RawHardwareAddress>) -> Result<Option<Mac>, ()> {
+pub(crate) fn option_lladdr(raw: Option<RawHardwareAddress>) -> Result<Option<Mac>, ()> {
     match raw {
         None => Ok(None),
         Some(raw) => frames::ndp_lladdr(raw)
