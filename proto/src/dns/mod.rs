@@ -23,6 +23,8 @@
 //! answer replaces it.
 
 #[cfg(test)]
+mod hickory_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::Ipv6Addr;

@@ -56,6 +56,8 @@
 
 #[cfg(test)]
 mod cost;
+#[cfg(test)]
+mod hickory_tests;
 mod tcp;
 #[cfg(test)]
 mod tests;

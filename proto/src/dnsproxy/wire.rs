@@ -1,8 +1,9 @@
 //! The forwarder's two kinds of DNS message handling.
 //!
-//! * Messages it reads for their meaning or writes itself go through
-//!   hickory-proto: client queries ([`parse_query`]), and the queries it
-//!   forwards and the replies it makes up ([`build`]).
+//! * What it reads for its meaning or writes itself goes through
+//!   hickory-proto: the question and OPT record of client queries
+//!   ([`parse_query`]), and the queries it forwards and the replies it
+//!   makes up ([`build`]).
 //! * Answers it relays or replays from the cache stay bytes: a zero-copy
 //!   walker ([`parse`]) frames every record of every section without
 //!   decoding RDATA or following names, and notes where each TTL and the
@@ -14,7 +15,8 @@
 use std::ops::Range;
 
 use hickory_proto::op::{self as hop, Edns, Header, MessageType, Query, ResponseCode};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::dns::{Packet, CLASS_IN, HEADER_LEN, MAX_LABEL_LEN};
 use crate::dns::{MAX_NAME_LEN, TYPE_OPT};
@@ -256,36 +258,42 @@ pub struct ParsedQuery {
     pub edns: Option<Edns>,
 }
 
-/// Reads a query with exactly one question, written uncompressed (the
-/// relay path compares and copies its bytes), every record decoding and
-/// at most one OPT record, owned by the root. Bytes after the last record
-/// are ignored.
+/// Reads a query: the walker ([`parse`]) frames it (one uncompressed
+/// question, every record, at most one OPT record, owned by the root),
+/// then hickory decodes the question and the OPT record, the two parts
+/// the forwarder uses. Names elsewhere are stepped over, never followed:
+/// hickory's decoder would follow every compression pointer chain to its
+/// end, thousands of hops per name in a crafted 4 KiB query.
 pub fn parse_query(msg: &[u8]) -> Result<ParsedQuery, WireError> {
-    let header = Header::read(&mut BinDecoder::new(msg)).map_err(|_| WireError::Short)?;
-    if header.query_count() != 1 {
-        return Err(WireError::Question);
-    }
-    // hickory reserves room for every counted record before reading one;
-    // a count beyond what the message can hold (11 octets a record) is
-    // refused before that.
-    let records = usize::from(header.answer_count())
-        + usize::from(header.name_server_count())
-        + usize::from(header.additional_count());
-    if records > (msg.len() - HEADER_LEN) / 11 {
-        return Err(WireError::Record);
-    }
-    let mut message = hop::Message::from_vec(msg).map_err(|_| WireError::Record)?;
-    let question = message.take_queries().pop().ok_or(WireError::Question)?;
-    let wire = question.to_bytes().map_err(|_| WireError::Question)?;
-    if msg.get(HEADER_LEN..HEADER_LEN + wire.len()) != Some(&wire[..]) {
-        // Compressed (a pointer into the header) or not read back as sent.
-        return Err(WireError::Question);
-    }
+    let framed = parse(msg)?;
+    let mut decoder = decoder_at(msg, HEADER_LEN).ok_or(WireError::Short)?;
+    let question = Query::read(&mut decoder).map_err(|_| WireError::Question)?;
+    let wire = msg[HEADER_LEN..decoder.index()].to_vec();
+    let edns = match framed.opt {
+        Some(opt) => {
+            let mut decoder = decoder_at(msg, opt.start).ok_or(WireError::Opt)?;
+            let record = Record::read(&mut decoder).map_err(|_| WireError::Opt)?;
+            // Edns::from panics on a record that is not OPT; the walker
+            // found type OPT at this offset, this says so again.
+            if record.record_type() != RecordType::OPT {
+                return Err(WireError::Opt);
+            }
+            Some(Edns::from(&record))
+        }
+        None => None,
+    };
     Ok(ParsedQuery {
         question,
         wire,
-        edns: message.extensions().clone(),
+        edns,
     })
+}
+
+/// A hickory decoder positioned at `at` of `msg`.
+fn decoder_at(msg: &[u8], at: usize) -> Option<BinDecoder<'_>> {
+    let mut decoder = BinDecoder::new(msg);
+    decoder.read_slice(at).ok()?;
+    Some(decoder)
 }
 
 /// A message of our own: `header`, the question if any, and an OPT
