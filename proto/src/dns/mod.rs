@@ -4,13 +4,19 @@
 //!
 //! Two layers:
 //!
-//! * **Wire** (RFC 1035, RFC 6891): [`Packet`], a zero-copy header view with
-//!   checked accessors in the style of `smoltcp::wire`; [`encode_name`] and
-//!   [`build_query`] to emit; [`parse_aaaa_response`] to validate a reply and
-//!   extract the addresses, following a bounded CNAME chain. Every received
-//!   byte is hostile: lengths are checked before use, compression pointers
-//!   must point strictly backwards (so they cannot loop), names are capped
-//!   at 255 octets and chains at [`MAX_CNAME_CHAIN`] hops.
+//! * **Wire** (RFC 1035, RFC 6891), on hickory-proto's codec:
+//!   [`build_query`] writes the query with it; [`parse_aaaa_response`]
+//!   validates a reply and extracts the addresses, following a bounded
+//!   CNAME chain, with hickory's decoder reading the header, the question
+//!   and every name. Every received byte is hostile: hickory checks
+//!   lengths and makes compression pointers point before the name holding
+//!   them (so they cannot loop); our own rules on top keep pointers out of
+//!   the header and at most [`MAX_POINTER_HOPS`] per name, bound CNAME
+//!   chains at [`MAX_CNAME_CHAIN`], and decode RDATA only for the records
+//!   used (so a stray record only has to frame). [`encode_name`] checks a
+//!   configured name (letters, digits, `-`, `_`), stricter than hickory.
+//!   [`Packet`] is a zero-copy header view in the style of `smoltcp::wire`,
+//!   kept for the DNS proxy, which patches relayed answers in place.
 //! * **[`Resolver`]**: a sans-IO state machine. It owns no socket and reads
 //!   no clock: it is fed `(now, datagram)` and [`Resolver::poll`] returns the
 //!   queries to send and the next deadline, so tests run days of protocol
@@ -67,8 +73,9 @@ pub const MAX_CNAME_CHAIN: usize = 8;
 pub const MAX_ADDRS: usize = 16;
 /// Compression pointers followed within one name. Legitimate compressors
 /// need a handful; the backwards-only rule already prevents loops, this
-/// bounds the work a crafted chain of pointers can cause.
-const MAX_POINTER_HOPS: usize = 32;
+/// bounds the work a crafted chain of pointers can cause (hickory alone
+/// follows a chain to its end, thousands of hops).
+pub const MAX_POINTER_HOPS: usize = 32;
 
 /// Header flag: this is a response.
 pub const FLAG_QR: u16 = 0x8000;

@@ -108,7 +108,7 @@ fn well_formed_edns_options_are_read_and_not_forwarded() {
 #[test]
 fn hostile_edns_options_never_panic() {
     let t = Instant::now();
-    let mut rng = Jitter::new(0x0ed5_0b7);
+    let mut rng = Jitter::new(0x00ed_50b7);
     let mut p = DnsProxy::new(ProxyConfig::default());
     p.set_upstreams(&["2001:db8::53".parse().unwrap()]);
     let mut out = Vec::new();

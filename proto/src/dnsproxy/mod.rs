@@ -35,6 +35,11 @@
 //! the client's id and question spelling are restored, and the OPT is
 //! removed again for a client that sent none.
 //!
+//! hickory-proto reads the query's question and OPT record and writes the
+//! forwarded query and every reply made here (SERVFAIL, FORMERR, NOTIMP,
+//! BADVERS, TC); answers from upstream and from the cache stay bytes,
+//! framed by a zero-copy walker and patched in place (`wire.rs` says why).
+//!
 //! # Cache
 //!
 //! Keyed by the question (name case-insensitively, type, class IN only)
