@@ -4,13 +4,19 @@
 //!
 //! Two layers:
 //!
-//! * **Wire** (RFC 1035, RFC 6891): [`Packet`], a zero-copy header view with
-//!   checked accessors in the style of `smoltcp::wire`; [`encode_name`] and
-//!   [`build_query`] to emit; [`parse_aaaa_response`] to validate a reply and
-//!   extract the addresses, following a bounded CNAME chain. Every received
-//!   byte is hostile: lengths are checked before use, compression pointers
-//!   must point strictly backwards (so they cannot loop), names are capped
-//!   at 255 octets and chains at [`MAX_CNAME_CHAIN`] hops.
+//! * **Wire** (RFC 1035, RFC 6891), on hickory-proto's codec:
+//!   [`build_query`] writes the query with it; [`parse_aaaa_response`]
+//!   validates a reply and extracts the addresses, following a bounded
+//!   CNAME chain, with hickory's decoder reading the header, the question
+//!   and every name. Every received byte is hostile: hickory checks
+//!   lengths and makes compression pointers point before the name holding
+//!   them (so they cannot loop); our own rules on top keep pointers out of
+//!   the header and at most [`MAX_POINTER_HOPS`] per name, bound CNAME
+//!   chains at [`MAX_CNAME_CHAIN`], and decode RDATA only for the records
+//!   used (so a stray record only has to frame). [`encode_name`] checks a
+//!   configured name (letters, digits, `-`, `_`), stricter than hickory.
+//!   [`Packet`] is a zero-copy header view in the style of `smoltcp::wire`,
+//!   kept for the DNS proxy, which patches relayed answers in place.
 //! * **[`Resolver`]**: a sans-IO state machine. It owns no socket and reads
 //!   no clock: it is fed `(now, datagram)` and [`Resolver::poll`] returns the
 //!   queries to send and the next deadline, so tests run days of protocol
@@ -23,11 +29,18 @@
 //! answer replaces it.
 
 #[cfg(test)]
+mod hickory_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::Ipv6Addr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
+
+use hickory_proto::op::{self as hop, Edns, Header, Message, MessageType, OpCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
+use hickory_proto::{ProtoError, ProtoErrorKind};
 
 use crate::osrand::OsRandom;
 
@@ -60,8 +73,9 @@ pub const MAX_CNAME_CHAIN: usize = 8;
 pub const MAX_ADDRS: usize = 16;
 /// Compression pointers followed within one name. Legitimate compressors
 /// need a handful; the backwards-only rule already prevents loops, this
-/// bounds the work a crafted chain of pointers can cause.
-const MAX_POINTER_HOPS: usize = 32;
+/// bounds the work a crafted chain of pointers can cause (hickory alone
+/// follows a chain to its end, thousands of hops).
+pub const MAX_POINTER_HOPS: usize = 32;
 
 /// Header flag: this is a response.
 pub const FLAG_QR: u16 = 0x8000;
@@ -284,21 +298,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// the whole name at most 255 octets; one trailing dot is accepted. On
 /// error `out` is left as it was.
 pub fn encode_name(name: &str, out: &mut Vec<u8>) -> Result<(), NameError> {
-    let start = out.len();
-    let result = encode_labels(name, out);
-    if result.is_err() {
-        out.truncate(start);
-    }
-    result
+    let name = checked_name(name)?;
+    // A fresh encoder has nothing to compress against.
+    out.extend_from_slice(&name.to_bytes().unwrap_or_default());
+    Ok(())
 }
 
-fn encode_labels(name: &str, out: &mut Vec<u8>) -> Result<(), NameError> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() {
+/// `name` as an absolute hickory name, if it follows the rules of
+/// [`encode_name`] (stricter than hickory's, which takes any octet).
+pub(crate) fn checked_name(name: &str) -> Result<Name, NameError> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.is_empty() {
         return Err(NameError::Empty);
     }
     let mut wire_len = 1; // the root octet
-    for label in name.split('.') {
+    for label in bare.split('.') {
         if label.is_empty() {
             return Err(NameError::EmptyLabel);
         }
@@ -315,174 +329,135 @@ fn encode_labels(name: &str, out: &mut Vec<u8>) -> Result<(), NameError> {
         if wire_len > MAX_NAME_LEN {
             return Err(NameError::TooLong);
         }
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
     }
-    out.push(0);
-    Ok(())
+    let mut name = Name::from_ascii(bare).map_err(|_| NameError::TooLong)?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 /// A recursive query (RD=1) with one question of class IN for `name` and
 /// an EDNS0 OPT record advertising [`EDNS_UDP_PAYLOAD`] bytes.
 pub fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, NameError> {
-    let mut msg = vec![0; HEADER_LEN];
-    encode_name(name, &mut msg)?;
-    msg.extend_from_slice(&qtype.to_be_bytes());
-    msg.extend_from_slice(&CLASS_IN.to_be_bytes());
-    // OPT: root owner, CLASS = payload size, TTL = extended rcode 0,
-    // version 0, no DO bit; no options.
-    msg.push(0);
-    msg.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    msg.extend_from_slice(&EDNS_UDP_PAYLOAD.to_be_bytes());
-    msg.extend_from_slice(&0u32.to_be_bytes());
-    msg.extend_from_slice(&0u16.to_be_bytes());
-
-    let mut header = Packet::new_unchecked(&mut msg[..HEADER_LEN]);
-    header.set_id(id);
-    header.set_flags(FLAG_RD);
-    header.set_question_count(1);
-    header.set_answer_count(0);
-    header.set_authority_count(0);
-    header.set_additional_count(1);
-    Ok(msg)
+    let mut msg = Message::new();
+    msg.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(hop::Query::query(
+            checked_name(name)?,
+            RecordType::from(qtype),
+        ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_UDP_PAYLOAD);
+    msg.set_edns(edns);
+    // One checked name and an empty OPT always encode.
+    Ok(msg.to_vec().unwrap_or_default())
 }
 
-/// A decompressed name in wire form, root octet included.
-#[derive(Clone)]
-struct WireName {
-    bytes: [u8; MAX_NAME_LEN],
-    len: usize,
-}
-
-impl WireName {
-    fn from_text(name: &str) -> Result<Self, NameError> {
-        let mut encoded = Vec::with_capacity(MAX_NAME_LEN);
-        encode_name(name, &mut encoded)?;
-        let mut wire = WireName {
-            bytes: [0; MAX_NAME_LEN],
-            len: encoded.len(),
-        };
-        wire.bytes[..encoded.len()].copy_from_slice(&encoded);
-        Ok(wire)
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// Names compare case-insensitively (RFC 4343). Comparing the wire forms
-    /// directly is correct: length octets are <= 63, below every letter.
-    fn eq_ignore_case(&self, other: &WireName) -> bool {
-        self.as_bytes().eq_ignore_ascii_case(other.as_bytes())
+/// The hickory error of a name or record as ours. Pointer errors tell a
+/// pointer at or after itself (bad) from one revisiting bytes (a loop).
+fn decode_error(e: &ProtoError) -> DnsError {
+    match e.kind() {
+        ProtoErrorKind::PointerNotPriorToLabel { idx, ptr } if usize::from(*ptr) >= *idx => {
+            DnsError::BadPointer
+        }
+        ProtoErrorKind::PointerNotPriorToLabel { .. }
+        | ProtoErrorKind::LabelOverlapsWithOther { .. } => DnsError::LoopingPointers,
+        ProtoErrorKind::DomainNameTooLong(_) | ProtoErrorKind::LabelBytesTooLong(_) => {
+            DnsError::TooLong
+        }
+        ProtoErrorKind::UnrecognizedLabelCode(_) => DnsError::BadLabel,
+        _ => DnsError::Truncated,
     }
 }
 
-/// Decodes the possibly compressed name at `start`. Returns it and the
-/// offset just past its in-place encoding.
-///
-/// Every pointer must target an offset inside the message body that is
-/// strictly below both the pointer itself and every earlier target of this
-/// name, so the walk always terminates: forward or self pointers are
-/// [`DnsError::BadPointer`], backward ones that could revisit bytes are
-/// [`DnsError::LoopingPointers`].
-fn read_name(msg: &[u8], start: usize) -> Result<(WireName, usize), DnsError> {
-    let mut name = WireName {
-        bytes: [0; MAX_NAME_LEN],
-        len: 0,
-    };
-    let mut pos = start;
-    let mut end = None;
-    let mut limit = start;
+/// The pointer rules hickory does not enforce. It follows any pointer to
+/// before the name holding it, so also into the header and along chains
+/// of thousands of pointers (quadratic work over a message of records
+/// owned by one long chain); ours never point into the header and take at
+/// most [`MAX_POINTER_HOPS`]. Only pointers are checked here: everything
+/// else about the name is left to hickory, which reads it next.
+fn check_pointers(msg: &[u8], mut pos: usize) -> Result<(), DnsError> {
     let mut hops = 0;
-    loop {
-        let len_octet = *msg.get(pos).ok_or(DnsError::Truncated)?;
-        match len_octet & 0xc0 {
-            0x00 => {
-                let label_len = usize::from(len_octet);
-                let label = msg
-                    .get(pos..pos + 1 + label_len)
-                    .ok_or(DnsError::Truncated)?;
-                if name.len + label.len() > MAX_NAME_LEN {
-                    return Err(DnsError::TooLong);
-                }
-                name.bytes[name.len..name.len + label.len()].copy_from_slice(label);
-                name.len += label.len();
-                pos += label.len();
-                if label_len == 0 {
-                    return Ok((name, end.unwrap_or(pos)));
-                }
-            }
+    while let Some(&len) = msg.get(pos) {
+        match len & 0xc0 {
+            0x00 if len == 0 => break,
+            0x00 => pos += 1 + usize::from(len),
             0xc0 => {
-                let low = *msg.get(pos + 1).ok_or(DnsError::Truncated)?;
-                let target = usize::from(u16::from_be_bytes([len_octet & 0x3f, low]));
-                if target >= pos || target < HEADER_LEN {
+                let Some(&low) = msg.get(pos + 1) else { break };
+                let target = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+                if target < HEADER_LEN {
                     return Err(DnsError::BadPointer);
                 }
                 hops += 1;
-                if target >= limit || hops > MAX_POINTER_HOPS {
+                if hops > MAX_POINTER_HOPS {
                     return Err(DnsError::LoopingPointers);
                 }
-                end.get_or_insert(pos + 2);
-                limit = target;
+                if target >= pos {
+                    break;
+                }
                 pos = target;
             }
-            _ => return Err(DnsError::BadLabel),
+            _ => break,
         }
     }
+    Ok(())
 }
 
-fn read_u16(msg: &[u8], at: usize) -> Result<u16, DnsError> {
-    match msg.get(at..at + 2) {
-        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
-        None => Err(DnsError::Truncated),
-    }
+/// Reads the possibly compressed name at the decoder's position.
+fn read_name(msg: &[u8], decoder: &mut BinDecoder<'_>) -> Result<Name, DnsError> {
+    check_pointers(msg, decoder.index())?;
+    Name::read(decoder).map_err(|e| decode_error(&e))
 }
 
-fn read_u32(msg: &[u8], at: usize) -> Result<u32, DnsError> {
-    match msg.get(at..at + 4) {
-        Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(DnsError::Truncated),
-    }
+/// A decoder positioned at `at` of `msg`.
+fn decoder_at(msg: &[u8], at: usize) -> Result<BinDecoder<'_>, DnsError> {
+    let mut decoder = BinDecoder::new(msg);
+    decoder.read_slice(at).map_err(|_| DnsError::Truncated)?;
+    Ok(decoder)
 }
 
-/// One resource record, located in the message (names stay compressed in
-/// place and are decoded on demand).
+/// One resource record: its owner decoded, its RDATA located in the
+/// message (decoded on demand, so records of types we do not use are
+/// only framed, never rejected for their content).
 #[derive(Clone, Debug)]
 struct Record {
-    owner_at: usize,
+    owner: Name,
     rtype: u16,
     class: u16,
     ttl: u32,
     rdata: Range<usize>,
 }
 
-/// Parses the record at `pos`; returns it and the offset after it.
-fn read_record(msg: &[u8], pos: usize) -> Result<(Record, usize), DnsError> {
-    let (_, fixed) = read_name(msg, pos)?;
-    let rtype = read_u16(msg, fixed)?;
-    let class = read_u16(msg, fixed + 2)?;
-    let ttl = read_u32(msg, fixed + 4)?;
-    let rdlen = usize::from(read_u16(msg, fixed + 8)?);
-    let rdata = fixed + 10..fixed + 10 + rdlen;
-    if rdata.end > msg.len() {
-        return Err(DnsError::Truncated);
-    }
-    let end = rdata.end;
-    Ok((
-        Record {
-            owner_at: pos,
+impl Record {
+    fn read(msg: &[u8], decoder: &mut BinDecoder<'_>) -> Result<Self, DnsError> {
+        let owner = read_name(msg, decoder)?;
+        let mut u16_field = || {
+            decoder
+                .read_u16()
+                .map(|v| v.unverified(/* any value */))
+                .map_err(|_| DnsError::Truncated)
+        };
+        let (rtype, class) = (u16_field()?, u16_field()?);
+        let ttl = decoder
+            .read_u32()
+            .map_err(|_| DnsError::Truncated)?
+            .unverified(/* any value */);
+        let rdlen = decoder
+            .read_u16()
+            .map_err(|_| DnsError::Truncated)?
+            .unverified(/* checked by read_slice */);
+        let start = decoder.index();
+        decoder
+            .read_slice(usize::from(rdlen))
+            .map_err(|_| DnsError::Truncated)?;
+        Ok(Record {
+            owner,
             rtype,
             class,
             ttl,
-            rdata,
-        },
-        end,
-    ))
-}
-
-impl Record {
-    fn owned_by(&self, msg: &[u8], name: &WireName) -> Result<bool, DnsError> {
-        Ok(read_name(msg, self.owner_at)?.0.eq_ignore_case(name))
+            rdata: start..decoder.index(),
+        })
     }
 
     /// RFC 2181 8: a TTL with the top bit set is treated as zero.
@@ -516,51 +491,50 @@ pub struct AaaaAnswer {
 /// AAAA records of the final name. Records for other names or classes are
 /// ignored; bytes after the last counted record are ignored.
 pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer, DnsError> {
-    let qname = WireName::from_text(name)?;
-    let header = Packet::new_checked(msg)?;
-    if !header.is_response() {
+    let qname = checked_name(name)?;
+    let mut decoder = BinDecoder::new(msg);
+    let header = Header::read(&mut decoder).map_err(|_| DnsError::Truncated)?;
+    if header.message_type() != MessageType::Response {
         return Err(DnsError::NotAResponse);
     }
     if header.id() != id {
         return Err(DnsError::IdMismatch);
     }
-    if header.opcode() != 0 {
-        return Err(DnsError::Opcode(header.opcode()));
+    if header.op_code() != OpCode::Query {
+        return Err(DnsError::Opcode(header.op_code().into()));
     }
 
     // The echoed question is what ties the reply to our query beyond the
     // 16-bit id; an off-path spoofer has to get it right too.
-    if header.question_count() != 1 {
+    if header.query_count() != 1 {
         return Err(DnsError::QuestionMismatch);
     }
-    let (echoed, after_name) = read_name(msg, HEADER_LEN)?;
-    let qtype = read_u16(msg, after_name)?;
-    let qclass = read_u16(msg, after_name + 2)?;
-    if !echoed.eq_ignore_case(&qname) || qtype != TYPE_AAAA || qclass != CLASS_IN {
+    check_pointers(msg, HEADER_LEN)?;
+    let question = hop::Query::read(&mut decoder).map_err(|e| decode_error(&e))?;
+    if *question.name() != qname
+        || question.query_type() != RecordType::AAAA
+        || question.query_class() != DNSClass::IN
+    {
         return Err(DnsError::QuestionMismatch);
     }
-    if header.is_truncated() {
+    if header.truncated() {
         return Err(DnsError::Tc);
     }
 
-    let mut pos = after_name + 4;
     let mut answers = Vec::new();
     for _ in 0..header.answer_count() {
-        let (record, next) = read_record(msg, pos)?;
-        answers.push(record);
-        pos = next;
+        answers.push(Record::read(msg, &mut decoder)?);
     }
-    for _ in 0..header.authority_count() {
-        pos = read_record(msg, pos)?.1;
+    for _ in 0..header.name_server_count() {
+        Record::read(msg, &mut decoder)?;
     }
-    let mut rcode = u16::from(header.rcode());
+    let mut rcode = u16::from(header.response_code());
     for _ in 0..header.additional_count() {
-        let (record, next) = read_record(msg, pos)?;
-        if record.rtype == TYPE_OPT && msg[record.owner_at] == 0 {
+        let record = Record::read(msg, &mut decoder)?;
+        if record.rtype == TYPE_OPT && record.owner.is_root() {
             // RFC 6891 6.1.3: the upper 8 bits of the 12-bit RCODE.
             rcode |= (record.ttl >> 24) as u16 * 16;
         }
-        pos = next;
     }
     if rcode != u16::from(RCODE_NOERROR) {
         return Err(DnsError::Rcode(u8::try_from(rcode).unwrap_or(u8::MAX)));
@@ -571,15 +545,13 @@ pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer
     let mut hops = 0;
     'chain: loop {
         for record in &answers {
-            if record.rtype == TYPE_CNAME
-                && record.class == CLASS_IN
-                && record.owned_by(msg, &current)?
-            {
+            if record.rtype == TYPE_CNAME && record.class == CLASS_IN && record.owner == current {
                 if hops == MAX_CNAME_CHAIN {
                     return Err(DnsError::CnameChainTooLong);
                 }
-                let (target, end) = read_name(msg, record.rdata.start)?;
-                if end != record.rdata.end {
+                let mut rdata = decoder_at(msg, record.rdata.start)?;
+                let target = read_name(msg, &mut rdata)?;
+                if rdata.index() != record.rdata.end {
                     return Err(DnsError::BadRdata);
                 }
                 hops += 1;
@@ -593,10 +565,7 @@ pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer
 
     let mut addrs = Vec::new();
     for record in &answers {
-        if record.rtype != TYPE_AAAA || record.class != CLASS_IN {
-            continue;
-        }
-        if !record.owned_by(msg, &current)? {
+        if record.rtype != TYPE_AAAA || record.class != CLASS_IN || record.owner != current {
             continue;
         }
         let octets: [u8; 16] = msg[record.rdata.clone()]

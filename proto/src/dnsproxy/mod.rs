@@ -35,6 +35,11 @@
 //! the client's id and question spelling are restored, and the OPT is
 //! removed again for a client that sent none.
 //!
+//! hickory-proto reads the query's question and OPT record and writes the
+//! forwarded query and every reply made here (SERVFAIL, FORMERR, NOTIMP,
+//! BADVERS, TC); answers from upstream and from the cache stay bytes,
+//! framed by a zero-copy walker and patched in place (`wire.rs` says why).
+//!
 //! # Cache
 //!
 //! Keyed by the question (name case-insensitively, type, class IN only)
@@ -54,6 +59,10 @@
 //! an upstream UDP answer with TC set is passed on as it is, see
 //! [`tcp`](TcpFront).
 
+#[cfg(test)]
+mod cost;
+#[cfg(test)]
+mod hickory_tests;
 mod tcp;
 #[cfg(test)]
 mod tests;
@@ -65,10 +74,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::dns::{Packet, DNS_PORT, FLAG_AA, FLAG_RD, FLAG_TC, HEADER_LEN};
-use crate::dns::{RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_SERVFAIL};
+use hickory_proto::op::{Header, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use crate::dns::{Packet, DNS_PORT, FLAG_AA, HEADER_LEN};
+use crate::dns::{RCODE_NXDOMAIN, RCODE_SERVFAIL};
 use crate::osrand::OsRandom;
-use wire::{Message, Opt, WireError, EDNS_DO, FLAG_AD, FLAG_CD};
+use wire::{Message, Opt, WireError};
 
 /// Upstream servers kept from [`DnsProxy::set_upstreams`].
 pub const MAX_UPSTREAMS: usize = crate::dns::MAX_SERVERS;
@@ -244,12 +256,15 @@ enum Client {
 #[derive(Clone, Debug)]
 struct Asker {
     client: Client,
-    id: u16,
-    flags: u16,
-    /// Name, type and class as the client spelled them.
+    /// The query's header (id, opcode, RD, CD, AD).
+    header: Header,
+    /// The question, and its bytes as the client sent them (name, type,
+    /// class; uncompressed), which the relay path compares and copies in
+    /// place. `None` and empty for a query that did not parse.
+    query: Option<Query>,
     question: Vec<u8>,
-    /// The client's EDNS UDP size and flags, if it sent an OPT.
-    edns: Option<(u16, u16)>,
+    /// The client's EDNS UDP size and DO bit, if it sent an OPT.
+    edns: Option<(u16, bool)>,
 }
 
 impl Asker {
@@ -268,7 +283,7 @@ impl Asker {
     }
 
     fn do_bit(&self) -> bool {
-        self.edns.is_some_and(|(_, flags)| flags & EDNS_DO != 0)
+        self.edns.is_some_and(|(_, do_bit)| do_bit)
     }
 }
 
@@ -285,8 +300,8 @@ impl CacheKey {
         let mut question = asker.question.clone();
         let name_len = question.len() - 4;
         question[..name_len].make_ascii_lowercase();
-        let bits = u8::from(asker.flags & FLAG_RD != 0)
-            | u8::from(asker.flags & FLAG_CD != 0) << 1
+        let bits = u8::from(asker.header.recursion_desired())
+            | u8::from(asker.header.checking_disabled()) << 1
             | u8::from(asker.do_bit()) << 2;
         CacheKey { question, bits }
     }
@@ -504,8 +519,8 @@ impl Core {
 
     /// Validates a query and answers or forwards it.
     fn query(&mut self, now: Instant, client: Client, payload: &[u8], out: &mut Vec<Action>) {
-        let header = match Packet::new_checked(payload) {
-            Ok(header) if !header.is_response() => header,
+        let header = match Header::read(&mut BinDecoder::new(payload)) {
+            Ok(header) if header.message_type() == MessageType::Query => header,
             _ => {
                 // Unreadable, or a response: answering a response could
                 // start a loop between two forwarders.
@@ -514,37 +529,34 @@ impl Core {
                 return;
             }
         };
-        let (id, flags) = (header.id(), header.flags());
         let unparsed = Asker {
             client,
-            id,
-            flags,
+            header,
+            query: None,
             question: Vec::new(),
             edns: None,
         };
-        if header.opcode() != 0 {
+        if header.op_code() != OpCode::Query {
             self.counters.notimp += 1;
             let reply = wire::build(
-                id,
-                wire::reply_flags(flags, RCODE_NOTIMP.into()),
+                &wire::reply_header(&header, ResponseCode::NotImp),
                 None,
                 None,
             );
             self.respond(&unparsed, reply, out);
             return;
         }
-        let msg = match payload.len() {
+        let parsed = match payload.len() {
             len if len > MAX_QUERY_LEN => Err(WireError::Record),
-            _ => wire::parse(payload),
+            _ => wire::parse_query(payload),
         };
-        let msg = match msg {
-            Ok(msg) => msg,
+        let query = match parsed {
+            Ok(query) => query,
             Err(e) => {
                 self.counters.formerr += 1;
                 log::debug!("dnsproxy: FORMERR to {client:?}: {e:?}");
                 let reply = wire::build(
-                    id,
-                    wire::reply_flags(flags, RCODE_FORMERR.into()),
+                    &wire::reply_header(&header, ResponseCode::FormErr),
                     None,
                     None,
                 );
@@ -553,23 +565,24 @@ impl Core {
             }
         };
         let asker = Asker {
-            question: payload[msg.question.clone()].to_vec(),
-            edns: msg.opt.map(|opt| (opt.udp_size, opt.flags)),
+            query: Some(query.question),
+            question: query.wire,
+            edns: query
+                .edns
+                .as_ref()
+                .map(|edns| (edns.max_payload(), edns.flags().dnssec_ok)),
             ..unparsed
         };
-        if let Some(opt) = msg.opt {
-            if opt.version != 0 {
-                // RFC 6891 6.1.3: BADVERS, with the version we do speak.
-                self.counters.badvers += 1;
-                let reply = wire::build(
-                    id,
-                    wire::reply_flags(flags, RCODE_BADVERS),
-                    Some(&asker.question),
-                    Some((self.cfg.udp_payload, (RCODE_BADVERS >> 4) as u8, 0)),
-                );
-                self.respond(&asker, reply, out);
-                return;
-            }
+        if query.edns.is_some_and(|edns| edns.version() != 0) {
+            // RFC 6891 6.1.3: BADVERS, with the version we do speak.
+            self.counters.badvers += 1;
+            let reply = wire::build(
+                &wire::reply_header(&header, ResponseCode::BADVERS),
+                asker.query.as_ref(),
+                Some((self.cfg.udp_payload, false)),
+            );
+            self.respond(&asker, reply, out);
+            return;
         }
         let key = CacheKey::new(&asker);
         if let Some((mut answer, opt)) = self.cache_lookup(now, &key) {
@@ -581,7 +594,7 @@ impl Core {
         self.counters.cache_miss += 1;
         if self.pending.values().any(|p| {
             p.asker.client == asker.client
-                && p.asker.id == asker.id
+                && p.asker.header.id() == asker.header.id()
                 && p.asker.question == asker.question
         }) {
             // The client's own retransmission: the query is on its way.
@@ -621,15 +634,16 @@ impl Core {
                 break port;
             }
         };
+        let mut header = Header::new();
+        header
+            .set_id(id)
+            .set_recursion_desired(asker.header.recursion_desired())
+            .set_checking_disabled(asker.header.checking_disabled())
+            .set_authentic_data(asker.header.authentic_data());
         let mut payload = wire::build(
-            id,
-            asker.flags & (FLAG_RD | FLAG_CD | FLAG_AD),
-            Some(&asker.question),
-            Some((
-                self.cfg.udp_payload,
-                0,
-                if asker.do_bit() { EDNS_DO } else { 0 },
-            )),
+            &header,
+            asker.query.as_ref(),
+            Some((self.cfg.udp_payload, asker.do_bit())),
         );
         payload.shrink_to_fit();
         out.push(Action::Forward {
@@ -742,8 +756,7 @@ impl Core {
             Err(_) => {
                 // TC set and cut mid-record: keep header and question.
                 self.counters.upstream_tc += 1;
-                let flags = Packet::new_unchecked(payload).flags();
-                let reply = self.truncated_reply(&p.asker, flags);
+                let reply = self.truncated_reply(&p.asker, payload);
                 self.respond(&p.asker, reply, out);
                 return true;
             }
@@ -856,7 +869,7 @@ impl Core {
     /// Makes an upstream or cached answer the reply to `asker`'s query.
     fn finalize(&self, answer: &mut Vec<u8>, opt: Option<Opt>, asker: &Asker, from_cache: bool) {
         let mut header = Packet::new_unchecked(&mut answer[..]);
-        header.set_id(asker.id);
+        header.set_id(asker.header.id());
         let mut flags = header.flags();
         if from_cache {
             flags &= !FLAG_AA;
@@ -891,26 +904,24 @@ impl Core {
         }
     }
 
-    /// Header and question with TC set (and an OPT for an EDNS client).
-    fn truncated_reply(&self, asker: &Asker, flags: u16) -> Vec<u8> {
+    /// Header and question with TC set (and an OPT for an EDNS client),
+    /// the header flags taken from `answer`.
+    fn truncated_reply(&self, asker: &Asker, answer: &[u8]) -> Vec<u8> {
+        // The callers checked that `answer` holds a header.
+        let mut header = Header::read(&mut BinDecoder::new(answer)).unwrap_or_default();
+        header.set_id(asker.header.id()).set_truncated(true);
         wire::build(
-            asker.id,
-            flags | FLAG_TC,
-            Some(&asker.question),
-            asker
-                .edns
-                .map(|(_, client_flags)| (self.cfg.udp_payload, 0, client_flags & EDNS_DO)),
+            &header,
+            asker.query.as_ref(),
+            asker.edns.map(|(_, do_bit)| (self.cfg.udp_payload, do_bit)),
         )
     }
 
     fn servfail(&mut self, asker: &Asker, out: &mut Vec<Action>) {
         let reply = wire::build(
-            asker.id,
-            wire::reply_flags(asker.flags, RCODE_SERVFAIL.into()),
-            Some(&asker.question),
-            asker
-                .edns
-                .map(|(_, flags)| (self.cfg.udp_payload, 0, flags & EDNS_DO)),
+            &wire::reply_header(&asker.header, ResponseCode::ServFail),
+            asker.query.as_ref(),
+            asker.edns.map(|(_, do_bit)| (self.cfg.udp_payload, do_bit)),
         );
         self.respond(asker, reply, out);
     }
@@ -922,8 +933,7 @@ impl Core {
             Client::Udp { addr, local } => {
                 let payload = if payload.len() > asker.limit(self.cfg.udp_payload) {
                     self.counters.truncated += 1;
-                    let flags = Packet::new_unchecked(&payload[..]).flags();
-                    self.truncated_reply(asker, flags)
+                    self.truncated_reply(asker, &payload)
                 } else {
                     payload
                 };

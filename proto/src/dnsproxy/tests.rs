@@ -12,6 +12,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Cidr, Ipv6Cidr};
 
 use super::*;
 use crate::dns::{encode_name, CLASS_IN, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, TYPE_AAAA};
+use crate::dns::{RCODE_FORMERR, TYPE_OPT};
 use crate::smoldev::QueueDevice;
 
 // ---------------------------------------------------------------------------
@@ -46,9 +47,46 @@ fn question(name: &str, qtype: u16) -> Vec<u8> {
     q
 }
 
+/// Appends an OPT record without options, byte by byte (tests also build
+/// messages hickory would refuse to write, such as two OPT records).
+fn push_opt(out: &mut Vec<u8>, udp_size: u16, ext_rcode: u8, flags: u16) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&udp_size.to_be_bytes());
+    out.push(ext_rcode);
+    out.push(0); // version
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+/// A header followed by the question (if any) and an OPT record (if
+/// `opt` is `Some((udp_size, ext_rcode, flags))`); no other records.
+fn raw_message(
+    id: u16,
+    flags: u16,
+    question: Option<&[u8]>,
+    opt: Option<(u16, u8, u16)>,
+) -> Vec<u8> {
+    let mut msg = vec![0; HEADER_LEN];
+    {
+        let mut header = Packet::new_unchecked(&mut msg[..]);
+        header.set_id(id);
+        header.set_flags(flags);
+        header.set_question_count(u16::from(question.is_some()));
+        header.set_additional_count(u16::from(opt.is_some()));
+    }
+    if let Some(question) = question {
+        msg.extend_from_slice(question);
+    }
+    if let Some((udp_size, ext_rcode, flags)) = opt {
+        push_opt(&mut msg, udp_size, ext_rcode, flags);
+    }
+    msg
+}
+
 /// A recursive query, with an OPT of `edns` octets if given.
 fn query(id: u16, name: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
-    wire::build(
+    raw_message(
         id,
         FLAG_RD,
         Some(&question(name, qtype)),
@@ -86,7 +124,7 @@ fn answer(query: &[u8], flags: u16, answers: &[Rec], soa: Option<(u32, u32)>) ->
     let (q, _, _) = wire::question(query).unwrap();
     let header = Packet::new_checked(query).unwrap();
     let had_opt = header.additional_count() > 0;
-    let mut msg = wire::build(
+    let mut msg = raw_message(
         header.id(),
         FLAG_QR | FLAG_RD | FLAG_RA | flags,
         Some(&query[q]),
@@ -105,7 +143,7 @@ fn answer(query: &[u8], flags: u16, answers: &[Rec], soa: Option<(u32, u32)>) ->
         push_rr(&mut msg, wire::TYPE_SOA, ttl, &rdata);
     }
     if had_opt {
-        wire::push_opt(&mut msg, 4096, 0, 0);
+        push_opt(&mut msg, 4096, 0, 0);
     }
     let mut header = Packet::new_unchecked(&mut msg[..]);
     header.set_answer_count(answers.len() as u16);
@@ -696,7 +734,7 @@ fn malformed_queries_get_formerr_or_are_dropped() {
     let mut phantom_record = good.clone();
     phantom_record[11] = 1;
     let mut two_opts = query(0x5151, "a.example", TYPE_A, Some(1232));
-    wire::push_opt(&mut two_opts, 1232, 0, 0);
+    push_opt(&mut two_opts, 1232, 0, 0);
     two_opts[11] = 2;
     let mut huge = query(0x5151, "a.example", TYPE_A, None);
     huge.resize(MAX_QUERY_LEN + 1, 0);

@@ -1,26 +1,31 @@
-//! The parts of the DNS wire format the forwarder needs beyond what
-//! [`crate::dns`] exports: a generic record walker (every section, every
-//! type, names skipped without being followed), the position of every TTL
-//! field and of the EDNS0 OPT record, and builders for the replies the
-//! forwarder writes itself.
+//! The forwarder's two kinds of DNS message handling.
 //!
-//! `crate::dns` keeps its name and record readers private (they are shaped
-//! for the AAAA resolver), so the small walker here is separate; the header
-//! view ([`Packet`]), the constants and the flag bits are shared.
+//! * What it reads for its meaning or writes itself goes through
+//!   hickory-proto: the question and OPT record of client queries
+//!   ([`parse_query`]), and the queries it forwards and the replies it
+//!   makes up ([`build`]).
+//! * Answers it relays or replays from the cache stay bytes: a zero-copy
+//!   walker ([`parse`]) frames every record of every section without
+//!   decoding RDATA or following names, and notes where each TTL and the
+//!   OPT record sit so the answer can be patched in place (id, question
+//!   spelling, TTLs, OPT). ARCHITECTURE.md (Decisions) says why: hickory
+//!   would cost 10 to 45 times as much there, and would reject or re-encode
+//!   records the forwarder has no need to understand.
 
 use std::ops::Range;
 
-use crate::dns::{Packet, CLASS_IN, FLAG_QR, FLAG_RA, FLAG_RD, HEADER_LEN, MAX_LABEL_LEN};
+use hickory_proto::op::{self as hop, Edns, Header, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use crate::dns::{Packet, CLASS_IN, HEADER_LEN, MAX_LABEL_LEN};
 use crate::dns::{MAX_NAME_LEN, TYPE_OPT};
 
 /// RR type of a start-of-authority record (RFC 1035 3.3.13).
 pub const TYPE_SOA: u16 = 6;
 /// The DO ("DNSSEC OK") bit in the flags half of the OPT TTL (RFC 3225).
+#[cfg(test)]
 pub const EDNS_DO: u16 = 0x8000;
-/// Header flag: authenticated data (RFC 4035 3.2.3).
-pub const FLAG_AD: u16 = 0x0020;
-/// Header flag: checking disabled (RFC 4035 3.2.2).
-pub const FLAG_CD: u16 = 0x0010;
 
 /// Why a message does not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +83,6 @@ pub struct Opt {
 #[derive(Clone, Debug)]
 pub struct Message {
     pub flags: u16,
-    /// The question: name, type and class.
-    pub question: Range<usize>,
     pub qclass: u16,
     /// Records of the answer, authority and additional sections, in order.
     pub records: Vec<Rr>,
@@ -237,7 +240,6 @@ pub fn parse(msg: &[u8]) -> Result<Message, WireError> {
     }
     Ok(Message {
         flags: header.flags(),
-        question,
         qclass,
         records,
         answers,
@@ -247,41 +249,84 @@ pub fn parse(msg: &[u8]) -> Result<Message, WireError> {
     })
 }
 
-/// Appends an OPT record without options.
-pub fn push_opt(out: &mut Vec<u8>, udp_size: u16, ext_rcode: u8, flags: u16) {
-    out.push(0);
-    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&udp_size.to_be_bytes());
-    out.push(ext_rcode);
-    out.push(0); // version
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+/// A client query as hickory read it.
+#[derive(Clone, Debug)]
+pub struct ParsedQuery {
+    pub question: Query,
+    /// The question's bytes as sent (name, type, class).
+    pub wire: Vec<u8>,
+    pub edns: Option<Edns>,
 }
 
-/// A header followed by the question (if any) and an OPT record (if
-/// `opt` is `Some((udp_size, ext_rcode, flags))`); no other records.
-pub fn build(id: u16, flags: u16, question: Option<&[u8]>, opt: Option<(u16, u8, u16)>) -> Vec<u8> {
-    let mut msg = vec![0; HEADER_LEN];
-    {
-        let mut header = Packet::new_unchecked(&mut msg[..]);
-        header.set_id(id);
-        header.set_flags(flags);
-        header.set_question_count(u16::from(question.is_some()));
-        header.set_additional_count(u16::from(opt.is_some()));
-    }
+/// Reads a query: the walker ([`parse`]) frames it (one uncompressed
+/// question, every record, at most one OPT record, owned by the root),
+/// then hickory decodes the question and the OPT record, the two parts
+/// the forwarder uses. Names elsewhere are stepped over, never followed:
+/// hickory's decoder would follow every compression pointer chain to its
+/// end, thousands of hops per name in a crafted 4 KiB query.
+pub fn parse_query(msg: &[u8]) -> Result<ParsedQuery, WireError> {
+    let framed = parse(msg)?;
+    let mut decoder = decoder_at(msg, HEADER_LEN).ok_or(WireError::Short)?;
+    let question = Query::read(&mut decoder).map_err(|_| WireError::Question)?;
+    let wire = msg[HEADER_LEN..decoder.index()].to_vec();
+    let edns = match framed.opt {
+        Some(opt) => {
+            let mut decoder = decoder_at(msg, opt.start).ok_or(WireError::Opt)?;
+            let record = Record::read(&mut decoder).map_err(|_| WireError::Opt)?;
+            // Edns::from panics on a record that is not OPT; the walker
+            // found type OPT at this offset, this says so again.
+            if record.record_type() != RecordType::OPT {
+                return Err(WireError::Opt);
+            }
+            Some(Edns::from(&record))
+        }
+        None => None,
+    };
+    Ok(ParsedQuery {
+        question,
+        wire,
+        edns,
+    })
+}
+
+/// A hickory decoder positioned at `at` of `msg`.
+fn decoder_at(msg: &[u8], at: usize) -> Option<BinDecoder<'_>> {
+    let mut decoder = BinDecoder::new(msg);
+    decoder.read_slice(at).ok()?;
+    Some(decoder)
+}
+
+/// A message of our own: `header`, the question if any, and an OPT
+/// record if `edns` is `Some((udp_size, do_bit))`. The header's extended
+/// response code goes into the OPT.
+pub fn build(header: &Header, question: Option<&Query>, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut msg = hop::Message::new();
+    msg.set_header(*header);
     if let Some(question) = question {
-        msg.extend_from_slice(question);
+        msg.add_query(question.clone());
     }
-    if let Some((udp_size, ext_rcode, flags)) = opt {
-        push_opt(&mut msg, udp_size, ext_rcode, flags);
+    if let Some((udp_size, do_bit)) = edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(udp_size).set_dnssec_ok(do_bit);
+        msg.set_edns(opt);
     }
-    msg
+    // A header, a question that was read from the wire and an empty OPT
+    // always encode; an empty reply would be dropped by the client anyway.
+    msg.to_vec().unwrap_or_default()
 }
 
-/// The header flags of a reply to a query with `query_flags`: QR, the
-/// query's opcode and RD, RA, and `rcode` (low 4 bits).
-pub fn reply_flags(query_flags: u16, rcode: u16) -> u16 {
-    FLAG_QR | (query_flags & (0x7800 | FLAG_RD)) | FLAG_RA | (rcode & 0x000f)
+/// The header of a reply to a query with header `query`: QR, the query's
+/// id, opcode and RD, RA, and `rcode`.
+pub fn reply_header(query: &Header, rcode: ResponseCode) -> Header {
+    let mut header = Header::new();
+    header
+        .set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_recursion_desired(query.recursion_desired())
+        .set_recursion_available(true)
+        .set_response_code(rcode);
+    header
 }
 
 /// Whether two questions (name, type, class) are the same, the name
