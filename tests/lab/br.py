@@ -343,11 +343,16 @@ class Br:
         self.up_frags = FragTable(args.max_frags, 256)
         self.down_frags = FragTable(args.max_frags, 256)
         self.dirty = True
+        self.stats_wanted = False   # SIGUSR1: written by the loop, never inside the handler
         self.started = time.time()
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.err_logged = collections.Counter()
 
         self.tun = open_tun(args.tun, args.mtu)
+        # A burst of replies (hundreds of flows answered at once) must wait
+        # in the tun for this single-threaded reader, not be dropped: the
+        # default queue is 500 packets.
+        subprocess.run(["ip", "link", "set", "dev", args.tun, "txqueuelen", "10000"], check=True)
         subprocess.run(["ip", "-4", "route", "replace", str(rule.p4), "dev", args.tun], check=True)
 
         self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPIP)
@@ -715,6 +720,11 @@ class Br:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.tun, select.POLLIN)
+        # SIGUSR1 wakes poll() through this pipe; the loop writes the stats
+        # (a handler writing them could interleave with the loop's own write).
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        poller.register(wake_r, select.POLLIN)
         sock_fd = self.sock.fileno()
         self.write_stats()
         next_tick = time.monotonic() + 1.0
@@ -722,10 +732,20 @@ class Br:
             while True:
                 timeout = max(0.0, next_tick - time.monotonic())
                 for fd, _ev in poller.poll(timeout * 1000):
+                    if fd == wake_r:
+                        while True:
+                            try:
+                                os.read(wake_r, 64)
+                            except BlockingIOError:
+                                break
+                        continue
                     step = self.decap_one if fd == sock_fd else self.encap_one
                     for _ in range(256):
                         if not step():
                             break
+                if self.stats_wanted:
+                    self.stats_wanted = False
+                    self.write_stats()
                 if time.monotonic() >= next_tick:
                     self.expire()
                     if self.dirty:
@@ -774,7 +794,7 @@ def main():
         br = Br(args, rule)
     except Shutdown:
         return 0
-    signal.signal(signal.SIGUSR1, lambda *_: br.write_stats())
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(br, "stats_wanted", True))
     br.run()
     return 0
 
