@@ -1951,7 +1951,7 @@ br_start() { # [br.py options]
                 "stats $RUN/br-stats.json, log $RUN/br.log"
             return 0
         fi
-        pid_alive br || break
+        proc_running "$(cut -d' ' -f1 "$PIDS/br.pid")" || break   # exited (not yet exec'd is fine)
         sleep 0.1
     done
     tail -n 20 "$RUN/br.out" >&2 || true
