@@ -9,7 +9,8 @@ the BR encapsulates back, and checks each step's outcome.  It knows nothing
 about the mapping rule: the test gives every address and port (the expected
 values are the test's own vectors).  Standard library only.
 
-Input: one JSON argument {"br": ADDR, "server": IPV4, "wait": S, "steps": [...]}.
+Input: one JSON argument {"br": ADDR, "server": IPV4, "wait": S (longest wait
+for the replies, default 10), "steps": [...]}.
 A step: {"name", "kind", "ce": outer source, "src": inner IPv4 source,
 "port": source port / ICMP identifier, "expect": "reply" | "none",
 "reply_to": CE address the reply must reach (default: ce)} plus per kind:
@@ -19,6 +20,7 @@ A step: {"name", "kind", "ce": outer source, "src": inner IPv4 source,
              "ports": [..] one datagram from each port (a sweep)
   udp-closed UDP to server:9: the reply is ICMP port unreachable
   tcp-syn    a SYN to server:80: the reply is a SYN-ACK
+  tcp-rst    a SYN to server:81 (closed): the reply is a RST; "ports": a sweep
   ping       ICMP echo request with identifier "port"
   icmp-error a port unreachable from the CE to the server, quoting a UDP
              datagram server:7 -> src:port (nothing comes back)
@@ -121,9 +123,11 @@ class Ce:
         elif kind == "udp-closed":
             self.send(ce, ipv4(src, srv, 17, udp(src, srv, port, 9, b"closed"), self.next_id()))
             n = 1
-        elif kind == "tcp-syn":
-            self.send(ce, ipv4(src, srv, 6, tcp_syn(src, srv, port, 80, 0x10203040), self.next_id()))
-            n = 1
+        elif kind in ("tcp-syn", "tcp-rst"):
+            dport = 80 if kind == "tcp-syn" else 81
+            for p in st.get("ports", [port]):
+                self.send(ce, ipv4(src, srv, 6, tcp_syn(src, srv, p, dport, 0x10203040), self.next_id()))
+                n += 1
         elif kind == "ping":
             body = icmp(8, 0, struct.pack("!HH", port, 1), b"brce-ping")
             self.send(ce, ipv4(src, srv, 1, body, self.next_id()))
@@ -235,6 +239,8 @@ class Ce:
                 problems.append(f"port {p}: reply is not a port unreachable: {l4[:8].hex()}")
             elif kind == "tcp-syn" and (inner[9] != 6 or l4[13] & 0x12 != 0x12):
                 problems.append(f"port {p}: reply is not a SYN-ACK: {l4[:16].hex()}")
+            elif kind == "tcp-rst" and (inner[9] != 6 or not l4[13] & 0x04):
+                problems.append(f"port {p}: reply is not a RST: {l4[:16].hex()}")
             elif kind == "ping" and (inner[9] != 1 or l4[0] != 0 or l4[8:] != b"brce-ping"):
                 problems.append(f"port {p}: reply is not our echo reply: {l4[:16].hex()}")
         return problems
@@ -242,9 +248,14 @@ class Ce:
     def run(self):
         steps = self.spec["steps"]
         sent = [self.run_step(st) for st in steps]
-        wait = self.spec.get("wait", 1.5)
-        t_end = time.monotonic() + wait
-        self.receive(t_end)
+        # Until every expected reply came (at most "wait" s), then 0.5 s more
+        # for anything that should not come.
+        t_end = time.monotonic() + self.spec.get("wait", 10)
+        want = [(st["src"], p) for st in steps if st["expect"] == "reply"
+                for p in st.get("ports", [st.get("port", 0)])]
+        while time.monotonic() < t_end and not all(k in self.got for k in want):
+            self.receive(min(t_end, time.monotonic() + 0.1))
+        self.receive(time.monotonic() + 0.5)
         out, ok = [], True
         for st, n in zip(steps, sent):
             problems = self.check(st)
