@@ -18,6 +18,10 @@ A step: {"name", "kind", "ce": outer source, "src": inner IPv4 source,
              "frag": split into inner fragments of at most 1400 bytes,
              "dstopts": send RFC 2473's encapsulation-limit option,
              "ports": [..] one datagram from each port (a sweep)
+             "frag_order": "reverse" sends the last fragment first,
+             "later_from": ADDR sends the non-first fragments from ADDR
+  udp-to     UDP to "dst":"dport" (another CE, through the BR): the
+             "reply" is the datagram itself, arriving at "reply_to"
   udp-closed UDP to server:9: the reply is ICMP port unreachable
   tcp-syn    a SYN to server:80: the reply is a SYN-ACK
   tcp-rst    a SYN to server:81 (closed): the reply is a RST; "ports": a sweep
@@ -107,18 +111,23 @@ class Ce:
     def run_step(self, st):
         kind, ce, src, port, srv = st["kind"], st["ce"], st["src"], st.get("port", 0), self.server
         n = 0
-        if kind == "udp":
+        if kind in ("udp", "udp-to"):
+            dst, dport = (st["dst"], st["dport"]) if kind == "udp-to" else (srv, 7)
             for p in st.get("ports", [port]):
                 data = self.payload(st, p)
-                seg = udp(src, srv, p, 7, data)
+                seg = udp(src, dst, p, dport, data)
                 ident = self.next_id()
                 if st.get("frag"):
-                    for off in range(0, len(seg), 1400):
-                        part = seg[off:off + 1400]
-                        self.send(ce, ipv4(src, srv, 17, part, ident, off, off + 1400 < len(seg)))
+                    frags = [(off, ipv4(src, dst, 17, seg[off:off + 1400], ident, off, off + 1400 < len(seg)))
+                             for off in range(0, len(seg), 1400)]
+                    if st.get("frag_order") == "reverse":
+                        frags.reverse()
+                    for off, f in frags:
+                        # "later_from": the non-first fragments come from another address
+                        self.send(st.get("later_from", ce) if off else ce, f)
                         n += 1
                 else:
-                    self.send(ce, ipv4(src, srv, 17, seg, ident), st.get("dstopts", False))
+                    self.send(ce, ipv4(src, dst, 17, seg, ident), st.get("dstopts", False))
                     n += 1
         elif kind == "udp-closed":
             self.send(ce, ipv4(src, srv, 17, udp(src, srv, port, 9, b"closed"), self.next_id()))
@@ -218,7 +227,7 @@ class Ce:
         ports = st.get("ports", [st.get("port", 0)])
         problems = []
         for p in ports:
-            replies = self.got.get((st["src"], p), [])
+            replies = self.got.get(self.reply_key(st, p), [])
             if st["expect"] == "none":
                 if replies:
                     problems.append(f"port {p}: {len(replies)} unexpected replies, first to {replies[0][1]}")
@@ -233,7 +242,7 @@ class Ce:
             inner = replies[0][2]
             ihl = (inner[0] & 15) * 4
             l4 = inner[ihl:]
-            if kind == "udp" and (inner[9] != 17 or l4[8:] != self.payload(st, p)):
+            if kind in ("udp", "udp-to") and (inner[9] != 17 or l4[8:] != self.payload(st, p)):
                 problems.append(f"port {p}: reply is not our echo ({len(l4)} bytes)")
             elif kind == "udp-closed" and (inner[9] != 1 or l4[:2] != b"\x03\x03"):
                 problems.append(f"port {p}: reply is not a port unreachable: {l4[:8].hex()}")
@@ -245,13 +254,20 @@ class Ce:
                 problems.append(f"port {p}: reply is not our echo reply: {l4[:16].hex()}")
         return problems
 
+    @staticmethod
+    def reply_key(st, port):
+        """Where the answer to st's packet from port shows up: (IPv4, port)."""
+        if st["kind"] == "udp-to":     # CE to CE: the datagram itself, at the other CE
+            return (st["dst"], st["dport"])
+        return (st["src"], port)
+
     def run(self):
         steps = self.spec["steps"]
         sent = [self.run_step(st) for st in steps]
         # Until every expected reply came (at most "wait" s), then 0.5 s more
         # for anything that should not come.
         t_end = time.monotonic() + self.spec.get("wait", 10)
-        want = [(st["src"], p) for st in steps if st["expect"] == "reply"
+        want = [self.reply_key(st, p) for st in steps if st["expect"] == "reply"
                 for p in st.get("ports", [st.get("port", 0)])]
         while time.monotonic() < t_end and not all(k in self.got for k in want):
             self.receive(min(t_end, time.monotonic() + 0.1))
