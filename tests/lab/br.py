@@ -696,6 +696,8 @@ class Br:
     def send(self, pkt, ce_int, ip, psid):
         ce = str(ipaddress.IPv6Address(ce_int))
         anc = [(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", pkt[1]))]
+        if self.args.bind_any:   # bound to ::, the kernel would pick another source
+            anc.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, self.br_packed + b"\0" * 4))
         try:
             self.sock.sendmsg([pkt], anc, 0, (ce, 0))
         except OSError as e:

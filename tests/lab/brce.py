@@ -13,7 +13,8 @@ Input: one JSON argument {"br": ADDR, "server": IPV4, "wait": S (longest wait
 for the replies, default 10), "steps": [...]}.
 A step: {"name", "kind", "ce": outer source, "src": inner IPv4 source,
 "port": source port / ICMP identifier, "expect": "reply" | "none",
-"reply_to": CE address the reply must reach (default: ce)} plus per kind:
+"reply_to": CE address the reply must reach (default: ce), "to": outer
+destination (default: the BR)} plus per kind:
   udp        UDP to server:7 (the echo); "size": inner length (default small),
              "frag": split into inner fragments of at most 1400 bytes,
              "dstopts": send RFC 2473's encapsulation-limit option,
@@ -105,11 +106,12 @@ class Ce:
         anc = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, socket.inet_pton(socket.AF_INET6, ce) + b"\0" * 4)]
         if dstopts:
             anc.append((socket.IPPROTO_IPV6, IPV6_DSTOPTS, bytes([0, 0, 4, 1, 4, 1, 1, 0])))
-        self.sock.sendmsg([pkt], anc, 0, (self.br, 0))
+        self.sock.sendmsg([pkt], anc, 0, (self.to, 0))
 
     # ------------------------------------------------------------------ steps
     def run_step(self, st):
         kind, ce, src, port, srv = st["kind"], st["ce"], st["src"], st.get("port", 0), self.server
+        self.to = st.get("to", self.br)
         n = 0
         if kind in ("udp", "udp-to"):
             dst, dport = (st["dst"], st["dport"]) if kind == "udp-to" else (srv, 7)

@@ -345,7 +345,8 @@ fn br_ocn_rule_with_rfc7597_interface_ids_serves_all_1008_ports() {
     let e = "2001:db8:4e04:8600:0:c000:212:6"; // PSID 6
     let d_legacy = "2001:db8:4e04:8500:c0:2:1200:500"; // D's legacy IID: wrong here
     ce_host(&lab, &[d, e, d_legacy]);
-    lab.br_start(&["--rule", "ocn-lab", "--iid", "rfc7597"]);
+    // --bind-any: packets to another address of the BR's host reach br.py.
+    lab.br_start(&["--rule", "ocn-lab", "--iid", "rfc7597", "--bind-any"]);
 
     let ip = "192.0.2.18";
     let d_ports = port_set(5, 6, 6);
@@ -366,6 +367,16 @@ fn br_ocn_rule_with_rfc7597_interface_ids_serves_all_1008_ports() {
         counted(
             pkt("d-legacy-iid", "udp", d_legacy, ip, 1121, "none"),
             "ce-source-mismatch",
+            Fwd::Nothing,
+        ),
+        // To the AFTR's address (aftr.py takes it too, and forwards a
+        // fragment nobody completes): not for the BR.
+        counted(
+            with(
+                pkt("d-to-the-aftr", "orphan", d, ip, 0, "none"),
+                json!({"to": "2001:db8:aaaa::1"}),
+            ),
+            "bad-destination",
             Fwd::Nothing,
         ),
         counted(
