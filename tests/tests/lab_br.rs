@@ -436,3 +436,87 @@ fn br_mapping_matches_public_vectors() {
         (Some("192.0.2.18"), Some(5), Some(1008))
     );
 }
+
+/// Real TCP through the BR: the router namespace's kernel is a CE with
+/// 192.0.2.18 on a tun that tests/lab/b4ref.py relays to the BR from A's
+/// address (the lab-only reference tunnel endpoint, here pointed at the
+/// BR), and curl keeps to A's first port run. 20 MB arrive intact, the
+/// server sees the shared address, and br.py finds nothing wrong.
+#[test]
+fn br_carries_a_20mb_http_download_between_a_ce_port_run_and_the_server() {
+    let lab = Lab::up(1);
+    let a = "2001:db8:4d12:3400:c0:2:1200:3400"; // 192.0.2.18 PSID 52
+    ce_host(&lab, &[a]);
+    lab.br_start(&[]);
+    let b4ref = ipoe_tests::workspace().join("tests/lab/b4ref.py");
+    let mut relay = lab.spawn(
+        "router",
+        &[
+            "python3",
+            b4ref.to_str().unwrap(),
+            "--b4",
+            a,
+            "--aftr",
+            BR,
+            "--tun",
+            "cetun",
+            "--mtu",
+            "1460",
+            "--route",
+            "198.51.100.0/24",
+        ],
+    );
+    assert!(
+        lab.wait_for(Duration::from_secs(5), || lab
+            .exec("router", &["ip", "-4", "route", "show", "dev", "cetun"])
+            .stdout
+            .contains("198.51.100.0/24"))
+            .is_some(),
+        "b4ref.py did not set up cetun"
+    );
+    let r = lab.exec(
+        "router",
+        &["ip", "addr", "add", "192.0.2.18/32", "dev", "cetun"],
+    );
+    assert!(r.ok, "{}", r.stderr);
+
+    let want = std::fs::read_to_string(lab.run_dir.join("www/blob20.bin.sha256")).unwrap();
+    let t0 = std::time::Instant::now();
+    let r = lab.exec(
+        "router",
+        &[
+            "sh",
+            "-c",
+            "curl -sS -m 60 --interface 192.0.2.18 --local-port 4928-4943 \
+             http://198.51.100.10/blob20.bin | sha256sum",
+        ],
+    );
+    let took = t0.elapsed();
+    ipoe_tests::terminate(&mut relay);
+    assert_eq!(
+        r.stdout.split_whitespace().next(),
+        want.split_whitespace().next(),
+        "20 MB through the BR: {}",
+        r.stderr
+    );
+    eprintln!("20 MB through br.py in {took:?}");
+
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+    assert_eq!(stats["errors_total"], 0, "{}", stats["errors"]);
+    let ports = ports_of(&stats, a, "tcp");
+    assert!(
+        !ports.is_empty() && ports.iter().all(|p| (4928..=4943).contains(p)),
+        "curl's ports: {ports:?}"
+    );
+    assert!(
+        stats["encap_bytes"].as_u64().unwrap() > 20_000_000,
+        "{stats}"
+    );
+    let log = std::fs::read_to_string(lab.run_dir.join("http-access.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("::ffff:192.0.2.18") && l.contains("blob20.bin")),
+        "the server logs the shared address: {log}"
+    );
+}
