@@ -57,7 +57,6 @@ or IPV4:PORT (its PSID and CE address).
 import argparse
 import array
 import collections
-import errno
 import fcntl
 import ipaddress
 import json
@@ -653,7 +652,7 @@ class Br:
         except BlockingIOError:
             return False
         self.dirty = True
-        if len(pkt) < 20 or pkt[0] >> 4 != 4 or len(pkt) < (pkt[0] & 0x0F) * 4:
+        if len(pkt) < 20 or pkt[0] >> 4 != 4 or not 20 <= (pkt[0] & 0x0F) * 4 <= len(pkt):
             self.error("encap-not-ipv4", f"len={len(pkt)}")
             return True
         rule = self.rule

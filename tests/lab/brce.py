@@ -34,7 +34,6 @@ Output: JSON {"ok": bool, "steps": [{"name", "ok", "detail", "packets"}]};
 exit status 1 when a step failed.
 """
 
-import array
 import json
 import os
 import select
