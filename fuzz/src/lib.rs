@@ -380,6 +380,18 @@ mod tests {
     }
 
     #[test]
+    fn dns_question_len_spans_name_type_and_class() {
+        // A query for aftr.lab.example AAAA with an OPT record after it.
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x04aftr\x03lab\x07example\x00\x00\x1c\x00\x01");
+        q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(dns_question_len(&q), Some(22));
+        assert_eq!(dns_question_len(&q[..12 + 21]), None, "type/class cut");
+        q[12] = 0xc0;
+        assert_eq!(dns_question_len(&q), None, "a pointer is not a label");
+    }
+
+    #[test]
     fn split_reads_what_join_wrote() {
         let data = join(&[7, 8], &[(1, b"abc"), (2, b""), (3, b"xy")]);
         let (h, r) = split::<2>(&data);
