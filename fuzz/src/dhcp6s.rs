@@ -6,7 +6,8 @@
 //! four-entry lease table; bit 3: the delegated prefix runs out within the
 //! hour (else it outlives the configured lifetimes); bit 4: the DNS list and
 //! domains hold junk the server must skip (loopback, multicast,
-//! duplicates, invalid names, more than it keeps).
+//! duplicates, invalid names, more than it keeps) and the lifetimes and
+//! refresh time are ones it must clamp.
 //!
 //! Records: client messages. Flags: bits 0-2: the clock runs first, poll
 //! by poll (0, 1 s, 10 s, 1 min, 10 min, 1 h, 1 day, 3 days); bits 3-4: the
@@ -24,10 +25,9 @@
 //! dhcproto, is an Advertise or Reply with the request's transaction id
 //! and our Server Identifier, fits the LAN MTU in the frame `lan.rs` builds
 //! (which classifies back to the same payload), and its addresses have
-//! preferred <= valid, and are in the current /64 unless their valid
-//! lifetime is 0; the lease table
-//! stays within its bound; a restart loses no bound lease that had time
-//! left.
+//! preferred <= valid and are in the current /64 unless their valid
+//! lifetime is 0; the lease table stays within its bound; a restart loses
+//! no bound lease that had time left.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};

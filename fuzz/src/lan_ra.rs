@@ -134,9 +134,7 @@ struct Harness {
     ra: LanRa,
     now: Instant,
     next: Option<Instant>,
-    /// When `poll` last produced an RA, and when any RA (final ones too)
-    /// went out.
-    last_polled_ra: Option<Instant>,
+    /// When the last RA (final ones too) went out.
     last_any_ra: Option<Instant>,
     /// RSs accepted (handle_rs returned Ok).
     rs_ok: u64,
@@ -234,7 +232,6 @@ impl Harness {
                 );
             }
             self.check_ra(m, false);
-            self.last_polled_ra = Some(self.now);
             self.last_any_ra = Some(self.now);
         }
         assert!(self.ra.stale_prefixes(self.now).len() <= MAX_STALE_PREFIXES);
@@ -301,7 +298,6 @@ impl Harness {
         // What the last process sent is not known to this one: lan.rs
         // starts it after a restart of several seconds at least.
         self.last_any_ra = None;
-        self.last_polled_ra = None;
     }
 }
 
@@ -315,7 +311,6 @@ pub fn run(data: &[u8]) {
         cfg,
         now: t0,
         next: None,
-        last_polled_ra: None,
         last_any_ra: None,
         rs_ok: 0,
         inputs: lab_inputs(t0),
