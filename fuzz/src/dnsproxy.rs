@@ -36,7 +36,8 @@
 //!   the cache cleared; the LAN addresses gone or back.
 //!
 //! Checked: replies go to a client that asked, from the address it asked,
-//! with the id of one of its queries, QR set, within the UDP size; TCP
+//! with the id of one of its queries and a question of its own (as it
+//! spelled it), QR set, within the UDP size; TCP
 //! answers frame exactly and answer a query of that connection; forwards
 //! go to a configured server from an ephemeral port, QR clear, one
 //! question; every IP packet of the TCP stack classifies (checksums
@@ -130,6 +131,8 @@ struct Harness {
     next_port: u16,
     /// (client, id) of every UDP query, and the local address it went to.
     asked: HashSet<(SocketAddr, u16)>,
+    /// The questions (name, type, class as sent) each client asked.
+    questions: HashSet<(SocketAddr, Vec<u8>)>,
     locals: HashSet<(SocketAddr, IpAddr)>,
     configured: Vec<Ipv6Addr>,
     forwards: Vec<Forward>,
@@ -165,6 +168,16 @@ impl Harness {
                     assert_ne!(payload[2] & 0x80, 0, "reply without QR");
                     let limit = usize::from(self.cfg.udp_payload).max(512);
                     assert!(payload.len() <= limit, "{}-byte UDP reply", payload.len());
+                    // The client's question as it spelled it (one in plain
+                    // labels: a pointer would only be the client's own).
+                    let question = dns_question_len(&payload).filter(|_| payload[4..6] == [0, 1]);
+                    if let Some(len) = question {
+                        let q = payload[12..12 + len].to_vec();
+                        assert!(
+                            self.questions.contains(&(to, q)),
+                            "reply to {to} with a question it did not ask"
+                        );
+                    }
                     // The frame lan.rs sends classifies back to the payload.
                     let frame = match (to, local) {
                         (SocketAddr::V4(c), IpAddr::V4(l)) => hostio::udp4_frame(
@@ -341,6 +354,10 @@ impl Harness {
         if let Some(id) = id_of(payload) {
             self.asked.insert((client, id));
         }
+        if let Some(len) = dns_question_len(payload) {
+            self.questions
+                .insert((client, payload[12..12 + len].to_vec()));
+        }
         self.locals.insert((client, local));
         let mut actions = Vec::new();
         self.p
@@ -480,6 +497,7 @@ pub fn run(data: &[u8]) {
         current: 0,
         next_port: 40_000,
         asked: HashSet::new(),
+        questions: HashSet::new(),
         locals: HashSet::new(),
         configured: Vec::new(),
         forwards: Vec::new(),
