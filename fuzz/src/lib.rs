@@ -299,7 +299,7 @@ pub mod config {
 /// The `ctl_request` target: the control socket's request parser on
 /// arbitrary lines.
 pub mod ctl {
-    use ipoe_control::ctl::{error_reply, parse_request};
+    use ipoe_proto::ctl::{error_reply, parse_request};
 
     pub fn run(data: &[u8]) {
         match parse_request(data) {
