@@ -18,12 +18,14 @@ build: deps
 lab: build
 	bash scripts/demo.sh
 
-# cargo-machete: no dependency a crate does not use (installed on first use).
+# cargo-machete: no dependency a crate does not use (installed on first use);
+# every member declares the workspace's rust-version.
 lint:
 	bash scripts/install-deps.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	cargo-machete
+	bash scripts/check-rust-version.sh
 
 unit:
 	$(CARGO) test --workspace --release --no-fail-fast --exclude ipoe-tests
