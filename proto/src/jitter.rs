@@ -48,14 +48,6 @@ impl Jitter {
     }
 }
 
-/// Endless draws, for tests that build hostile inputs from a seed.
-impl Iterator for Jitter {
-    type Item = u64;
-    fn next(&mut self) -> Option<u64> {
-        Some(self.next_u64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
