@@ -524,14 +524,7 @@ pub fn run(data: &[u8]) {
                     .unwrap_or(&[])
                     .to_vec();
                 let id = [f.payload[0], f.payload[1]];
-                let mut msg = if r.flags & 64 != 0 && r.bytes.len() >= 12 {
-                    let mut m = r.bytes[..12].to_vec();
-                    m.extend_from_slice(&question);
-                    m.extend_from_slice(&r.bytes[12..]);
-                    m
-                } else {
-                    r.bytes.to_vec()
-                };
+                let mut msg = super::reply_with_question(r.bytes, &question, r.flags & 64 != 0);
                 if msg.len() >= 2 {
                     msg[..2].copy_from_slice(&id);
                 }

@@ -277,6 +277,20 @@ pub fn run_until<H>(
     poll(h);
 }
 
+/// A reply from the input's bytes: with `splice`, the question the engine
+/// sent goes in after the 12-byte header, so the reply can match the query
+/// and reach the answer handling.
+pub fn reply_with_question(bytes: &[u8], question: &[u8], splice: bool) -> Vec<u8> {
+    if splice && bytes.len() >= 12 {
+        let mut m = bytes[..12].to_vec();
+        m.extend_from_slice(question);
+        m.extend_from_slice(&bytes[12..]);
+        m
+    } else {
+        bytes.to_vec()
+    }
+}
+
 /// Length of the question section of a DNS message with one question
 /// whose name is uncompressed (the queries the engines send): the name in
 /// wire form plus type and class.

@@ -251,14 +251,7 @@ pub fn run(data: &[u8]) {
                 hs.deliver(src, hostio::DNS_PORT, dst_port, payload);
             }
         } else {
-            let mut msg = if r.flags & 16 != 0 && r.bytes.len() >= 12 {
-                let mut m = r.bytes[..12].to_vec();
-                m.extend_from_slice(&question);
-                m.extend_from_slice(&r.bytes[12..]);
-                m
-            } else {
-                r.bytes.to_vec()
-            };
+            let mut msg = super::reply_with_question(r.bytes, &question, r.flags & 16 != 0);
             if r.flags & 8 == 0 && msg.len() >= 2 {
                 msg[..2].copy_from_slice(&id);
             }
