@@ -158,21 +158,9 @@ impl Harness {
         }
     }
 
-    /// Polls deadline by deadline up to `until`; after 32 polls the
-    /// clock jumps (a control loop that was held up), which keeps a long
-    /// step with short timers from dominating an execution.
+    /// Polls deadline by deadline up to `until` (see [`crate::run_until`]).
     fn run_until(&mut self, until: Instant) {
-        for _ in 0..32 {
-            match self.next {
-                Some(n) if n <= until => {
-                    self.now = self.now.max(n);
-                    self.poll();
-                }
-                _ => break,
-            }
-        }
-        self.now = self.now.max(until);
-        self.poll();
+        crate::run_until(self, until, 32, |h| (&mut h.now, h.next), Self::poll);
     }
 
     fn set_prefix(&mut self) {

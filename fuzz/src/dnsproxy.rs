@@ -333,21 +333,14 @@ impl Harness {
         assert!(self.p.upstreams().len() <= ipoe_proto::dnsproxy::MAX_UPSTREAMS);
     }
 
-    /// Polls deadline by deadline up to `until`; after 32 polls the
-    /// clock jumps (a control loop that was held up), which keeps a long
-    /// step with short timers from dominating an execution.
+    /// Polls deadline by deadline up to `until` (see [`crate::run_until`]);
+    /// a deadline not after the clock is not stepped to.
     fn run_until(&mut self, until: Instant) {
-        for _ in 0..32 {
-            match self.next {
-                Some(n) if n <= until && n > self.now => {
-                    self.now = n;
-                    self.pump();
-                }
-                _ => break,
-            }
-        }
-        self.now = self.now.max(until);
-        self.pump();
+        let clock: fn(&mut Self) -> (&mut Instant, Option<Instant>) = |h| {
+            let next = h.next.filter(|&n| n > h.now);
+            (&mut h.now, next)
+        };
+        crate::run_until(self, until, 32, clock, Self::pump);
     }
 
     fn query(&mut self, client: SocketAddr, local: IpAddr, payload: &[u8]) {
@@ -531,14 +524,7 @@ pub fn run(data: &[u8]) {
                     .unwrap_or(&[])
                     .to_vec();
                 let id = [f.payload[0], f.payload[1]];
-                let mut msg = if r.flags & 64 != 0 && r.bytes.len() >= 12 {
-                    let mut m = r.bytes[..12].to_vec();
-                    m.extend_from_slice(&question);
-                    m.extend_from_slice(&r.bytes[12..]);
-                    m
-                } else {
-                    r.bytes.to_vec()
-                };
+                let mut msg = super::reply_with_question(r.bytes, &question, r.flags & 64 != 0);
                 if msg.len() >= 2 {
                     msg[..2].copy_from_slice(&id);
                 }

@@ -15,6 +15,7 @@
 //! so captured frames and messages start the fuzzer from real traffic.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
 
 pub mod dhcp6s;
 pub mod dnsproxy;
@@ -249,6 +250,44 @@ pub fn show(target: &str, named: &[(&'static str, u64)]) {
             .map(|(n, v)| format!("{n}={v}"))
             .collect();
         eprintln!("peek {target}: {}", moved.join(" "));
+    }
+}
+
+/// Steps a harness's fake clock deadline by deadline up to `until`, polling
+/// at each; after `max_polls` polls the clock jumps to `until` (a control
+/// loop that was held up), which keeps a long step with short timers from
+/// dominating an execution. `clock` gives the harness's clock and the next
+/// deadline to step to; `poll` runs the engine at the clock's time.
+pub fn run_until<H>(
+    h: &mut H,
+    until: Instant,
+    max_polls: usize,
+    clock: fn(&mut H) -> (&mut Instant, Option<Instant>),
+    poll: fn(&mut H),
+) {
+    for _ in 0..max_polls {
+        match clock(h) {
+            (now, Some(n)) if n <= until => *now = n,
+            _ => break,
+        }
+        poll(h);
+    }
+    let (now, _) = clock(h);
+    *now = (*now).max(until);
+    poll(h);
+}
+
+/// A reply from the input's bytes: with `splice`, the question the engine
+/// sent goes in after the 12-byte header, so the reply can match the query
+/// and reach the answer handling.
+pub fn reply_with_question(bytes: &[u8], question: &[u8], splice: bool) -> Vec<u8> {
+    if splice && bytes.len() >= 12 {
+        let mut m = bytes[..12].to_vec();
+        m.extend_from_slice(question);
+        m.extend_from_slice(&bytes[12..]);
+        m
+    } else {
+        bytes.to_vec()
     }
 }
 
@@ -852,17 +891,7 @@ pub mod dhcp6 {
 
         /// Runs the timers deadline by deadline until `until`.
         fn run_until(&mut self, until: Instant) {
-            for _ in 0..256 {
-                match self.next {
-                    Some(n) if n <= until => {
-                        self.now = n;
-                        self.poll();
-                    }
-                    _ => break,
-                }
-            }
-            self.now = self.now.max(until);
-            self.poll();
+            crate::run_until(self, until, 256, |h| (&mut h.now, h.next), Self::poll);
         }
 
         /// Runs the timers until the client has sent something.

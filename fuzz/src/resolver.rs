@@ -155,21 +155,9 @@ impl Harness {
         let _ = self.r.counters().named();
     }
 
-    /// Polls deadline by deadline up to `until`; after 32 polls the
-    /// clock jumps (a control loop that was held up), which keeps a long
-    /// step with short timers from dominating an execution.
+    /// Polls deadline by deadline up to `until` (see [`crate::run_until`]).
     fn run_until(&mut self, until: Instant) {
-        for _ in 0..32 {
-            match self.next {
-                Some(n) if n <= until => {
-                    self.now = n;
-                    self.poll();
-                }
-                _ => break,
-            }
-        }
-        self.now = self.now.max(until);
-        self.poll();
+        crate::run_until(self, until, 32, |h| (&mut h.now, h.next), Self::poll);
     }
 
     fn set_servers(&mut self, list: &[Ipv6Addr]) {
@@ -263,14 +251,7 @@ pub fn run(data: &[u8]) {
                 hs.deliver(src, hostio::DNS_PORT, dst_port, payload);
             }
         } else {
-            let mut msg = if r.flags & 16 != 0 && r.bytes.len() >= 12 {
-                let mut m = r.bytes[..12].to_vec();
-                m.extend_from_slice(&question);
-                m.extend_from_slice(&r.bytes[12..]);
-                m
-            } else {
-                r.bytes.to_vec()
-            };
+            let mut msg = super::reply_with_question(r.bytes, &question, r.flags & 16 != 0);
             if r.flags & 8 == 0 && msg.len() >= 2 {
                 msg[..2].copy_from_slice(&id);
             }

@@ -37,6 +37,19 @@ macro_rules! named_counters {
             pub(crate) fn field_names() -> Vec<&'static str> {
                 vec![$(stringify!($field),)+]
             }
+
+            /// Panics unless every exported name is its field's name in
+            /// kebab case (one check, not a copy per engine's tests);
+            /// returns the names.
+            #[cfg(test)]
+            #[allow(dead_code)]
+            pub(crate) fn assert_names_are_kebab_fields() -> Vec<&'static str> {
+                let names: Vec<&str> = Self::default().named().into_iter().map(|(n, _)| n).collect();
+                let fields: Vec<String> =
+                    Self::field_names().iter().map(|f| f.replace('_', "-")).collect();
+                assert_eq!(names, fields);
+                names
+            }
         }
     };
 }

@@ -55,9 +55,7 @@ or IPV4:PORT (its PSID and CE address).
 """
 
 import argparse
-import array
 import collections
-import fcntl
 import ipaddress
 import json
 import os
@@ -69,22 +67,10 @@ import subprocess
 import sys
 import time
 
-TUNSETIFF = 0x400454CA
-IFF_TUN = 0x0001
-IFF_NO_PI = 0x1000
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-SIOCSIFMTU = 0x8922
-IFF_UP = 0x1
-SO_SNDBUFFORCE = 32
-SO_RCVBUFFORCE = 33
-IPV6_RECVDSTOPTS = getattr(socket, "IPV6_RECVDSTOPTS", 58)
-IPV6_DSTOPTS = getattr(socket, "IPV6_DSTOPTS", 59)
+from tunlib import (IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPV6_RECVDSTOPTS,
+                    Shutdown, force_bufs, on_signal, open_tun, parse_cmsgs, validate_ipv4,
+                    write_json_atomic)
 
-IPPROTO_IPIP = 4
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
 ICMP_QUERIES = (0, 8, 13, 14, 15, 16, 17, 18)   # echo, timestamp, info, mask: identifier at 4
 ICMP_ERRORS = (3, 4, 5, 11, 12)                 # quote the offending packet at 8
@@ -134,25 +120,6 @@ ERRORS = (
 )
 
 FRAG_TTL = 2.0
-
-
-class Shutdown(Exception):
-    pass
-
-
-def _on_signal(signum, _frame):
-    raise Shutdown(signum)
-
-
-def csum_ok(data):
-    """True if the ones'-complement sum of data is 0xffff (RFC 1071; byte-order
-    independent, so native-endian words are fine for a check)."""
-    if len(data) & 1:
-        data = data + b"\0"
-    s = sum(array.array("H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s == 0xFFFF
 
 
 class Rule:
@@ -254,28 +221,6 @@ def explain(rule, what):
             "runs": [list(r) for r in runs], "ports": sum(h - lo + 1 for lo, h in runs), "rule": rule.describe()}
 
 
-def ifreq(name, fmt="H", *vals):
-    return struct.pack("16s" + fmt, name.encode(), *vals).ljust(40, b"\0")
-
-
-def open_tun(name, mtu):
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    fcntl.ioctl(fd, TUNSETIFF, ifreq(name, "H", IFF_TUN | IFF_NO_PI))
-    try:
-        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-            f.write("1")
-    except OSError:
-        pass
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        fcntl.ioctl(s, SIOCSIFMTU, ifreq(name, "i", mtu))
-        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq(name, "H", 0)))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, ifreq(name, "H", flags | IFF_UP))
-    finally:
-        s.close()
-    return fd
-
-
 class FragTable:
     """Bounded map (src, dst, proto, id) -> value learned from first fragments,
     plus a bounded queue of later fragments that came before their first."""
@@ -360,11 +305,7 @@ class Br:
                     IPV6_RECVDSTOPTS):
             self.sock.setsockopt(socket.IPPROTO_IPV6, opt, 1)
         self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 64)
-        for opt in (SO_RCVBUFFORCE, SO_SNDBUFFORCE):
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
-            except OSError:
-                pass
+        force_bufs(self.sock)
         self.sock.setblocking(False)
         self.ancsize = 512
         self.log(f"start br={self.br_addr} tun={args.tun} mtu={args.mtu} tunnel_mtu={args.tunnel_mtu} "
@@ -409,11 +350,7 @@ class Br:
         d["ce_count"] = len(self.ces)
         d["ces"] = ces
         d.update(self.last)
-        tmp = self.args.stats + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(d, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, self.args.stats)
+        write_json_atomic(self.args.stats, d)
         self.dirty = False
 
     def ce_record(self, ce, ip, psid):
@@ -467,60 +404,13 @@ class Br:
         return None
 
     # ------------------------------------------------------------------ decap
-    def validate(self, pkt):
-        """Return a violation name, or None if the inner IPv4 packet is well formed."""
-        n = len(pkt)
-        if n < 20:
-            return "short-packet"
-        ver, ihl = pkt[0] >> 4, (pkt[0] & 0x0F) * 4
-        if ver != 4:
-            return "bad-version"
-        if ihl < 20:
-            return "bad-ihl"
-        if n < ihl:
-            return "short-packet"
-        if struct.unpack_from("!H", pkt, 2)[0] != n:
-            return "bad-total-length"
-        if not csum_ok(pkt[:ihl]):
-            return "bad-ip-checksum"
-        if pkt[8] == 0:
-            return "ttl-zero"
-        if struct.unpack_from("!H", pkt, 6)[0] & 0x3FFF:
-            return None     # a fragment: L4 checksum not verifiable
-        proto, l4 = pkt[9], pkt[ihl:]
-        if proto in (IPPROTO_TCP, IPPROTO_UDP):
-            if len(l4) < (20 if proto == IPPROTO_TCP else 8):
-                return "short-l4"
-            if proto == IPPROTO_UDP and l4[6:8] == b"\0\0":
-                return None
-            pseudo = pkt[12:20] + struct.pack("!BBH", 0, proto, len(l4))
-            if not csum_ok(pseudo + l4):
-                return "bad-tcp-checksum" if proto == IPPROTO_TCP else "bad-udp-checksum"
-        elif proto == IPPROTO_ICMP:
-            if len(l4) < 8:
-                return "short-l4"
-            if not csum_ok(l4):
-                return "bad-icmp-checksum"
-        return None
-
     def decap_one(self):
         try:
             pkt, anc, flags, src = self.sock.recvmsg(65535, self.ancsize)
         except BlockingIOError:
             return False
         ce = src[0].split("%")[0]
-        dst, hlim, tclass, dstopts = None, None, None, []
-        for level, typ, data in anc:
-            if level != socket.IPPROTO_IPV6:
-                continue
-            if typ == socket.IPV6_PKTINFO and len(data) >= 16:
-                dst = data[:16]
-            elif typ == socket.IPV6_HOPLIMIT and len(data) >= 4:
-                hlim = struct.unpack("i", data[:4])[0]
-            elif typ == socket.IPV6_TCLASS and len(data) >= 4:
-                tclass = struct.unpack("i", data[:4])[0]
-            elif typ == IPV6_DSTOPTS:
-                dstopts.append(data)
+        dst, hlim, tclass, dstopts = parse_cmsgs(anc)
         self.last["last_hop_limit"] = hlim
         self.last["last_tclass"] = tclass
         self.last["last_ce"] = ce
@@ -532,7 +422,7 @@ class Br:
             d = socket.inet_ntop(socket.AF_INET6, dst) if dst else "?"
             self.violation("bad-destination", f"ce={ce} dst={d}")
             return True
-        err = self.validate(pkt)
+        err = validate_ipv4(pkt)
         if err:
             self.violation(err, f"ce={ce} len={len(pkt)} head={pkt[:28].hex()}")
             return True
@@ -789,8 +679,8 @@ def main():
     if args.explain:
         print(json.dumps(explain(rule, args.explain), indent=1))
         return 0
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         br = Br(args, rule)
     except Shutdown:

@@ -1225,16 +1225,7 @@ fn largest_ra_fits_the_minimum_mtu() {
 
 #[test]
 fn counter_names_are_kebab_case_field_names() {
-    let names: Vec<&str> = Counters::default()
-        .named()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let fields: Vec<String> = Counters::field_names()
-        .iter()
-        .map(|f| f.replace('_', "-"))
-        .collect();
-    assert_eq!(names, fields);
+    let names = Counters::assert_names_are_kebab_fields();
     for required in [
         "tx-ra",
         "tx-ra-solicited",

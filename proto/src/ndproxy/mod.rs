@@ -60,7 +60,9 @@ use smoltcp::wire::{
 pub use counters::NdProxyCounters;
 
 use crate::neigh::frames::{self, Icmpv6Frame};
-use crate::neigh::{option_lladdr, parse_ndisc, Mac, NdpError, Outgoing, Side};
+use crate::neigh::{
+    is_link_local6, is_unicast6, option_lladdr, parse_ndisc, Mac, NdpError, Outgoing, Side,
+};
 
 /// RFC 4861 10: MAX_MULTICAST_SOLICIT.
 pub const MAX_MULTICAST_SOLICIT: u32 = 3;
@@ -336,7 +338,7 @@ impl NdProxy {
     pub fn set_prefix(&mut self, prefix: Option<Ipv6Addr>) {
         let prefix = prefix
             .map(network64)
-            .filter(|p| !p.is_multicast() && !p.is_unspecified() && !is_link_local(*p));
+            .filter(|p| !p.is_multicast() && !p.is_unspecified() && !is_link_local6(*p));
         if prefix == self.prefix {
             return;
         }
@@ -362,7 +364,7 @@ impl NdProxy {
     pub fn set_own(&mut self, addrs: &[Ipv6Addr]) {
         self.own.clear();
         for a in addrs {
-            if is_unicast(*a) && !self.own.contains(a) && self.own.len() < MAX_OWN {
+            if is_unicast6(*a) && !self.own.contains(a) && self.own.len() < MAX_OWN {
                 self.own.push(*a);
             }
         }
@@ -489,7 +491,7 @@ impl NdProxy {
             counters,
             ..
         } = self;
-        let lan_bucket = &mut buckets[idx(Side::Lan)];
+        let lan_bucket = &mut buckets[Side::Lan.idx()];
         entries.retain(|addr, e| {
             if e.state == ProxyState::Reachable && e.timer <= now {
                 e.state = ProxyState::Stale;
@@ -705,7 +707,7 @@ impl NdProxy {
         if *pending >= cfg.max_pending {
             return self.drop(DropReason::PendingFull);
         }
-        if !buckets[idx(Side::Lan)].take(now, cfg.solicit_rate, cfg.solicit_burst) {
+        if !buckets[Side::Lan.idx()].take(now, cfg.solicit_rate, cfg.solicit_burst) {
             return self.drop(DropReason::RateLimited);
         }
         out.push(solicit(lan, target, None));
@@ -776,9 +778,9 @@ impl NdProxy {
         if waiting >= self.cfg.max_dad_pending {
             return self.drop(DropReason::DadPendingFull);
         }
-        let other = other(origin);
+        let other = origin.other();
         let (rate, burst) = (self.cfg.solicit_rate, self.cfg.solicit_burst);
-        if !self.buckets[idx(other)].take(now, rate, burst) {
+        if !self.buckets[other.idx()].take(now, rate, burst) {
             return self.drop(DropReason::RateLimited);
         }
         let link = *self.link(other);
@@ -819,7 +821,7 @@ impl NdProxy {
             return self.not_proxied();
         }
         // RFC 4861 7.1.2: answers to a solicitation are unicast.
-        if !is_unicast(ip.src_addr)
+        if !is_unicast6(ip.src_addr)
             || (ip.dst_addr.is_multicast() && flags.contains(NdiscNeighborFlags::SOLICITED))
         {
             return self.drop(DropReason::NaBad);
@@ -828,7 +830,7 @@ impl NdProxy {
         let dad_index = self
             .dad
             .iter()
-            .position(|d| d.target == target && d.origin == other(side) && d.until > now);
+            .position(|d| d.target == target && d.origin == side.other() && d.until > now);
         match side {
             Side::Wan => {
                 self.counters.wan_na_rx += 1;
@@ -1052,30 +1054,8 @@ fn solicit(lan: &Link, target: Ipv6Addr, mac: Option<Mac>) -> Outgoing {
     }
 }
 
-fn idx(side: Side) -> usize {
-    match side {
-        Side::Wan => 0,
-        Side::Lan => 1,
-    }
-}
-
-fn other(side: Side) -> Side {
-    match side {
-        Side::Wan => Side::Lan,
-        Side::Lan => Side::Wan,
-    }
-}
-
 fn network64(addr: Ipv6Addr) -> Ipv6Addr {
     Ipv6Addr::from(u128::from(addr) & !u128::from(u64::MAX))
-}
-
-fn is_link_local(addr: Ipv6Addr) -> bool {
-    addr.segments()[0] & 0xffc0 == 0xfe80
-}
-
-fn is_unicast(addr: Ipv6Addr) -> bool {
-    !(addr.is_unspecified() || addr.is_multicast() || addr.is_loopback())
 }
 
 fn fmt_prefix(p: Option<Ipv6Addr>) -> String {

@@ -875,16 +875,7 @@ fn hostile_and_foreign_frames_are_dropped_with_a_counter() {
 
 #[test]
 fn counter_names_are_kebab_case_field_names() {
-    let names: Vec<&str> = NdProxyCounters::default()
-        .named()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let fields: Vec<String> = NdProxyCounters::field_names()
-        .into_iter()
-        .map(|f| f.replace('_', "-"))
-        .collect();
-    assert_eq!(names, fields);
+    NdProxyCounters::assert_names_are_kebab_fields();
 }
 
 #[test]

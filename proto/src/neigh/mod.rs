@@ -49,10 +49,17 @@ pub enum Side {
 impl Side {
     const ALL: [Side; 2] = [Side::Wan, Side::Lan];
 
-    fn idx(self) -> usize {
+    pub(crate) fn idx(self) -> usize {
         match self {
             Side::Wan => 0,
             Side::Lan => 1,
+        }
+    }
+
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Wan => Side::Lan,
+            Side::Lan => Side::Wan,
         }
     }
 }
@@ -664,10 +671,7 @@ impl NeighborEngine {
         };
         // Weak host model for global addresses: a DNS reply to our LAN
         // address arrives on the WAN. Link-local ones stay on their link.
-        let other = match side {
-            Side::Wan => Side::Lan,
-            Side::Lan => Side::Wan,
-        };
+        let other = side.other();
         let ours = self.local(side).own6_state(ip.dst_addr).is_some()
             || (!is_link_local6(ip.dst_addr) && self.local(other).is_usable6(ip.dst_addr));
         if !ip.dst_addr.is_multicast() && !ours {
@@ -1258,11 +1262,11 @@ fn is_unicast4(ip: Ipv4Addr) -> bool {
     !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
 }
 
-fn is_link_local6(ip: Ipv6Addr) -> bool {
+pub(crate) fn is_link_local6(ip: Ipv6Addr) -> bool {
     ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
-fn is_unicast6(ip: Ipv6Addr) -> bool {
+pub(crate) fn is_unicast6(ip: Ipv6Addr) -> bool {
     !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback())
 }
 

@@ -1575,16 +1575,7 @@ fn dns_tables_are_bounded_and_prefer_longer_lifetimes() {
 
 #[test]
 fn counter_names_are_kebab_case_field_names() {
-    let names: Vec<&str> = Counters::default()
-        .named()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let fields: Vec<String> = Counters::field_names()
-        .iter()
-        .map(|f| f.replace('_', "-"))
-        .collect();
-    assert_eq!(names, fields);
+    let names = Counters::assert_names_are_kebab_fields();
     for required in [
         "rx-ra",
         "tx-rs",
