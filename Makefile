@@ -18,9 +18,14 @@ build: deps
 lab: build
 	bash scripts/demo.sh
 
+# cargo-machete: no dependency a crate does not use (installed on first use);
+# every member declares the workspace's rust-version.
 lint:
+	bash scripts/install-deps.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	cargo-machete
+	bash scripts/check-rust-version.sh
 
 unit:
 	$(CARGO) test --workspace --release --no-fail-fast --exclude ipoe-tests
@@ -31,8 +36,9 @@ labtest: build
 
 # A short run of the bench harness: every DUT in every scenario forwards
 # exactly the frames it was sent (counts, not speed).
+# The lab tests' lock: the bench's namespaces and CPUs are the lab's too.
 benchsmoke: build
-	target/release/ipoe-bench smoke
+	flock /run/ipoe-lab.lock target/release/ipoe-bench smoke
 
 # -k and --no-fail-fast: a failing test binary does not hide the ones after it;
 # the summary's last line counts every failure.
@@ -42,7 +48,7 @@ test: build lint
 # The full comparison (about 15 minutes): results, table and plots in
 # bench/results/, figures for BENCHMARKS.md.
 bench: build
-	target/release/ipoe-bench run --out bench/results
+	flock /run/ipoe-lab.lock target/release/ipoe-bench run --out bench/results
 
 # Every fuzz target (fuzz/fuzz_targets/) for FUZZ_TIME seconds, one after
 # the other, from the committed seeds and the growing fuzz/corpus/; a table

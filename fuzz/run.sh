@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_TIME=${FUZZ_TIME:-60}
-ALL=(graph_wan graph_lan dhcp4_server dhcp6_client ra_ndp_arp mld config ctl_request)
+ALL=(graph_wan graph_lan dhcp4_server dhcp6_client ra_ndp_arp mld config ctl_request
+    dhcp6_server lan_ra aftr_resolver dns_proxy)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 
@@ -24,6 +25,7 @@ max_len() {
     case "$1" in
     graph_wan | graph_lan) echo 8192 ;;
     dhcp4_server | dhcp6_client | ra_ndp_arp | mld) echo 4096 ;;
+    dhcp6_server | lan_ra | aftr_resolver | dns_proxy) echo 4096 ;;
     config) echo 8192 ;;
     ctl_request) echo 2048 ;;
     *) echo 4096 ;;

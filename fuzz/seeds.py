@@ -24,6 +24,16 @@ target (fuzz/src/lib.rs):
                 type on)
   config        config/examples/*.yaml and a few broken ones
   ctl_request   request lines of control/PROTOCOL.md
+  dhcp6_server  DHCPv6 client messages to UDP 547 (ISC dhclient's, from
+                capture-lan-clients.sh, and the router's own WAN client),
+                the Server Identifier made the router's; Renew, Rebind and
+                Decline made from a captured Request
+  lan_ra        Router Solicitations (the kernel's, rdisc6's), other
+                routers' RAs, and WAN-side input changes
+  aftr_resolver AAAA answers from dnsmasq (the lab's WAN capture and the
+                resolver tests' captures)
+  dns_proxy     dig's queries to the router over UDP and TCP, answered with
+                dnsmasq's answers (question spliced from the forward)
 
 Only the Python 3 standard library is used. Files are named by the hash of
 their content, so running it again adds nothing twice.
@@ -270,14 +280,17 @@ def record(flags, data):
 
 
 class Seeds:
-    def __init__(self, out, limit):
+    def __init__(self, out, limit, only=()):
         self.out = out
         self.limit = limit
+        self.only = only
         self.count = {}
 
     def add(self, target, header, records):
         """records: [(flags, bytes)]; at most 32 are read by a target."""
         data = bytes(header) + b"".join(record(f, d) for f, d in records[:32])
+        if self.only and target not in self.only:
+            return
         if self.count.get(target, 0) >= self.limit:
             return
         d = os.path.join(self.out, target)
@@ -290,6 +303,8 @@ class Seeds:
         self.count[target] = self.count.get(target, 0) + 1
 
     def add_raw(self, target, name, data):
+        if self.only and target not in self.only:
+            return
         d = os.path.join(self.out, target)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, name), "wb") as f:
@@ -760,6 +775,260 @@ def nd_seeds(seeds, captured):
     ])
 
 
+# ------------------------------------------------------- LAN services, DNS
+
+
+def service_messages(paths):
+    """What LAN hosts and DNS servers sent, from every capture in order:
+    DHCPv6 client messages (frame, payload), RS and RA frames, UDP DNS
+    queries (frame, payload) and answers (frame, payload), and the bytes
+    each side wrote on a TCP connection to port 53."""
+    m = {"dhcp6": [], "rs": [], "ra": [], "query": [], "answer": [], "tcp_query": [], "tcp_answer": []}
+    streams = {}
+    for path in paths:
+        try:
+            frames = read_capture(path)
+        except (OSError, ValueError, struct.error):
+            continue
+        for f in frames:
+            p = parse(f)
+            if not p:
+                continue
+            et, l3, nh, l4 = p
+            if nh == 58 and l4[:1] == b"\x85":
+                m["rs"].append(f)
+            elif nh == 58 and l4[:1] == b"\x86":
+                m["ra"].append(f)
+            elif nh == 17 and len(l4) >= 8:
+                sport, dport = struct.unpack("!HH", l4[:4])
+                data = l4[8:]
+                if dport == 547:
+                    m["dhcp6"].append((f, data))
+                elif dport == 53 and len(data) >= 12:
+                    m["query"].append((et, f, data))
+                elif sport == 53 and len(data) >= 12:
+                    m["answer"].append((f, data))
+            elif nh == 6 and len(l4) >= 20:
+                sport, dport = struct.unpack("!HH", l4[:4])
+                data = l4[(l4[12] >> 4) * 4 :]
+                if data and 53 in (sport, dport):
+                    key = (l3[8:24] if et == 0x86DD else l3[12:16], sport, dport)
+                    streams.setdefault(key, b"")
+                    streams[key] += data
+    for (src, sport, dport), data in streams.items():
+        if dport == 53:
+            m["tcp_query"].append((len(src) == 16, data))
+        else:
+            m["tcp_answer"].append(data)
+    return m
+
+
+def dhcp6_options(payload):
+    """[(code, body)] of a DHCPv6 message's top-level options."""
+    out, at = [], 4
+    while at + 4 <= len(payload):
+        code, length = struct.unpack("!HH", payload[at : at + 4])
+        out.append((code, payload[at + 4 : at + 4 + length]))
+        at += 4 + length
+    return out
+
+
+def dhcp6_rewrite(payload, msg_type=None, server_id=None, drop=()):
+    """The message with another type, its Server Identifier replaced (the
+    capture's server is not the router) and options `drop` left out."""
+    out = bytes([msg_type if msg_type is not None else payload[0]]) + payload[1:4]
+    for code, body in dhcp6_options(payload):
+        if code in drop:
+            continue
+        if code == 2 and server_id is not None:
+            body = server_id
+        out += dhcp6_opt(code, body)
+    return out
+
+
+# The router's DUID in the dhcp6_server target (ipoe_fuzz::dhcp6s::SERVER_DUID).
+FUZZ_SERVER_DUID = bytes.fromhex("00030001020000000201")
+
+
+def dhcp6_server_seeds(seeds, captured):
+    """DHCPv6 client messages as real clients sent them (ISC dhclient from
+    capture-lan-clients.sh, the router's own WAN client), the Server
+    Identifier made the router's; and Renew / Decline made from a captured
+    Request (its type changed) for the states only time would reach."""
+    msgs = [dhcp6_rewrite(p, server_id=FUZZ_SERVER_DUID) for _, p in captured]
+    by_type = {}
+    for msg in msgs:
+        by_type.setdefault(msg[0], []).append(msg)
+    for msg in msgs:
+        for header in (0, 1):
+            seeds.add("dhcp6_server", [header], [(0, msg)])
+    for f, p in captured[:8]:
+        # The frame as sent, its message rewritten like the others.
+        ip = parse(f)[1]
+        src, dst = ipaddress.IPv6Address(ip[8:24]), ipaddress.IPv6Address(ip[24:40])
+        msg = dhcp6_rewrite(p, server_id=FUZZ_SERVER_DUID)
+        seeds.add("dhcp6_server", [1], [(0x20, eth(f[:6], f[6:12], 0x86DD, udp6(src, dst, 546, 547, msg)))])
+    if msgs:
+        for header in (1, 1 | 4, 1 | 8, 0, 1 | 2 | 16):
+            seeds.add("dhcp6_server", [header], [(1, m) for m in msgs[:31]] + [(0x40, msgs[0])])
+    requests = by_type.get(3, [])
+    solicits = by_type.get(1, [])
+    if requests:
+        req = requests[0]
+        renew = dhcp6_rewrite(req, msg_type=5)
+        rebind = dhcp6_rewrite(req, msg_type=6, drop=(2,))
+        decline = dhcp6_rewrite(req, msg_type=9)
+        release = dhcp6_rewrite(req, msg_type=8)
+        sol = solicits[0] if solicits else req
+        # Bound, then renewed an hour later, rebound a day later, renumbered
+        # (the old address back with lifetime 0), restarted, declined.
+        seeds.add("dhcp6_server", [1], [(0, sol), (1, req), (5, renew), (6, rebind), (0x40, renew),
+                                        (0x80 | 1, renew), (1, decline), (1, sol), (7, release)])
+        seeds.add("dhcp6_server", [1 | 8], [(0, sol), (1, req), (5, renew), (5, renew)])
+        # Two clients from other sources, and a full table.
+        seeds.add("dhcp6_server", [1 | 4], [(0, sol), (1, req), (0x08, sol), (0x09, req),
+                                            (0x10, sol), (0x11, req), (0x80, renew)])
+
+
+def lan_ra_seeds(seeds, rs_frames, ra_frames):
+    """Router Solicitations as the Linux kernel and rdisc6 send them (bare,
+    from their source and hop limit, and as frames), other routers' RAs,
+    and the WAN side's changes (ipoe_fuzz::lan_ra::inputs)."""
+    def inputs(flags, prefix="2001:db8:0:111::", pref=3600, valid=7200, dns=(), domains=b""):
+        b = bytes([flags]) + ip6b(prefix) + struct.pack("!HH", pref, valid)
+        b += bytes([len(dns)]) + b"".join(ip6b(a) for a in dns)
+        return b + domains
+    renumber = inputs(0x0F, "2001:db8:0:121::", dns=("2001:db8:0:121::1",), domains=b"lab.example,home.arpa")
+    gone = inputs(0x02)
+    no_router = inputs(0x0D, dns=("2001:db8:0:111::1",))
+    lab = inputs(0x0F, dns=("2001:db8:0:111::1",), domains=b"lab.example")
+    junk = inputs(0x07, "ff02::1", 0, 0, ("::", "::1", "ff02::1", "2001:db8::1", "2001:db8::1"),
+                  b"bad domain!,," + b"x" * 70 + b".example")
+    rs_msgs = []
+    for f in rs_frames:
+        p = parse(f)
+        msg = p[3]
+        if msg not in rs_msgs:
+            rs_msgs.append(msg)
+            src = p[1][8:24]
+            hop = p[1][7]
+            for header in (0, 4, 8 | 4):
+                seeds.add("lan_ra", [header], [(0, msg), (3, msg)])
+            seeds.add("lan_ra", [0], [(0x08, src + bytes([hop]) + msg)])
+            seeds.add("lan_ra", [0x10 | 4], [(0x10, f), (2, f)])
+    rs = rs_msgs[0] if rs_msgs else b"\x85\0\0\0\0\0\0\0"
+    for f in ra_frames[:4]:
+        seeds.add("lan_ra", [0], [(0x10, f), (5, f), (0x10 | 1, rs)])
+    seeds.add("lan_ra", [4], [(0x18, renumber), (3, rs), (6, rs), (0x18 | 3, gone), (0x18 | 3, lab),
+                              (7, rs)])
+    seeds.add("lan_ra", [0x10], [(0x18, lab), (3, rs), (0x40 | 3, rs), (0x18 | 2, renumber)])
+    seeds.add("lan_ra", [4 | 0x20], [(0x18, no_router), (0x20 | 3, rs), (0x80 | 1, rs), (0x80 | 3, rs)])
+    seeds.add("lan_ra", [8 | 1 | 2 | 0x60], [(0x80, rs), (0x18 | 2, junk), (3, rs)])
+    seeds.add("lan_ra", [0x80 | 4], [(0, rs), (0x18 | 3, renumber), (0x40 | 6, rs)])
+
+
+# dnsmasq 2.90's replies as proto/src/dns/tests.rs captured them:
+# (name index in ipoe_fuzz::resolver::NAMES or None, reply).
+DNSMASQ_REPLIES = [
+    (0, "1234858000010001000000010461667472036c6162076578616d706c6500001c0001c00c001c00010000025800"
+        "1020010db8aaaa0000000000000000000100002904d0000000000000"),
+    (1, "234585800001000200000001026777036c6162076578616d706c6500001c0001c00c00050001000002580012"
+        "0461667472036c6162076578616d706c6500c02c001c000100000258001020010db8aaaa0000000000000000"
+        "000100002904d0000000000000"),
+    (2, "567885800001000200000001024757034c6162074578616d706c6500001c0001c00c00050001000002580012"
+        "0461667472036c6162076578616d706c6500c02c001c000100000258001020010db8aaaa0000000000000000"
+        "000100002904d0000000000000"),
+    (None, "345681830001000000000001046e6f7065036c6162076578616d706c6500001c000100002904d0000000000000"),
+    (None, "456785800001000200000001056d756c7469036c6162076578616d706c6500001c0001c00c001c0001000002"
+           "58001020010db8aaaa000000000000000000000002c00c001c000100000258001020010db8aaaa0000000000"
+           "0000000000000300002904d0000000000000"),
+    (None, "678981850001000000000001076578616d706c6503636f6d00001c000100002904d0000000000006000f0002000e"),
+]
+
+
+def question_end(msg):
+    """Offset just past the (uncompressed) question of a DNS message."""
+    at = 12
+    while at < len(msg) and msg[at] != 0:
+        at += 1 + msg[at]
+    return at + 5
+
+
+def spliced(msg):
+    """A reply without its question, for targets that put the question of
+    their own query back in (record flag 'question spliced')."""
+    return msg[:12] + msg[question_end(msg) :]
+
+
+def resolver_seeds(seeds, answers):
+    """AAAA answers from dnsmasq: captured on the lab's WAN and in the
+    resolver's tests; as they are when they answer the name asked, else
+    with the question spliced from the query."""
+    aaaa = [(f, a) for f, a in answers if a[question_end(a) - 4 : question_end(a) - 2] == b"\x00\x1c"]
+    for f, a in aaaa:
+        name = a[12 : question_end(a) - 4]
+        header = 0 if name == b"\x04aftr\x03lab\x07example\x00" else None
+        if header is not None:
+            seeds.add("aftr_resolver", [header], [(0, a), (7, a), (0x80, a)])
+            seeds.add("aftr_resolver", [header], [(0x40, f)])
+            seeds.add("aftr_resolver", [header | 0x10 | 4], [(1, a), (3, a), (5, a)])
+        seeds.add("aftr_resolver", [1], [(0x10, spliced(a))])
+    for name, hexed in DNSMASQ_REPLIES:
+        a = bytes.fromhex(hexed)
+        if name is not None:
+            seeds.add("aftr_resolver", [name], [(0, a), (0x20, a), (6, a)])
+        for header in (0, 1 | 4):
+            seeds.add("aftr_resolver", [header], [(0x10, spliced(a)), (3, a)])
+
+
+def dns_proxy_seeds(seeds, queries, answers, tcp_queries, tcp_answers):
+    """Queries as dig sent them to the router over UDP and TCP (captured
+    on the lab's LAN), answered by what dnsmasq answered (the question
+    spliced from the forward): cache hits, expiry, timeouts, TCP."""
+    spl = [spliced(a) for _, a in answers]
+    for k, (et, f, q) in enumerate(queries):
+        kind = 0 if et == 0x0800 else 1
+        ans = spl[k % len(spl)] if spl else b""
+        q_rec = (kind << 3, q)
+        ans_rec = (2 << 3 | 0x40, ans)
+        for header in (0, 1, 4 | 8):
+            seeds.add("dns_proxy", [header], [q_rec, ans_rec, q_rec, (7, q), ans_rec])
+        # Unanswered: retries to the second server, then SERVFAIL.
+        two = bytes([3]) + ip6b("2001:db8:0:100::1") + ip6b("2001:db8:0:100::53")
+        seeds.add("dns_proxy", [0x40], [(7 << 3, two), q_rec, (3, q), (3, q), (3, q)])
+        seeds.add("dns_proxy", [0], [(4 << 3, f), ans_rec])
+    for f, a in answers:
+        if f[12:14] == b"\x86\xdd" and queries:
+            kind = 1 if queries[0][0] == 0x86DD else 0
+            seeds.add("dns_proxy", [0], [(kind << 3, queries[0][2]), (5 << 3 | 0x40, f)])
+    for v6, data in tcp_queries:
+        ans = spl[0] if spl else b""
+        tcp = 6 << 3 | (0x40 if v6 else 0)
+        seeds.add("dns_proxy", [0], [(tcp, data), (2 << 3 | 0x40, ans), (7 << 3, b"\0")])
+        # Two queries on one connection, one slot: the second connection
+        # is refused until the idle timeout frees the slot.
+        seeds.add("dns_proxy", [0x20 | 1], [(tcp, data), (2 << 3 | 0x40, ans), (tcp, data),
+                                            (7 << 3, b"\x02"), (tcp, data), (5, b""),
+                                            (tcp, data), (2 << 3 | 0x40, ans)])
+    for data in tcp_answers:
+        if len(data) > 2 and queries:
+            seeds.add("dns_proxy", [0], [(0, queries[0][2]), (2 << 3 | 0x40, spliced(data[2:]))])
+
+
+def service_seeds(seeds, paths):
+    m = service_messages(paths)
+    print(
+        f"seeds.py: DHCPv6 client messages {len(m['dhcp6'])}, RS {len(m['rs'])}, RA {len(m['ra'])}, "
+        f"DNS queries {len(m['query'])}, answers {len(m['answer'])}, TCP streams "
+        f"{len(m['tcp_query'])}/{len(m['tcp_answer'])}",
+        file=sys.stderr,
+    )
+    dhcp6_server_seeds(seeds, m["dhcp6"])
+    lan_ra_seeds(seeds, m["rs"], m["ra"])
+    resolver_seeds(seeds, m["answer"])
+    dns_proxy_seeds(seeds, m["query"], m["answer"], m["tcp_query"], m["tcp_answer"])
+
+
 BROKEN_CONFIGS = {
     "broken-empty.yaml": "",
     "broken-tabs.yaml": "wan:\n\tinterface: wan0\n",
@@ -797,9 +1066,10 @@ def main():
     ap.add_argument("captures", nargs="*", help="pcap/pcapng files (default /run/ipoe-lab/*.pcap*)")
     ap.add_argument("--out", default=os.path.join(HERE, "seeds"))
     ap.add_argument("--max-per-target", type=int, default=120)
+    ap.add_argument("--targets", default="", help="comma-separated targets to write (default all)")
     args = ap.parse_args()
     paths = args.captures or sorted(glob.glob("/run/ipoe-lab/*.pcap*"))
-    seeds = Seeds(args.out, args.max_per_target)
+    seeds = Seeds(args.out, args.max_per_target, set(filter(None, args.targets.split(","))))
 
     events, dhcp6_replies, dhcp4_msgs, nd_frames = capture_seeds(paths)
     wan_in = sum(1 for s, _ in events if s == "wan")
@@ -820,6 +1090,7 @@ def main():
     dhcp4_seeds(seeds, dhcp4_msgs)
     dhcp6_seeds(seeds, dhcp6_replies)
     nd_seeds(seeds, nd_frames)
+    service_seeds(seeds, paths)
 
     for path in sorted(glob.glob(os.path.join(ROOT, "config", "examples", "*.yaml"))):
         with open(path, "rb") as f:

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+// The messages themselves are ipoe-proto's, shared with ipoectl.
+pub use ipoe_proto::ctl::{
+    error_reply, ok_reply, parse_request, Request, MAX_REQUEST, PROTOCOL_VERSION, TRACE_ADD_MAX,
+};
+
 use crate::daemon::Router;
 use crate::report;
 
-pub const PROTOCOL_VERSION: u64 = 1;
-/// Longest request line accepted.
-pub const MAX_REQUEST: usize = 64 * 1024;
 /// Most clients served at once; more are refused with an error reply.
 pub const MAX_CLIENTS: usize = 256;
 /// A client with replies this large still unread is not served more
@@ -340,44 +342,6 @@ fn group_id(name: &str) -> Result<u32> {
         .with_context(|| format!("no group named {name} in /etc/group"))
 }
 
-pub fn error_reply(msg: &str) -> Value {
-    json!({"version": PROTOCOL_VERSION, "ok": false, "error": msg})
-}
-
-/// One request line, checked: valid JSON, the protocol version we speak,
-/// and a command name. What the command's `args` mean is up to the command.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Request {
-    pub command: String,
-    /// `null` when the request has none.
-    pub args: Value,
-}
-
-/// Parse one request line (without its newline). The error is the text of
-/// the error reply.
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
-    let req: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => return Err(format!("malformed request: {e}")),
-    };
-    match req.get("version").and_then(Value::as_u64) {
-        Some(PROTOCOL_VERSION) => {}
-        Some(v) => {
-            return Err(format!(
-                "unsupported protocol version {v} (this daemon speaks {PROTOCOL_VERSION})"
-            ))
-        }
-        None => return Err("missing \"version\"".to_string()),
-    }
-    let Some(command) = req.get("command").and_then(Value::as_str) else {
-        return Err("missing \"command\"".to_string());
-    };
-    Ok(Request {
-        command: command.to_string(),
-        args: req.get("args").cloned().unwrap_or(Value::Null),
-    })
-}
-
 /// Parse one request line and answer it. Hostile input gets an error reply.
 pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
     let req = match parse_request(line) {
@@ -424,8 +388,14 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
                 }
             };
             match count {
-                Some(n @ 1..=1000) => json!({"armed": router.trace.add_on(n as u32, rx)}),
-                _ => return error_reply("trace add needs args.count, a number from 1 to 1000"),
+                Some(n @ 1..=TRACE_ADD_MAX) => {
+                    json!({"armed": router.trace.add_on(n as u32, rx)})
+                }
+                _ => {
+                    return error_reply(&format!(
+                        "trace add needs args.count, a number from 1 to {TRACE_ADD_MAX}"
+                    ))
+                }
             }
         }
         "reload" => match router.reload_from_file() {
@@ -453,40 +423,5 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         }
         other => return error_reply(&format!("unknown command {other:?}")),
     };
-    json!({"version": PROTOCOL_VERSION, "ok": true, "data": data})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_request_takes_command_and_args() {
-        let r = parse_request(br#"{"version":1,"command":"trace add","args":{"count":5}}"#);
-        assert_eq!(
-            r,
-            Ok(Request {
-                command: "trace add".to_string(),
-                args: json!({"count": 5}),
-            })
-        );
-        let r = parse_request(br#"{"version":1,"command":"show errors"}"#).unwrap();
-        assert_eq!(r.args, Value::Null);
-    }
-
-    #[test]
-    fn parse_request_refusals_keep_their_texts() {
-        let err = |line: &[u8]| parse_request(line).unwrap_err();
-        assert!(err(b"{").starts_with("malformed request: "));
-        assert!(err(b"").starts_with("malformed request: "));
-        assert_eq!(
-            err(br#"{"version":2,"command":"version"}"#),
-            "unsupported protocol version 2 (this daemon speaks 1)"
-        );
-        assert_eq!(err(br#"{"command":"version"}"#), "missing \"version\"");
-        assert_eq!(err(br#"{"version":"1"}"#), "missing \"version\"");
-        assert_eq!(err(b"[1]"), "missing \"version\"");
-        assert_eq!(err(br#"{"version":1}"#), "missing \"command\"");
-        assert_eq!(err(br#"{"version":1,"command":7}"#), "missing \"command\"");
-    }
+    ok_reply(data)
 }

@@ -24,11 +24,11 @@ use ipoe_dataplane::worker::{Poll, WorkerConfig, WorkerHandle, WorkerPorts};
 use ipoe_dataplane::xsk::ZeroCopyWish;
 
 use crate::ctl::CtlServer;
-use crate::hostio::Tx;
 use crate::iface::{self, Interface};
 use crate::lan::{self, Lan};
-use crate::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
 use crate::wan::{Learned, Wan};
+use ipoe_proto::hostio::Tx;
+use ipoe_proto::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
 
 /// Depth of each worker's punt and inject queues.
 const PUNT_DEPTH: usize = 1024;
@@ -108,7 +108,7 @@ pub struct Router {
     wan_carrier: bool,
     lan_carrier: bool,
     /// Notices an AFTR that stopped answering (checked with the carrier).
-    tunnel_watch: crate::tunnel_watch::TunnelWatch,
+    tunnel_watch: ipoe_proto::tunnel_watch::TunnelWatch,
     /// WAN tx packets at the last neighbor-use check.
     wan_tx_seen: u64,
     carrier_checked: Instant,
@@ -170,7 +170,7 @@ impl Router {
         let duid = match &wan6.dhcp {
             Some(c) => c.duid().to_vec(),
             None => crate::state::StateDir::open(&config.control.state_dir)
-                .duid(|| crate::dhcp6c::duid_ll(wan.mac)),
+                .duid(|| ipoe_proto::dhcp6c::duid_ll(wan.mac)),
         };
         let lan_services = Lan::new(
             &config,
@@ -203,7 +203,7 @@ impl Router {
         let multicast = crate::multicast::Multicast::new(
             (wan.mac, config.wan.mtu),
             (lan.mac, config.lan.mtu),
-            crate::state::random_u64(),
+            ipoe_proto::osrand::random_u64(),
         );
         let firewall = crate::firewall::Firewall::new(&config, now);
         let trace = Arc::new(TraceControl::default());
@@ -345,11 +345,11 @@ impl Router {
                     // MLD host's, whichever port they come from.
                     PuntReason::Local
                         if self.multicast.mld(side).handle_frame(now, pf.bytes())
-                            != crate::mld::Verdict::NotMld => {}
+                            != ipoe_proto::mld::Verdict::NotMld => {}
                     PuntReason::Local if side == Side::Lan && self.for_metrics(pf.bytes()) => {
                         if self.metrics_inbox.len() < METRICS_INBOX {
-                            if let Ok(crate::hostio::Inbound::Tcp { ip_packet, .. }) =
-                                crate::hostio::classify(pf.bytes())
+                            if let Ok(ipoe_proto::hostio::Inbound::Tcp { ip_packet, .. }) =
+                                ipoe_proto::hostio::classify(pf.bytes())
                             {
                                 self.metrics_inbox.push(ip_packet.to_vec());
                             }
@@ -388,7 +388,7 @@ impl Router {
 
     /// RFC 2473 8.3: the LAN host whose packet a PTB quoted learns the new
     /// tunnel MTU at once, not only when it sends the next big one.
-    fn relay_ptb(&mut self, ptb: &[u8], txs: &mut Vec<crate::hostio::Tx>) {
+    fn relay_ptb(&mut self, ptb: &[u8], txs: &mut Vec<ipoe_proto::hostio::Tx>) {
         let Some(p) = self.wan6.pmtu.learned() else {
             return;
         };
@@ -400,12 +400,12 @@ impl Router {
         let Some((lan_ip, _)) = fib.lan_ipv4 else {
             return;
         };
-        let relayed = crate::pmtu::frag_needed_for_sender(ptb, mtu, lan_ip, |a| {
+        let relayed = ipoe_proto::pmtu::frag_needed_for_sender(ptb, mtu, lan_ip, |a| {
             fib.in_lan_ipv4(u32::from(a))
         });
         if let Some((_, packet)) = relayed {
-            if let Some((dst, frame)) = crate::hostio::ip_frame(self.lan.mac, &packet) {
-                txs.push(crate::hostio::Tx::Via(Side::Lan, dst, frame));
+            if let Some((dst, frame)) = ipoe_proto::hostio::ip_frame(self.lan.mac, &packet) {
+                txs.push(ipoe_proto::hostio::Tx::Via(Side::Lan, dst, frame));
                 self.wan6.pmtu.relayed += 1;
             }
         }
@@ -417,8 +417,8 @@ impl Router {
             return false;
         };
         matches!(
-            crate::hostio::classify(frame),
-            Ok(crate::hostio::Inbound::Tcp { dst_port, .. }) if dst_port == m.port()
+            ipoe_proto::hostio::classify(frame),
+            Ok(ipoe_proto::hostio::Inbound::Tcp { dst_port, .. }) if dst_port == m.port()
         )
     }
 
@@ -427,7 +427,7 @@ impl Router {
     pub fn send_ip_lan(&mut self, now: Instant, packets: Vec<Vec<u8>>, out: &mut Vec<Outgoing>) {
         let txs = packets
             .iter()
-            .filter_map(|p| crate::hostio::ip_frame(self.lan.mac, p))
+            .filter_map(|p| ipoe_proto::hostio::ip_frame(self.lan.mac, p))
             .map(|(dst, frame)| Tx::Via(Side::Lan, dst, frame))
             .collect();
         self.transmit(now, txs, out);
@@ -548,11 +548,11 @@ impl Router {
             .aftr
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
         match self.tunnel_watch.check(now, encap, decap) {
-            Some(crate::tunnel_watch::Event::Silent { for_s, sent }) => log::warn!(
+            Some(ipoe_proto::tunnel_watch::Event::Silent { for_s, sent }) => log::warn!(
                 "dslite: nothing from the AFTR {aftr} for {for_s} s while {sent} packets went to it \
                  (AFTR down or unreachable?)"
             ),
-            Some(crate::tunnel_watch::Event::Back { after_s }) => {
+            Some(ipoe_proto::tunnel_watch::Event::Back { after_s }) => {
                 log::info!("dslite: the AFTR {aftr} answers again (silent for {after_s} s)")
             }
             None => {}
@@ -591,7 +591,7 @@ impl Router {
             };
             // On the WAN ipoed is a host: it sends no RAs there and serves
             // no DHCPv6, so all-routers and ff02::1:2 are not its business.
-            let role = crate::mld::Role {
+            let role = ipoe_proto::mld::Role {
                 router: side == Side::Lan,
                 dhcpv6_server: side == Side::Lan
                     && self.config.lan.ipv6.dhcpv6 != ipoe_config::Dhcpv6Mode::Off,
@@ -705,7 +705,7 @@ impl Router {
             let duid = match &self.wan6.dhcp {
                 Some(c) => c.duid().to_vec(),
                 None => crate::state::StateDir::open(&self.config.control.state_dir)
-                    .duid(|| crate::dhcp6c::duid_ll(self.wan.mac)),
+                    .duid(|| ipoe_proto::dhcp6c::duid_ll(self.wan.mac)),
             };
             self.lan_services = Lan::new(
                 &self.config,

@@ -71,7 +71,7 @@ pub fn carrier(name: &str) -> Option<bool> {
 pub fn link_local(mac: &Mac) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a[..2].copy_from_slice(&[0xfe, 0x80]);
-    a[8..].copy_from_slice(&crate::slaac::eui64_iid(*mac));
+    a[8..].copy_from_slice(&ipoe_proto::slaac::eui64_iid(*mac));
     Ipv6Addr::from(a)
 }
 

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ipoe_config::{Config, Dhcpv6Mode, DnsChoice};
 use serde::{Deserialize, Serialize};
 
-use crate::dhcp4s::{self, Dhcp4Config, Dhcp4Server};
-use crate::dhcp6s::{self, Dhcp6Server, Dhcp6sConfig, PrefixState};
-use crate::dnsproxy::{self, DnsProxy, ProxyConfig};
-use crate::hostio::{self, Inbound, Route, Tx};
-use crate::lan_ra::{LanPrefix, LanRa, LanRaConfig, RaInputs, StalePrefix};
-use crate::neigh::{Mac, Side};
-use crate::state::{self, StateDir};
+use crate::state::StateDir;
 use crate::wan::{Learned, Wan};
+use ipoe_proto::dhcp4s::{self, Dhcp4Config, Dhcp4Server};
+use ipoe_proto::dhcp6s::{self, Dhcp6Server, Dhcp6sConfig, PrefixState};
+use ipoe_proto::dnsproxy::{self, DnsProxy, ProxyConfig};
+use ipoe_proto::hostio::{self, Inbound, Route, Tx};
+use ipoe_proto::lan_ra::{LanPrefix, LanRa, LanRaConfig, RaInputs, StalePrefix};
+use ipoe_proto::neigh::{Mac, Side};
 
 pub const DHCP4_LEASES_FILE: &str = "dhcpv4-leases.json";
 pub const DHCP6_LEASES_FILE: &str = "dhcpv6-leases.json";
@@ -100,7 +100,7 @@ impl Lan {
         now: Instant,
     ) -> Self {
         let state = StateDir::open(&config.control.state_dir);
-        let seed = state::random_u64();
+        let seed = ipoe_proto::osrand::random_u64();
         let lan = &config.lan;
         let ra_cfg = &lan.ipv6.ra;
         let max_interval = Duration::from_secs(u64::from(ra_cfg.interval));

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::neigh::Mac;
+use ipoe_proto::neigh::Mac;
 
 pub struct McastFilter {
     fd: OwnedFd,

@@ -8,8 +8,8 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use crate::mcast_filter::McastFilter;
-use crate::mld::{self, Mld, MldConfig, Role};
-use crate::neigh::{Mac, Outgoing, Side};
+use ipoe_proto::mld::{self, Mld, MldConfig, Role};
+use ipoe_proto::neigh::{Mac, Outgoing, Side};
 
 /// What the set of one port was computed from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -291,7 +291,7 @@ pub fn neighbors(r: &Router) -> Value {
         .into_iter()
         .map(|n| {
             json!({
-                "interface": match n.side { crate::neigh::Side::Wan => r.wan.name.as_str(), crate::neigh::Side::Lan => r.lan.name.as_str() },
+                "interface": match n.side { ipoe_proto::neigh::Side::Wan => r.wan.name.as_str(), ipoe_proto::neigh::Side::Lan => r.lan.name.as_str() },
                 "ip": n.ip.to_string(),
                 "mac": n.mac.map(|m| format_mac(&m)),
                 "state": format!("{:?}", n.state).to_lowercase(),
@@ -321,7 +321,7 @@ pub fn wan(r: &Router) -> Value {
     let now = Instant::now();
     let w = &r.wan6;
     let l = &r.learned;
-    let usable = r.neigh.usable_ipv6(crate::neigh::Side::Wan);
+    let usable = r.neigh.usable_ipv6(ipoe_proto::neigh::Side::Wan);
     let addresses: Vec<Value> = w
         .ra
         .addresses()
@@ -446,7 +446,7 @@ pub fn tunnel(r: &Router) -> Value {
     let pmtu = r.wan6.pmtu.learned().map(|p| {
         json!({"mtu": p.mtu, "aftr": p.dst.to_string(), "from": p.from.to_string(),
                "age_s": now.saturating_duration_since(p.at).as_secs(),
-               "ages_out_in_s": secs_until(now, p.at + crate::pmtu::AGE)})
+               "ages_out_in_s": secs_until(now, p.at + ipoe_proto::pmtu::AGE)})
     });
     json!({
         "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dhcp6c::{DelegatedPrefix, Lease};
+use ipoe_proto::dhcp6c::{DelegatedPrefix, Lease};
 
 pub const DUID_FILE: &str = "duid";
 pub const SECRET_FILE: &str = "stable-privacy.key";
@@ -168,7 +168,7 @@ impl StateDir {
             }
         }
         let mut key = [0u8; 32];
-        fill_random(&mut key);
+        ipoe_proto::osrand::fill_random(&mut key);
         let _ = self.write_atomic(SECRET_FILE, format!("{}\n", hex(&key)).as_bytes());
         key
     }
@@ -404,44 +404,6 @@ pub fn parse_hex(text: &[u8]) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Kernel randomness (getrandom(2)); falls back to time and pid mixing,
-/// which is enough for transaction ids and jitter if it ever fails.
-pub fn fill_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: writes at most `buf.len() - filled` bytes into `buf`.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            // A signal while the kernel pool was still being seeded (boot).
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
-    }
-    if filled < buf.len() {
-        let mut x = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-            ^ u64::from(std::process::id()) << 32;
-        for b in &mut buf[filled..] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    }
-}
-
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    fill_random(&mut b);
-    u64::from_ne_bytes(b)
 }
 
 #[cfg(test)]

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use ipoe_config::{Aftr, B4Source, Config, Dhcpv6Pd, DuidType, IidMode};
 
-use crate::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
-use crate::dns::{self, Resolver, ResolverConfig};
-use crate::hostio::{self, Inbound, Route, Tx};
-use crate::neigh::{Mac, Side};
-use crate::pmtu::TunnelPmtu;
-use crate::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
 use crate::state::{self, StateDir};
+use ipoe_proto::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
+use ipoe_proto::dns::{self, Resolver, ResolverConfig};
+use ipoe_proto::hostio::{self, Inbound, Route, Tx};
+use ipoe_proto::neigh::{Mac, Side};
+use ipoe_proto::pmtu::TunnelPmtu;
+use ipoe_proto::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
 
 /// DHCPv6 starts on an RA with M or O set; without any RA it starts anyway
 /// after this long (RFC 7084 WPD-1: PD does not depend on the RA).
@@ -176,7 +176,7 @@ pub struct Wan {
 impl Wan {
     pub fn new(config: &Config, mac: Mac, link_local: Ipv6Addr, now: Instant) -> Self {
         let mut state = StateDir::open(&config.control.state_dir);
-        let seed = state::random_u64();
+        let seed = ipoe_proto::osrand::random_u64();
         let ra = WanRa::new(slaac_config(config, mac, &mut state), seed);
         let pd = config.wan.ipv6.dhcpv6_pd.as_ref();
         let dhcp = pd.map(|pd| pd_client(pd, mac, &mut state, now));
@@ -578,7 +578,7 @@ impl Wan {
     pub fn link_mtu(&self) -> u16 {
         let configured = self.settings.wan_mtu;
         match self.ra.mtu() {
-            Some(m) if m >= u32::from(crate::pmtu::MIN_MTU) => {
+            Some(m) if m >= u32::from(ipoe_proto::pmtu::MIN_MTU) => {
                 configured.min(u16::try_from(m).unwrap_or(u16::MAX))
             }
             _ => configured,
@@ -791,7 +791,7 @@ fn pd_client(pd: &Dhcpv6Pd, mac: Mac, state: &mut StateDir, now: Instant) -> Cli
         DuidType::Llt => dhcp6c::duid_llt(mac, seconds_since_2000()),
         DuidType::Uuid => {
             let mut uuid = [0u8; 16];
-            state::fill_random(&mut uuid);
+            ipoe_proto::osrand::fill_random(&mut uuid);
             // RFC 4122 version 4, variant 1.
             uuid[6] = (uuid[6] & 0x0f) | 0x40;
             uuid[8] = (uuid[8] & 0x3f) | 0x80;
@@ -808,7 +808,7 @@ fn pd_client(pd: &Dhcpv6Pd, mac: Mac, state: &mut StateDir, now: Instant) -> Cli
             request_na: pd.request_na,
             rapid_commit: pd.rapid_commit,
         },
-        state::random_u64(),
+        ipoe_proto::osrand::random_u64(),
     );
     if let Some(lease) = state.load_pd_lease(now) {
         log::info!(
@@ -920,9 +920,9 @@ mod mtu_tests;
 #[cfg(test)]
 mod reload_tests {
     use super::*;
-    use crate::slaac::ra::{PrefixInfo, RaRepr, Rdnss};
     use dhcproto::v6::{DhcpOption, DhcpOptions, IAPrefix, Message, MessageType, OptionCode, IAPD};
     use dhcproto::{Decodable, Decoder, Encodable};
+    use ipoe_proto::slaac::ra::{PrefixInfo, RaRepr, Rdnss};
 
     const MAC: Mac = [2, 0, 0, 0, 2, 2];
     const HGW_MAC: Mac = [2, 0, 0, 0, 3, 1];

@@ -15,6 +15,12 @@
 //! so captured frames and messages start the fuzzer from real traffic.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+pub mod dhcp6s;
+pub mod dnsproxy;
+pub mod lan_ra;
+pub mod resolver;
 
 /// Most records (frames, messages) one input is split into.
 pub const MAX_RECORDS: usize = 32;
@@ -193,10 +199,115 @@ pub mod lab {
     pub const GATEWAY: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
     pub const HOST4: Ipv4Addr = Ipv4Addr::new(192, 168, 2, 10);
     pub const HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0x111, 0, 0, 0, 0x10);
+    pub const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x10];
     /// The DHCPv6 client's DUID-LL and IAID in the lab (`wan.rs`: the
     /// low four bytes of the MAC).
     pub const DUID: [u8; 10] = [0, 3, 0, 1, 0x02, 0, 0, 0, 0x02, 0x02];
     pub const IAID: u32 = 0x0000_0202;
+}
+
+/// A logger that formats every record and throws it away, installed once
+/// at debug level: the daemon logs, and what a log line formats (the
+/// `Display` of hostile input, a description of a rogue RA) runs only when
+/// a logger takes the level.
+pub fn log_everything() {
+    struct Sink;
+    impl log::Log for Sink {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            use std::fmt::Write;
+            let mut line = String::new();
+            let _ = write!(line, "{}", record.args());
+            std::hint::black_box(line);
+        }
+        fn flush(&self) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&Sink).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
+}
+
+/// Whether `IPOE_FUZZ_PEEK` is set: the service targets then print their
+/// engine's counters after each input, to check that seeds reach past the
+/// first checks (`IPOE_FUZZ_PEEK=1 fuzz/target/.../dns_proxy -runs=0
+/// fuzz/seeds/dns_proxy`).
+pub fn peek() -> bool {
+    static PEEK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PEEK.get_or_init(|| std::env::var_os("IPOE_FUZZ_PEEK").is_some())
+}
+
+/// Prints the non-zero counters of `named` when [`peek`] is on.
+pub fn show(target: &str, named: &[(&'static str, u64)]) {
+    if peek() {
+        let moved: Vec<String> = named
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        eprintln!("peek {target}: {}", moved.join(" "));
+    }
+}
+
+/// Steps a harness's fake clock deadline by deadline up to `until`, polling
+/// at each; after `max_polls` polls the clock jumps to `until` (a control
+/// loop that was held up), which keeps a long step with short timers from
+/// dominating an execution. `clock` gives the harness's clock and the next
+/// deadline to step to; `poll` runs the engine at the clock's time.
+pub fn run_until<H>(
+    h: &mut H,
+    until: Instant,
+    max_polls: usize,
+    clock: fn(&mut H) -> (&mut Instant, Option<Instant>),
+    poll: fn(&mut H),
+) {
+    for _ in 0..max_polls {
+        match clock(h) {
+            (now, Some(n)) if n <= until => *now = n,
+            _ => break,
+        }
+        poll(h);
+    }
+    let (now, _) = clock(h);
+    *now = (*now).max(until);
+    poll(h);
+}
+
+/// A reply from the input's bytes: with `splice`, the question the engine
+/// sent goes in after the 12-byte header, so the reply can match the query
+/// and reach the answer handling.
+pub fn reply_with_question(bytes: &[u8], question: &[u8], splice: bool) -> Vec<u8> {
+    if splice && bytes.len() >= 12 {
+        let mut m = bytes[..12].to_vec();
+        m.extend_from_slice(question);
+        m.extend_from_slice(&bytes[12..]);
+        m
+    } else {
+        bytes.to_vec()
+    }
+}
+
+/// Length of the question section of a DNS message with one question
+/// whose name is uncompressed (the queries the engines send): the name in
+/// wire form plus type and class.
+pub fn dns_question_len(msg: &[u8]) -> Option<usize> {
+    let mut at = 12;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+    }
+    (at + 4 <= msg.len()).then_some(at + 4 - 12)
 }
 
 /// The `config` target: `ipoe_config::parse` on arbitrary UTF-8. An
@@ -227,7 +338,7 @@ pub mod config {
 /// The `ctl_request` target: the control socket's request parser on
 /// arbitrary lines.
 pub mod ctl {
-    use ipoe_control::ctl::{error_reply, parse_request};
+    use ipoe_proto::ctl::{error_reply, parse_request};
 
     pub fn run(data: &[u8]) {
         match parse_request(data) {
@@ -259,7 +370,7 @@ mod tests {
         use ipoe_dataplane::tables::Port;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
         type Harness = fn(&[u8]);
-        let targets: [(&str, Harness); 8] = [
+        let targets: [(&str, Harness); 12] = [
             ("graph_wan", |d| graph::run(d, Port::Wan)),
             ("graph_lan", |d| graph::run(d, Port::Lan)),
             ("dhcp4_server", dhcp4::run),
@@ -268,6 +379,10 @@ mod tests {
             ("mld", mld::run),
             ("config", config::run),
             ("ctl_request", ctl::run),
+            ("dhcp6_server", dhcp6s::run),
+            ("lan_ra", lan_ra::run),
+            ("aftr_resolver", resolver::run),
+            ("dns_proxy", dnsproxy::run),
         ];
         for (name, run) in targets {
             let entries = std::fs::read_dir(dir.join(name)).expect("seed directory");
@@ -301,6 +416,18 @@ mod tests {
                 mld::run(&d);
             }
         }
+    }
+
+    #[test]
+    fn dns_question_len_spans_name_type_and_class() {
+        // A query for aftr.lab.example AAAA with an OPT record after it.
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x04aftr\x03lab\x07example\x00\x00\x1c\x00\x01");
+        q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(dns_question_len(&q), Some(22));
+        assert_eq!(dns_question_len(&q[..12 + 21]), None, "type/class cut");
+        q[12] = 0xc0;
+        assert_eq!(dns_question_len(&q), None, "a pointer is not a label");
     }
 
     #[test]
@@ -547,7 +674,7 @@ pub mod dhcp4 {
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant, SystemTime};
 
-    use ipoe_control::dhcp4s::{Dhcp4Config, Dhcp4Server, StaticLease};
+    use ipoe_proto::dhcp4s::{Dhcp4Config, Dhcp4Server, StaticLease};
 
     use super::split;
 
@@ -676,7 +803,7 @@ pub mod dhcp6 {
     use std::net::Ipv6Addr;
     use std::time::{Duration, Instant};
 
-    use ipoe_control::dhcp6c::{Client, ClientConfig, Lease, State};
+    use ipoe_proto::dhcp6c::{Client, ClientConfig, Lease, State};
 
     use super::{lab, split};
 
@@ -764,17 +891,7 @@ pub mod dhcp6 {
 
         /// Runs the timers deadline by deadline until `until`.
         fn run_until(&mut self, until: Instant) {
-            for _ in 0..256 {
-                match self.next {
-                    Some(n) if n <= until => {
-                        self.now = n;
-                        self.poll();
-                    }
-                    _ => break,
-                }
-            }
-            self.now = self.now.max(until);
-            self.poll();
+            crate::run_until(self, until, 256, |h| (&mut h.now, h.next), Self::poll);
         }
 
         /// Runs the timers until the client has sent something.
@@ -937,9 +1054,9 @@ pub mod neigh {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::{Duration, Instant};
 
-    use ipoe_control::hostio::{self, Inbound};
-    use ipoe_control::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Side, Verdict};
-    use ipoe_control::slaac::{IidMode, SlaacConfig, WanRa, MAX_ROUTERS, MAX_SLAAC_PREFIXES};
+    use ipoe_proto::hostio::{self, Inbound};
+    use ipoe_proto::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Side, Verdict};
+    use ipoe_proto::slaac::{IidMode, SlaacConfig, WanRa, MAX_ROUTERS, MAX_SLAAC_PREFIXES};
 
     use super::{fix_checksums, lab, split};
 
@@ -1092,7 +1209,7 @@ pub mod neigh {
     }
 }
 
-/// The `mld` target: the MLD host (`ipoe_control::mld`) fed arbitrary
+/// The `mld` target: the MLD host (`ipoe_proto::mld`) fed arbitrary
 /// frames and membership changes on a moving clock. Header: 1 byte
 /// (bit 0: the smallest MTU, 1280, else 1500; bit 1: no groups at start). Each record's
 /// flags pick what it is:
@@ -1110,8 +1227,8 @@ pub mod mld {
     use std::net::Ipv6Addr;
     use std::time::{Duration, Instant};
 
-    use ipoe_control::mld::wire::{self, Ipv6Mld, Message};
-    use ipoe_control::mld::{memberships, Mld, MldConfig, Role};
+    use ipoe_proto::mld::wire::{self, Ipv6Mld, Message};
+    use ipoe_proto::mld::{memberships, Mld, MldConfig, Role};
 
     use super::{lab, split};
 

@@ -48,12 +48,9 @@ exit cleanly (status 0).
 """
 
 import argparse
-import array
 import collections
 import errno
-import fcntl
 import ipaddress
-import json
 import os
 import select
 import signal
@@ -63,21 +60,8 @@ import subprocess
 import sys
 import time
 
-TUNSETIFF = 0x400454CA
-IFF_TUN = 0x0001
-IFF_NO_PI = 0x1000
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-SIOCSIFMTU = 0x8922
-IFF_UP = 0x1
-SO_SNDBUFFORCE = 32
-SO_RCVBUFFORCE = 33
-IPV6_DSTOPTS = getattr(socket, "IPV6_DSTOPTS", 59)
-
-IPPROTO_IPIP = 4
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
+from tunlib import (IPPROTO_IPIP, IPV6_DSTOPTS, Shutdown, force_bufs, is_fragment, on_signal,
+                    open_tun, parse_cmsgs, validate_ipv4, write_json_atomic)
 
 # Every counter that is a failure.  All are always present in the stats file.
 ERRORS = (
@@ -101,51 +85,6 @@ ERRORS = (
     "encap-not-ipv4",     # tun delivered something that is not IPv4
     "encap-send-error",   # sendmsg() on the raw socket failed
 )
-
-
-class Shutdown(Exception):
-    pass
-
-
-def _on_signal(signum, _frame):
-    raise Shutdown(signum)
-
-
-def csum_ok(data):
-    """True if the 16-bit ones'-complement sum of data is 0xffff.
-
-    The ones'-complement sum is byte-order independent (RFC 1071), so summing
-    native-endian 16-bit words with array('H') is correct for a *check*.
-    """
-    if len(data) & 1:
-        data = data + b"\0"
-    s = sum(array.array("H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s == 0xFFFF
-
-
-def ifreq(name, fmt="H", *vals):
-    return struct.pack("16s" + fmt, name.encode(), *vals).ljust(40, b"\0")
-
-
-def open_tun(name, mtu):
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    fcntl.ioctl(fd, TUNSETIFF, ifreq(name, "H", IFF_TUN | IFF_NO_PI))
-    # IPv4 only on the tun: no link-local, no RS/MLD noise read back from it.
-    try:
-        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-            f.write("1")
-    except OSError:
-        pass
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        fcntl.ioctl(s, SIOCSIFMTU, ifreq(name, "i", mtu))
-        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq(name, "H", 0)))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, ifreq(name, "H", flags | IFF_UP))
-    finally:
-        s.close()
-    return fd
 
 
 class Aftr:
@@ -177,11 +116,7 @@ class Aftr:
         self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
         self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 64)
-        for opt in (SO_RCVBUFFORCE, SO_SNDBUFFORCE):
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
-            except OSError:
-                pass
+        force_bufs(self.sock)
         self.sock.setblocking(False)
         self.ancsize = (socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(4))
         self.tclass_cmsg_ok = True
@@ -211,50 +146,15 @@ class Aftr:
         d.update(self.last)
         d["binding_count"] = len(self.bindings)
         d["bindings"] = dict(self.bindings)
-        tmp = self.args.stats + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(d, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, self.args.stats)
+        write_json_atomic(self.args.stats, d)
 
     # ------------------------------------------------------------------ decap
     def validate(self, pkt):
         """Return an error name, or None if the inner IPv4 packet is valid."""
-        n = len(pkt)
-        if n < 20:
-            return "short-packet"
-        ver, ihl = pkt[0] >> 4, (pkt[0] & 0x0F) * 4
-        if ver != 4:
-            return "bad-version"
-        if ihl < 20:
-            return "bad-ihl"
-        if n < ihl:
-            return "short-packet"
-        if struct.unpack_from("!H", pkt, 2)[0] != n:
-            return "bad-total-length"
-        if not csum_ok(pkt[:ihl]):
-            return "bad-ip-checksum"
-        if pkt[8] == 0:
-            return "ttl-zero"
-        frag = struct.unpack_from("!H", pkt, 6)[0]
-        if frag & 0x3FFF:  # MF set or offset != 0: L4 checksum not verifiable
+        err = validate_ipv4(pkt)
+        if err is None and is_fragment(pkt):
             self.counters["decap_fragments"] += 1
-            return None
-        proto, l4 = pkt[9], pkt[ihl:]
-        if proto in (IPPROTO_TCP, IPPROTO_UDP):
-            if len(l4) < (20 if proto == IPPROTO_TCP else 8):
-                return "short-l4"
-            if proto == IPPROTO_UDP and l4[6:8] == b"\0\0":
-                return None  # UDP over IPv4 may omit the checksum
-            pseudo = pkt[12:20] + struct.pack("!BBH", 0, proto, len(l4))
-            if not csum_ok(pseudo + l4):
-                return "bad-tcp-checksum" if proto == IPPROTO_TCP else "bad-udp-checksum"
-        elif proto == IPPROTO_ICMP:
-            if len(l4) < 8:
-                return "short-l4"
-            if not csum_ok(l4):
-                return "bad-icmp-checksum"
-        return None
+        return err
 
     def decap_one(self):
         try:
@@ -262,16 +162,7 @@ class Aftr:
         except BlockingIOError:
             return False
         b4 = src[0]
-        dst, hlim, tclass = None, None, None
-        for level, typ, data in anc:
-            if level != socket.IPPROTO_IPV6:
-                continue
-            if typ == socket.IPV6_PKTINFO and len(data) >= 16:
-                dst = data[:16]
-            elif typ == socket.IPV6_HOPLIMIT and len(data) >= 4:
-                hlim = struct.unpack("i", data[:4])[0]
-            elif typ == socket.IPV6_TCLASS and len(data) >= 4:
-                tclass = struct.unpack("i", data[:4])[0]
+        dst, hlim, tclass, _ = parse_cmsgs(anc)
         if hlim is not None:
             self.last["last_hop_limit"] = hlim
         if tclass is not None:
@@ -388,8 +279,8 @@ def main():
     p.add_argument("--stats", help="JSON stats file (rewritten every second)")
     p.add_argument("--log", help="log file (bindings and errors)")
     args = p.parse_args()
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         aftr = Aftr(args)
     except Shutdown:

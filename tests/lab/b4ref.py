@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""b4ref.py - LAB-ONLY reference DS-Lite B4, used only by `lab.sh selftest`.
+"""b4ref.py - LAB-ONLY reference DS-Lite B4, used only by `lab.sh selftest`
+(and, pointed at br.py with a CE address as --b4, by tests/tests/lab_br.rs as
+the tunnel of a kernel-stack MAP-E CE).
 
 It lets the selftest prove the lab (hgw, aftr.py, NAT, servers) works before
 ipoed exists: the router namespace temporarily becomes a plain kernel router

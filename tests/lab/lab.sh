@@ -15,6 +15,9 @@
 #   lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [A|AAAA|CNAME]
 #   lab.sh aftr restart [--encap-limit N]   the AFTR emulator again, with aftr.py options
 #                            (--encap-limit: Linux ip6tnl's encapsulation limit option toward the B4)
+#   lab.sh br start [--rule v6plus-lab|ocn-lab|RULE6,RULE4,EA,OFFSET] [--iid legacy|rfc7597] [br.py options]
+#            | stop | status | explain [--rule R] [--iid I] IPV6[/LEN]|IPV4:PORT
+#                            the MAP-E BR emulator (br.py) beside the AFTR, with its routes
 #   lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list | show NAME
 #   lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
 #   lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT]
@@ -46,6 +49,7 @@ LAB_IFNAMES=(lan0 wan0 down0 core0 inet0 up0 out0 v4 v6 sw-router sw-lan1 sw-lan
 
 # addresses (documentation prefixes only)
 AFTR_ADDR=2001:db8:aaaa::1
+BR_ADDR=2001:db8:77:bb::1          # MAP-E BR (br.py, 'lab.sh br start'), on lo in the aftr namespace
 B4_ADDR=2001:db8:0:100::2          # router WAN address (selftest only)
 ROUTER_WAN_MAC=02:00:00:00:02:02
 ROUTER_WAN_LL=fe80::ff:fe00:202    # EUI-64 link-local of router wan0 (hgw routes pools to it)
@@ -237,6 +241,7 @@ cmd_up() {
     cmd_down quiet
     mkdir -p "$RUN" "$PIDS"
     rm -f "$RUN"/*.out "$RUN"/*.log "$RUN"/aftr-stats.json "$RUN"/aftr-stats.json.tmp
+    rm -f "$RUN"/br-stats.json "$RUN"/br-stats.json.tmp "$RUN"/br.routes
     # hgw peers: configs, state, leases, logs of the previous lab
     rm -f "$RUN"/radvd.* "$RUN"/dhcp6* "$RUN"/dns.* "$RUN"/dnsmasq.* "$RUN"/dhclient*
     echo "$queues" >"$RUN/queues"
@@ -1245,6 +1250,10 @@ print(f"   bindings ({d['binding_count']}): " +
       ", ".join(f"{k}->{v}" for k, v in list(d["bindings"].items())[-10:]))
 EOF
     fi
+    if [[ -f $RUN/br-stats.json ]] || pid_alive br; then
+        echo "== br (MAP-E BR emulator, $RUN/br-stats.json)"
+        br_status | sed 's/^/   /'
+    fi
 }
 
 # --------------------------------------------------------------- selftest
@@ -1519,7 +1528,7 @@ selftest_prepare() {
             die "$name: an XDP program is attached in the router namespace; stop ipoed first"
         fi
     fi
-    if ! ns_exists router || ! pid_alive aftr || ! pid_alive http || ! pid_alive radvd ||
+    if ! ns_exists router || ! pid_alive aftr || pid_alive br || ! pid_alive http || ! pid_alive radvd ||
         ! pid_alive dns || ! pid_alive dhcp6-kea ||
         [[ $(state_get "$RUN/dhcp6.state" pool) != "$DHCP6_POOL" ]] ||
         [[ $(state_get "$RUN/dhcp6.state" t1) != 1800 ]] ||
@@ -1899,9 +1908,92 @@ cmd_aftr() {
     esac
 }
 
+# --------------------------------------------------------------- br (MAP-E)
+# The MAP-E Border Relay emulator runs in the aftr namespace beside aftr.py
+# (its own raw socket bound to $BR_ADDR, its own tun brtun, no NAT). Routes:
+# hgw -> $BR_ADDR via the aftr namespace; hgw -> the rule IPv6 prefix via the
+# router's WAN link-local (where the CEs live); inet -> the rule IPv4 prefix
+# via the aftr namespace (br.py routes it into brtun). 'stop' removes the
+# rule routes again (recorded in br.routes).
+br_routes_del() {
+    local rule6 rule4
+    [[ -f $RUN/br.routes ]] || return 0
+    read -r rule6 rule4 <"$RUN/br.routes"
+    nsx hgw ip -6 route del "$rule6" via "$ROUTER_WAN_LL" dev down0 2>/dev/null || true
+    nsx inet ip -4 route del "$rule4" via 203.0.113.1 dev v4 2>/dev/null || true
+    rm -f "$RUN/br.routes"
+}
+
+br_stop() {
+    stop_pidfile br
+    br_routes_del
+}
+
+br_start() { # [br.py options]
+    local prefixes rule6 rule4 a i
+    for a in "$@"; do
+        case $a in --br | --br=* | --tun | --tun=* | --stats* | --log*) die "br: $a is fixed by lab.sh" ;; esac
+    done
+    prefixes=$(python3 "$LAB_SRC/br.py" "$@" --print-prefixes) || die "br: bad br.py options: $*"
+    read -r rule6 rule4 <<<"$prefixes"
+    nsx aftr ip -6 addr replace "$BR_ADDR"/128 dev lo
+    nsx hgw ip -6 route replace "${BR_ADDR%::*}::/64" via 2001:db8:1::2 dev core0
+    nsx hgw ip -6 route replace "$rule6" via "$ROUTER_WAN_LL" dev down0
+    nsx inet ip -4 route replace "$rule4" via 203.0.113.1 dev v4
+    printf '%s %s\n' "$rule6" "$rule4" >"$RUN/br.routes"
+    rm -f "$RUN/br-stats.json"
+    start_bg br aftr br.py python3 -u "$LAB_SRC/br.py" --br "$BR_ADDR" --tun brtun \
+        --stats "$RUN/br-stats.json" --log "$RUN/br.log" "$@"
+    # Up once it wrote its stats and its tun (with the rule route) exists.
+    for i in $(seq 100); do
+        if [[ -s $RUN/br-stats.json ]] && nsx aftr ip -4 route show "$rule4" dev brtun | grep -q .; then
+            say "br: $BR_ADDR (br.py pid $(cut -d' ' -f1 "$PIDS/br.pid")), rule $rule6 $rule4;" \
+                "stats $RUN/br-stats.json, log $RUN/br.log"
+            return 0
+        fi
+        proc_running "$(cut -d' ' -f1 "$PIDS/br.pid")" || break   # exited (not yet exec'd is fine)
+        sleep 0.1
+    done
+    tail -n 20 "$RUN/br.out" >&2 || true
+    br_stop
+    die "br.py did not start"
+}
+
+br_status() {
+    if pid_alive br; then echo "br: running (pid $(cut -d' ' -f1 "$PIDS/br.pid"))"; else echo "br: not running"; fi
+    [[ -f $RUN/br-stats.json ]] || return 0
+    python3 - "$RUN/br-stats.json" <<'EOF'
+import json, sys, time
+d = json.load(open(sys.argv[1]))
+r = d["rule"]
+print(f"   rule {r['ipv6_prefix']} {r['ipv4_prefix']} ea {r['ea_length']} offset {r['psid_offset']} "
+      f"psid length {r['psid_length']} ({r['ports_per_ce']} ports per CE), iid {r['iid_format']}")
+print(f"   decap_ok={d['decap_ok']} encap_ok={d['encap_ok']} flows={d['flows']} ces={d['ce_count']} "
+      f"violations_total={d['violations_total']} errors_total={d['errors_total']} "
+      f"age={time.time() - d['updated']:.1f}s")
+for name in ("violations", "errors"):
+    print(f"   {name}: {({k: v for k, v in d[name].items() if v}) or 'none'}")
+for ce, c in list(d["ces"].items())[-10:]:
+    print(f"   ce {ce} {c['ipv4']} psid {c['psid']} ports used {c['ports_used']}")
+EOF
+}
+
+cmd_br() {
+    local sub=${1:-}
+    (($#)) && shift
+    case $sub in
+        start | restart) need_lab; br_stop; br_start "$@" ;;
+        stop) br_stop; say "br: stopped" ;;
+        status) br_status ;;
+        explain) (($#)) || die "usage: lab.sh br explain [--rule R] [--iid I] IPV6[/LEN]|IPV4:PORT"
+            python3 "$LAB_SRC/br.py" "${@:1:$#-1}" --explain "${@: -1}" ;;
+        *) die "usage: lab.sh br start [--rule v6plus-lab|ocn-lab|RULE6,RULE4,EA,OFFSET] [--iid legacy|rfc7597] [br.py options] | stop | status | explain [--rule R] [--iid I] IPV6[/LEN]|IPV4:PORT" ;;
+    esac
+}
+
 # --------------------------------------------------------------- main
 usage() {
-    sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -1917,6 +2009,7 @@ main() {
         dhcp6) cmd_dhcp6 "$@" ;;
         dns) cmd_dns "$@" ;;
         aftr) cmd_aftr "$@" ;;
+        br) cmd_br "$@" ;;
         lanhost) cmd_lanhost "$@" ;;
         lan-selftest) check_prereqs; cmd_lan_selftest ;;
         peers-selftest) check_prereqs; cmd_peers_selftest ;;

@@ -590,3 +590,50 @@ impl Lab {
             .collect()
     }
 }
+
+/// The MAP-E BR emulator (tests/lab/br.py, run by `lab.sh br`).
+impl Lab {
+    /// Starts (or restarts) the BR beside the AFTR with br.py options such
+    /// as `["--rule", "ocn-lab", "--iid", "rfc7597"]` (default: the
+    /// `v6plus-lab` rule, legacy Interface-IDs); returns once it listens and
+    /// its routes are in place.
+    pub fn br_start(&self, args: &[&str]) {
+        let mut a = vec!["br", "start"];
+        a.extend_from_slice(args);
+        self.script_ok(&a);
+    }
+
+    /// Stops the BR and removes its rule routes.
+    pub fn br_stop(&self) {
+        self.script_ok(&["br", "stop"]);
+    }
+
+    /// The BR's counters (SIGUSR1 makes it write them at once); see
+    /// tests/lab/README.md, "br.py".
+    pub fn br_stats(&self) -> Value {
+        assert!(self.signal("br", 10), "br.py is not running");
+        std::thread::sleep(Duration::from_millis(300));
+        let text =
+            std::fs::read_to_string(self.run_dir.join("br-stats.json")).expect("br-stats.json");
+        serde_json::from_str(&text).expect("br stats are JSON")
+    }
+
+    /// br.py's own mapping of `what` (an IPv6 address or prefix inside the
+    /// rule, or `IPV4:PORT`) under the rule of `args`: IPv4, PSID, CE
+    /// address, port runs. Needs no lab (pure arithmetic).
+    pub fn br_explain(args: &[&str], what: &str) -> Value {
+        let out = Command::new("python3")
+            .arg(workspace().join("tests/lab/br.py"))
+            .args(args)
+            .arg("--explain")
+            .arg(what)
+            .output()
+            .expect("run br.py --explain");
+        assert!(
+            out.status.success(),
+            "br.py --explain {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("br.py --explain prints JSON")
+    }
+}

@@ -237,19 +237,51 @@ fn every_command_answers_and_counts_are_exact() {
         &["socat", "-u", "UDP6-RECV:9,reuseaddr", "/dev/null"],
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(lab.ctl(&["clear", "runtime"]).ok);
-    let before_if = lab.ctl_json(&["show", "interfaces"]);
-    let before_tun = lab.ctl_json(&["show", "tunnel"]);
-    let rt = lab.ctl_json(&["show", "runtime"]);
-    assert_eq!(node(&rt, "dslite-encap")["vectors"], 0, "{rt}");
-    send_udp(&lab, N as usize, 100);
-    std::thread::sleep(Duration::from_millis(500));
-    let after_if = lab.ctl_json(&["show", "interfaces"]);
-    let after_tun = lab.ctl_json(&["show", "tunnel"]);
     let delta = |a: &Value, b: &Value, k: &str| a[k].as_u64().unwrap() - b[k].as_u64().unwrap();
+    // The count must be exact on a quiet LAN. The switch may still send lan0
+    // a frame of its own (CI once counted 501 of 500): a window in which the
+    // capture saw any frame but lan1's datagrams is measured again.
+    let mut tries = 0;
+    let (before_if, after_if, before_tun, after_tun, strays) = loop {
+        tries += 1;
+        assert!(lab.ctl(&["clear", "runtime"]).ok);
+        let cap = lab.spawn(
+            "lansw",
+            &[
+                "tcpdump",
+                "-i",
+                "sw-router",
+                "-Q",
+                "out",
+                "-n",
+                "-l",
+                "-e",
+                "not (udp and dst port 9)",
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        let before_if = lab.ctl_json(&["show", "interfaces"]);
+        let before_tun = lab.ctl_json(&["show", "tunnel"]);
+        let rt = lab.ctl_json(&["show", "runtime"]);
+        assert_eq!(node(&rt, "dslite-encap")["vectors"], 0, "{rt}");
+        send_udp(&lab, N as usize, 100);
+        std::thread::sleep(Duration::from_millis(500));
+        let after_if = lab.ctl_json(&["show", "interfaces"]);
+        let after_tun = lab.ctl_json(&["show", "tunnel"]);
+        std::thread::sleep(Duration::from_millis(200));
+        lab.exec("lansw", &["pkill", "-INT", "-f", "tcpdump -i sw-router"]);
+        let strays = cap.wait_with_output().map(|o| o.stdout).unwrap_or_default();
+        let strays = String::from_utf8_lossy(&strays).into_owned();
+        let got = delta(lan_iface(&after_if), lan_iface(&before_if), "rx_packets");
+        if got == N || strays.trim().is_empty() || tries == 3 {
+            break (before_if, after_if, before_tun, after_tun, strays);
+        }
+        eprintln!("try {tries}: lan0 received {got}, and the switch also sent it:\n{strays}");
+    };
     assert_eq!(
         delta(lan_iface(&after_if), lan_iface(&before_if), "rx_packets"),
-        N
+        N,
+        "{tries} tries; the switch's own frames to lan0 in the last: {strays}"
     );
     assert_eq!(
         delta(lan_iface(&after_if), lan_iface(&before_if), "rx_bytes"),

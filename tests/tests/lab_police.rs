@@ -242,9 +242,14 @@ fn run_flood(lab: &Lab, idx: usize, name: &str, cmd: &str, flood_class: &str, sl
     }
     // T1 = 10 s: a Reply every 10 s plus the Renew's own round trip.
     let due = secs / 11;
+    // With T2 this close to T1, one lost Renew or Reply means a Rebind
+    // (RFC 8415 18.2.5). Policing can only protect what reaches ipoed: a
+    // frame the kernel dropped in wan0's full rings (a VM short of CPU)
+    // never got to the policer.
     assert!(
-        renewals >= due && rebinds == 0,
-        "{name}: {renewals} renewals (at least {due} due) and {rebinds} Rebinds"
+        renewals >= due && (rebinds == 0 || ring_lost > 0),
+        "{name}: {renewals} renewals (at least {due} due) and {rebinds} Rebinds \
+         with no frame lost in the rings"
     );
     assert!(
         delta(&before, &after, flood_class) >= 1000,

@@ -173,7 +173,26 @@ impl Running {
                     .stderr(log)
                     .spawn()?;
                 r.child = Some(child);
-                std::thread::sleep(Duration::from_millis(500));
+                // Ready when every queue's sockets are in the XSKMAP: a fixed
+                // wait lost the warm-up on a loaded machine.
+                let log_path = run_dir.join("ceiling.log");
+                let t0 = Instant::now();
+                loop {
+                    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    if text.matches(" ready").count() >= Dut::Ceiling.queues() as usize {
+                        break;
+                    }
+                    if let Some(Ok(Some(st))) = r.child.as_mut().map(|c| c.try_wait()) {
+                        bail!(
+                            "the ceiling exited at start ({st}); see {}",
+                            log_path.display()
+                        );
+                    }
+                    if t0.elapsed() > Duration::from_secs(10) {
+                        bail!("the ceiling did not come up; see {}", log_path.display());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
         Ok(r)

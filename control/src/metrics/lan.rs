@@ -32,14 +32,14 @@ use std::time::{Duration, Instant};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
-use crate::smoldev::{segment_meta, smol_duration, QueueDevice, SegmentMeta};
+use ipoe_proto::smoldev::{segment_meta, smol_duration, QueueDevice, SegmentMeta};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, Ipv4Address, Ipv6Address};
 
 use super::http::{Exchange, Outcome};
 use super::{later, IDLE_TIMEOUT};
 
-pub use crate::smoldev::MTU;
+pub use ipoe_proto::smoldev::MTU;
 /// Most sockets, whatever `new` is asked for.
 pub const MAX_SLOTS: usize = 64;
 /// Packets queued by `push_ip` before the next poll.
@@ -49,7 +49,7 @@ const RX_BUFFER: usize = 4096;
 /// Response bytes in flight or queued per connection.
 const TX_BUFFER: usize = 32 * 1024;
 
-named_counters! {
+ipoe_proto::named_counters! {
     /// What the LAN listener did.
     pub struct LanCounters {
         /// IP packets taken by `push_ip`.
@@ -262,7 +262,7 @@ impl LanMetrics {
     /// Returns closed sockets to listening and forgets their connection.
     fn recycle(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        let ended = crate::smoldev::recycle(
+        let ended = ipoe_proto::smoldev::recycle(
             &mut self.sockets,
             &mut slot.handle,
             self.port,
@@ -405,5 +405,5 @@ fn seed(addr: IpAddr, port: u16) -> u64 {
 
 /// A socket listening on `port`.
 fn listener(port: u16) -> tcp::Socket<'static> {
-    crate::smoldev::listener(port, IDLE_TIMEOUT, RX_BUFFER, TX_BUFFER)
+    ipoe_proto::smoldev::listener(port, IDLE_TIMEOUT, RX_BUFFER, TX_BUFFER)
 }

@@ -599,7 +599,7 @@ const MAX_ACCEPTS: usize = 64;
 const MAX_DRAIN: usize = 64 * 1024;
 const READ_CHUNK: usize = 4096;
 
-named_counters! {
+ipoe_proto::named_counters! {
     /// What the kernel-socket listener did.
     pub struct ServerCounters {
         /// Connections accepted and served a slot.

@@ -15,7 +15,7 @@ use smoltcp::wire::IpEndpoint;
 
 use super::http::{self, HttpRequestReader, Progress};
 use super::*;
-use crate::smoldev::QueueDevice;
+use ipoe_proto::smoldev::QueueDevice;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -939,7 +939,7 @@ struct LanBench {
 impl LanBench {
     fn new(addr: IpAddr, slots: usize) -> LanBench {
         let now = Instant::now();
-        let (iface, dev) = crate::smoldev::test_client(7, HOST_V4, HOST_V6);
+        let (iface, dev) = ipoe_proto::smoldev::test_client(7, HOST_V4, HOST_V6);
         LanBench {
             server: LanMetrics::new(addr, PORT, slots, now),
             iface,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-use crate::slaac::ra::{PrefixInfo, RaRepr};
+use ipoe_proto::slaac::ra::{PrefixInfo, RaRepr};
 
 const MAC: Mac = [0x02, 0x00, 0x00, 0x00, 0x02, 0x02];
 const ROUTER_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::daemon::tunnel_mtu;
-use crate::hostio::{icmpv6_frame, Route};
+use ipoe_proto::hostio::{icmpv6_frame, Route};
 
 const MAC: Mac = [0x02, 0, 0, 0, 0x02, 0x02];
 const GW: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
@@ -109,7 +109,7 @@ fn m1_ra_mtu_and_ptb_lower_the_tunnel_mtu_and_it_ages_back() {
 
     // RFC 8201 4: ten minutes later the link MTU is tried again.
     let mut out = Vec::new();
-    let later = t0 + crate::pmtu::AGE + Duration::from_secs(1);
+    let later = t0 + ipoe_proto::pmtu::AGE + Duration::from_secs(1);
     w.poll(later, &usable, &[], &mut out);
     let l = w.learned(&usable);
     assert_eq!(l.tunnel_pmtu, None);
