@@ -628,6 +628,15 @@ impl Config {
                     .to_owned(),
             ));
         }
+        let wan6 = &self.wan.ipv6;
+        if wan6.dhcpv6_pd.is_none() && !wan6.slaac && wan6.address.is_none() {
+            return Err(Refusal::value(
+                "map_e",
+                "MAP-E needs an end-user prefix, but wan.ipv6.dhcpv6_pd and slaac are off \
+                 and wan.ipv6.address is not set (expected a delegated prefix or the WAN /64)"
+                    .to_owned(),
+            ));
+        }
         let rule = match &map_e.rule {
             MapRuleChoice::Auto => None,
             MapRuleChoice::Rule(spec) => {

@@ -124,6 +124,18 @@ fn refuses_map_e_with_dslite() {
 }
 
 #[test]
+fn refuses_map_e_without_an_end_user_prefix() {
+    let text = "wan:\n  interface: wan0\n  ipv6:\n    slaac: false\n    dhcpv6_pd: false\n\
+                lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\nmap_e:\n  rule: auto\n";
+    refused(text, 10, 3, "map_e", &["needs an end-user prefix"]);
+    // The WAN /64 of a static address will do.
+    ok(&text.replace(
+        "    slaac: false\n",
+        "    slaac: false\n    address: 2001:db8:0:100::2/64\n",
+    ));
+}
+
+#[test]
 fn refuses_an_explicit_rule_without_br() {
     let text = format!("{BASE}map_e:\n  rule:\n{RULE}");
     refused(&text, 6, 1, "map_e.br", &["without br"]);

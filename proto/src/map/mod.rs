@@ -74,11 +74,6 @@ impl Prefix6 {
         self.len
     }
 
-    /// Whether `other` lies inside this prefix (same or longer, same bits).
-    pub fn covers(&self, other: &Prefix6) -> bool {
-        other.len >= self.len && u128::from(other.addr) & mask128(self.len) == u128::from(self.addr)
-    }
-
     /// Whether the address lies inside this prefix.
     pub fn contains(&self, addr: Ipv6Addr) -> bool {
         u128::from(addr) & mask128(self.len) == u128::from(self.addr)
