@@ -17,6 +17,7 @@ mod error;
 mod firewall;
 mod lan;
 mod locate;
+mod map_e;
 mod types;
 
 use std::collections::HashSet;
@@ -38,6 +39,7 @@ pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, LeaseTime, LeaseTimeOrInt,
     MacAddr, RaSettings, StaticLease,
 };
+pub use map_e::{ForwardProto, MapE, MapIidFormat, MapRuleChoice, MapRuleSpec, PortForward};
 pub use types::{
     Aftr, B4Source, CpuId, DuidType, IfName, IidMode, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel,
     PollMode, ValueError, XdpMode, ZeroCopy,
@@ -90,6 +92,9 @@ pub struct Config {
     /// `None`: no DS-Lite; IPv4 from the LAN is dropped.
     #[serde(default)]
     pub dslite: Option<DsLite>,
+    /// `None`: no MAP-E. Refused together with `dslite`.
+    #[serde(default)]
+    pub map_e: Option<MapE>,
     /// Absent: all defaults (on).
     #[serde(default, deserialize_with = "de::section")]
     pub firewall: Firewall,
@@ -556,6 +561,7 @@ impl Config {
         }
 
         self.check_firewall()?;
+        self.check_map_e()?;
 
         if let Some(m) = self.control.metrics {
             let ip = m.ip();
@@ -607,6 +613,125 @@ impl Config {
 }
 
 impl Config {
+    /// `map_e`: not with `dslite`; an explicit rule consistent (by
+    /// `ipoe_proto::map::Rule::new`) and with a BR; port forwards that some
+    /// port set can hold, to LAN hosts, each (proto, port) once.
+    fn check_map_e(&self) -> Result<(), Refusal> {
+        let Some(map_e) = &self.map_e else {
+            return Ok(());
+        };
+        if self.dslite.is_some() {
+            return Err(Refusal::value(
+                "map_e",
+                "map_e and dslite are both set (expected one way of carrying IPv4: \
+                 remove dslite or map_e)"
+                    .to_owned(),
+            ));
+        }
+        let wan6 = &self.wan.ipv6;
+        if wan6.dhcpv6_pd.is_none() && !wan6.slaac && wan6.address.is_none() {
+            return Err(Refusal::value(
+                "map_e",
+                "MAP-E needs an end-user prefix, but wan.ipv6.dhcpv6_pd and slaac are off \
+                 and wan.ipv6.address is not set (expected a delegated prefix or the WAN /64)"
+                    .to_owned(),
+            ));
+        }
+        let rule = match &map_e.rule {
+            MapRuleChoice::Auto => None,
+            MapRuleChoice::Rule(spec) => {
+                let rule = spec.rule().map_err(|e| {
+                    let field = match e {
+                        ipoe_proto::map::RuleError::OffsetTooLarge { .. } => "psid_offset",
+                        _ => "ea_length",
+                    };
+                    Refusal::value(
+                        format!("map_e.rule.{field}"),
+                        format!(
+                            "{e} (expected a consistent rule: IPv6 prefix length + \
+                             ea_length <= 64, a PSID of ea_length - (32 - IPv4 prefix \
+                             length) <= 16 bits, psid_offset + PSID length <= 16)"
+                        ),
+                    )
+                })?;
+                if map_e.br.is_none() {
+                    return Err(Refusal::value(
+                        "map_e.br",
+                        "an explicit rule without br (expected br: with the BR's IPv6 \
+                         address, such as 2001:db8:77:bb::1)"
+                            .to_owned(),
+                    ));
+                }
+                Some(rule)
+            }
+        };
+        let forwards = &map_e.port_forwards;
+        if forwards.len() > MapE::MAX_PORT_FORWARDS {
+            return Err(Refusal::value(
+                format!("map_e.port_forwards[{}]", MapE::MAX_PORT_FORWARDS),
+                format!(
+                    "{} port forwards listed (expected at most {})",
+                    forwards.len(),
+                    MapE::MAX_PORT_FORWARDS
+                ),
+            ));
+        }
+        let lan = &self.lan.ipv4;
+        let mut seen = HashSet::new();
+        for (i, f) in forwards.iter().enumerate() {
+            let path = format!("map_e.port_forwards[{i}]");
+            let possible = match &rule {
+                Some(rule) => rule.port_possible(f.port),
+                None => ipoe_proto::map::jp_rules::port_possible_under_some_rule(f.port),
+            };
+            if !possible {
+                let why = match &rule {
+                    Some(r) => format!(
+                        "with psid_offset {} the ports 0-{} belong to no CE",
+                        r.psid_offset(),
+                        (1u32 << (16 - r.psid_offset())) - 1
+                    ),
+                    None => "the built-in rules give no CE a port below 1024".to_owned(),
+                };
+                return Err(Refusal::value(
+                    format!("{path}.port"),
+                    format!(
+                        "port {} can be in no port set under the rule: {why} (expected a \
+                         port of the router's set, `ipoectl show map` lists it)",
+                        f.port
+                    ),
+                ));
+            }
+            if !seen.insert((f.proto, f.port)) {
+                return Err(Refusal::value(
+                    format!("{path}.port"),
+                    format!(
+                        "{} port {} is forwarded twice (expected each port once per protocol)",
+                        f.proto, f.port
+                    ),
+                ));
+            }
+            let host = *f.to.ip();
+            if !lan.contains(&host)
+                || host == lan.network()
+                || host == lan.broadcast()
+                || host == lan.addr
+            {
+                return Err(Refusal::value(
+                    format!("{path}.to"),
+                    format!(
+                        "{host} is not a host of the LAN {}/{} other than the router \
+                         (expected a LAN host such as {}:8080)",
+                        lan.network(),
+                        lan.len,
+                        std::net::Ipv4Addr::from(u32::from(lan.network()) + 20)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn check_firewall(&self) -> Result<(), Refusal> {
         let pinholes = &self.firewall.pinholes;
         if pinholes.len() > Firewall::MAX_PINHOLES {
@@ -752,5 +877,7 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_map_e;
 #[cfg(test)]
 mod tests_mtu;

@@ -18,6 +18,7 @@ pub mod hostio;
 pub mod jitter;
 pub mod lan_mode;
 pub mod lan_ra;
+pub mod map;
 pub mod mld;
 pub mod ndproxy;
 pub mod neigh;
