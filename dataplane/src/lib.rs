@@ -8,6 +8,7 @@ pub mod csum;
 pub mod firewall;
 pub mod flow;
 pub mod graph;
+pub mod nat;
 pub mod neigh_use;
 pub mod nodes;
 pub mod police;
