@@ -5,6 +5,7 @@
 //! the session table's seconds) from the caller, so the tests drive a fake
 //! clock; nothing here allocates after construction.
 
+pub mod bindings;
 pub mod ports;
 
 use ipoe_proto::map::PortSet;
