@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::ports::{AllocError, Counters, Limits, PortAllocator};
 use super::PortPool;
+use crate::session::{Nat, NatRelease};
 use crate::wire::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// The three port spaces a NAPT keeps apart.
@@ -247,6 +248,15 @@ impl Bindings {
             let indexed = g.fwd.iter().filter(|e| e.1 != EMPTY).count();
             assert_eq!(indexed, mapped);
             assert_eq!(g.alloc.in_use() as usize, mapped);
+        }
+    }
+}
+
+/// Sessions freed by the session table give their mapping's share back.
+impl NatRelease for Bindings {
+    fn release(&self, proto: u8, nat: Nat, last_seen: u32) {
+        if let Some(p) = NatProto::of(proto) {
+            self.unbind(p, nat.port, last_seen);
         }
     }
 }

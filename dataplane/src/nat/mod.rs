@@ -84,3 +84,6 @@ impl PortPool {
         }
     }
 }
+
+#[cfg(test)]
+mod session_tests;

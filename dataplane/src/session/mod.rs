@@ -20,6 +20,7 @@ mod tests;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub use pages::Pages;
 use pages::Region;
@@ -189,6 +190,23 @@ pub struct Stats {
     pub capacity: u64,
 }
 
+/// A session's NAPT44 translation, kept on its hot line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nat {
+    /// External port (or ICMP echo identifier).
+    pub port: u16,
+    /// Which external address (an index the NAT owner defines).
+    pub addr: u8,
+}
+
+/// Whoever hands out translations, told when a translated session is
+/// freed (expired, evicted, reopened, cleared) so the port can go back.
+/// Called under a shard lock: it must not call into the session table.
+pub trait NatRelease: Send + Sync {
+    /// `last_seen`: the session's last packet, in the table's seconds.
+    fn release(&self, proto: u8, nat: Nat, last_seen: u32);
+}
+
 /// One session as `ipoectl show sessions` prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -200,6 +218,7 @@ pub struct SessionInfo {
     pub packets_in: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
+    pub nat: Option<Nat>,
 }
 
 /// Bytes of memory per session slot: its hot line, its cold record and its
@@ -521,6 +540,56 @@ impl SessionTable {
         }
     }
 
+    /// Tells `release` of every translated session freed from now on.
+    pub fn set_nat_release(&self, release: Arc<dyn NatRelease>) {
+        for shard in self.shards.iter() {
+            shard.lock().nat_release = Some(release.clone());
+        }
+    }
+
+    /// `track` for the NAPT44 nodes, with the session's translation from
+    /// the same lookup. A session that has none (a new one) gets the one
+    /// `bind` makes, under the shard lock, so no packet ever sees the
+    /// session without it; `bind` failing (ports exhausted) frees the new
+    /// session again and the packet is `Refused`. `bind` is only called
+    /// when `r.create` is true.
+    pub fn track_nat(
+        &self,
+        r: &Request,
+        now_s: u32,
+        bind: &mut dyn FnMut() -> Option<Nat>,
+    ) -> (Track, Option<Nat>) {
+        let hash = self.hash(&r.key);
+        let t = &self.timeouts.load();
+        let mut s = self.shard(hash).lock();
+        let before = s.used;
+        let res = track_locked(&mut s, r, hash, now_s, t);
+        let mut nat = None;
+        if let Track::Existing(_) | Track::Created(_) = res {
+            // The slot track_locked just used: its lines are in L1.
+            if let Some(i) = s.find(&r.key, hash) {
+                nat = s.hot(i).nat();
+                if nat.is_none() && r.create {
+                    nat = bind();
+                    match nat {
+                        Some(n) => s.set_nat(i, n),
+                        None if matches!(res, Track::Created(_)) => {
+                            // Never made, as far as the counters go.
+                            s.free(i, hash);
+                            s.counters.created -= 1;
+                            s.counters.refused += 1;
+                            self.count_live(before, s.used);
+                            return (Track::Refused, None);
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        self.count_live(before, s.used);
+        (res, nat)
+    }
+
     /// Read-only lookup for ICMP errors that quote a packet of this flow:
     /// never creates, never deletes, never refreshes. None if absent or expired.
     pub fn lookup(&self, key: &Key, now_s: u32) -> Option<State> {
@@ -604,6 +673,7 @@ impl SessionTable {
                     packets_in: packets[1],
                     bytes_out: bytes[0],
                     bytes_in: bytes[1],
+                    nat: h.nat(),
                 };
                 if filter(&info) {
                     total += 1;

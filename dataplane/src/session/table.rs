@@ -13,10 +13,11 @@
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use super::pages::Zeroed;
 use super::tcp::Tracking;
-use super::{Key, State, Timeouts};
+use super::{Key, Nat, NatRelease, State, Timeouts};
 
 /// "No slot" in every u32 link.
 pub(super) const NIL: u32 = u32::MAX;
@@ -136,10 +137,10 @@ pub(super) struct Hot {
     pub state: State,
     /// WAN | REFRESHED | queued class << QUEUED_SHIFT.
     meta: u8,
-    /// Room for a NAPT44 translation on the same line (external port, and
-    /// an index into the external address pool), so that issue needs no
-    /// second lookup. Unused so far.
-    _nat: [u16; 2],
+    /// The NAPT44 translation on the same line, so the NAT nodes need no
+    /// second lookup: external port, and external address index + 1 (0:
+    /// no translation).
+    nat: [u16; 2],
     pub last_seen: u32,
     /// Per direction (`Dir::index`); the high bits live in `Cold`.
     packets: [u32; 2],
@@ -163,6 +164,14 @@ impl Hot {
     #[inline]
     fn queued(&self) -> usize {
         usize::from(self.meta >> QUEUED_SHIFT)
+    }
+
+    #[inline]
+    pub fn nat(&self) -> Option<Nat> {
+        (self.nat[1] != 0).then(|| Nat {
+            port: self.nat[0],
+            addr: (self.nat[1] - 1) as u8,
+        })
     }
 }
 
@@ -339,6 +348,8 @@ pub(super) struct Inner {
     free: u32,
     pub used: u32,
     pub counters: Counters,
+    /// Told of every translated session that goes, so its port does too.
+    pub nat_release: Option<Arc<dyn NatRelease>>,
 }
 
 impl Inner {
@@ -351,6 +362,7 @@ impl Inner {
             free: NIL,
             used: 0,
             counters: Counters::default(),
+            nat_release: None,
         };
         s.reset();
         s
@@ -540,12 +552,30 @@ impl Inner {
     /// Unindexes and unlinks a live session (`hash` its key's hash) and
     /// returns its slot to the free list.
     pub fn free(&mut self, i: u32, hash: u64) {
+        self.release_nat(i);
         self.index_remove(hash, i);
         self.unlink(i);
         let free = self.free;
         self.cold_mut(i).next = free;
         self.free = i;
         self.used -= 1;
+    }
+
+    /// Gives slot `i`'s translation back (as of its last packet, from
+    /// which the port's grace period runs) and forgets it.
+    fn release_nat(&mut self, i: u32) {
+        let h = &mut self.hots_mut()[i as usize];
+        let (nat, proto, seen) = (h.nat(), h.key.proto, h.last_seen);
+        h.nat = [0; 2];
+        if let (Some(n), Some(r)) = (nat, &self.nat_release) {
+            r.release(proto, n, seen);
+        }
+    }
+
+    /// Sets the translation of live slot `i`.
+    #[inline]
+    pub fn set_nat(&mut self, i: u32, nat: Nat) {
+        self.hots_mut()[i as usize].nat = [nat.port, u16::from(nat.addr) + 1];
     }
 
     fn free_unhashed(&mut self, i: u32) {
@@ -658,7 +688,7 @@ impl Inner {
             key: *key,
             state,
             meta: if from_wan { WAN } else { 0 },
-            _nat: [0; 2],
+            nat: [0; 2],
             last_seen: now,
             packets: [0; 2],
             bytes: [0; 2],
@@ -742,6 +772,15 @@ impl Inner {
     }
 
     pub fn clear(&mut self) {
+        if self.nat_release.is_some() {
+            for class in 0..NCLASS {
+                let mut i = self.head[class];
+                while i != NIL {
+                    self.release_nat(i);
+                    i = self.cold(i).next;
+                }
+            }
+        }
         self.counters.cleared += u64::from(self.used);
         self.reset();
     }
