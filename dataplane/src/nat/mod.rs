@@ -7,6 +7,7 @@
 
 pub mod bindings;
 pub mod ports;
+pub mod rewrite;
 
 use ipoe_proto::map::PortSet;
 
