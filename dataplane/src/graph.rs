@@ -29,8 +29,10 @@ pub enum NodeId {
     Ip6Local,
     Ip6Reassembly,
     DsliteDecap,
+    Nat44In,
     Ip4Input,
     Ip4Firewall,
+    Nat44Out,
     Ip4Rewrite,
     Icmp4Error,
     DsliteEncap,
@@ -42,7 +44,7 @@ pub enum NodeId {
     InterfaceOutput,
 }
 
-pub const NODE_COUNT: usize = 16;
+pub const NODE_COUNT: usize = 18;
 
 impl NodeId {
     /// Processing order (also the display order).
@@ -52,8 +54,10 @@ impl NodeId {
         NodeId::Ip6Local,
         NodeId::Ip6Reassembly,
         NodeId::DsliteDecap,
+        NodeId::Nat44In,
         NodeId::Ip4Input,
         NodeId::Ip4Firewall,
+        NodeId::Nat44Out,
         NodeId::Ip4Rewrite,
         NodeId::Icmp4Error,
         NodeId::DsliteEncap,
@@ -76,6 +80,8 @@ impl NodeId {
             NodeId::Ip6Fragment => "ip6-fragment",
             NodeId::Ip6Firewall => "ip6-firewall",
             NodeId::DsliteDecap => "dslite-decap",
+            NodeId::Nat44In => "nat44-in",
+            NodeId::Nat44Out => "nat44-out",
             NodeId::Ip4Input => "ip4-input",
             NodeId::Icmp4Error => "ip4-icmp-error",
             NodeId::DsliteEncap => "dslite-encap",
@@ -98,6 +104,8 @@ impl NodeId {
             NodeId::Ip6Reassembly => nodes::ip6_reassembly::Error::NAMES,
             NodeId::Ip6Local => nodes::ip6_local::Error::NAMES,
             NodeId::DsliteDecap => nodes::dslite_decap::Error::NAMES,
+            NodeId::Nat44In => nodes::nat44_in::Error::NAMES,
+            NodeId::Nat44Out => nodes::nat44_out::Error::NAMES,
             NodeId::Ip4Input => nodes::ip4_input::Error::NAMES,
             NodeId::Icmp4Error => nodes::icmp4_error::Error::NAMES,
             NodeId::DsliteEncap => nodes::dslite_encap::Error::NAMES,
@@ -119,6 +127,8 @@ impl NodeId {
             NodeId::Ip6Reassembly => nodes::ip6_reassembly::process(cx, pkts),
             NodeId::Ip6Local => nodes::ip6_local::process(cx, pkts),
             NodeId::DsliteDecap => nodes::dslite_decap::process(cx, pkts),
+            NodeId::Nat44In => nodes::nat44_in::process(cx, pkts),
+            NodeId::Nat44Out => nodes::nat44_out::process(cx, pkts),
             NodeId::Ip4Input => nodes::ip4_input::process(cx, pkts),
             NodeId::Icmp4Error => nodes::icmp4_error::process(cx, pkts),
             NodeId::DsliteEncap => nodes::dslite_encap::process(cx, pkts),

@@ -110,6 +110,10 @@ pub struct Fib {
     pub nd_wan: AddrMap<Ipv6Addr>,
     /// What the firewall nodes enforce.
     pub firewall: crate::firewall::Policy,
+    /// NAPT44 onto a shared address (MAP-E): LAN IPv4 goes through
+    /// nat44-out into the tunnel, and what the tunnel brings for that
+    /// address through nat44-in (instead of ip4-firewall both ways).
+    pub napt: Option<Arc<crate::nat::bindings::Bindings>>,
     /// Bumped by the control thread on every publish.
     pub generation: u64,
 }

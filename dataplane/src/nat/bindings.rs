@@ -89,6 +89,12 @@ struct ProtoNat {
 }
 
 pub struct Bindings {
+    /// Which bindings a session's `Nat::addr` names: a session made under
+    /// an earlier set (before a prefix change) never releases into this one.
+    id: u8,
+    /// Secret of `hint`, so where new ports are searched for cannot be
+    /// predicted from the flow.
+    seed: u64,
     external: Ipv4Addr,
     pool: PortPool,
     protos: [Spin<ProtoNat>; 3],
@@ -116,12 +122,40 @@ impl Bindings {
             })
         };
         let rev = || (0..len).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>();
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(u32::from(external));
+            h.finish()
+        };
         Bindings {
+            id: 0,
+            seed,
             external,
             pool,
             protos: [proto(), proto(), proto()],
             reverse: [rev(), rev(), rev()],
         }
+    }
+
+    /// The same bindings with identity `id` (see `Nat::addr`).
+    pub fn with_id(mut self, id: u8) -> Self {
+        self.id = id;
+        self
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// Where a new mapping's port search starts for a flow from `int` to
+    /// `remote`: a keyed mix, so a LAN host's next port is not its last
+    /// one plus one.
+    #[inline]
+    pub fn hint(&self, int: Endpoint, remote: u32) -> u32 {
+        let x = (u64::from(u32::from(int.0)) << 16 | u64::from(int.1)) ^ u64::from(remote) << 24;
+        let m = u128::from(x ^ self.seed) * u128::from(self.seed | 1);
+        ((m >> 64) as u64 ^ m as u64) as u32
     }
 
     /// The shared IPv4 address.
@@ -255,9 +289,22 @@ impl Bindings {
 /// Sessions freed by the session table give their mapping's share back.
 impl NatRelease for Bindings {
     fn release(&self, proto: u8, nat: Nat, last_seen: u32) {
+        if nat.addr != self.id {
+            return;
+        }
         if let Some(p) = NatProto::of(proto) {
             self.unbind(p, nat.port, last_seen);
         }
+    }
+}
+
+impl std::fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bindings")
+            .field("id", &self.id)
+            .field("external", &self.external)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 

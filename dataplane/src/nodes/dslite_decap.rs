@@ -63,15 +63,20 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let src = hdr.source_addr();
         let dst = hdr.destination_addr();
         let ihl = hdr.slice().len();
-        if dst == lan_ip || bcast(fib, dst) {
+        // MAP-E: the shared address is ours; nat44-in finds the LAN host,
+        // so only the source checks apply.
+        let napt = fib.napt.as_ref().is_some_and(|n| n.external() == dst);
+        let bad_source =
+            src.is_multicast() || src.is_broadcast() || fib.in_lan_ipv4(u32::from(src));
+        if !napt && (dst == lan_ip || bcast(fib, dst)) {
             cx.drop(i, Error::InnerToRouter.index());
             continue;
         }
-        if !fib.in_lan_ipv4(u32::from(dst)) {
+        if !napt && !fib.in_lan_ipv4(u32::from(dst)) {
             cx.drop(i, Error::InnerNotLan.index());
             continue;
         }
-        if src.is_multicast() || src.is_broadcast() || fib.in_lan_ipv4(u32::from(src)) {
+        if bad_source {
             cx.drop(i, Error::InnerBadSource.index());
             continue;
         }
@@ -99,7 +104,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         m.len -= IPV6_LEN as u32;
         let inner = m.len - ETH_LEN as u32;
         cx.done(inner);
-        cx.next(i, NodeId::Ip4Firewall);
+        cx.next(
+            i,
+            if napt {
+                NodeId::Nat44In
+            } else {
+                NodeId::Ip4Firewall
+            },
+        );
     }
 }
 

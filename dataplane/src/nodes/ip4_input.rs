@@ -126,7 +126,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
             continue;
         }
-        cx.next(i, NodeId::Ip4Firewall);
+        // With NAPT44 (MAP-E), nat44-out is the firewall of this path.
+        let next = if fib.napt.is_some() {
+            NodeId::Nat44Out
+        } else {
+            NodeId::Ip4Firewall
+        };
+        cx.next(i, next);
     }
 }
 

@@ -16,10 +16,14 @@ pub mod ip6_fragment;
 pub mod ip6_input;
 pub mod ip6_local;
 pub mod ip6_reassembly;
+pub mod nat44_in;
+pub mod nat44_out;
 pub mod punt;
 
 #[cfg(test)]
 mod csum_tests;
+#[cfg(test)]
+mod nat44_tests;
 #[cfg(test)]
 mod police_tests;
 #[cfg(test)]
