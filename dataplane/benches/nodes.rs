@@ -11,6 +11,10 @@
 //! forwarding paths round-robin). Criterion reports time per vector and,
 //! through `Throughput::Elements(n)`, packets per second.
 //!
+//! `nat44-map-e-encap` and `nat44-map-e-decap`: the same LAN frames with
+//! MAP-E's NAPT44 on (nat44-out before dslite-encap), and the replies to
+//! the ports they got (nat44-in after dslite-decap); see `napt`.
+//!
 //! `neighbor-lookup` times `Fib::arp` and `Fib::nd_lan` (HashMap with the
 //! crate's `AddrHasher`) hits and misses at 1k and 1M entries.
 //! `session-lookup` times `SessionTable::track` on existing sessions (the
@@ -73,13 +77,18 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{compiler_fence, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use etherparse::{IpNumber, Ipv6Header, PacketBuilder};
 use ipoe_dataplane::counters::clocks;
 use ipoe_dataplane::csum::{complete_ipv4, complete_ipv6};
 use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
+use ipoe_dataplane::nat::bindings::Bindings;
+use ipoe_dataplane::nat::ports::Limits;
+use ipoe_dataplane::nat::PortPool;
 use ipoe_dataplane::session::{
     Dir, Key, Request, Segment, SessionTable, State, Timeouts, Track, CHUNK,
 };
@@ -88,6 +97,7 @@ use ipoe_dataplane::testkit::{
     as_refs, lab_fib, lan_udp4, lan_udp6, make_partial, open_sessions, unlimited_graph, vector,
     FrameArena, Path, HOST4, HOST6, HOST_MAC, LAN_MAC, SERVER4, SERVER6,
 };
+use ipoe_proto::map::PortSet;
 
 /// Vector sizes: a typical busy-poll vector and the largest (MAX_BATCH).
 const VECTORS: [usize; 2] = [64, 256];
@@ -287,6 +297,95 @@ fn encap_limit(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
         );
     }
     group.finish();
+}
+
+/// MAP-E with NAPT44 (issue 18): the `dslite-encap` path's LAN frames
+/// (one host, a socket per flow) through nat44-out onto an OCN-sized port
+/// set (1008 ports, offset 6) and into the tunnel (`nat44-map-e-encap`),
+/// and the server's replies to the ports they got back through nat44-in
+/// (`nat44-map-e-decap`). A first run made the sessions and mappings, so
+/// what is timed is the per-packet path: the session lookup that yields
+/// the translation, and the rewrite.
+fn napt(c: &mut Criterion, tsc: Tsc, cycles: &mut Vec<Cycles>) {
+    const ENCAP: &str = "nat44-map-e-encap";
+    const DECAP: &str = "nat44-map-e-decap";
+    let shared = Ipv4Addr::new(203, 0, 113, 77);
+    let pool = PortPool::from_set(PortSet::new(6, 6, 0x15));
+    for (group_name, outbound) in [(ENCAP, true), (DECAP, false)] {
+        let mut group = c.benchmark_group(group_name);
+        for n in VECTORS {
+            let bindings = Arc::new(Bindings::new(shared, pool, Limits::default()));
+            let fib = Fib {
+                napt: Some(bindings.clone()),
+                ..lab_fib()
+            };
+            let mut graph = unlimited_graph();
+            graph.fw.sessions.set_nat_release(bindings);
+            let lan = vector(Path::Encap, n, FRAME_LEN);
+            let mut arena = FrameArena::new(n);
+            arena.run(&mut graph, &fib, &as_refs(&lan), 0);
+            assert_eq!(graph.out.tx[0].len(), n, "{group_name} v{n}: opening run");
+            let frames = if outbound {
+                lan
+            } else {
+                graph.out.tx[0]
+                    .as_slice()
+                    .iter()
+                    .map(|&i| (Port::Wan, reply_from_br(arena.packet(&graph, i))))
+                    .collect()
+            };
+            let refs = as_refs(&frames);
+            arena.run(&mut graph, &fib, &refs, 0);
+            let tx = [graph.out.tx[0].len(), graph.out.tx[1].len()];
+            let want = if outbound { [n, 0] } else { [0, n] };
+            assert_eq!(tx, want, "{group_name} v{n}");
+            bench_vector(
+                &mut group,
+                group_name,
+                tsc,
+                cycles,
+                (&mut graph, &mut arena, &fib, &refs),
+            );
+        }
+        group.finish();
+    }
+}
+
+/// The server's UDP reply to a packet the CE sent the BR (`sent`: the
+/// whole frame), in IPv6 from the BR to the CE.
+fn reply_from_br(sent: &[u8]) -> Vec<u8> {
+    let inner = &sent[14 + 40..];
+    let (src, dst) = (&inner[12..16], &inner[16..20]);
+    let (sport, dport) = (
+        u16::from_be_bytes([inner[20], inner[21]]),
+        u16::from_be_bytes([inner[22], inner[23]]),
+    );
+    let mut ip4 = Vec::new();
+    PacketBuilder::ipv4(
+        <[u8; 4]>::try_from(dst).unwrap(),
+        <[u8; 4]>::try_from(src).unwrap(),
+        50,
+    )
+    .udp(dport, sport)
+    .write(&mut ip4, &[0x5a; 18])
+    .unwrap();
+    let mut v = Vec::new();
+    v.extend_from_slice(&sent[6..12]);
+    v.extend_from_slice(&sent[0..6]);
+    v.extend_from_slice(&0x86ddu16.to_be_bytes());
+    Ipv6Header {
+        traffic_class: 0,
+        flow_label: Default::default(),
+        payload_length: ip4.len() as u16,
+        next_header: IpNumber::IPV4,
+        hop_limit: 60,
+        source: sent[14 + 24..14 + 40].try_into().unwrap(),
+        destination: sent[14 + 8..14 + 24].try_into().unwrap(),
+    }
+    .write(&mut v)
+    .unwrap();
+    v.extend_from_slice(&ip4);
+    v
 }
 
 /// What one vector runs on: the graph, its frames' UMEM, the tables and the frames.
@@ -832,6 +931,7 @@ fn main() {
     let mut cycles = Vec::new();
     paths(&mut c, tsc, &mut cycles);
     encap_limit(&mut c, tsc, &mut cycles);
+    napt(&mut c, tsc, &mut cycles);
     neighbors(&mut c);
     sessions(&mut c);
     session_sweep(&mut c);
