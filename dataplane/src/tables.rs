@@ -114,6 +114,9 @@ pub struct Fib {
     /// nat44-out into the tunnel, and what the tunnel brings for that
     /// address through nat44-in (instead of ip4-firewall both ways).
     pub napt: Option<Arc<crate::nat::bindings::Bindings>>,
+    /// MAP-E direct CE-to-CE: whose IPv4-in-IPv6 dslite-decap accepts
+    /// besides the BR's (the tunnel's AFTR).
+    pub map_fmr: Option<crate::nat::Fmr>,
     /// Bumped by the control thread on every publish.
     pub generation: u64,
 }

@@ -9,7 +9,26 @@ pub mod bindings;
 pub mod ports;
 pub mod rewrite;
 
-use ipoe_proto::map::PortSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipoe_proto::map::{IidFormat, PortSet, Rule};
+
+/// A MAP-E Forwarding Mapping Rule: peer CEs under it may send to us
+/// directly, from the address the rule gives their IPv4 source and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fmr {
+    pub rule: Rule,
+    pub iid: IidFormat,
+}
+
+impl Fmr {
+    /// The MAP address of the CE owning `src` and `port` under the rule;
+    /// `None` when no CE does (or there is no port).
+    #[inline]
+    pub fn owner_of(&self, src: Ipv4Addr, port: Option<u16>) -> Option<Ipv6Addr> {
+        self.rule.ce_address_for(src, port?, self.iid)
+    }
+}
 
 /// The ports a NAPT may use on its external address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,7 @@ crate::node_errors! {
         InnerBadSource => ("inner-bad-source", "inner source multicast, broadcast, or in the LAN subnet"),
         NoLanAddress => ("no-lan-ipv4", "no LAN IPv4 configured"),
         EcnCeNotEct => ("ecn-ce-not-ect", "outer header ECN CE over a Not-ECT inner packet (RFC 6040 4.2)"),
+        CeMismatch => ("map-e-ce-mismatch", "MAP-E: IPv4-in-IPv6 from a peer CE whose address is not the one the rule gives the inner source address and port (RFC 7597 8.1)"),
     }
 }
 
@@ -36,10 +37,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let len = cx.meta[usize::from(i)].len as usize;
         let data = cx.data(i);
         let outer = &data[ETH_LEN..ETH_LEN + IPV6_LEN];
-        if outer[8..24] != tun.aftr.octets() {
+        // MAP-E with a Forwarding Mapping Rule: peer CEs may send directly;
+        // their source is checked against the inner packet below.
+        let from_br = outer[8..24] == tun.aftr.octets();
+        if !from_br && fib.map_fmr.is_none() {
             cx.drop(i, Error::UnknownAftr.index());
             continue;
         }
+        let outer_src: [u8; 16] = outer[8..24].try_into().unwrap_or_default();
         let inner = &data[ETH_LEN + IPV6_LEN..len];
         let hdr = match Ipv4HeaderSlice::from_slice(inner) {
             Ok(h) => h,
@@ -80,6 +85,15 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::InnerBadSource.index());
             continue;
         }
+        if !from_br {
+            let ok = fib.map_fmr.as_ref().is_some_and(|f| {
+                f.owner_of(src, inner_source_port(inner, ihl)) == Some(outer_src.into())
+            });
+            if !ok {
+                cx.drop(i, Error::CeMismatch.index());
+                continue;
+            }
+        }
         // RFC 6040 4.2: a congestion mark the IPv6 path set must reach the
         // receiver. Only outer ECT(1) and CE change anything.
         let outer_ecn = (data[ETH_LEN + 1] >> 4) & 3;
@@ -112,6 +126,21 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 NodeId::Ip4Firewall
             },
         );
+    }
+}
+
+/// The port RFC 7597 8.1 checks a peer CE's packet by: the TCP or UDP
+/// source port, an echo's identifier; `None` (no CE owns it) otherwise or
+/// when the header is cut short or a later fragment.
+fn inner_source_port(ip: &[u8], ihl: usize) -> Option<u16> {
+    if be16(ip, 6) & 0x1fff != 0 {
+        return None;
+    }
+    let l4 = ip.get(ihl..)?;
+    match ip[9] {
+        crate::wire::PROTO_TCP | crate::wire::PROTO_UDP if l4.len() >= 2 => Some(be16(l4, 0)),
+        crate::wire::PROTO_ICMP if l4.len() >= 6 && matches!(l4[0], 0 | 8) => Some(be16(l4, 4)),
+        _ => None,
     }
 }
 

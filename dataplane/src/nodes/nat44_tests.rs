@@ -329,3 +329,74 @@ fn without_napt_the_nodes_drop_and_name_it() {
     assert_eq!(&inner[12..16], &HOST4.octets());
     assert_eq!(g.stats.nodes[NodeId::Nat44Out as usize].calls, 0);
 }
+
+/// A peer CE under the FMR: its MAP address for its IPv4 and port.
+fn peer_frame(outer_src: std::net::Ipv6Addr, inner: &[u8]) -> Vec<u8> {
+    let mut f = from_br(inner);
+    f[ETH_LEN + 8..ETH_LEN + 24].copy_from_slice(&outer_src.octets());
+    f
+}
+
+#[test]
+fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
+    use crate::nat::Fmr;
+    use crate::nodes::dslite_decap;
+    use ipoe_proto::map::{IidFormat, Rule};
+    let rule = Rule::new(
+        "2001:db8:4d00::/40".parse().unwrap(),
+        "198.51.100.0/24".parse().unwrap(),
+        16,
+        4,
+    )
+    .unwrap();
+    let fmr = Fmr {
+        rule,
+        iid: IidFormat::Legacy,
+    };
+    let (mut g, fib, _) = setup(v6plus());
+    let fib = Fib {
+        map_fmr: Some(fmr),
+        ..fib
+    };
+    let peer = Ipv4Addr::new(198, 51, 100, 99);
+    let peer_port = 0x1a25; // A = 1, PSID 0xa2
+    let peer_ce = fmr.owner_of(peer, Some(peer_port)).unwrap();
+    // The LAN host talks to the peer first (via the BR).
+    let mut first = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(HOST4.octets(), peer.octets(), 64)
+        .udp(40000, peer_port)
+        .write(&mut first, b"hi")
+        .unwrap();
+    let out = run(&mut g, &fib, &[(Port::Lan, first)], 100);
+    let sent = inner_of(&out[0].1).to_vec();
+    let port = u16::from_be_bytes([sent[20], sent[21]]);
+    let reply = udp_v4(peer, peer_port, SHARED, port, 50, b"yo");
+    // From its own MAP address: in. From another CE's address, or from
+    // its own but with a port of another PSID: dropped and named.
+    let wrong_ce = fmr.owner_of(peer, Some(0x1b25)).unwrap();
+    let back = run(
+        &mut g,
+        &fib,
+        &[
+            (Port::Wan, peer_frame(peer_ce, &reply)),
+            (Port::Wan, peer_frame(wrong_ce, &reply)),
+        ],
+        101,
+    );
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].0, Port::Lan);
+    let mismatch = dslite_decap::Error::CeMismatch.index();
+    assert_eq!(errors(&g, NodeId::DsliteDecap, mismatch), 1);
+    // Without an FMR, only the BR is accepted.
+    let (mut g2, fib2, _) = setup(v6plus());
+    assert!(run(
+        &mut g2,
+        &fib2,
+        &[(Port::Wan, peer_frame(peer_ce, &reply))],
+        101
+    )
+    .is_empty());
+    let unknown = dslite_decap::Error::UnknownAftr.index();
+    assert_eq!(errors(&g2, NodeId::DsliteDecap, unknown), 1);
+}
