@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub use pages::Pages;
 use pages::Region;
-use table::{class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Inner, Shard, Span};
+use table::{
+    class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Inner, Shard, ShardGuard, Span,
+    SpinGuard, SpinLock,
+};
 use tcp::{TcpSeg, Tracking};
 
 /// A flow as the firewall sees it: the LAN host's side is "int", the other side "ext".
@@ -296,6 +299,22 @@ const LAZY_REAP: usize = 2;
 /// they hide (measured: see BENCHMARKS.md, "The flow table").
 const CACHED_SESSIONS: u64 = 2048;
 
+/// How threads reach the shards; fixed for the life of a table.
+enum Locking {
+    /// Every access locks its shard: workers meet only when two packets
+    /// fall in one shard at once. A locked instruction per packet.
+    PerShard,
+    /// The table has one worker: it takes this lock once per chunk of
+    /// `CHUNK` packets and reaches the shards without their locks, so a
+    /// packet pays no locked instruction. The control thread's expiry,
+    /// `stats` and `show` take the same lock a shard at a time, so the
+    /// worker waits at most one shard's bounded work.
+    Chunk(SpinLock),
+}
+
+/// The table lock of a `Locking::Chunk` table while held (None otherwise).
+struct Entered<'a>(Option<SpinGuard<'a>>);
+
 /// The connection-tracking table. Shared (`Arc`) by all workers.
 pub struct SessionTable {
     /// Point into the regions below (declared first: dropped first).
@@ -317,6 +336,7 @@ pub struct SessionTable {
     live: AtomicU64,
     /// `track_batch` goes packet by packet while `live` is at most this.
     cached_sessions: u64,
+    locking: Locking,
 }
 
 impl SessionTable {
@@ -324,13 +344,28 @@ impl SessionTable {
     /// held, split over shards (0 is treated as 1).
     ///
     /// Panics only if a shard would need more than `u32::MAX - 1` slots.
+    /// Any number of threads may track through it at once (each packet
+    /// locks its shard); see `for_workers`.
     pub fn new(max_sessions: usize, timeouts: Timeouts) -> Self {
-        Self::with_pages(max_sessions, timeouts, true)
+        Self::build(max_sessions, timeouts, true, 0)
+    }
+
+    /// As `new`, for a dataplane of `workers` worker threads (plus the
+    /// control thread): with one, the worker locks the table once per chunk
+    /// instead of a shard per packet. Any number of threads stays correct
+    /// either way; more than one worker on a one-worker table only waits.
+    pub fn for_workers(max_sessions: usize, timeouts: Timeouts, workers: usize) -> Self {
+        Self::build(max_sessions, timeouts, true, workers)
     }
 
     /// As `new`; `huge` false keeps the arrays on 4 KiB pages (what the
     /// table falls back to when the kernel refuses huge pages).
     pub fn with_pages(max_sessions: usize, timeouts: Timeouts, huge: bool) -> Self {
+        Self::build(max_sessions, timeouts, huge, 0)
+    }
+
+    /// `workers` == 1 locks per chunk; anything else per shard.
+    fn build(max_sessions: usize, timeouts: Timeouts, huge: bool, workers: usize) -> Self {
         let capacity = max_sessions.max(1);
         let want = (capacity / MIN_SLOTS_PER_SHARD).clamp(1, MAX_SHARDS);
         // Largest power of two <= want (so never more shards than sessions).
@@ -402,6 +437,11 @@ impl SessionTable {
             expire_cursor: AtomicUsize::new(0),
             live: AtomicU64::new(0),
             cached_sessions: CACHED_SESSIONS,
+            locking: if workers == 1 {
+                Locking::Chunk(SpinLock::new())
+            } else {
+                Locking::PerShard
+            },
         }
     }
 
@@ -435,6 +475,50 @@ impl SessionTable {
     }
 
     #[inline]
+    /// Whether a worker locks whole chunks (`for_workers(_, _, 1)`).
+    pub fn locks_per_chunk(&self) -> bool {
+        matches!(self.locking, Locking::Chunk(_))
+    }
+
+    /// Takes the table lock of a `Chunk` table; nothing for `PerShard`.
+    #[inline]
+    fn enter(&self) -> Entered<'_> {
+        match &self.locking {
+            Locking::Chunk(l) => Entered(Some(l.lock())),
+            Locking::PerShard => Entered(None),
+        }
+    }
+
+    /// The only way to a shard's state: under the table lock `e` of a
+    /// `Chunk` table, else under the shard's own lock.
+    #[inline]
+    fn guard<'a>(&'a self, shard: &'a Shard, e: &'a Entered<'_>) -> ShardGuard<'a> {
+        match e.0 {
+            // SAFETY: a `Chunk` table (fixed at construction) reaches its
+            // shards only here, always holding the table lock `e` proves,
+            // and never calls `Shard::lock`.
+            Some(_) => unsafe { shard.assume_locked() },
+            None => shard.lock(),
+        }
+    }
+
+    /// Runs `f` on every shard's state in turn, under its lock (tests).
+    #[cfg(test)]
+    fn each_shard(&self, mut f: impl FnMut(&mut Inner)) {
+        for shard in self.shards.iter() {
+            let e = self.enter();
+            f(&mut self.guard(shard, &e));
+        }
+    }
+
+    /// The sum of `f` over the shards (tests).
+    #[cfg(test)]
+    fn sum_shards(&self, f: impl Fn(&Inner) -> u64) -> u64 {
+        let mut sum = 0;
+        self.each_shard(|s| sum += f(s));
+        sum
+    }
+
     fn shard(&self, hash: u64) -> &Shard {
         // High bits pick the shard, low bits the bucket: independent choices.
         let i = hash.checked_shr(self.shard_shift).unwrap_or(0) as usize;
@@ -461,7 +545,8 @@ impl SessionTable {
             bytes,
             create,
         };
-        self.track_hashed(&r, self.hash(key), now_s, &self.timeouts.load())
+        let e = self.enter();
+        self.track_hashed(&e, &r, self.hash(key), now_s, &self.timeouts.load())
     }
 
     /// `track` for a vector of packets, `out[i]` the result of `reqs[i]`
@@ -497,14 +582,23 @@ impl SessionTable {
                     }
                 }
             }
+            let e = self.enter();
             for ((&h, r), o) in hashes.iter().zip(rq).zip(out.iter_mut()) {
-                *o = self.track_hashed(r, h, now_s, t);
+                *o = self.track_hashed(&e, r, h, now_s, t);
             }
         }
     }
 
-    fn track_hashed(&self, r: &Request, hash: u64, now_s: u32, t: &Timeouts) -> Track {
-        let mut guard = self.shard(hash).lock();
+    #[inline]
+    fn track_hashed(
+        &self,
+        e: &Entered<'_>,
+        r: &Request,
+        hash: u64,
+        now_s: u32,
+        t: &Timeouts,
+    ) -> Track {
+        let mut guard = self.guard(self.shard(hash), e);
         let before = guard.used;
         let res = track_locked(&mut guard, r, hash, now_s, t);
         self.count_live(before, guard.used);
@@ -525,7 +619,8 @@ impl SessionTable {
     /// never creates, never deletes, never refreshes. None if absent or expired.
     pub fn lookup(&self, key: &Key, now_s: u32) -> Option<State> {
         let hash = self.hash(key);
-        let guard = self.shard(hash).lock();
+        let e = self.enter();
+        let guard = self.guard(self.shard(hash), &e);
         let i = guard.find(key, hash)?;
         if guard.is_expired(i, now_s, &self.timeouts.load()) {
             return None;
@@ -550,7 +645,8 @@ impl SessionTable {
                     .store((start + k) & (n - 1), Ordering::Relaxed);
                 return freed;
             }
-            let mut g = self.shards[(start + k) & (n - 1)].lock();
+            let e = self.enter();
+            let mut g = self.guard(&self.shards[(start + k) & (n - 1)], &e);
             let before = g.used;
             freed += g.reap(now_s, &self.timeouts.load(), budget - freed, &mut moves);
             self.count_live(before, g.used);
@@ -564,7 +660,8 @@ impl SessionTable {
             ..Stats::default()
         };
         for shard in self.shards.iter() {
-            let g = shard.lock();
+            let e = self.enter();
+            let g = self.guard(shard, &e);
             let c = g.counters;
             st.active += u64::from(g.used);
             st.created += c.created;
@@ -588,7 +685,8 @@ impl SessionTable {
         let mut total = 0;
         let t = &self.timeouts.load();
         for shard in self.shards.iter() {
-            let g = shard.lock();
+            let e = self.enter();
+            let g = self.guard(shard, &e);
             g.for_each(|h, _, packets, bytes| {
                 let idle_s = idle(h.last_seen, now_s);
                 let timeout = class_timeout(t, h.class());
@@ -619,7 +717,8 @@ impl SessionTable {
     /// Drops every session (counters other than `active` are kept).
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut g = shard.lock();
+            let e = self.enter();
+            let mut g = self.guard(shard, &e);
             let before = g.used;
             g.clear();
             self.count_live(before, g.used);

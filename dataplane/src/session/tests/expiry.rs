@@ -11,7 +11,7 @@ fn one_shard() -> SessionTable {
 }
 
 fn requeued(t: &SessionTable) -> u64 {
-    t.shards.iter().map(|s| s.lock().counters.requeued).sum()
+    t.sum_shards(|s| s.counters.requeued)
 }
 
 #[test]
