@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  ipoe-bench run [--quick] [--mix] [--out DIR]   interleaved comparison (make bench); --mix: the bidirectional mix
+  ipoe-bench run [--quick|--flows] [--mix] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mix: the bidirectional mix
   ipoe-bench smoke                       short exact-count run of every DUT (make test)
   ipoe-bench pktgen tx|rx OPTIONS        AF_XDP traffic generator / receiver
   ipoe-bench ceiling OPTIONS             minimal AF_XDP MAC-swapping forwarder";
@@ -52,6 +52,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => plan = harness::Plan::quick(),
+            // Rate and node costs against flows only (1k-1M, 64 B).
+            "--flows" => plan = harness::Plan::flows(),
             // The bidirectional mix on its own (ipoed with one worker only).
             "--mix" => mix = true,
             "--out" => {
