@@ -496,9 +496,7 @@ fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> 
         duration: d,
         count: None,
     };
-    if flows > PRIME_ABOVE {
-        prime(bins, scenario, dut, flows)?;
-    }
+    prime(bins, scenario, dut, flows)?;
     // Node costs of this cell alone, at its maximum rate.
     running.clear_runtime(bins);
     let max_rate = run_trial(bins, &spec(None))?;
@@ -555,15 +553,15 @@ fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> 
     })
 }
 
-/// Cells with more flows than this are primed first.
-const PRIME_ABOVE: u32 = 1_000;
 /// Rate of the priming pass: slow enough that every DUT keeps up.
 const PRIME_PPS: u64 = 250_000;
 
 /// Every flow of the cell once, at a rate every DUT sustains, so that the
 /// trial after it measures packets of existing flows (a session lookup, a
 /// conntrack hit) rather than the creation of a session per packet: a
-/// 1.5 s trial at 1M flows would otherwise see most flows once.
+/// 1.5 s trial at 1M flows would otherwise see most flows once. Every
+/// cell is primed, so none is the first traffic a freshly started DUT
+/// sees (whose control thread is still busy starting up on its core).
 fn prime(bins: &Bins, scenario: Scenario, dut: Dut, flows: u32) -> Result<()> {
     let t = run_trial(
         bins,
