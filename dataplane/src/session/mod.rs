@@ -19,7 +19,7 @@ mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 pub use pages::Pages;
 use pages::Region;
@@ -293,12 +293,6 @@ impl SharedTimeouts {
 
 const LAZY_REAP: usize = 2;
 
-/// Live sessions up to which `track_batch` skips its prefetch passes:
-/// their lines (a hot line and an index line each, about 128 bytes) then
-/// fit in L2 with room to spare, so the passes cost more than the misses
-/// they hide (measured: see BENCHMARKS.md, "The flow table").
-const CACHED_SESSIONS: u64 = 2048;
-
 /// How threads reach the shards; fixed for the life of a table.
 enum Locking {
     /// Every access locks its shard: workers meet only when two packets
@@ -330,12 +324,6 @@ pub struct SessionTable {
     /// Where the next `expire` sweep starts, so a small budget still reaches
     /// every shard over successive calls.
     expire_cursor: AtomicUsize,
-    /// Sum of the shards' `used`, changed under the shard lock whenever a
-    /// shard's changes (never on a hit), so `track_batch` can tell a
-    /// cache-resident table without visiting the shards.
-    live: AtomicU64,
-    /// `track_batch` goes packet by packet while `live` is at most this.
-    cached_sessions: u64,
     locking: Locking,
 }
 
@@ -435,8 +423,6 @@ impl SessionTable {
             timeouts: SharedTimeouts::new(timeouts),
             capacity,
             expire_cursor: AtomicUsize::new(0),
-            live: AtomicU64::new(0),
-            cached_sessions: CACHED_SESSIONS,
             locking: if workers == 1 {
                 Locking::Chunk(SpinLock::new())
             } else {
@@ -556,30 +542,26 @@ impl SessionTable {
     /// the lock: only to prefetch) and prefetch the sessions they name;
     /// then lock, find and update each, in order.
     ///
-    /// A table small enough to stay in cache skips the two prefetch passes.
+    /// Small tables too: a shortcut that skipped the passes below 2048
+    /// sessions won on warm caches (criterion) but lost in the real worker,
+    /// whose copy-mode I/O evicts the table between vectors (BENCHMARKS.md,
+    /// "The flow table", third pass).
     pub fn track_batch(&self, reqs: &[Request], now_s: u32, out: &mut [Track]) {
         let t = &self.timeouts.load();
         for (rq, out) in reqs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            // All the hashes first either way: their multiplies overlap
-            // instead of each waiting behind the previous packet's lock.
-            let cached = self.live.load(Ordering::Relaxed) <= self.cached_sessions;
             let mut hashes = [0u64; CHUNK];
             for (h, r) in hashes.iter_mut().zip(rq) {
                 *h = self.hash(&r.key);
-                if !cached {
-                    let span = &self.shard(*h).span;
-                    prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
-                }
+                let span = &self.shard(*h).span;
+                prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
             }
-            if !cached {
-                for (&h, r) in hashes.iter().zip(rq) {
-                    let span = &self.shard(h).span;
-                    let b = &span.buckets()[span.home(h)];
-                    let m = b.matches(tag_of(h));
-                    if m != 0 {
-                        let tcp = matches!(r.seg, Segment::Tcp { .. });
-                        span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
-                    }
+            for (&h, r) in hashes.iter().zip(rq) {
+                let span = &self.shard(h).span;
+                let b = &span.buckets()[span.home(h)];
+                let m = b.matches(tag_of(h));
+                if m != 0 {
+                    let tcp = matches!(r.seg, Segment::Tcp { .. });
+                    span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
                 }
             }
             let e = self.enter();
@@ -599,20 +581,7 @@ impl SessionTable {
         t: &Timeouts,
     ) -> Track {
         let mut guard = self.guard(self.shard(hash), e);
-        let before = guard.used;
-        let res = track_locked(&mut guard, r, hash, now_s, t);
-        self.count_live(before, guard.used);
-        res
-    }
-
-    /// Adds a shard's change of `used` to `live` (under its lock, so the
-    /// sum never runs ahead of the shards).
-    #[inline]
-    fn count_live(&self, before: u32, after: u32) {
-        if after != before {
-            let d = i64::from(after) - i64::from(before);
-            self.live.fetch_add(d as u64, Ordering::Relaxed);
-        }
+        track_locked(&mut guard, r, hash, now_s, t)
     }
 
     /// Read-only lookup for ICMP errors that quote a packet of this flow:
@@ -647,9 +616,7 @@ impl SessionTable {
             }
             let e = self.enter();
             let mut g = self.guard(&self.shards[(start + k) & (n - 1)], &e);
-            let before = g.used;
             freed += g.reap(now_s, &self.timeouts.load(), budget - freed, &mut moves);
-            self.count_live(before, g.used);
         }
         freed
     }
@@ -718,10 +685,7 @@ impl SessionTable {
     pub fn clear(&self) {
         for shard in self.shards.iter() {
             let e = self.enter();
-            let mut g = self.guard(shard, &e);
-            let before = g.used;
-            g.clear();
-            self.count_live(before, g.used);
+            self.guard(shard, &e).clear();
         }
     }
 }

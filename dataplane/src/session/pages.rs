@@ -186,7 +186,12 @@ mod tests {
             let rc = unsafe { libc::mincore(r.ptr().cast(), bytes, vec.as_mut_ptr()) };
             assert_eq!(rc, 0);
             let absent = vec.iter().filter(|&&b| b & 1 == 0).count();
-            assert_eq!(absent, 0, "huge {huge}: {absent} of {} pages absent", vec.len());
+            assert_eq!(
+                absent,
+                0,
+                "huge {huge}: {absent} of {} pages absent",
+                vec.len()
+            );
         }
     }
 }

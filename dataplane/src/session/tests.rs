@@ -1023,7 +1023,7 @@ mod security;
 /// Issue 17: expiry FIFOs, tag index, batches, huge pages.
 mod expiry;
 
-/// Issue 17: a cache-resident table's batches skip the prefetch passes.
+/// Issue 17: batches agree with packets one by one, small table or big.
 mod small_batch;
 
 /// Issue 17: a one-worker table locks per chunk, others per shard.
