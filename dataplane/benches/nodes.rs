@@ -15,7 +15,11 @@
 //! crate's `AddrHasher`) hits and misses at 1k and 1M entries.
 //! `session-lookup` times `SessionTable::track` on existing sessions (the
 //! per-packet call) and `lookup` misses, at 1k and 1M sessions, keys in
-//! random order. `mss-clamp` times lowering the MSS of a Linux-style SYN
+//! random order. `session-sweep` times lookup+update of every session of
+//! a 1k, a 10k and a 1M table in a random order, vectors of 256, one by one
+//! (`serial`) and through the firewall's three-pass `track_batch`
+//! (`batch`), and at 1k with 1 or 4 MB of cache pollution between
+//! vectors. `mss-clamp` times lowering the MSS of a Linux-style SYN
 //! with the incremental checksum update. Path benchmarks open the sessions
 //! their WAN frames need before measuring, as a real exchange would.
 //!
@@ -76,7 +80,9 @@ use ipoe_dataplane::counters::clocks;
 use ipoe_dataplane::csum::{complete_ipv4, complete_ipv6};
 use ipoe_dataplane::flow::{clamp_mss, tcp_view};
 use ipoe_dataplane::graph::{Graph, NodeId};
-use ipoe_dataplane::session::{Dir, Key, Segment, SessionTable, State, Timeouts, Track};
+use ipoe_dataplane::session::{
+    Dir, Key, Request, Segment, SessionTable, State, Timeouts, Track, CHUNK,
+};
 use ipoe_dataplane::tables::{Fib, Port};
 use ipoe_dataplane::testkit::{
     as_refs, lab_fib, lan_udp4, lan_udp6, make_partial, open_sessions, unlimited_graph, vector,
@@ -430,8 +436,9 @@ fn sessions(c: &mut Criterion) {
         });
         // TCP: an ACK of an established connection, through the sequence
         // and RST bookkeeping (the common TCP packet).
-        // Room to spare: a shard full of established sessions would refuse.
-        let tcp = SessionTable::new(entries as usize * 3 / 2, Timeouts::default());
+        // Room to spare (twice the sessions: at 3/2 the fullest of 32 shards
+        // sometimes filled up): a shard full of established sessions refuses.
+        let tcp = SessionTable::new(entries as usize * 2, Timeouts::default());
         let tcp_key = |i: u64| Key {
             proto: 6,
             ..session_key(i)
@@ -659,6 +666,179 @@ fn report(tsc: Tsc, cycles: &[Cycles]) {
     }
 }
 
+/// Packets per vector in `session-sweep` (a busy worker's vector).
+const SWEEP_VECTOR: usize = 256;
+
+/// Every key of the table, in a random order, laid out in that order so
+/// reading them is sequential (as headers are) and only the table's own
+/// memory is random.
+fn sweep_keys(entries: u64) -> Vec<Key> {
+    let mut order: Vec<u64> = (0..entries).collect();
+    for i in (1..order.len()).rev() {
+        let j = (splitmix(i as u64 ^ 0x5eed) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut keys: Vec<Key> = order.into_iter().map(session_key).collect();
+    // Whole vectors only: the pass wraps onto its first keys.
+    let pad = (SWEEP_VECTOR - keys.len() % SWEEP_VECTOR) % SWEEP_VECTOR;
+    keys.extend_from_within(..pad.min(keys.len()));
+    keys
+}
+
+/// How a `session-sweep` run does one vector; the number of hits.
+type SweepRun = fn(&SessionTable, &[Key]) -> usize;
+
+/// One vector through `track_batch` as the firewall nodes call it: in
+/// chunks of `CHUNK`, the requests built from the keys inside the timing,
+/// as a node builds them from headers.
+fn sweep_batch(table: &SessionTable, keys: &[Key]) -> usize {
+    let mut reqs = [Request::EMPTY; CHUNK];
+    let mut out = [Track::NotFound; CHUNK];
+    let mut hits = 0;
+    for chunk in keys.chunks(CHUNK) {
+        let n = chunk.len();
+        for (r, k) in reqs.iter_mut().zip(chunk) {
+            *r = Request {
+                key: *black_box(k),
+                seg: Segment::Udp,
+                dir: Dir::In,
+                bytes: 64,
+                create: false,
+            };
+        }
+        table.track_batch(&reqs[..n], 1, &mut out[..n]);
+        hits += black_box(&out[..n])
+            .iter()
+            .filter(|t| matches!(t, Track::Existing(_)))
+            .count();
+    }
+    hits
+}
+
+/// One vector of lookups+updates, packet by packet through `track`.
+fn sweep_serial(table: &SessionTable, keys: &[Key]) -> usize {
+    keys.iter()
+        .filter(|k| {
+            let t = table.track(black_box(k), &Segment::Udp, Dir::In, 64, 1, false);
+            matches!(black_box(t), Track::Existing(_))
+        })
+        .count()
+}
+
+/// `session-sweep`: lookup+update of existing UDP sessions in vectors of
+/// 256, every key of the table touched once per pass in a random order
+/// (not a cached subset), at 1k and 1M sessions; and at 1k with 1 MB or
+/// 4 MB of other memory written between vectors (outside the timing), as
+/// the copy-mode I/O does to the cache between a worker's vectors.
+fn session_sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("session-sweep");
+    group.throughput(Throughput::Elements(SWEEP_VECTOR as u64));
+    // `batch` is what one worker's firewall nodes do on its table (locked
+    // per chunk); `batch-shard` and `serial` lock a shard per packet, as
+    // the table of a dataplane with several workers does.
+    let runs: [(&str, SweepRun, bool); 3] = [
+        ("serial", sweep_serial, false),
+        ("batch-shard", sweep_batch, false),
+        ("batch", sweep_batch, true),
+    ];
+    for (entries, pollute, label) in [
+        (1_000u64, 0usize, "1k"),
+        (10_000, 0, "10k"),
+        (1_000_000, 0, "1M"),
+        (1_000, 1 << 20, "1k-pollute-1MB"),
+        (1_000, 4 << 20, "1k-pollute-4MB"),
+    ] {
+        // Room to spare, so that no shard evicts any of the `entries`.
+        let filled = |workers| {
+            let table =
+                SessionTable::for_workers(entries as usize * 2, Timeouts::default(), workers);
+            for i in 0..entries {
+                let t = table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
+                assert!(matches!(t, Track::Created(_)));
+            }
+            table
+        };
+        let (per_shard, per_chunk) = (filled(2), filled(1));
+        let keys = sweep_keys(entries);
+        let mut dirt = vec![0u8; pollute];
+        for (name, run, chunk) in runs {
+            let table = if chunk { &per_chunk } else { &per_shard };
+            let mut at = 0;
+            group.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        if at + SWEEP_VECTOR > keys.len() {
+                            at = 0;
+                        }
+                        let v = &keys[at..at + SWEEP_VECTOR];
+                        at += SWEEP_VECTOR;
+                        for line in dirt.chunks_mut(64) {
+                            line[0] = line[0].wrapping_add(1);
+                        }
+                        black_box(&dirt);
+                        let t = Instant::now();
+                        let hit = run(table, v);
+                        spent += t.elapsed();
+                        assert_eq!(hit, v.len());
+                    }
+                    spent
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// `session-workers`: 1 and 2 threads sweeping one shared 1M table at
+/// once through `track_batch` (each its own half of the keys, as two
+/// workers with their own flows): what the shard locks and shared lines
+/// cost when workers run side by side. One iteration = one vector per
+/// thread, timed from a common start to the last thread's end; on a
+/// machine with free cores, two threads scale if the time stays flat.
+fn session_workers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("session-workers");
+    let entries = 1_000_000u64;
+    let table = SessionTable::new(entries as usize * 2, Timeouts::default());
+    for i in 0..entries {
+        table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
+    }
+    let keys = sweep_keys(entries);
+    for workers in [1usize, 2] {
+        group.throughput(Throughput::Elements((SWEEP_VECTOR * workers) as u64));
+        let label = format!("{workers}-threads-1M");
+        group.bench_function(BenchmarkId::new("batch", label), |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(workers + 1);
+                std::thread::scope(|s| {
+                    for w in 0..workers {
+                        let (table, keys, start) = (&table, &keys, &start);
+                        s.spawn(move || {
+                            let part = keys.len() / workers / SWEEP_VECTOR * SWEEP_VECTOR;
+                            let mine = &keys[w * part..(w + 1) * part];
+                            start.wait();
+                            let mut at = 0;
+                            for _ in 0..iters {
+                                if at + SWEEP_VECTOR > mine.len() {
+                                    at = 0;
+                                }
+                                black_box(sweep_batch(table, &mine[at..at + SWEEP_VECTOR]));
+                                at += SWEEP_VECTOR;
+                            }
+                        });
+                    }
+                    start.wait();
+                    let t = Instant::now();
+                    // The scope joins the threads before it returns.
+                    t
+                })
+                .elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let tsc = Tsc::calibrate();
@@ -667,6 +847,8 @@ fn main() {
     encap_limit(&mut c, tsc, &mut cycles);
     neighbors(&mut c);
     sessions(&mut c);
+    session_sweep(&mut c);
+    session_workers(&mut c);
     checksums(&mut c);
     c.final_summary();
     report(tsc, &cycles);

@@ -5,11 +5,16 @@
 //! flows a pinhole admits. RH0 is dropped either way (RFC 5095). SYNs get
 //! their MSS clamped when `firewall.ipv6_mss_clamp` is set. Passing
 //! packets go on to ip6-forward.
+//!
+//! The vector goes through in chunks and three steps: parse every packet
+//! and decide what needs no session; look all the sessions up at once
+//! (`SessionTable::track_batch`, which overlaps their cache misses); then
+//! finish each packet in order.
 
 use crate::firewall::{Policy, WorkerFirewall};
-use crate::flow::{clamp_mss, flow_of, ipv6_l4, tcp_view, L4, TCP_SYN};
+use crate::flow::{clamp_mss, flow_of, ipv6_l4, tcp_view, Fragment, L4, TCP_SYN};
 use crate::graph::{Cx, NodeId};
-use crate::session::{Dir, Invalid, Key, Track};
+use crate::session::{Dir, Invalid, Key, Request, Track, CHUNK};
 use crate::tables::Port;
 use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_TCP};
 
@@ -38,15 +43,66 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         return;
     }
-    for &i in pkts {
-        match check(cx, i) {
-            Ok(note) => {
-                if let Some(n) = note {
-                    cx.count(n.index());
+    // Small per-packet records, written in place: copying keys and flows
+    // around costs more than the lookups save on warm caches.
+    let mut steps = [Step::Done(None); CHUNK];
+    let mut reqs = [Request::EMPTY; CHUNK];
+    let mut flows: [Flow; CHUNK] = [([0; 16], [0; 16], 0, 0, 0); CHUNK];
+    let mut afters = [After::EMPTY; CHUNK];
+    let mut tracks = [Track::NotFound; CHUNK];
+    for chunk in pkts.chunks(CHUNK) {
+        let mut n = 0;
+        for (step, &i) in steps.iter_mut().zip(chunk) {
+            let out = (&mut reqs[n], &mut flows[n], &mut afters[n]);
+            *step = match check(cx, i, false, out) {
+                Ok(Prep::Done(note)) => Step::Done(note),
+                Ok(Prep::Defer) => Step::Defer,
+                Ok(Prep::Track) => {
+                    n += 1;
+                    Step::Track
                 }
-                cx.next(i, NodeId::Ip6Forward);
+                // A drop has no order to keep: now.
+                Err((e, flow)) => {
+                    cx.drop_logged(i, e.index(), flow);
+                    Step::Dropped
+                }
+            };
+        }
+        cx.fw
+            .sessions
+            .track_batch(&reqs[..n], cx.now_s, &mut tracks[..n]);
+        let mut tracked = tracks[..n].iter();
+        let mut j = 0;
+        // Deferred packets never need a request of their own.
+        let mut unused = (Request::EMPTY, flows[0], After::EMPTY);
+        for (step, &i) in steps.iter().zip(chunk) {
+            let verdict = match *step {
+                Step::Dropped => continue,
+                Step::Done(v) => Ok(v),
+                Step::Track => {
+                    let k = j.min(CHUNK - 1);
+                    j += 1;
+                    let t = tracked.next().copied().unwrap_or(Track::NotFound);
+                    finish(cx, i, t, &afters[k]).map_err(|e| (e, flows[k]))
+                }
+                Step::Defer => {
+                    match check(cx, i, true, (&mut unused.0, &mut unused.1, &mut unused.2)) {
+                        Ok(Prep::Done(note)) => Ok(note),
+                        Err(e) => Err(e),
+                        // Not for the packets deferred.
+                        Ok(_) => Ok(None),
+                    }
+                }
+            };
+            match verdict {
+                Ok(note) => {
+                    if let Some(n) = note {
+                        cx.count(n.index());
+                    }
+                    cx.next(i, NodeId::Ip6Forward);
+                }
+                Err((e, flow)) => cx.drop_logged(i, e.index(), flow),
             }
-            Err((e, flow)) => cx.drop_logged(i, e.index(), flow),
         }
     }
 }
@@ -54,10 +110,58 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
 /// (source, destination, protocol, source port or ICMP type, destination port) for the drop log.
 pub(crate) type Flow = ([u8; 16], [u8; 16], u8, u16, u16);
 
-/// Pass (with a counter to bump that is not a drop) or the drop reason.
-type Verdict = Result<Option<Error>, (Error, Flow)>;
+/// What a packet needs after its session lookup (its flow, for the drop
+/// log, waits beside its request).
+#[derive(Clone, Copy)]
+struct After {
+    dir: Dir,
+    proto: u8,
+    frag: Option<Fragment>,
+    /// Where the upper-layer header starts in the IP packet.
+    off: u16,
+}
 
-fn check(cx: &mut Cx, i: u16) -> Verdict {
+impl After {
+    const EMPTY: After = After {
+        dir: Dir::Out,
+        proto: 0,
+        frag: None,
+        off: 0,
+    };
+}
+
+/// A packet of a chunk: passed (with a note), dropped already, waiting for
+/// its session, or to be checked in the last pass (see `Prep::Defer`).
+#[derive(Clone, Copy)]
+enum Step {
+    Done(Option<Error>),
+    Dropped,
+    /// Its request, flow and `After` wait at the next tracked index.
+    Track,
+    Defer,
+}
+
+/// What `check` found: a verdict needing no session, or the lookup to do.
+enum Prep {
+    Done(Option<Error>),
+    /// The request, flow and `After` are in the caller's slots.
+    Track,
+    /// A later fragment or an ICMPv6 error from the WAN: its verdict
+    /// reads what earlier packets of the chunk may still change (the
+    /// first fragment's admission, the quoted flow's session), so it is
+    /// checked in order in the last pass.
+    Defer,
+}
+
+/// `in_order`: the last pass, where deferred packets get their verdict.
+/// A packet that needs its session gets its request written to `req` and
+/// its flow to `flow_out` (in place: no copy of a key per packet).
+fn check(
+    cx: &mut Cx,
+    i: u16,
+    in_order: bool,
+    (req, flow_out, after): (&mut Request, &mut Flow, &mut After),
+) -> Result<Prep, (Error, Flow)> {
     let fib = cx.fib;
     let policy: &Policy = &fib.firewall;
     let dir = if cx.meta[usize::from(i)].rx == Port::Lan {
@@ -79,12 +183,16 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
     }
     if let Some(f) = l4.frag.filter(|f| !f.is_first()) {
         // No ports in a later fragment: it follows its first fragment's verdict.
+        if dir == Dir::In && !in_order {
+            return Ok(Prep::Defer);
+        }
         if dir == Dir::In && !fw.frags.admitted(&src, &dst, f.id, now_s) {
             return Err((Error::FragmentUnadmitted, flow));
         }
-        return Ok(None);
+        return Ok(Prep::Done(None));
     }
-    let up = &mut ip[l4.off.min(ip_len as usize)..];
+    let off = l4.off.min(ip_len as usize);
+    let up = &mut ip[off..];
     if up.len() >= 4 && l4.proto != PROTO_ICMPV6 {
         flow.3 = be16(up, 0);
         flow.4 = be16(up, 2);
@@ -97,7 +205,7 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
         flow.3 = u16::from(t);
         if t < 128 {
             if dir == Dir::Out {
-                return Ok(None);
+                return Ok(Prep::Done(None));
             }
             // RFC 4890 4.3.1: destination unreachable, packet too big,
             // time exceeded code 0, parameter problem codes 1-2 — and only
@@ -105,8 +213,11 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
             if !matches!((t, code), (1, _) | (2, _) | (3, 0) | (4, 1) | (4, 2)) {
                 return Err((Error::IcmpType, flow));
             }
+            if !in_order {
+                return Ok(Prep::Defer);
+            }
             return if related_v6(fw, &dst, &up[8..], now_s) {
-                Ok(None)
+                Ok(Prep::Done(None))
             } else {
                 Err((Error::Unrelated, flow))
             };
@@ -124,26 +235,55 @@ fn check(cx: &mut Cx, i: u16) -> Verdict {
         Dir::Out => true,
         Dir::In => policy.pinhole_allows(fib, &dst, l4.proto, key.int_port),
     };
+    *req = Request {
+        key,
+        seg,
+        dir,
+        bytes: ip_len,
+        create,
+    };
+    *flow_out = flow;
+    *after = After {
+        dir,
+        proto: l4.proto,
+        frag: l4.frag,
+        off: off as u16,
+    };
+    Ok(Prep::Track)
+}
+
+/// The rest of `check` once the session lookup said `track`.
+fn finish(cx: &mut Cx, i: u16, track: Track, a: &After) -> Result<Option<Error>, Error> {
+    let dir = a.dir;
     let mut note = None;
-    match fw.sessions.track(&key, &seg, dir, ip_len, now_s, create) {
+    match track {
         Track::Existing(_) => {}
         Track::Created(_) if dir == Dir::In => note = Some(Error::Pinhole),
         Track::Created(_) => {}
-        Track::NotFound => return Err((Error::NoSession, flow)),
-        Track::Refused => return Err((Error::TableFull, flow)),
-        Track::Invalid(Invalid::NotSyn) => return Err((Error::TcpNotSyn, flow)),
-        Track::Invalid(Invalid::BadFlags) => return Err((Error::TcpBadFlags, flow)),
-        Track::Invalid(_) => return Err((Error::TcpOutOfWindow, flow)),
+        Track::NotFound => return Err(Error::NoSession),
+        Track::Refused => return Err(Error::TableFull),
+        Track::Invalid(Invalid::NotSyn) => return Err(Error::TcpNotSyn),
+        Track::Invalid(Invalid::BadFlags) => return Err(Error::TcpBadFlags),
+        Track::Invalid(_) => return Err(Error::TcpOutOfWindow),
     }
-    if let Some(f) = l4.frag {
+    let now_s = cx.now_s;
+    let clamp = cx.fib.firewall.mss_clamp_v6;
+    let (data, fw) = cx.data_fw(i);
+    if let Some(f) = a.frag {
         // A first fragment that passed admits the rest of its datagram.
         if dir == Dir::In {
+            let ip = &data[ETH_LEN..];
+            let src: [u8; 16] = ip[8..24].try_into().unwrap_or([0; 16]);
+            let dst: [u8; 16] = ip[24..40].try_into().unwrap_or([0; 16]);
             fw.frags.admit(&src, &dst, f.id, now_s);
         }
         return Ok(note);
     }
-    if l4.proto == PROTO_TCP {
-        if let (Some(clamp), Some(v)) = (policy.mss_clamp_v6, tcp_view(up)) {
+    if a.proto == PROTO_TCP {
+        let ip = &mut data[ETH_LEN..];
+        let off = usize::from(a.off).min(ip.len());
+        let up = &mut ip[off..];
+        if let (Some(clamp), Some(v)) = (clamp, tcp_view(up)) {
             if v.flags & TCP_SYN != 0 && clamp_mss(up, &v, clamp) {
                 note = note.or(Some(Error::Clamped));
             }

@@ -961,6 +961,8 @@ fn forwarding_to_a_lan_neighbor_marks_it_used() {
 // Tunnel and MTU (issue 15 M5, m1, m3, m8).
 mod mtu;
 // Input and decapsulation (issue 15 m2, m5, m6, m7, m9).
+/// Issue 17: batched session lookups keep per-packet order.
+mod flowtable;
 mod issue15;
 // Related ICMP errors and echo direction (issue 15 M1).
 mod security;

@@ -339,9 +339,11 @@ fn m2_a_wan_flow_refused_rather_than_evict_the_lan() {
     assert_eq!(t.lookup(&key(0, 17), T0), None);
 }
 
-/// The RST and resync state fit in the entry's padding budget: the figure
-/// ARCHITECTURE.md and BENCHMARKS.md give.
+/// The RST and resync state fit in the entry's padding budget: at most the
+/// 128 bytes of the old layout (119 since the hot/cold split: the figure
+/// ARCHITECTURE.md and BENCHMARKS.md give).
 #[test]
 fn tracking_state_keeps_a_session_at_128_bytes() {
-    assert_eq!(BYTES_PER_SESSION, 128);
+    const { assert!(BYTES_PER_SESSION <= 128) };
+    assert_eq!(BYTES_PER_SESSION, 119);
 }
