@@ -52,8 +52,19 @@ fn ratio(
     size: &str,
     flows: u32,
 ) -> Option<f64> {
-    let xs = cells(o, s, a, size, flows);
-    let ys = cells(o, sa, b, size, flows);
+    ratio_at(o, (s, a, flows), (sa, b, flows), size)
+}
+
+/// Median over rounds of (x / y) measured in the same round, each side a
+/// (scenario, DUT, flows) cell.
+fn ratio_at(
+    o: &Outcome,
+    (s, a, fa): (Scenario, Dut, u32),
+    (sb, b, fb): (Scenario, Dut, u32),
+    size: &str,
+) -> Option<f64> {
+    let xs = cells(o, s, a, size, fa);
+    let ys = cells(o, sb, b, size, fb);
     median(
         xs.iter()
             .filter_map(|x| {
@@ -286,18 +297,8 @@ fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
         head.join(" | "),
         "---:|".repeat(sweep.len())
     );
-    let own = |sc: Scenario, f: u32| {
-        let xs = cells(o, sc, Dut::Ipoed1, "64", f);
-        let ys = cells(o, sc, Dut::Ipoed1, "64", base);
-        median(
-            xs.iter()
-                .filter_map(|x| {
-                    let y = ys.iter().find(|y| y.round == x.round)?;
-                    (y.max_rate.rate_pps > 0.0).then(|| x.max_rate.rate_pps / y.max_rate.rate_pps)
-                })
-                .collect(),
-        )
-    };
+    let own =
+        |sc: Scenario, f: u32| ratio_at(o, (sc, Dut::Ipoed1, f), (sc, Dut::Ipoed1, base), "64");
     let fmt = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or("-".into());
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     for (label, sc) in [

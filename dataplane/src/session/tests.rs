@@ -43,6 +43,37 @@ fn seg(flags: u8, seq: u32, ack: u32) -> Segment {
     tcp_seg(flags, seq, ack, 0, 65535, None)
 }
 
+/// A pseudo-random request (xorshift on `x`) over `flows` flows: TCP with
+/// any of the usual flags and small sequence numbers, UDP or ICMP, either
+/// direction, creating or not.
+fn random_request(x: &mut u64, flows: u64) -> Request {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    let x = *x;
+    let f = (x % flows) as u32;
+    let proto = [6u8, 17, 1][(f % 3) as usize];
+    let seg = match proto {
+        6 => {
+            let flags = [SYN, SYN | ACK, ACK, FIN | ACK, RST, ACK][(x >> 20) as usize % 6];
+            seg(flags, (x >> 32) as u32 % 3, (x >> 40) as u32 % 3)
+        }
+        17 => Segment::Udp,
+        _ => Segment::Icmp,
+    };
+    Request {
+        key: key(f, proto),
+        seg,
+        dir: if x & (1 << 50) != 0 {
+            Dir::Out
+        } else {
+            Dir::In
+        },
+        bytes: (x >> 52) as u32,
+        create: x & (1 << 51) != 0,
+    }
+}
+
 /// A table as one worker's dataplane gets it (locked per chunk); the
 /// per-shard scheme is checked against it in `tests/locking.rs`.
 fn table(cap: usize) -> SessionTable {

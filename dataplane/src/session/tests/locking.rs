@@ -34,30 +34,7 @@ fn chunk_and_shard_locking_give_the_same_results() {
         x ^= x << 17;
         let n = 1 + (x % 64) as usize;
         for r in reqs.iter_mut().take(n) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let f = (x % 200) as u32;
-            let proto = [6u8, 17, 1][(f % 3) as usize];
-            let seg = match proto {
-                6 => {
-                    let flags = [SYN, SYN | ACK, ACK, FIN | ACK, RST, ACK][(x >> 20) as usize % 6];
-                    seg(flags, (x >> 32) as u32 % 3, (x >> 40) as u32 % 3)
-                }
-                17 => Segment::Udp,
-                _ => Segment::Icmp,
-            };
-            *r = Request {
-                key: key(f, proto),
-                seg,
-                dir: if x & (1 << 50) != 0 {
-                    Dir::Out
-                } else {
-                    Dir::In
-                },
-                bytes: 60,
-                create: x & (1 << 51) != 0,
-            };
+            *r = random_request(&mut x, 200);
         }
         chunk.track_batch(&reqs[..n], now, &mut a[..n]);
         shard.track_batch(&reqs[..n], now, &mut b[..n]);
