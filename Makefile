@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest benchsmoke bench clean-lab fuzz soak attacks
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench benchflows clean-lab fuzz soak attacks
 
 all: build
 
@@ -49,6 +49,10 @@ test: build lint
 # bench/results/, figures for BENCHMARKS.md.
 bench: build
 	flock /run/ipoe-lab.lock target/release/ipoe-bench run --out bench/results
+
+# The flow table's figures only (1k-1M flows, ipoed-1w vs linux-nft).
+benchflows: build
+	flock /run/ipoe-lab.lock target/release/ipoe-bench run --flows --out bench/results/flows
 
 # Every fuzz target (fuzz/fuzz_targets/) for FUZZ_TIME seconds, one after
 # the other, from the committed seeds and the growing fuzz/corpus/; a table

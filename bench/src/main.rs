@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  ipoe-bench run [--quick] [--mix] [--out DIR]   interleaved comparison (make bench); --mix: the bidirectional mix
+  ipoe-bench run [--quick|--flows] [--mix] [--rounds N] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mix: the bidirectional mix
   ipoe-bench smoke                       short exact-count run of every DUT (make test)
   ipoe-bench pktgen tx|rx OPTIONS        AF_XDP traffic generator / receiver
   ipoe-bench ceiling OPTIONS             minimal AF_XDP MAC-swapping forwarder";
@@ -48,10 +48,21 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let mut plan = harness::Plan::full();
     let mut out = PathBuf::from("bench/results");
     let mut mix = false;
+    let mut rounds = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => plan = harness::Plan::quick(),
+            // Rate and node costs against flows only (1k-1M, 64 B).
+            "--flows" => plan = harness::Plan::flows(),
+            "--rounds" => {
+                rounds = Some(
+                    it.next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("--rounds needs a number > 0"))?,
+                )
+            }
             // The bidirectional mix on its own (ipoed with one worker only).
             "--mix" => mix = true,
             "--out" => {
@@ -65,6 +76,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     }
     if mix {
         plan.scenarios = vec![harness::Scenario::Mix];
+    }
+    if let Some(n) = rounds {
+        plan.rounds = n;
     }
     // ipoed's config takes only absolute paths (the socket lives under it).
     let out = std::path::absolute(&out)?;

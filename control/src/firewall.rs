@@ -72,9 +72,10 @@ pub struct Firewall {
 impl Firewall {
     pub fn new(config: &Config, now: Instant) -> Self {
         Firewall {
-            sessions: Arc::new(SessionTable::new(
+            sessions: Arc::new(SessionTable::for_workers(
                 config.firewall.max_sessions as usize,
                 timeouts(config),
+                config.dataplane.workers,
             )),
             log: Arc::new(DropLog::new(DROP_LOG_CAPACITY)),
             epoch: now,

@@ -832,7 +832,14 @@ fn sweep_serial(table: &SessionTable, keys: &[Key]) -> usize {
 fn session_sweep(c: &mut Criterion) {
     let mut group = c.benchmark_group("session-sweep");
     group.throughput(Throughput::Elements(SWEEP_VECTOR as u64));
-    let runs: [(&str, SweepRun); 2] = [("serial", sweep_serial), ("batch", sweep_batch)];
+    // `batch` is what one worker's firewall nodes do on its table (locked
+    // per chunk); `batch-shard` and `serial` lock a shard per packet, as
+    // the table of a dataplane with several workers does.
+    let runs: [(&str, SweepRun, bool); 3] = [
+        ("serial", sweep_serial, false),
+        ("batch-shard", sweep_batch, false),
+        ("batch", sweep_batch, true),
+    ];
     for (entries, pollute, label) in [
         (1_000u64, 0usize, "1k"),
         (10_000, 0, "10k"),
@@ -841,14 +848,20 @@ fn session_sweep(c: &mut Criterion) {
         (1_000, 4 << 20, "1k-pollute-4MB"),
     ] {
         // Room to spare, so that no shard evicts any of the `entries`.
-        let table = SessionTable::new(entries as usize * 2, Timeouts::default());
-        for i in 0..entries {
-            let t = table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
-            assert!(matches!(t, Track::Created(_)));
-        }
+        let filled = |workers| {
+            let table =
+                SessionTable::for_workers(entries as usize * 2, Timeouts::default(), workers);
+            for i in 0..entries {
+                let t = table.track(&session_key(i), &Segment::Udp, Dir::Out, 64, 0, true);
+                assert!(matches!(t, Track::Created(_)));
+            }
+            table
+        };
+        let (per_shard, per_chunk) = (filled(2), filled(1));
         let keys = sweep_keys(entries);
         let mut dirt = vec![0u8; pollute];
-        for (name, run) in runs {
+        for (name, run, chunk) in runs {
+            let table = if chunk { &per_chunk } else { &per_shard };
             let mut at = 0;
             group.bench_function(BenchmarkId::new(name, label), |b| {
                 b.iter_custom(|iters| {
@@ -864,7 +877,7 @@ fn session_sweep(c: &mut Criterion) {
                         }
                         black_box(&dirt);
                         let t = Instant::now();
-                        let hit = run(&table, v);
+                        let hit = run(table, v);
                         spent += t.elapsed();
                         assert_eq!(hit, v.len());
                     }

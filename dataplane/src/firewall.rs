@@ -241,7 +241,11 @@ impl WorkerFirewall {
     /// A small private table, for tests and tools that run one graph.
     pub fn standalone(max_sessions: usize) -> Self {
         Self::new(
-            Arc::new(SessionTable::new(max_sessions, Timeouts::default())),
+            Arc::new(SessionTable::for_workers(
+                max_sessions,
+                Timeouts::default(),
+                1,
+            )),
             None,
             Instant::now(),
         )

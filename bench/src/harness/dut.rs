@@ -21,6 +21,14 @@ pub enum Dut {
 }
 
 impl Dut {
+    pub const ALL: [Dut; 5] = [
+        Dut::Ipoed1,
+        Dut::Ipoed2,
+        Dut::Linux,
+        Dut::LinuxNft,
+        Dut::Ceiling,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Dut::Ipoed1 => "ipoed-1w",
@@ -210,6 +218,13 @@ impl Running {
             return None;
         }
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Zeroes ipoed's runtime figures (nothing for other DUTs).
+    pub fn clear_runtime(&self, bins: &Bins) {
+        if self.dut.is_ipoed() {
+            self.ctl(bins, &["clear", "runtime"]);
+        }
     }
 
     /// ipoed's per-node clocks/packet (VPP's show runtime).

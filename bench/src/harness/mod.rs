@@ -405,6 +405,8 @@ pub struct Plan {
     pub flow_sweep: Vec<u32>,
     pub flows: u32,
     pub scenarios: Vec<Scenario>,
+    /// The DUTs measured (of each scenario's).
+    pub duts: Vec<Dut>,
 }
 
 impl Plan {
@@ -417,6 +419,22 @@ impl Plan {
             flow_sweep: vec![1_000, 100_000, 1_000_000],
             flows: 1_000,
             scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
+            duts: Dut::ALL.to_vec(),
+        }
+    }
+    /// Rate and node costs against the number of flows only (the flow
+    /// table's figures): 64 B, one worker against linux-nft (the ceiling
+    /// keeps no state: flows change nothing for it).
+    pub fn flows() -> Plan {
+        Plan {
+            rounds: 3,
+            trial_s: 1.5,
+            search_steps: 0,
+            sizes: vec!["64".into()],
+            flow_sweep: vec![1_000, 10_000, 100_000, 1_000_000],
+            flows: 1_000,
+            scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
+            duts: vec![Dut::Ipoed1, Dut::LinuxNft],
         }
     }
     pub fn quick() -> Plan {
@@ -428,6 +446,7 @@ impl Plan {
             flow_sweep: vec![1_000, 1_000_000],
             flows: 1_000,
             scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
+            duts: Dut::ALL.to_vec(),
         }
     }
 }
@@ -477,7 +496,11 @@ fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> 
         duration: d,
         count: None,
     };
+    prime(bins, scenario, dut, flows)?;
+    // Node costs of this cell alone, at its maximum rate.
+    running.clear_runtime(bins);
     let max_rate = run_trial(bins, &spec(None))?;
+    let runtime = running.runtime(bins);
     eprintln!(
         "bench: {:<13} {:<12} {:>5} {:>8} flows: max {:>9.0} pps (sent {}, lost {}) cpu {:.0}%",
         scenario.name(),
@@ -526,8 +549,41 @@ fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> 
         max_rate,
         zero_loss_pps,
         latency,
-        runtime: running.runtime(bins),
+        runtime,
     })
+}
+
+/// Rate of the priming pass: slow enough that every DUT keeps up.
+const PRIME_PPS: u64 = 250_000;
+
+/// Every flow of the cell once, at a rate every DUT sustains, so that the
+/// trial after it measures packets of existing flows (a session lookup, a
+/// conntrack hit) rather than the creation of a session per packet: a
+/// 1.5 s trial at 1M flows would otherwise see most flows once. Every
+/// cell is primed, so none is the first traffic a freshly started DUT
+/// sees (whose control thread is still busy starting up on its core).
+fn prime(bins: &Bins, scenario: Scenario, dut: Dut, flows: u32) -> Result<()> {
+    let t = run_trial(
+        bins,
+        &TrialSpec {
+            scenario,
+            dut,
+            size: "64",
+            flows,
+            rate: Some(PRIME_PPS),
+            duration: Duration::from_secs_f64(f64::from(flows) / PRIME_PPS as f64 + 1.0),
+            count: Some(u64::from(flows)),
+        },
+    )?;
+    eprintln!(
+        "bench: {:<13} {:<12} primed {} flows ({} of {} frames through)",
+        scenario.name(),
+        dut.name(),
+        flows,
+        t.received,
+        t.sent
+    );
+    Ok(())
 }
 
 pub struct Outcome {
@@ -545,7 +601,7 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
     let t0 = Instant::now();
     for round in 0..plan.rounds {
         for &scenario in &plan.scenarios {
-            for &dut in scenario.duts() {
+            for &dut in scenario.duts().iter().filter(|d| plan.duts.contains(d)) {
                 let running = Running::start(dut, &topo, &bins, &run_dir)?;
                 warm_up(&bins, scenario, dut)?;
                 if round == 0 && scenario == Scenario::Encap && dut.is_ipoed() {
@@ -566,8 +622,12 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
                     cells.push(measure(&bins, &running, at, plan)?);
                 }
                 // Rate against the number of flows (sessions, once the firewall lands).
-                if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux)
-                    && matches!(scenario, Scenario::Encap | Scenario::Ip6Fwd)
+                if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux | Dut::Ceiling)
+                    && matches!(
+                        scenario,
+                        Scenario::Encap | Scenario::Decap | Scenario::Ip6Fwd
+                    )
+                    && plan.duts.contains(&dut)
                 {
                     for &flows in plan.flow_sweep.iter().filter(|&&f| f != plan.flows) {
                         let at = At {

@@ -52,8 +52,19 @@ fn ratio(
     size: &str,
     flows: u32,
 ) -> Option<f64> {
-    let xs = cells(o, s, a, size, flows);
-    let ys = cells(o, sa, b, size, flows);
+    ratio_at(o, (s, a, flows), (sa, b, flows), size)
+}
+
+/// Median over rounds of (x / y) measured in the same round, each side a
+/// (scenario, DUT, flows) cell.
+fn ratio_at(
+    o: &Outcome,
+    (s, a, fa): (Scenario, Dut, u32),
+    (sb, b, fb): (Scenario, Dut, u32),
+    size: &str,
+) -> Option<f64> {
+    let xs = cells(o, s, a, size, fa);
+    let ys = cells(o, sb, b, size, fb);
     median(
         xs.iter()
             .filter_map(|x| {
@@ -79,15 +90,9 @@ fn lat(c: &[&Cell], frac: f64, key: &str) -> Option<f64> {
 }
 
 /// Node clocks/packet from ipoed's show runtime, median over rounds.
-fn node_clocks(o: &Outcome, s: Scenario, d: Dut) -> BTreeMap<String, f64> {
+fn node_clocks(o: &Outcome, s: Scenario, d: Dut, flows: u32) -> BTreeMap<String, f64> {
     let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for c in cells(
-        o,
-        s,
-        d,
-        "64",
-        o.cells.first().map(|c| c.flows).unwrap_or(1000),
-    ) {
+    for c in cells(o, s, d, "64", flows) {
         for w in c
             .runtime
             .as_ref()
@@ -231,7 +236,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
             .join(" | ")
     );
     let _ = writeln!(s, "|---|---|{}", "---:|".repeat(plan.flow_sweep.len()));
-    for sc in [Scenario::Encap, Scenario::Ip6Fwd] {
+    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
         for &d in sc.duts() {
             let row: Vec<String> = plan
                 .flow_sweep
@@ -244,6 +249,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
             let _ = writeln!(s, "| {} | {} | {} |", sc.name(), d.name(), row.join(" | "));
         }
     }
+    flow_ratios(&mut s, o, plan);
     let _ = writeln!(
         s,
         "\nipoed node cost (clocks/packet from `ipoectl show runtime`, 1 worker, 64 B, median):\n"
@@ -251,7 +257,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
     let _ = writeln!(s, "| scenario | node | clocks/packet |");
     let _ = writeln!(s, "|---|---|---:|");
     for &sc in &plan.scenarios {
-        let nc = node_clocks(o, sc, Dut::Ipoed1);
+        let nc = node_clocks(o, sc, Dut::Ipoed1, flows);
         let total: f64 = nc.values().sum();
         for (n, v) in &nc {
             let _ = writeln!(s, "| {} | {n} | {v:.0} |", sc.name());
@@ -274,6 +280,96 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
             .join(", ")
     );
     s
+}
+
+/// Against flows: ratios within each round (to linux-nft, and to ipoed's
+/// own 1k-flow rate), and the firewall node's and the whole graph's
+/// clocks/packet at the cell's maximum rate.
+fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
+    let sweep = &plan.flow_sweep;
+    let Some(&base) = sweep.first() else {
+        return;
+    };
+    let head = sweep.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+    let _ = writeln!(
+        s,
+        "\nAgainst flows, ratios within each round (median), 64 B:\n\n| ratio | {} |\n|---|{}",
+        head.join(" | "),
+        "---:|".repeat(sweep.len())
+    );
+    let own =
+        |sc: Scenario, f: u32| ratio_at(o, (sc, Dut::Ipoed1, f), (sc, Dut::Ipoed1, base), "64");
+    let fmt = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or("-".into());
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for (label, sc) in [
+        ("DS-Lite encap", Scenario::Encap),
+        ("DS-Lite decap", Scenario::Decap),
+        ("IPv6 forward", Scenario::Ip6Fwd),
+    ] {
+        rows.push((
+            format!("ipoed-1w {label} / linux-nft IPv6 forward"),
+            sweep
+                .iter()
+                .map(|&f| {
+                    fmt(ratio(
+                        o,
+                        sc,
+                        Dut::Ipoed1,
+                        Scenario::Ip6Fwd,
+                        Dut::LinuxNft,
+                        "64",
+                        f,
+                    ))
+                })
+                .collect(),
+        ));
+        rows.push((
+            format!("ipoed-1w {label} / itself at {base} flows"),
+            sweep.iter().map(|&f| fmt(own(sc, f))).collect(),
+        ));
+    }
+    for (label, row) in rows {
+        if row.iter().any(|x| x != "-") {
+            let _ = writeln!(s, "| {label} | {} |", row.join(" | "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nipoed clocks/packet against flows (`show runtime` over each cell's max-rate trial, 1 worker, 64 B, median):\n\n| scenario | node | {} |\n|---|---|{}",
+        head.join(" | "),
+        "---:|".repeat(sweep.len())
+    );
+    for &sc in &plan.scenarios {
+        let per: Vec<BTreeMap<String, f64>> = sweep
+            .iter()
+            .map(|&f| node_clocks(o, sc, Dut::Ipoed1, f))
+            .collect();
+        let fw: Vec<String> = per
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.ends_with("-firewall"))
+                    .map(|(_, v)| format!("{v:.0}"))
+                    .next()
+                    .unwrap_or("-".into())
+            })
+            .collect();
+        let total: Vec<String> = per
+            .iter()
+            .map(|m| {
+                if m.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{:.0}", m.values().sum::<f64>())
+                }
+            })
+            .collect();
+        if total.iter().all(|x| x == "-") {
+            continue;
+        }
+        let _ = writeln!(s, "| {} | firewall | {} |", sc.name(), fw.join(" | "));
+        let _ = writeln!(s, "| {} | all nodes | {} |", sc.name(), total.join(" | "));
+    }
 }
 
 pub fn write(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {

@@ -19,12 +19,15 @@ mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub use pages::Pages;
 use pages::Region;
-use table::{class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Inner, Shard, Span};
+use table::{
+    class_timeout, idle, prefetch, tag_of, Bucket, Cold, Hot, Inner, Shard, ShardGuard, Span,
+    SpinGuard, SpinLock,
+};
 use tcp::{TcpSeg, Tracking};
 
 /// A flow as the firewall sees it: the LAN host's side is "int", the other side "ext".
@@ -309,11 +312,21 @@ impl SharedTimeouts {
 
 const LAZY_REAP: usize = 2;
 
-/// Live sessions up to which `track_batch` skips its prefetch passes:
-/// their lines (a hot line and an index line each, about 128 bytes) then
-/// fit in L2 with room to spare, so the passes cost more than the misses
-/// they hide (measured: see BENCHMARKS.md, "The flow table").
-const CACHED_SESSIONS: u64 = 2048;
+/// How threads reach the shards; fixed for the life of a table.
+enum Locking {
+    /// Every access locks its shard: workers meet only when two packets
+    /// fall in one shard at once. A locked instruction per packet.
+    PerShard,
+    /// The table has one worker: it takes this lock once per chunk of
+    /// `CHUNK` packets and reaches the shards without their locks, so a
+    /// packet pays no locked instruction. The control thread's expiry,
+    /// `stats` and `show` take the same lock a shard at a time, so the
+    /// worker waits at most one shard's bounded work.
+    Chunk(SpinLock),
+}
+
+/// The table lock of a `Locking::Chunk` table while held (None otherwise).
+struct Entered<'a>(Option<SpinGuard<'a>>);
 
 /// The connection-tracking table. Shared (`Arc`) by all workers.
 pub struct SessionTable {
@@ -330,12 +343,7 @@ pub struct SessionTable {
     /// Where the next `expire` sweep starts, so a small budget still reaches
     /// every shard over successive calls.
     expire_cursor: AtomicUsize,
-    /// Sum of the shards' `used`, changed under the shard lock whenever a
-    /// shard's changes (never on a hit), so `track_batch` can tell a
-    /// cache-resident table without visiting the shards.
-    live: AtomicU64,
-    /// `track_batch` goes packet by packet while `live` is at most this.
-    cached_sessions: u64,
+    locking: Locking,
 }
 
 impl SessionTable {
@@ -343,13 +351,28 @@ impl SessionTable {
     /// held, split over shards (0 is treated as 1).
     ///
     /// Panics only if a shard would need more than `u32::MAX - 1` slots.
+    /// Any number of threads may track through it at once (each packet
+    /// locks its shard); see `for_workers`.
     pub fn new(max_sessions: usize, timeouts: Timeouts) -> Self {
-        Self::with_pages(max_sessions, timeouts, true)
+        Self::build(max_sessions, timeouts, true, 0)
+    }
+
+    /// As `new`, for a dataplane of `workers` worker threads (plus the
+    /// control thread): with one, the worker locks the table once per chunk
+    /// instead of a shard per packet. Any number of threads stays correct
+    /// either way; more than one worker on a one-worker table only waits.
+    pub fn for_workers(max_sessions: usize, timeouts: Timeouts, workers: usize) -> Self {
+        Self::build(max_sessions, timeouts, true, workers)
     }
 
     /// As `new`; `huge` false keeps the arrays on 4 KiB pages (what the
     /// table falls back to when the kernel refuses huge pages).
     pub fn with_pages(max_sessions: usize, timeouts: Timeouts, huge: bool) -> Self {
+        Self::build(max_sessions, timeouts, huge, 0)
+    }
+
+    /// `workers` == 1 locks per chunk; anything else per shard.
+    fn build(max_sessions: usize, timeouts: Timeouts, huge: bool, workers: usize) -> Self {
         let capacity = max_sessions.max(1);
         let want = (capacity / MIN_SLOTS_PER_SHARD).clamp(1, MAX_SHARDS);
         // Largest power of two <= want (so never more shards than sessions).
@@ -419,8 +442,11 @@ impl SessionTable {
             timeouts: SharedTimeouts::new(timeouts),
             capacity,
             expire_cursor: AtomicUsize::new(0),
-            live: AtomicU64::new(0),
-            cached_sessions: CACHED_SESSIONS,
+            locking: if workers == 1 {
+                Locking::Chunk(SpinLock::new())
+            } else {
+                Locking::PerShard
+            },
         }
     }
 
@@ -454,6 +480,50 @@ impl SessionTable {
     }
 
     #[inline]
+    /// Whether a worker locks whole chunks (`for_workers(_, _, 1)`).
+    pub fn locks_per_chunk(&self) -> bool {
+        matches!(self.locking, Locking::Chunk(_))
+    }
+
+    /// Takes the table lock of a `Chunk` table; nothing for `PerShard`.
+    #[inline]
+    fn enter(&self) -> Entered<'_> {
+        match &self.locking {
+            Locking::Chunk(l) => Entered(Some(l.lock())),
+            Locking::PerShard => Entered(None),
+        }
+    }
+
+    /// The only way to a shard's state: under the table lock `e` of a
+    /// `Chunk` table, else under the shard's own lock.
+    #[inline]
+    fn guard<'a>(&'a self, shard: &'a Shard, e: &'a Entered<'_>) -> ShardGuard<'a> {
+        match e.0 {
+            // SAFETY: a `Chunk` table (fixed at construction) reaches its
+            // shards only here, always holding the table lock `e` proves,
+            // and never calls `Shard::lock`.
+            Some(_) => unsafe { shard.assume_locked() },
+            None => shard.lock(),
+        }
+    }
+
+    /// Runs `f` on every shard's state in turn, under its lock (tests).
+    #[cfg(test)]
+    fn each_shard(&self, mut f: impl FnMut(&mut Inner)) {
+        for shard in self.shards.iter() {
+            let e = self.enter();
+            f(&mut self.guard(shard, &e));
+        }
+    }
+
+    /// The sum of `f` over the shards (tests).
+    #[cfg(test)]
+    fn sum_shards(&self, f: impl Fn(&Inner) -> u64) -> u64 {
+        let mut sum = 0;
+        self.each_shard(|s| sum += f(s));
+        sum
+    }
+
     fn shard(&self, hash: u64) -> &Shard {
         // High bits pick the shard, low bits the bucket: independent choices.
         let i = hash.checked_shr(self.shard_shift).unwrap_or(0) as usize;
@@ -480,7 +550,8 @@ impl SessionTable {
             bytes,
             create,
         };
-        self.track_hashed(&r, self.hash(key), now_s, &self.timeouts.load())
+        let e = self.enter();
+        self.track_hashed(&e, &r, self.hash(key), now_s, &self.timeouts.load())
     }
 
     /// `track` for a vector of packets, `out[i]` the result of `reqs[i]`
@@ -490,60 +561,53 @@ impl SessionTable {
     /// the lock: only to prefetch) and prefetch the sessions they name;
     /// then lock, find and update each, in order.
     ///
-    /// A table small enough to stay in cache skips the two prefetch passes.
+    /// Small tables too: a shortcut that skipped the passes below 2048
+    /// sessions won on warm caches (criterion) but lost in the real worker,
+    /// whose copy-mode I/O evicts the table between vectors (BENCHMARKS.md,
+    /// "The flow table", third pass).
     pub fn track_batch(&self, reqs: &[Request], now_s: u32, out: &mut [Track]) {
         let t = &self.timeouts.load();
         for (rq, out) in reqs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            // All the hashes first either way: their multiplies overlap
-            // instead of each waiting behind the previous packet's lock.
-            let cached = self.live.load(Ordering::Relaxed) <= self.cached_sessions;
             let mut hashes = [0u64; CHUNK];
             for (h, r) in hashes.iter_mut().zip(rq) {
                 *h = self.hash(&r.key);
-                if !cached {
-                    let span = &self.shard(*h).span;
-                    prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
+                let span = &self.shard(*h).span;
+                prefetch(span.buckets.wrapping_add(span.home(*h)) as *const u8);
+            }
+            for (&h, r) in hashes.iter().zip(rq) {
+                let span = &self.shard(h).span;
+                let b = &span.buckets()[span.home(h)];
+                let m = b.matches(tag_of(h));
+                if m != 0 {
+                    let tcp = matches!(r.seg, Segment::Tcp { .. });
+                    span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
                 }
             }
-            if !cached {
-                for (&h, r) in hashes.iter().zip(rq) {
-                    let span = &self.shard(h).span;
-                    let b = &span.buckets()[span.home(h)];
-                    let m = b.matches(tag_of(h));
-                    if m != 0 {
-                        let tcp = matches!(r.seg, Segment::Tcp { .. });
-                        span.prefetch_entry(b.slot(m.trailing_zeros()), tcp);
-                    }
-                }
-            }
+            let e = self.enter();
             for ((&h, r), o) in hashes.iter().zip(rq).zip(out.iter_mut()) {
-                *o = self.track_hashed(r, h, now_s, t);
+                *o = self.track_hashed(&e, r, h, now_s, t);
             }
         }
     }
 
-    fn track_hashed(&self, r: &Request, hash: u64, now_s: u32, t: &Timeouts) -> Track {
-        let mut guard = self.shard(hash).lock();
-        let before = guard.used;
-        let res = track_locked(&mut guard, r, hash, now_s, t);
-        self.count_live(before, guard.used);
-        res
-    }
-
-    /// Adds a shard's change of `used` to `live` (under its lock, so the
-    /// sum never runs ahead of the shards).
     #[inline]
-    fn count_live(&self, before: u32, after: u32) {
-        if after != before {
-            let d = i64::from(after) - i64::from(before);
-            self.live.fetch_add(d as u64, Ordering::Relaxed);
-        }
+    fn track_hashed(
+        &self,
+        e: &Entered<'_>,
+        r: &Request,
+        hash: u64,
+        now_s: u32,
+        t: &Timeouts,
+    ) -> Track {
+        let mut guard = self.guard(self.shard(hash), e);
+        track_locked(&mut guard, r, hash, now_s, t)
     }
 
     /// Tells `release` of every translated session freed from now on.
     pub fn set_nat_release(&self, release: Arc<dyn NatRelease>) {
         for shard in self.shards.iter() {
-            shard.lock().nat_release = Some(release.clone());
+            let e = self.enter();
+            self.guard(shard, &e).nat_release = Some(release.clone());
         }
     }
 
@@ -561,8 +625,8 @@ impl SessionTable {
     ) -> (Track, Option<Nat>) {
         let hash = self.hash(&r.key);
         let t = &self.timeouts.load();
-        let mut s = self.shard(hash).lock();
-        let before = s.used;
+        let e = self.enter();
+        let mut s = self.guard(self.shard(hash), &e);
         let res = track_locked(&mut s, r, hash, now_s, t);
         let mut nat = None;
         if let Track::Existing(_) | Track::Created(_) = res {
@@ -578,7 +642,6 @@ impl SessionTable {
                             s.free(i, hash);
                             s.counters.created -= 1;
                             s.counters.refused += 1;
-                            self.count_live(before, s.used);
                             return (Track::Refused, None);
                         }
                         None => {}
@@ -586,7 +649,6 @@ impl SessionTable {
                 }
             }
         }
-        self.count_live(before, s.used);
         (res, nat)
     }
 
@@ -594,7 +656,8 @@ impl SessionTable {
     /// never creates, never deletes, never refreshes. None if absent or expired.
     pub fn lookup(&self, key: &Key, now_s: u32) -> Option<State> {
         let hash = self.hash(key);
-        let guard = self.shard(hash).lock();
+        let e = self.enter();
+        let guard = self.guard(self.shard(hash), &e);
         let i = guard.find(key, hash)?;
         if guard.is_expired(i, now_s, &self.timeouts.load()) {
             return None;
@@ -619,10 +682,9 @@ impl SessionTable {
                     .store((start + k) & (n - 1), Ordering::Relaxed);
                 return freed;
             }
-            let mut g = self.shards[(start + k) & (n - 1)].lock();
-            let before = g.used;
+            let e = self.enter();
+            let mut g = self.guard(&self.shards[(start + k) & (n - 1)], &e);
             freed += g.reap(now_s, &self.timeouts.load(), budget - freed, &mut moves);
-            self.count_live(before, g.used);
         }
         freed
     }
@@ -633,7 +695,8 @@ impl SessionTable {
             ..Stats::default()
         };
         for shard in self.shards.iter() {
-            let g = shard.lock();
+            let e = self.enter();
+            let g = self.guard(shard, &e);
             let c = g.counters;
             st.active += u64::from(g.used);
             st.created += c.created;
@@ -657,7 +720,8 @@ impl SessionTable {
         let mut total = 0;
         let t = &self.timeouts.load();
         for shard in self.shards.iter() {
-            let g = shard.lock();
+            let e = self.enter();
+            let g = self.guard(shard, &e);
             g.for_each(|h, _, packets, bytes| {
                 let idle_s = idle(h.last_seen, now_s);
                 let timeout = class_timeout(t, h.class());
@@ -689,10 +753,8 @@ impl SessionTable {
     /// Drops every session (counters other than `active` are kept).
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut g = shard.lock();
-            let before = g.used;
-            g.clear();
-            self.count_live(before, g.used);
+            let e = self.enter();
+            self.guard(shard, &e).clear();
         }
     }
 }

@@ -2,7 +2,8 @@
 //! pages (madvise(MADV_HUGEPAGE)), because at 1M sessions every random
 //! access on 4 KiB pages is also a TLB miss. The kernel may say no (THP
 //! compiled out or set to "never"); then the array lives on 4 KiB pages and
-//! works the same, only slower.
+//! works the same, only slower. Either way every page is faulted in when
+//! the table is built, not by the first packets.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -99,6 +100,7 @@ impl<T: Zeroed> Region<T> {
                 pages = Pages::Huge;
             }
         }
+        prefault(start, bytes);
         Region {
             map,
             map_len,
@@ -108,6 +110,23 @@ impl<T: Zeroed> Region<T> {
             len,
             pages,
             _own: PhantomData,
+        }
+    }
+}
+
+/// Faults the pages of `[start, start + bytes)` in now, at start-up: the
+/// first flows would otherwise pay the page faults (in a VM also the
+/// host's), measured at several hundred clocks per packet over a 1.5 s
+/// trial. MADV_POPULATE_WRITE (Linux 5.14) does it in one call; older
+/// kernels get one write per 4 KiB page.
+fn prefault(start: *mut u8, bytes: usize) {
+    // SAFETY: the range lies inside a private anonymous mapping we own
+    // and nothing references yet.
+    let r = unsafe { libc::madvise(start.cast(), bytes, libc::MADV_POPULATE_WRITE) };
+    if r != 0 {
+        for off in (0..bytes).step_by(4096) {
+            // SAFETY: as above; zero is what the byte holds already.
+            unsafe { start.add(off).write_volatile(0) };
         }
     }
 }
@@ -146,5 +165,33 @@ fn thp_enabled() -> bool {
         Ok(s) => !s.contains("[never]"),
         // No sysfs (a container): madvise said yes, believe it.
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // SAFETY: plain bytes.
+    unsafe impl Zeroed for [u8; 64] {}
+
+    /// Every page of a new region is resident before anything writes it.
+    #[test]
+    fn a_new_region_is_faulted_in() {
+        for huge in [false, true] {
+            let r = Region::<[u8; 64]>::zeroed(6 << 20 >> 6, huge);
+            let bytes = r.len * 64;
+            let mut vec = vec![0u8; bytes.div_ceil(4096)];
+            // SAFETY: the range is our mapping; `vec` has a byte per page.
+            let rc = unsafe { libc::mincore(r.ptr().cast(), bytes, vec.as_mut_ptr()) };
+            assert_eq!(rc, 0);
+            let absent = vec.iter().filter(|&&b| b & 1 == 0).count();
+            assert_eq!(
+                absent,
+                0,
+                "huge {huge}: {absent} of {} pages absent",
+                vec.len()
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::pages::Zeroed;
@@ -847,19 +847,60 @@ impl Inner {
 /// A shard on its own cache line(s), so locks of different shards do not
 /// share a line between cores.
 #[repr(align(64))]
+/// A spinlock: workers never sleep, and every critical section is O(1)
+/// (or bounded by a budget on the control path), so spinning beats sleeping.
+pub(super) struct SpinLock(AtomicBool);
+
+impl SpinLock {
+    pub const fn new() -> Self {
+        SpinLock(AtomicBool::new(false))
+    }
+
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_> {
+        loop {
+            if self
+                .0
+                .compare_exchange_weak(false, true, Ordering::Acquire, Relaxed)
+                .is_ok()
+            {
+                return SpinGuard(self);
+            }
+            // Wait on a plain load so the line stays shared while it is held.
+            while self.0.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Holds a `SpinLock` until dropped.
+pub(super) struct SpinGuard<'a>(&'a SpinLock);
+
+impl Drop for SpinGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        (self.0).0.store(false, Ordering::Release);
+    }
+}
+
 pub(super) struct Shard {
-    locked: AtomicBool,
+    lock: SpinLock,
     /// Read without the lock, to prefetch.
     pub span: Span,
     inner: UnsafeCell<Inner>,
 }
 
-// SAFETY: `inner` is reached only through a `ShardGuard`, and a guard exists
-// only while its thread holds `locked` (acquired with Acquire, released with
-// Release), so at most one thread accesses `Inner` (and the hot and cold
-// lines of its span) at a time and its writes are visible to the next
-// holder. `span` is immutable; its buckets are atomics. The regions the
-// pointers name belong to the `SessionTable` that owns the shards.
+// SAFETY: `inner` is reached only through a `ShardGuard`. A guard exists
+// only while its thread holds either this shard's lock or, for a table
+// that locks whole chunks (`Locking::Chunk` in mod.rs), the table's lock,
+// which every path to every shard of such a table then takes: a table
+// uses one scheme for its whole life. Both locks are acquired with Acquire
+// and released with Release, so at most one thread accesses `Inner` (and
+// the hot and cold lines of its span) at a time and its writes are visible
+// to the next holder. `span` is immutable; its buckets are atomics. The
+// regions the pointers name belong to the `SessionTable` that owns the
+// shards.
 unsafe impl Sync for Shard {}
 // SAFETY: as above; nothing in a shard is tied to a thread.
 unsafe impl Send for Shard {}
@@ -867,41 +908,47 @@ unsafe impl Send for Shard {}
 impl Shard {
     pub fn new(span: Span, seeds: [u64; 2]) -> Self {
         Shard {
-            locked: AtomicBool::new(false),
+            lock: SpinLock::new(),
             span,
             inner: UnsafeCell::new(Inner::new(span, seeds)),
         }
     }
 
-    /// Spins until the shard is ours. Critical sections are O(1) (or bounded
-    /// by a budget on the control path), so spinning beats sleeping.
+    /// Spins until the shard is ours.
     #[inline]
     pub fn lock(&self) -> ShardGuard<'_> {
-        loop {
-            if self
-                .locked
-                .compare_exchange_weak(false, true, std::sync::atomic::Ordering::Acquire, Relaxed)
-                .is_ok()
-            {
-                return ShardGuard { shard: self };
-            }
-            // Wait on a plain load so the line stays shared while it is held.
-            while self.locked.load(Relaxed) {
-                std::hint::spin_loop();
-            }
+        ShardGuard {
+            shard: self,
+            _held: Some(self.lock.lock()),
+        }
+    }
+
+    /// The shard, under a lock the caller already holds for it.
+    ///
+    /// # Safety
+    /// The caller holds a lock that every other access to this shard's
+    /// `Inner` also takes for as long as the guard lives (the table lock of
+    /// a `Locking::Chunk` table), and never calls `lock` on this shard.
+    #[inline]
+    pub unsafe fn assume_locked(&self) -> ShardGuard<'_> {
+        ShardGuard {
+            shard: self,
+            _held: None,
         }
     }
 }
 
 pub(super) struct ShardGuard<'a> {
     shard: &'a Shard,
+    /// The shard's own lock, or None under the table's (`assume_locked`).
+    _held: Option<SpinGuard<'a>>,
 }
 
 impl Deref for ShardGuard<'_> {
     type Target = Inner;
     #[inline]
     fn deref(&self) -> &Inner {
-        // SAFETY: this guard holds the shard lock (see `unsafe impl Sync`).
+        // SAFETY: this guard exists only under a lock (see `unsafe impl Sync`).
         unsafe { &*self.shard.inner.get() }
     }
 }
@@ -912,14 +959,5 @@ impl DerefMut for ShardGuard<'_> {
         // SAFETY: as above, and `&mut self` makes this the only reference
         // derived from the guard.
         unsafe { &mut *self.shard.inner.get() }
-    }
-}
-
-impl Drop for ShardGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.shard
-            .locked
-            .store(false, std::sync::atomic::Ordering::Release);
     }
 }

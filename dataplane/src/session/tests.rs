@@ -43,8 +43,41 @@ fn seg(flags: u8, seq: u32, ack: u32) -> Segment {
     tcp_seg(flags, seq, ack, 0, 65535, None)
 }
 
+/// A pseudo-random request (xorshift on `x`) over `flows` flows: TCP with
+/// any of the usual flags and small sequence numbers, UDP or ICMP, either
+/// direction, creating or not.
+fn random_request(x: &mut u64, flows: u64) -> Request {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    let x = *x;
+    let f = (x % flows) as u32;
+    let proto = [6u8, 17, 1][(f % 3) as usize];
+    let seg = match proto {
+        6 => {
+            let flags = [SYN, SYN | ACK, ACK, FIN | ACK, RST, ACK][(x >> 20) as usize % 6];
+            seg(flags, (x >> 32) as u32 % 3, (x >> 40) as u32 % 3)
+        }
+        17 => Segment::Udp,
+        _ => Segment::Icmp,
+    };
+    Request {
+        key: key(f, proto),
+        seg,
+        dir: if x & (1 << 50) != 0 {
+            Dir::Out
+        } else {
+            Dir::In
+        },
+        bytes: (x >> 52) as u32,
+        create: x & (1 << 51) != 0,
+    }
+}
+
+/// A table as one worker's dataplane gets it (locked per chunk); the
+/// per-shard scheme is checked against it in `tests/locking.rs`.
 fn table(cap: usize) -> SessionTable {
-    SessionTable::new(cap, Timeouts::default())
+    SessionTable::for_workers(cap, Timeouts::default(), 1)
 }
 
 fn out(t: &SessionTable, k: &Key, s: Segment, now: u32) -> Track {
@@ -56,9 +89,7 @@ fn inb(t: &SessionTable, k: &Key, s: Segment, now: u32) -> Track {
 }
 
 fn audit(t: &SessionTable) {
-    for s in t.shards.iter() {
-        s.lock().audit();
-    }
+    t.each_shard(|s| s.audit());
 }
 
 /// Client ISN `c`, server ISN `s`; both offer window scale 7. After it the
@@ -818,7 +849,7 @@ fn clear_drops_everything() {
     t.clear();
     assert_eq!(t.stats().active, 0);
     assert_eq!(t.lookup(&key(5, 17), T0), None);
-    let cleared: u64 = t.shards.iter().map(|s| s.lock().counters.cleared).sum();
+    let cleared = t.sum_shards(|s| s.counters.cleared);
     assert_eq!(cleared, 100);
     assert_eq!(
         out(&t, &key(5, 17), Segment::Udp, T0),
@@ -847,7 +878,7 @@ fn capacity_is_exact_and_shards_bounded() {
         assert_eq!(t.stats().capacity, want as u64);
         let n = t.shards.len();
         assert!(n.is_power_of_two() && n <= 256 && n <= want, "{m}: {n}");
-        let slots: usize = t.shards.iter().map(|s| s.lock().slots()).sum();
+        let slots = t.sum_shards(|s| s.slots() as u64) as usize;
         assert_eq!(slots, want);
     }
     assert_eq!(table(1 << 20).shards.len(), 256);
@@ -912,8 +943,22 @@ fn hostile_segments_never_panic() {
 
 #[test]
 fn concurrent_workers_keep_stats_consistent() {
+    concurrent_workers(SessionTable::new(512, Timeouts::default()));
+}
+
+/// A one-worker table stays correct if more threads use it anyway (a
+/// worker count raised without a restart of the table would do that).
+#[test]
+fn concurrent_workers_on_a_chunk_locked_table() {
+    let t = table(512);
+    assert!(t.locks_per_chunk());
+    concurrent_workers(t);
+}
+
+fn concurrent_workers(t: SessionTable) {
     const CAP: usize = 512;
-    let t = Arc::new(table(CAP));
+    assert_eq!(t.capacity(), CAP);
+    let t = Arc::new(t);
     let clock = Arc::new(AtomicU32::new(u32::MAX - 200)); // wraps during the run
     let done = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -980,7 +1025,7 @@ fn concurrent_workers_keep_stats_consistent() {
     assert_eq!(st.active, st.created - st.expired - st.evicted);
     t.clear();
     let st = t.stats();
-    let cleared: u64 = t.shards.iter().map(|s| s.lock().counters.cleared).sum();
+    let cleared = t.sum_shards(|s| s.counters.cleared);
     assert_eq!(st.active, 0);
     assert_eq!(st.created - st.expired - st.evicted - cleared, 0);
 }
@@ -1009,5 +1054,8 @@ mod security;
 /// Issue 17: expiry FIFOs, tag index, batches, huge pages.
 mod expiry;
 
-/// Issue 17: a cache-resident table's batches skip the prefetch passes.
+/// Issue 17: batches agree with packets one by one, small table or big.
 mod small_batch;
+
+/// Issue 17: a one-worker table locks per chunk, others per shard.
+mod locking;

@@ -11,7 +11,7 @@ fn one_shard() -> SessionTable {
 }
 
 fn requeued(t: &SessionTable) -> u64 {
-    t.shards.iter().map(|s| s.lock().counters.requeued).sum()
+    t.sum_shards(|s| s.counters.requeued)
 }
 
 #[test]
@@ -227,30 +227,7 @@ fn a_batch_is_the_same_as_one_by_one() {
         let now = T0 + round;
         let n = 1 + (x % 200) as usize;
         for r in reqs.iter_mut().take(n) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let f = (x % 500) as u32;
-            let proto = [6u8, 17, 1][(f % 3) as usize];
-            let seg = match proto {
-                6 => {
-                    let flags = [SYN, SYN | ACK, ACK, FIN | ACK, RST, ACK][(x >> 20) as usize % 6];
-                    seg(flags, (x >> 32) as u32 % 3, (x >> 40) as u32 % 3)
-                }
-                17 => Segment::Udp,
-                _ => Segment::Icmp,
-            };
-            *r = Request {
-                key: key(f, proto),
-                seg,
-                dir: if x & (1 << 50) != 0 {
-                    Dir::Out
-                } else {
-                    Dir::In
-                },
-                bytes: (x >> 52) as u32,
-                create: x & (1 << 51) != 0,
-            };
+            *r = random_request(&mut x, 500);
         }
         batch.track_batch(&reqs[..n], now, &mut got[..n]);
         for (r, g) in reqs[..n].iter().zip(&got[..n]) {
