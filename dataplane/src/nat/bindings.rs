@@ -75,6 +75,53 @@ pub struct ProtoStats {
 
 /// Flag of a `reverse` word in use; the LAN address and port below it.
 const LIVE: u64 = 1 << 63;
+/// Flag of a `reverse` word that is a port forward: reserved for good, its
+/// mapping holds one share of its own so it is never given back.
+const FORWARD: u64 = 1 << 62;
+/// The LAN address and port of a `reverse` word.
+const EP_MASK: u64 = (1 << 48) - 1;
+
+/// A port forward (DNAT): new flows from the internet to the shared
+/// address and `port` go to the LAN endpoint `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub proto: NatProto,
+    pub port: u16,
+    pub to: Endpoint,
+}
+
+impl Forward {
+    pub fn from_config(f: &ipoe_config::PortForward) -> Self {
+        Forward {
+            proto: match f.proto {
+                ipoe_config::ForwardProto::Tcp => NatProto::Tcp,
+                ipoe_config::ForwardProto::Udp => NatProto::Udp,
+            },
+            port: f.port,
+            to: (*f.to.ip(), f.to.port()),
+        }
+    }
+}
+
+/// Why a port forward could not be installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The port is not in the set (or is port 0); config refuses this
+    /// first, but the set may have changed with the prefix since.
+    NotInSet(Forward),
+    /// Another forward already holds this protocol and port.
+    Duplicate(Forward),
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (why, fw) = match self {
+            ForwardError::NotInSet(fw) => ("not in the port set", fw),
+            ForwardError::Duplicate(fw) => ("forwarded twice", fw),
+        };
+        write!(f, "port forward {} {}: {why}", fw.proto.name(), fw.port)
+    }
+}
 /// `fwd` slot value of an empty slot.
 const EMPTY: u32 = u32::MAX;
 
@@ -97,6 +144,8 @@ pub struct Bindings {
     seed: u64,
     external: Ipv4Addr,
     pool: PortPool,
+    /// The port forwards, as installed.
+    forwards: Vec<Forward>,
     protos: [Spin<ProtoNat>; 3],
     /// Per protocol and dense index: `LIVE | addr << 16 | port` of the
     /// owner, 0 when unmapped. Written under the protocol's lock.
@@ -133,6 +182,7 @@ impl Bindings {
             seed,
             external,
             pool,
+            forwards: Vec::new(),
             protos: [proto(), proto(), proto()],
             reverse: [rev(), rev(), rev()],
         }
@@ -142,6 +192,52 @@ impl Bindings {
     pub fn with_id(mut self, id: u8) -> Self {
         self.id = id;
         self
+    }
+
+    /// [`Bindings::new`] with the config's port forwards installed.
+    pub fn from_config(
+        external: Ipv4Addr,
+        pool: PortPool,
+        limits: Limits,
+        forwards: &[ipoe_config::PortForward],
+    ) -> Result<Self, ForwardError> {
+        let list: Vec<Forward> = forwards.iter().map(Forward::from_config).collect();
+        Bindings::new(external, pool, limits).with_forwards(&list)
+    }
+
+    /// The same bindings with `list` installed: each port reserved in its
+    /// protocol's allocator for good and mapped to its LAN endpoint. That
+    /// endpoint's own outbound flows then leave from the forwarded port too
+    /// (endpoint-independent), unless it is forwarded twice: then from the
+    /// first forward's port.
+    pub fn with_forwards(mut self, list: &[Forward]) -> Result<Self, ForwardError> {
+        for &f in list {
+            let p = f.proto.idx();
+            let mut g = self.protos[p].lock();
+            let i = match self.pool.index_of(f.port) {
+                Some(i) if f.port != 0 => i,
+                _ => return Err(ForwardError::NotInSet(f)),
+            };
+            if self.reverse[p][i as usize].load(Ordering::Relaxed) != 0 || !g.alloc.reserve(f.port)
+            {
+                return Err(ForwardError::Duplicate(f));
+            }
+            let key = ep_key(f.to);
+            let (slot, found) = probe(&g.fwd, key);
+            if !found {
+                g.fwd[slot] = (key, i);
+            }
+            g.refs[i as usize] = 1;
+            self.reverse[p][i as usize].store(LIVE | FORWARD | key, Ordering::Release);
+            drop(g);
+            self.forwards.push(f);
+        }
+        Ok(self)
+    }
+
+    /// The port forwards installed.
+    pub fn forwards(&self) -> &[Forward] {
+        &self.forwards
     }
 
     pub fn id(&self) -> u8 {
@@ -197,7 +293,9 @@ impl Bindings {
             return false;
         };
         let mut g = self.protos[p.idx()].lock();
-        if g.refs[i as usize] == 0 {
+        let forward = self.reverse[p.idx()][i as usize].load(Ordering::Relaxed) & FORWARD != 0;
+        // A forward's own share is never given back.
+        if g.refs[i as usize] <= u32::from(forward) {
             return false;
         }
         g.refs[i as usize] -= 1;
@@ -205,7 +303,7 @@ impl Bindings {
             return true;
         }
         let word = self.reverse[p.idx()][i as usize].swap(0, Ordering::Release);
-        let (slot, found) = probe(&g.fwd, word & !LIVE);
+        let (slot, found) = probe(&g.fwd, word & EP_MASK);
         if found {
             remove_at(&mut g.fwd, slot);
         }
@@ -216,9 +314,31 @@ impl Bindings {
     /// The LAN endpoint that owns `ext_port`, if mapped. No lock.
     #[inline]
     pub fn internal(&self, p: NatProto, ext_port: u16) -> Option<Endpoint> {
+        self.inbound(p, ext_port).map(|(ep, _)| ep)
+    }
+
+    /// As [`Bindings::internal`], and whether `ext_port` is a port forward
+    /// (new inbound flows welcome). One atomic read.
+    #[inline]
+    pub fn inbound(&self, p: NatProto, ext_port: u16) -> Option<(Endpoint, bool)> {
         let i = self.pool.index_of(ext_port)?;
         let w = self.reverse[p.idx()][i as usize].load(Ordering::Acquire);
-        (w & LIVE != 0).then(|| (Ipv4Addr::from((w >> 16) as u32), w as u16))
+        (w & LIVE != 0).then(|| {
+            let ep = (Ipv4Addr::from((w >> 16) as u32), w as u16);
+            (ep, w & FORWARD != 0)
+        })
+    }
+
+    /// One more session counted on the port forward `ext_port` (a new
+    /// inbound flow to it); `None` if it is not a forward.
+    pub fn bind_forward(&self, p: NatProto, ext_port: u16) -> Option<u16> {
+        let i = self.pool.index_of(ext_port)? as usize;
+        let mut g = self.protos[p.idx()].lock();
+        if self.reverse[p.idx()][i].load(Ordering::Relaxed) & FORWARD == 0 {
+            return None;
+        }
+        g.refs[i] += 1;
+        Some(ext_port)
     }
 
     /// The external port `int` is mapped to, if any (no session counted).
@@ -267,21 +387,31 @@ impl Bindings {
         for p in NatProto::ALL {
             let g = self.protos[p.idx()].lock();
             g.alloc.audit();
-            let mut mapped = 0;
+            let (mut mapped, mut dynamic) = (std::collections::HashSet::new(), 0);
             for i in 0..self.pool.len() {
                 let w = self.reverse[p.idx()][i as usize].load(Ordering::Relaxed);
                 let port = self.pool.port_at(i).unwrap();
+                let forward = w & FORWARD != 0;
                 assert_eq!(w != 0, g.refs[i as usize] > 0, "{p:?} port {port}");
-                assert_eq!(w != 0, g.alloc.is_live(port), "{p:?} port {port}");
+                assert_eq!(
+                    w != 0 && !forward,
+                    g.alloc.is_live(port),
+                    "{p:?} port {port}"
+                );
                 if w != 0 {
-                    mapped += 1;
-                    let (slot, found) = probe(&g.fwd, w & !LIVE);
-                    assert!(found && g.fwd[slot].1 == i, "{p:?} port {port} not indexed");
+                    mapped.insert(w & EP_MASK);
+                    dynamic += usize::from(!forward);
+                    let (slot, found) = probe(&g.fwd, w & EP_MASK);
+                    // A LAN endpoint forwarded twice is indexed once.
+                    assert!(
+                        found && (forward || g.fwd[slot].1 == i),
+                        "{p:?} port {port} not indexed"
+                    );
                 }
             }
             let indexed = g.fwd.iter().filter(|e| e.1 != EMPTY).count();
-            assert_eq!(indexed, mapped);
-            assert_eq!(g.alloc.in_use() as usize, mapped);
+            assert_eq!(indexed, mapped.len());
+            assert_eq!(g.alloc.in_use() as usize, dynamic);
         }
     }
 }

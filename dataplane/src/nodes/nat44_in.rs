@@ -6,14 +6,16 @@
 //! (address-and-port-dependent filtering, RFC 4787 REQ-8), which it
 //! refreshes. ICMP errors are translated back through the packet they
 //! quote, if that packet belongs to a session (looked up, not refreshed).
-//! Then ip4-rewrite sends it on the LAN.
+//! A port forward's port welcomes new flows: they open a session of the
+//! forward's LAN endpoint carrying the forwarded port, so its replies leave
+//! from that port. Then ip4-rewrite sends it on the LAN.
 
 use crate::flow::{flow_of, ipv4_l4, mapped};
 use crate::graph::{Cx, NodeId};
 use crate::nat::bindings::NatProto;
 use crate::nat::rewrite::{quoted, rewrite, untranslate_error, Side};
 use crate::nodes::nat44_out::clamp_syn;
-use crate::session::{Dir, Invalid, Key, Request, Track};
+use crate::session::{Dir, Invalid, Key, Nat, Request, Track};
 use crate::wire::{ETH_LEN, PROTO_ICMP};
 
 crate::node_errors! {
@@ -30,6 +32,7 @@ crate::node_errors! {
         TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
         Clamped => ("mss-clamped", "SYN-ACKs whose MSS was lowered (not a drop)"),
+        Forwarded => ("port-forwarded", "new inbound flows a port forward sent to its LAN host (not a drop)"),
     }
 }
 
@@ -87,7 +90,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         };
         // The key holds the external port so far: its owner is the key's
         // LAN side.
-        let Some((addr, port)) = nat.internal(proto, key.int_port) else {
+        let ext_port = key.int_port;
+        let Some(((addr, port), forward)) = nat.inbound(proto, ext_port) else {
             cx.drop(i, Error::NoMapping.index());
             continue;
         };
@@ -98,9 +102,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             seg,
             dir: Dir::In,
             bytes: ip.len() as u32,
-            create: false,
+            create: forward,
         };
-        let (track, _) = fw.sessions.track_nat(&req, now, &mut || None);
+        let mut bind = || {
+            nat.bind_forward(proto, ext_port).map(|port| Nat {
+                port,
+                addr: nat.id(),
+            })
+        };
+        let (track, _) = fw.sessions.track_nat(&req, now, &mut bind);
+        let forwarded = forward && matches!(track, Track::Created(_));
         let why = match track {
             Track::Existing(_) | Track::Created(_) => None,
             Track::NotFound | Track::Refused => Some(Error::Filtered),
@@ -120,6 +131,9 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             if clamp_syn(ip, l4.off, l4.proto, mss) {
                 cx.count(Error::Clamped.index());
             }
+        }
+        if forwarded {
+            cx.count(Error::Forwarded.index());
         }
         cx.next(i, NodeId::Ip4Rewrite);
     }

@@ -400,3 +400,5 @@ fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
     let unknown = dslite_decap::Error::UnknownAftr.index();
     assert_eq!(errors(&g2, NodeId::DsliteDecap, unknown), 1);
 }
+
+mod forward;

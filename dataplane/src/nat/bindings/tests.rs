@@ -153,3 +153,39 @@ fn churn_keeps_the_three_views_in_step() {
     assert!(b.stats(NatProto::Udp).ports.exhausted > 0);
     b.audit();
 }
+
+#[test]
+fn forwards_from_the_config_are_reserved_and_a_bad_one_refused() {
+    use super::{Forward, ForwardError};
+    use ipoe_config::{ForwardProto, PortForward};
+    let set = PortPool::from_set(ipoe_proto::map::PortSet::new(4, 8, 0x3c));
+    let inside = set.port_at(10).unwrap();
+    let fw = |proto, port| PortForward {
+        proto,
+        port,
+        to: "192.168.2.20:8080".parse().unwrap(),
+    };
+    let lim = Limits::default();
+    let ext = Ipv4Addr::new(203, 0, 113, 77);
+    let b = Bindings::from_config(
+        ext,
+        set,
+        lim,
+        &[fw(ForwardProto::Tcp, inside), fw(ForwardProto::Udp, inside)],
+    )
+    .unwrap();
+    let to = (Ipv4Addr::new(192, 168, 2, 20), 8080);
+    assert_eq!(b.inbound(NatProto::Tcp, inside), Some((to, true)));
+    assert_eq!(b.inbound(NatProto::Udp, inside), Some((to, true)));
+    assert_eq!(b.inbound(NatProto::Icmp, inside), None);
+    assert_eq!(b.forwards().len(), 2);
+    b.audit();
+
+    // Past the end of a run of 16.
+    let outside = set.port_at(15).unwrap() + 1;
+    let err = Bindings::from_config(ext, set, lim, &[fw(ForwardProto::Tcp, outside)]).unwrap_err();
+    assert!(matches!(err, ForwardError::NotInSet(Forward { port, .. }) if port == outside));
+    let twice = [fw(ForwardProto::Tcp, inside), fw(ForwardProto::Tcp, inside)];
+    let err = Bindings::from_config(ext, set, lim, &twice).unwrap_err();
+    assert!(matches!(err, ForwardError::Duplicate(_)));
+}
