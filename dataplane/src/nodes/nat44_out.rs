@@ -8,6 +8,12 @@
 //! Then dslite-encap puts it into IPv6 toward the BR, from the CE address.
 //!
 //! A later fragment carries no ports: it gets the address only.
+//!
+//! Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): TCP or UDP to the shared
+//! address itself, once its source is translated, goes to nat44-in as if
+//! it came back through the BR, so it reaches the LAN endpoint behind the
+//! destination port (by its filtering, or a port forward) and sees the
+//! sender's external address and port; it never goes to the BR.
 
 use std::net::Ipv4Addr;
 
@@ -34,6 +40,7 @@ crate::node_errors! {
         TcpBadFlags => ("tcp-bad-flags", "TCP flag combination never valid (SYN+FIN, SYN+RST, none)"),
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
         Clamped => ("mss-clamped", "SYNs whose MSS was lowered (not a drop)"),
+        Hairpinned => ("hairpinned", "sent to the shared address: turned back to nat44-in (not a drop)"),
     }
 }
 
@@ -56,8 +63,11 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         };
         // Too big for the tunnel with DF: the error must quote the LAN
-        // host's own packet, so it is sent before the translation.
-        if ip.len() > usize::from(tun.mtu) && ip[6] & 0x40 != 0 && !local {
+        // host's own packet, so it is sent before the translation. (A
+        // hairpinned one never enters the tunnel: ip4-rewrite checks it
+        // against the LAN MTU.)
+        let to_tunnel = ip.get(16..20) != Some(&ext[..]);
+        if ip.len() > usize::from(tun.mtu) && ip[6] & 0x40 != 0 && !local && to_tunnel {
             cx.count(Error::TooBig.index());
             cx.meta[usize::from(i)].icmp = (3, 4, tun.mtu);
             cx.next(i, NodeId::Icmp4Error);
@@ -139,10 +149,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::Truncated.index());
             continue;
         }
+        let hairpin = ip[16..20] == ext && proto != NatProto::Icmp;
         if let Some(mss) = clamp {
             if clamp_syn(ip, l4.off, l4.proto, mss) {
                 cx.count(Error::Clamped.index());
             }
+        }
+        if hairpin {
+            cx.count(Error::Hairpinned.index());
+            cx.next(i, NodeId::Nat44In);
+            continue;
         }
         cx.next(i, NodeId::DsliteEncap);
     }

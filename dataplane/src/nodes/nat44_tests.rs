@@ -402,3 +402,4 @@ fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
 }
 
 mod forward;
+mod hairpin;
