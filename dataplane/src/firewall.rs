@@ -216,6 +216,8 @@ pub struct WorkerFirewall {
     /// control thread, so they agree on every session's age.
     pub epoch: Instant,
     pub frags: FragCache,
+    /// NAPT44: the translations of inbound fragmented datagrams.
+    pub nat_frags: crate::nat::frags::NatFrags,
     pub echo: EchoLimiter,
     pub log: Option<Arc<DropLog>>,
     /// LAN neighbors forwarded to, for the control thread's neighbor engine
@@ -231,6 +233,7 @@ impl WorkerFirewall {
             sessions,
             epoch,
             frags: FragCache::default(),
+            nat_frags: Default::default(),
             echo: EchoLimiter::default(),
             log,
             neigh_use: Arc::default(),

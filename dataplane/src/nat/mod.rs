@@ -6,6 +6,7 @@
 //! clock; nothing here allocates after construction.
 
 pub mod bindings;
+pub mod frags;
 pub mod ports;
 pub mod rewrite;
 

@@ -9,10 +9,16 @@
 //! A port forward's port welcomes new flows: they open a session of the
 //! forward's LAN endpoint carrying the forwarded port, so its replies leave
 //! from that port. Then ip4-rewrite sends it on the LAN.
+//!
+//! Fragments: a first fragment is translated like a whole datagram and its
+//! translation remembered (`nat::frags`, per worker); later fragments,
+//! handled after the rest of the vector so one that overtook its first
+//! fragment there still finds it, only get the LAN host's address.
 
 use crate::flow::{flow_of, ipv4_l4, mapped};
-use crate::graph::{Cx, NodeId};
+use crate::graph::{Cx, NodeId, MAX_VECTOR};
 use crate::nat::bindings::NatProto;
+use crate::nat::frags::FragKey;
 use crate::nat::rewrite::{quoted, rewrite, untranslate_error, Side};
 use crate::nodes::nat44_out::clamp_syn;
 use crate::session::{Dir, Invalid, Key, Nat, Request, Track};
@@ -23,7 +29,7 @@ crate::node_errors! {
         NoNat => ("no-nat", "no shared IPv4 address and port set yet"),
         Truncated => ("truncated", "upper-layer header truncated"),
         Protocol => ("protocol", "neither TCP, UDP nor ICMP: nothing maps it to a LAN host"),
-        Fragment => ("fragment", "later fragment for the shared address (not reassembled yet)"),
+        Fragment => ("fragment", "later fragment whose first fragment did not pass (or came too long before, or was evicted)"),
         IcmpType => ("icmp-type", "ICMP other than echo reply, unreachable, time exceeded, parameter problem"),
         NoMapping => ("no-mapping", "destination port (or echo identifier) mapped to no LAN host"),
         Filtered => ("filtered", "the LAN endpoint has no session with this remote address and port"),
@@ -33,6 +39,7 @@ crate::node_errors! {
         TcpOutOfWindow => ("tcp-out-of-window", "TCP RST or segment outside the window"),
         Clamped => ("mss-clamped", "SYN-ACKs whose MSS was lowered (not a drop)"),
         Forwarded => ("port-forwarded", "new inbound flows a port forward sent to its LAN host (not a drop)"),
+        FragEvicted => ("frag-evicted", "fragmented datagrams forgotten for room: their later fragments are dropped (not a drop)"),
     }
 }
 
@@ -45,6 +52,8 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         return;
     };
     let clamp = fib.firewall.mss_clamp_v4;
+    let mut later = [0u16; MAX_VECTOR];
+    let mut n_later = 0;
     for &i in pkts {
         let now = cx.now_s;
         let (data, fw) = cx.data_fw(i);
@@ -54,9 +63,16 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         };
         let l4 = ipv4_l4(ip);
         if l4.frag.is_some_and(|f| !f.is_first()) {
-            cx.drop(i, Error::Fragment.index());
+            // `pkts` is at most a vector.
+            if let Some(slot) = later.get_mut(n_later) {
+                *slot = i;
+                n_later += 1;
+            } else {
+                cx.drop(i, Error::Fragment.index());
+            }
             continue;
         }
+        let frag_key = l4.frag.and_then(|_| FragKey::of(ip));
         let up = &ip[l4.off.min(ip.len())..];
         if l4.proto == PROTO_ICMP {
             match up.first() {
@@ -127,6 +143,12 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.drop(i, Error::Truncated.index());
             continue;
         }
+        let mut evicted = false;
+        if let Some(k) = frag_key {
+            let before = fw.nat_frags.evicted;
+            fw.nat_frags.insert(&k, addr.octets(), now);
+            evicted = fw.nat_frags.evicted != before;
+        }
         if let Some(mss) = clamp {
             if clamp_syn(ip, l4.off, l4.proto, mss) {
                 cx.count(Error::Clamped.index());
@@ -135,7 +157,23 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         if forwarded {
             cx.count(Error::Forwarded.index());
         }
+        if evicted {
+            cx.count(Error::FragEvicted.index());
+        }
         cx.next(i, NodeId::Ip4Rewrite);
+    }
+    for &i in &later[..n_later] {
+        let now = cx.now_s;
+        let (data, fw) = cx.data_fw(i);
+        let ip = &mut data[ETH_LEN..];
+        let l4 = ipv4_l4(ip);
+        let to = FragKey::of(ip).and_then(|k| fw.nat_frags.lookup(&k, now));
+        // A later fragment has no ports: the address is all it changes.
+        match to.map(|to| rewrite(ip, &l4, Side::Dst, to, 0)) {
+            Some(Ok(())) => cx.next(i, NodeId::Ip4Rewrite),
+            Some(Err(_)) => cx.drop(i, Error::Truncated.index()),
+            None => cx.drop(i, Error::Fragment.index()),
+        }
     }
 }
 

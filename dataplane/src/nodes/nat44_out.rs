@@ -77,8 +77,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         if l4.frag.is_some_and(|f| !f.is_first()) {
             // The far end reassembles by (source, destination, id,
             // protocol): the shared source is all it needs.
+            let next = if to_tunnel {
+                NodeId::DsliteEncap
+            } else {
+                NodeId::Nat44In
+            };
             match rewrite(ip, &l4, Side::Src, ext, 0) {
-                Ok(()) => cx.next(i, NodeId::DsliteEncap),
+                Ok(()) => cx.next(i, next),
                 Err(_) => cx.drop(i, Error::Truncated.index()),
             }
             continue;

@@ -162,3 +162,62 @@ fn a_lan_host_reaches_a_port_forward_on_the_shared_address() {
     );
     assert_eq!(g.stats.nodes[NodeId::DsliteEncap as usize].calls, 0);
 }
+
+#[test]
+fn a_fragmented_datagram_hairpins_whole() {
+    let (mut g, fib, _) = two_hosts(v6plus(), &[]);
+    let a = (HOST4, HOST_MAC);
+    let b = (HOST_B, HOST_B_MAC);
+    let pa = external_port(&mut g, &fib, a, 40000);
+    let pb = external_port(&mut g, &fib, b, 41000);
+    // A punches (filtered at B), B's packet then reaches A; A answers
+    // with a datagram it sent in two fragments.
+    assert!(run(
+        &mut g,
+        &fib,
+        &[(Port::Lan, udp_from(a, 40000, (SHARED, pb), b"a"))],
+        101
+    )
+    .is_empty());
+    assert_eq!(
+        run(
+            &mut g,
+            &fib,
+            &[(Port::Lan, udp_from(b, 41000, (SHARED, pa), b"b"))],
+            101
+        )
+        .len(),
+        1
+    );
+    let payload: Vec<u8> = (0..1600u32).map(|k| k as u8).collect();
+    let whole = udp_v4(HOST4, 40000, SHARED, pb, 64, &payload);
+    let frames: Vec<(Port, Vec<u8>)> = super::fragments::split(&whole, 1400)
+        .iter()
+        .map(|f| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&LAN_MAC);
+            v.extend_from_slice(&HOST_MAC);
+            v.extend_from_slice(&0x0800u16.to_be_bytes());
+            v.extend_from_slice(f);
+            (Port::Lan, v)
+        })
+        .collect();
+    let out = run(&mut g, &fib, &frames, 101);
+    assert_eq!(
+        out.len(),
+        2,
+        "{:?}",
+        g.stats.nodes[NodeId::Nat44In as usize].errors
+    );
+    let want = super::fragments::split(&udp_v4(SHARED, pa, HOST_B, 41000, 63, &payload), 1400);
+    for (k, (p, f)) in out.iter().enumerate() {
+        assert_eq!(*p, Port::Lan);
+        assert_eq!(&f[..6], &HOST_B_MAC);
+        assert_eq!(f[ETH_LEN..], want[k][..], "fragment {k}");
+    }
+    assert_eq!(
+        g.stats.nodes[NodeId::DsliteEncap as usize].calls,
+        2,
+        "only the two STUN packets"
+    );
+}
