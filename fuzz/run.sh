@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 FUZZ_TIME=${FUZZ_TIME:-60}
 ALL=(graph_wan graph_lan dhcp4_server dhcp6_client ra_ndp_arp mld config ctl_request
-    dhcp6_server lan_ra aftr_resolver dns_proxy)
+    dhcp6_server lan_ra aftr_resolver dns_proxy graph_napt)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 
@@ -23,7 +23,7 @@ TARGETS=("$@")
 # messages for the protocol engines, a large config, a long request line.
 max_len() {
     case "$1" in
-    graph_wan | graph_lan) echo 8192 ;;
+    graph_wan | graph_lan | graph_napt) echo 8192 ;;
     dhcp4_server | dhcp6_client | ra_ndp_arp | mld) echo 4096 ;;
     dhcp6_server | lan_ra | aftr_resolver | dns_proxy) echo 4096 ;;
     config) echo 8192 ;;

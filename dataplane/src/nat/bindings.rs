@@ -188,6 +188,14 @@ impl Bindings {
         }
     }
 
+    /// The same bindings with `seed` as the secret of [`Bindings::hint`]
+    /// instead of a random one: port choice becomes reproducible, which a
+    /// fuzzer needs (never for a live router).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// The same bindings with identity `id` (see `Nat::addr`).
     pub fn with_id(mut self, id: u8) -> Self {
         self.id = id;
