@@ -451,8 +451,9 @@ pub fn tunnel(r: &Router) -> Value {
     json!({
         "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),
         "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
-        "b4": l.b4.map(|a| a.to_string()),
-        "aftr": l.aftr.map(|a| a.to_string()),
+        // Under MAP-E the tunnel runs from the CE address to the BR.
+        "b4": l.b4.or(fib.tunnel.map(|t| t.b4)).map(|a| a.to_string()),
+        "aftr": l.aftr.or(fib.tunnel.map(|t| t.aftr)).map(|a| a.to_string()),
         "aftr_learned_from": l.aftr_source.map(|s| s.as_str()),
         "dns": resolver,
         "up": fib.tunnel.is_some() && fib.gateway.is_some(),
