@@ -4,17 +4,20 @@
 //! the NAPT44 bindings the workers translate with, the tunnel to the BR,
 //! and the CE address the WAN must answer for when it is on-link.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipoe_config::{Config, MapRuleChoice};
-use ipoe_dataplane::nat::bindings::Bindings;
+use ipoe_dataplane::nat::bindings::{Bindings, NatProto};
 use ipoe_dataplane::nat::ports::Limits;
 use ipoe_dataplane::nat::{Fmr, PortPool};
 use ipoe_dataplane::session::SessionTable;
 use ipoe_dataplane::tables::{Fib, Tunnel};
 use ipoe_proto::map::jp_rules::{self, Provider};
 use ipoe_proto::map::{IidFormat, Mapping, Prefix6, Rule};
+
+use serde_json::{json, Value};
 
 use crate::wan::Learned;
 
@@ -265,15 +268,119 @@ pub fn describe_runs(pool: PortPool) -> String {
 
 /// The contiguous runs of a pool, ascending.
 pub fn runs(pool: PortPool) -> Vec<(u16, u16)> {
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for i in 0..pool.len() {
-        let Some(p) = pool.port_at(i) else { break };
-        match out.last_mut() {
-            Some(last) if u32::from(last.1) + 1 == u32::from(p) => last.1 = p,
-            _ => out.push((p, p)),
+    pool.runs()
+}
+
+/// LAN hosts `show map` lists at most (the biggest users first).
+pub const SHOW_HOSTS: usize = 256;
+
+impl MapState {
+    /// `show map` (control/PROTOCOL.md).
+    pub fn report(&self, config: &Config) -> Value {
+        let Some(m) = &config.map_e else {
+            return json!({"configured": false});
+        };
+        let iid = match IidFormat::from(m.iid_format) {
+            IidFormat::Legacy => "legacy",
+            IidFormat::Rfc7597 => "rfc7597",
+        };
+        let (Some(d), Some(b)) = (&self.current, &self.napt) else {
+            return json!({
+                "configured": true,
+                "up": false,
+                "rule_source": match m.rule { MapRuleChoice::Auto => "auto", MapRuleChoice::Rule(_) => "config" },
+                "iid_format": iid,
+                "error": self.error,
+                "prefix_changes": self.changes,
+            });
+        };
+        let pool = b.pool();
+        let mut in_use = serde_json::Map::new();
+        let mut in_grace = serde_json::Map::new();
+        let mut exhausted = 0;
+        let mut host_limit = 0;
+        let (mut total, mut grace_total) = (0, 0);
+        // Per LAN host: its ports of each protocol, from the owners of the
+        // whole set (bounded by the set: 240, 1008, or 64512 for a whole
+        // address).
+        let mut hosts: BTreeMap<Ipv4Addr, [u32; 3]> = BTreeMap::new();
+        for (k, p) in NatProto::ALL.into_iter().enumerate() {
+            let st = b.stats(p);
+            in_use.insert(p.name().to_owned(), json!(st.mappings));
+            in_grace.insert(p.name().to_owned(), json!(st.in_grace));
+            total += st.mappings;
+            grace_total += st.in_grace;
+            exhausted += st.ports.exhausted;
+            host_limit += st.ports.host_limit + st.ports.hosts_full;
+            for i in 0..pool.len() {
+                let Some(port) = pool.port_at(i) else { break };
+                if let Some((host, _)) = b.internal(p, port) {
+                    hosts.entry(host).or_default()[k] += 1;
+                }
+            }
         }
+        let mut hosts: Vec<(Ipv4Addr, [u32; 3])> = hosts.into_iter().collect();
+        hosts.sort_by_key(|(h, c)| (std::cmp::Reverse(c.iter().sum::<u32>()), *h));
+        let host_count = hosts.len();
+        hosts.truncate(SHOW_HOSTS);
+        let hosts: Vec<Value> = hosts
+            .iter()
+            .map(|(h, c)| {
+                let mut o = serde_json::Map::new();
+                o.insert("host".into(), json!(h.to_string()));
+                for (k, p) in NatProto::ALL.into_iter().enumerate() {
+                    o.insert(p.name().to_owned(), json!(c[k]));
+                }
+                o.insert("total".into(), json!(c.iter().sum::<u32>()));
+                Value::Object(o)
+            })
+            .collect();
+        in_use.insert("total".into(), json!(total));
+        in_grace.insert("total".into(), json!(grace_total));
+        json!({
+            "configured": true,
+            "up": true,
+            "rule": {
+                "ipv6_prefix": d.rule.ipv6_prefix().to_string(),
+                "ipv4_prefix": d.rule.ipv4_prefix().to_string(),
+                "ea_length": d.rule.ea_length(),
+                "psid_offset": d.rule.psid_offset(),
+                "psid_length": d.rule.psid_length(),
+            },
+            "rule_source": match d.source {
+                RuleSource::Config => "config".to_owned(),
+                RuleSource::Table(p) => format!("auto ({p})"),
+            },
+            "br": d.br.to_string(),
+            "iid_format": iid,
+            "end_user_prefix": d.mapping.end_user.to_string(),
+            "ce_address": d.ce.to_string(),
+            "ipv4": d.ipv4().to_string(),
+            "ipv4_prefix_length": d.mapping.ipv4_len,
+            "psid": d.mapping.psid(),
+            "shared": d.mapping.is_shared(),
+            "fmr": d.fmr().is_some(),
+            "ports": pool.len(),
+            "port_runs": runs(pool).iter().map(|(a, z)| format!("{a}-{z}")).collect::<Vec<_>>(),
+            "in_use": in_use,
+            "in_grace": in_grace,
+            "exhausted": exhausted,
+            "host_limit_refused": host_limit,
+            "host_count": host_count,
+            "hosts": hosts,
+            "prefix_changes": self.changes,
+            "error": self.error,
+        })
     }
-    out
+
+    /// The external address of bindings `id`, if it is the current set
+    /// (what `show sessions` prints a session's translation with).
+    pub fn external_of(&self, id: u8) -> Option<Ipv4Addr> {
+        self.napt
+            .as_ref()
+            .filter(|b| b.id() == id)
+            .map(|b| b.external())
+    }
 }
 
 #[cfg(test)]
@@ -419,5 +526,40 @@ map_e:
         let mut fib = Fib::default();
         m.apply(&mut fib, None);
         assert!(fib.tunnel.is_none() && fib.napt.is_none());
+    }
+
+    /// `show map` counts ports per protocol and per LAN host from the
+    /// bindings themselves.
+    #[test]
+    fn show_map_counts_ports_per_host() {
+        let c = config("");
+        let sessions = SessionTable::new(1024, Default::default());
+        let mut m = MapState::default();
+        assert_eq!(m.report(&c)["up"], false);
+        m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions);
+        let b = m.napt.clone().unwrap();
+        let (h1, h2) = (
+            Ipv4Addr::new(192, 168, 2, 10),
+            Ipv4Addr::new(192, 168, 2, 11),
+        );
+        for port in 1000..1003 {
+            b.bind(NatProto::Udp, (h1, port), 0, port.into()).unwrap();
+        }
+        b.bind(NatProto::Tcp, (h2, 5000), 0, 7).unwrap();
+        let r = m.report(&c);
+        assert_eq!(r["ipv4"], "192.0.2.18");
+        assert_eq!(r["psid"], 52);
+        assert_eq!(r["ports"], 240);
+        assert_eq!(r["port_runs"].as_array().unwrap().len(), 15);
+        assert_eq!(r["port_runs"][0], "4928-4943");
+        assert_eq!(r["rule_source"], "config");
+        assert_eq!(r["in_use"]["udp"], 3);
+        assert_eq!(r["in_use"]["total"], 4);
+        assert_eq!(r["hosts"][0]["host"], "192.168.2.10");
+        assert_eq!(r["hosts"][0]["udp"], 3);
+        assert_eq!(r["hosts"][1]["host"], "192.168.2.11");
+        assert_eq!(r["hosts"][1]["tcp"], 1);
+        assert_eq!(r["exhausted"], 0);
+        assert_eq!(m.external_of(b.id()), Some(Ipv4Addr::new(192, 0, 2, 18)));
     }
 }

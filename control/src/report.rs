@@ -603,7 +603,8 @@ pub fn sessions(r: &Router, args: &Value) -> Result<Value, String> {
                 .map_err(|_| format!("host {v}: expected an IPv4 or IPv6 address"))?,
         ),
     };
-    Ok(r.firewall.sessions_report(Instant::now(), proto, host))
+    Ok(r.firewall
+        .sessions_report(Instant::now(), proto, host, |id| r.map.external_of(id)))
 }
 
 /// `show trace`: the records of `trace add`, oldest first.
