@@ -187,8 +187,7 @@ impl Router {
         let firewall = crate::firewall::Firewall::new(&config, now);
         let mut map = crate::map_e::MapState::default();
         map.update(&config, &learned, &firewall.sessions);
-        let mut base_fib = base_fib(&config, &wan, &lan, &learned);
-        map.apply(&mut base_fib, learned.hop_limit);
+        let base_fib = base_fib(&config, &wan, &lan, &learned, &map);
         let fib = SharedFib::new(base_fib.clone());
         let neigh = NeighborEngine::new(
             NeighConfig {
@@ -517,8 +516,7 @@ impl Router {
             let addrs_changed = learned.wan_candidates != self.learned.wan_candidates
                 || learned.lan_address != self.learned.lan_address
                 || map_changed;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned);
-            self.map.apply(&mut self.base_fib, learned.hop_limit);
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             if addrs_changed {
                 for p in [Port::Wan, Port::Lan] {
@@ -590,7 +588,7 @@ impl Router {
         if stale != self.stale_prefixes {
             log::info!("lan: prefixes being renumbered away: {stale:?}");
             self.stale_prefixes = stale;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             self.base_changed = true;
         }
@@ -737,8 +735,7 @@ impl Router {
         if plan.tables || plan.wan || plan.lan {
             self.map
                 .update(&self.config, &self.learned, &self.firewall.sessions);
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
-            self.map.apply(&mut self.base_fib, self.learned.hop_limit);
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             for p in [Port::Wan, Port::Lan] {
                 let addrs = iface_addrs(&self.base_fib, p, &self.learned, &self.map);
@@ -828,7 +825,15 @@ fn wan_mtu(config: &Config, learned: &Learned) -> u16 {
     }
 }
 
-fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned) -> Fib {
+/// The Fib from the config, the interfaces, what the WAN learned and, with
+/// MAP-E, the mapping (its tunnel, bindings and clamp replace DS-Lite's).
+fn base_fib(
+    config: &Config,
+    wan: &Interface,
+    lan: &Interface,
+    learned: &Learned,
+    map: &crate::map_e::MapState,
+) -> Fib {
     let tun_mtu = tunnel_mtu(config, learned);
     let tunnel = match (learned.b4, learned.aftr) {
         (Some(b4), Some(aftr)) => Some(Tunnel {
@@ -844,7 +849,7 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
     let mut firewall = crate::firewall::policy(config);
     // TCP through a narrower tunnel than configured needs no PMTUD round.
     firewall.mss_clamp_v4 = firewall.mss_clamp_v4.map(|mss| mss.min(tun_mtu - 40));
-    Fib {
+    let mut fib = Fib {
         wan: PortAddrs {
             mac: wan.mac,
             mtu: wan_mtu(config, learned),
@@ -866,7 +871,9 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
         gateway_mac: learned.gateway_mac,
         firewall,
         ..Default::default()
-    }
+    };
+    map.apply(&mut fib, learned.hop_limit);
+    fib
 }
 
 fn iface_addrs(fib: &Fib, p: Port, learned: &Learned, map: &crate::map_e::MapState) -> IfaceAddrs {
