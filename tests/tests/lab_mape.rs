@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ipoe_tests::Lab;
+use ipoe_tests::{Lab, SHORT_PD_LEASE};
 use serde_json::Value;
 
 const POOL: &str = "2001:db8:4d12:3400::/56";
@@ -39,10 +39,12 @@ fn config(lab: &Lab) -> String {
 
 /// The lab with br.py, hgw delegating the /56 and ipoed running MAP-E;
 /// returns once lan1 reaches the server through it.
-fn mape_lab() -> Lab {
+fn mape_lab(dhcp6: &[&str]) -> Lab {
     let mut lab = Lab::fresh(1);
     lab.br_start(&["--rule", "v6plus-lab"]);
-    lab.restart_dhcp6(&["--pool", POOL]);
+    let mut args = vec!["--pool", POOL];
+    args.extend_from_slice(dhcp6);
+    lab.restart_dhcp6(&args);
     let cfg = config(&lab);
     lab.start_ipoed(&cfg);
     assert!(
@@ -72,7 +74,7 @@ fn ports_of(stats: &Value, proto: &str) -> Vec<u16> {
 /// ports of the set.
 #[test]
 fn mape_http_and_ping_through_the_br() {
-    let lab = mape_lab();
+    let lab = mape_lab(&[]);
     assert!(
         lab.ipoed_log()
             .contains(&format!("IPv4 {SHARED} PSID 52 (240 ports")),
@@ -123,7 +125,7 @@ fn mape_http_and_ping_through_the_br() {
 /// 200 distinct ports, all inside the set, and each gets its echo back.
 #[test]
 fn mape_concurrent_udp_flows_get_distinct_ports_in_the_set() {
-    let lab = mape_lab();
+    let lab = mape_lab(&[]);
     const FLOWS: usize = 200;
     // One socket per flow, all open at once; sends paced so the lab's
     // socat echo keeps up; then every answer is collected.
@@ -171,4 +173,99 @@ print(len(got))
         distinct.len()
     );
     assert_eq!(answered, FLOWS, "flows answered");
+
+    // ipoectl sees the same: the ports in use, all of lan1's, and each
+    // session's translation is one of the ports br.py saw.
+    let map = lab.ctl_json(&["show", "map"]);
+    assert_eq!(map["ipv4"], SHARED, "{map}");
+    assert_eq!(map["psid"], 52);
+    assert_eq!(map["ports"], 240);
+    assert_eq!(map["port_runs"][0], "4928-4943");
+    assert!(
+        map["in_use"]["udp"].as_u64().unwrap() >= FLOWS as u64,
+        "{map}"
+    );
+    assert_eq!(map["hosts"][0]["host"], "192.168.2.10", "{map}");
+    assert!(
+        map["hosts"][0]["udp"].as_u64().unwrap() >= FLOWS as u64,
+        "{map}"
+    );
+    assert_eq!(map["exhausted"], 0);
+    let text = lab.ctl(&["show", "map"]).stdout;
+    assert!(
+        text.contains("192.0.2.18 (shared: yes)") && text.contains("192.168.2.10"),
+        "{text}"
+    );
+    let sessions = lab.ctl_json(&["show", "sessions", "--proto", "udp", "--host", SERVER]);
+    let translated: BTreeSet<u16> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["outside_port"] == 7)
+        .map(|s| {
+            assert_eq!(s["translated"]["address"], SHARED, "{s}");
+            s["translated"]["port"].as_u64().unwrap() as u16
+        })
+        .collect();
+    assert_eq!(
+        translated, distinct,
+        "show sessions' translations vs br.py's ports"
+    );
+}
+
+/// A new delegated prefix moves the CE address, the IPv4 address and the
+/// PSID without a restart, and traffic resumes on the new set.
+/// 2001:db8:4d56:7800::/56 -> EA 0x5678 -> 192.0.2.86, PSID 0x78 = 120.
+#[test]
+fn mape_prefix_change_moves_ce_ipv4_and_psid() {
+    let lab = mape_lab(SHORT_PD_LEASE);
+    let pid = lab.ipoed_pid();
+    let mut renumber = vec!["--pool", "2001:db8:4d56:7800::/56"];
+    renumber.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&renumber);
+    let moved = lab.wait_for(Duration::from_secs(60), || {
+        let m = lab.ctl_json(&["show", "map"]);
+        m["ipv4"] == "192.0.2.86" && m["psid"] == 120
+    });
+    assert!(
+        moved.is_some(),
+        "the mapping did not move: {}\n{}",
+        lab.ctl_json(&["show", "map"]),
+        lab.ipoed_log()
+    );
+    let map = lab.ctl_json(&["show", "map"]);
+    let new_ce = "2001:db8:4d56:7800:c0:2:5600:7800";
+    assert_eq!(map["ce_address"], new_ce);
+    assert_eq!(map["prefix_changes"], 1);
+    assert!(
+        lab.fetch_within(
+            "lan1",
+            &format!("http://{SERVER}/hello.txt"),
+            Duration::from_secs(20)
+        ),
+        "no IPv4 after the prefix change\n{}\n{}\nbr.log:\n{}",
+        lab.ctl(&["show", "errors"]).stdout,
+        lab.ctl(&["show", "tunnel"]).stdout,
+        std::fs::read_to_string(lab.run_dir.join("br.log")).unwrap_or_default()
+    );
+    let r = lab.exec("lan1", &["ping", "-c", "2", "-i", "0.3", "-W", "2", SERVER]);
+    assert!(r.ok, "ping after the prefix change: {}", r.stdout);
+    assert_eq!(lab.ipoed_pid(), pid, "no restart");
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+    let tcp: Vec<u64> = stats["ces"][new_ce]["ports"]["tcp"]
+        .as_array()
+        .unwrap_or_else(|| panic!("br.py saw nothing from {new_ce}: {}", stats["ces"]))
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(
+        !tcp.is_empty() && tcp.iter().all(|p| p >> 12 != 0 && (p >> 4) & 0xff == 120),
+        "new set's TCP ports: {tcp:?}"
+    );
+    let log = lab.ipoed_log();
+    assert!(
+        log.contains("IPv4 192.0.2.86 PSID 120 (240 ports"),
+        "the new mapping is logged"
+    );
 }
