@@ -269,3 +269,61 @@ fn mape_prefix_change_moves_ce_ipv4_and_psid() {
         "the new mapping is logged"
     );
 }
+
+/// A line without PD: the end-user prefix is the WAN /64, so the CE
+/// address is on-link there. hgw is given that /64 on its side of the
+/// link, so it resolves the CE address by NS instead of routing the rule
+/// prefix to the router: traffic comes back only if ipoed answers for
+/// (and so owns) the CE address on the WAN.
+#[test]
+fn mape_without_pd_answers_for_the_on_link_ce_address() {
+    let mut lab = Lab::fresh(1);
+    lab.br_start(&["--rule", "v6plus-lab"]);
+    let r = lab.exec(
+        "hgw",
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:4d56:7800::1/64",
+            "dev",
+            "down0",
+            "nodad",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let cfg = format!(
+        "wan:\n  interface: wan0\n  ipv6:\n    address: 2001:db8:4d56:7800::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
+         lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
+         map_e:\n  br: 2001:db8:77:bb::1\n  rule: {{ ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }}\n\
+         dataplane:\n  workers: 1\n\
+         control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n",
+        lab.socket.display(),
+        lab.state_dir().display()
+    );
+    lab.start_ipoed(&cfg);
+    let ce = "2001:db8:4d56:7800:c0:2:5600:7800";
+    assert!(
+        lab.fetch_within(
+            "lan1",
+            &format!("http://{SERVER}/hello.txt"),
+            Duration::from_secs(30)
+        ),
+        "no IPv4 over MAP-E on the WAN /64\n{}\n{}",
+        lab.ctl(&["show", "errors"]).stdout,
+        lab.ipoed_log()
+    );
+    let map = lab.ctl_json(&["show", "map"]);
+    assert_eq!(map["end_user_prefix"], "2001:db8:4d56:7800::/64", "{map}");
+    assert_eq!(map["ce_address"], ce);
+    assert_eq!(map["ipv4"], "192.0.2.86");
+    let neigh = lab.exec("hgw", &["ip", "-6", "neigh", "show", ce, "dev", "down0"]);
+    assert!(
+        neigh.stdout.contains("lladdr 02:00:00:00:02:02"),
+        "hgw resolved the CE address to the router's WAN MAC: {:?}",
+        neigh.stdout
+    );
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+}
