@@ -25,13 +25,13 @@ fn in_set(port: u16) -> bool {
     port >> 12 != 0 && (port >> 4) & 0xff == 52
 }
 
-fn config(lab: &Lab) -> String {
+fn config(lab: &Lab, extra: &str) -> String {
     format!(
         "wan:\n  interface: wan0\n  ipv6:\n    slaac: true\n    dhcpv6_pd: {{ prefix_hint: 56 }}\n\
          lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    subnet_id: 1\n\
          map_e:\n  br: 2001:db8:77:bb::1\n  rule: {{ ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }}\n\
          dataplane:\n  workers: 1\n\
-         control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n",
+         control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n{extra}",
         lab.socket.display(),
         lab.state_dir().display()
     )
@@ -39,13 +39,13 @@ fn config(lab: &Lab) -> String {
 
 /// The lab with br.py, hgw delegating the /56 and ipoed running MAP-E;
 /// returns once lan1 reaches the server through it.
-fn mape_lab(dhcp6: &[&str]) -> Lab {
+fn mape_lab(dhcp6: &[&str], extra: &str) -> Lab {
     let mut lab = Lab::fresh(1);
     lab.br_start(&["--rule", "v6plus-lab"]);
     let mut args = vec!["--pool", POOL];
     args.extend_from_slice(dhcp6);
     lab.restart_dhcp6(&args);
-    let cfg = config(&lab);
+    let cfg = config(&lab, extra);
     lab.start_ipoed(&cfg);
     assert!(
         lab.fetch_within(
@@ -69,12 +69,48 @@ fn ports_of(stats: &Value, proto: &str) -> Vec<u16> {
         .collect()
 }
 
+/// Opens `n` UDP sockets in `ns`, all at once, sends one datagram from
+/// each to the server's echo (paced, so the lab's socat echo keeps up;
+/// unanswered ones are sent again for 10 s); returns how many got their
+/// echo back.
+fn udp_flows(lab: &Lab, ns: &str, n: usize) -> usize {
+    let script = format!(
+        r#"
+import socket, time, select
+socks = []
+for i in range({n}):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 0))
+    socks.append(s)
+for i, s in enumerate(socks):
+    s.sendto(b"flow %d" % i, ("{SERVER}", 7))
+    time.sleep(0.01)
+got = set()
+deadline = time.time() + 10
+while len(got) < len(socks) and time.time() < deadline:
+    r, _, _ = select.select([s for s in socks if s.fileno() not in got], [], [], 0.5)
+    for s in r:
+        s.recv(100)
+        got.add(s.fileno())
+    if not r:
+        for s in socks:
+            if s.fileno() not in got:
+                s.sendto(b"again", ("{SERVER}", 7))
+                time.sleep(0.01)
+print(len(got))
+"#
+    );
+    let r = lab.exec(ns, &["python3", "-c", &script]);
+    assert!(r.ok, "{}", r.stderr);
+    r.stdout.trim().parse().unwrap_or(0)
+}
+
 /// 20 MB over HTTP arrive intact, the server sees the shared address,
 /// ping works, and br.py finds every packet from the CE address with
 /// ports of the set.
 #[test]
 fn mape_http_and_ping_through_the_br() {
-    let lab = mape_lab(&[]);
+    let lab = mape_lab(&[], "");
     assert!(
         lab.ipoed_log()
             .contains(&format!("IPv4 {SHARED} PSID 52 (240 ports")),
@@ -125,39 +161,9 @@ fn mape_http_and_ping_through_the_br() {
 /// 200 distinct ports, all inside the set, and each gets its echo back.
 #[test]
 fn mape_concurrent_udp_flows_get_distinct_ports_in_the_set() {
-    let lab = mape_lab(&[]);
+    let lab = mape_lab(&[], "");
     const FLOWS: usize = 200;
-    // One socket per flow, all open at once; sends paced so the lab's
-    // socat echo keeps up; then every answer is collected.
-    let script = format!(
-        r#"
-import socket, time, select
-socks = []
-for i in range({FLOWS}):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", 0))
-    socks.append(s)
-for i, s in enumerate(socks):
-    s.sendto(b"flow %d" % i, ("{SERVER}", 7))
-    time.sleep(0.01)
-got = set()
-deadline = time.time() + 10
-while len(got) < len(socks) and time.time() < deadline:
-    r, _, _ = select.select([s for s in socks if s.fileno() not in got], [], [], 0.5)
-    for s in r:
-        s.recv(100)
-        got.add(s.fileno())
-    if not r:
-        for s in socks:
-            if s.fileno() not in got:
-                s.sendto(b"again", ("{SERVER}", 7))
-                time.sleep(0.01)
-print(len(got))
-"#
-    );
-    let r = lab.exec("lan1", &["python3", "-c", &script]);
-    assert!(r.ok, "{}", r.stderr);
-    let answered: usize = r.stdout.trim().parse().unwrap_or(0);
+    let answered = udp_flows(&lab, "lan1", FLOWS);
     let stats = lab.br_stats();
     assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     let udp = ports_of(&stats, "udp");
@@ -218,7 +224,7 @@ print(len(got))
 /// 2001:db8:4d56:7800::/56 -> EA 0x5678 -> 192.0.2.86, PSID 0x78 = 120.
 #[test]
 fn mape_prefix_change_moves_ce_ipv4_and_psid() {
-    let lab = mape_lab(SHORT_PD_LEASE);
+    let lab = mape_lab(SHORT_PD_LEASE, "");
     let pid = lab.ipoed_pid();
     let mut renumber = vec!["--pool", "2001:db8:4d56:7800::/56"];
     renumber.extend_from_slice(SHORT_PD_LEASE);
@@ -326,4 +332,63 @@ fn mape_without_pd_answers_for_the_on_link_ce_address() {
     );
     let stats = lab.br_stats();
     assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+}
+
+/// The whole set in use: 120 UDP flows each from two LAN hosts take all
+/// 240 ports, distinct and inside the set; 300 more are refused and
+/// counted as exhaustion while ipoed stays up; once the sessions expire
+/// and the ports have rested (120 s), new flows work again.
+#[test]
+fn mape_exhausted_set_refuses_counts_and_recovers() {
+    let lab = mape_lab(
+        &[],
+        "firewall:\n  timeouts:\n    udp: 5\n    udp_stream: 5\n",
+    );
+    lab.lanhost("lan2", &["--ipv6", "off"]);
+    for c in [
+        "ip addr add 192.168.2.20/24 dev eth0",
+        "ip route add default via 192.168.2.1",
+    ] {
+        let args: Vec<&str> = c.split(' ').collect();
+        let r = lab.exec("lan2", &args);
+        assert!(r.ok, "{c}: {}", r.stderr);
+    }
+    let t_full = std::time::Instant::now();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| udp_flows(&lab, "lan1", 120));
+        let b = s.spawn(|| udp_flows(&lab, "lan2", 120));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((a, b), (120, 120), "flows answered per host");
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+    let udp: BTreeSet<u16> = ports_of(&stats, "udp").into_iter().collect();
+    assert_eq!(udp.len(), 240, "distinct UDP ports: {udp:?}");
+    assert!(udp.iter().all(|p| in_set(*p)), "{udp:?}");
+
+    // The set is full (in use or resting): everything new is refused.
+    let more = udp_flows(&lab, "lan1", 300);
+    assert_eq!(more, 0, "flows beyond the set were answered");
+    let map = lab.ctl_json(&["show", "map"]);
+    assert!(map["exhausted"].as_u64().unwrap() >= 300, "{map}");
+    assert!(lab.error_count("nat44-out", "ports-exhausted") >= 300);
+    assert!(lab.ipoed_alive(), "ipoed died");
+    let udp_after: BTreeSet<u16> = ports_of(&lab.br_stats(), "udp").into_iter().collect();
+    assert_eq!(udp_after, udp, "no port outside the 240 ever left");
+
+    // Sessions (udp and udp-stream) expire after 5 s idle; their ports rest 120 s from the last
+    // packet. Then a new flow gets a port again.
+    let back = lab.wait_for(Duration::from_secs(200), || udp_flows(&lab, "lan2", 1) == 1);
+    assert!(
+        back.is_some(),
+        "no new flow after the ports rested: {}",
+        lab.ctl_json(&["show", "map"])
+    );
+    let waited = t_full.elapsed();
+    // The session clock counts whole seconds: allow a little below 120.
+    assert!(
+        waited >= Duration::from_secs(115),
+        "a port came back before its 120 s rest: {waited:?}"
+    );
+    eprintln!("a new flow worked {waited:?} after the set filled");
 }
