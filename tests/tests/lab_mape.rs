@@ -72,15 +72,17 @@ fn ports_of(stats: &Value, proto: &str) -> Vec<u16> {
 /// Opens `n` UDP sockets in `ns`, all at once, sends one datagram from
 /// each to the server's echo (paced, so the lab's socat echo keeps up;
 /// unanswered ones are sent again for 10 s); returns how many got their
-/// echo back.
-fn udp_flows(lab: &Lab, ns: &str, n: usize) -> usize {
+/// echo back. With `base` > 0 the sockets use the local ports `base..`,
+/// so two batches never share a LAN endpoint (whose mapping the second
+/// would rightly reuse, RFC 4787 REQ-1); 0: ephemeral ports.
+fn udp_flows(lab: &Lab, ns: &str, n: usize, base: u16) -> usize {
     let script = format!(
         r#"
 import socket, time, select
 socks = []
 for i in range({n}):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", 0))
+    s.bind(("0.0.0.0", {base} + i if {base} else 0))
     socks.append(s)
 for i, s in enumerate(socks):
     s.sendto(b"flow %d" % i, ("{SERVER}", 7))
@@ -163,7 +165,7 @@ fn mape_http_and_ping_through_the_br() {
 fn mape_concurrent_udp_flows_get_distinct_ports_in_the_set() {
     let lab = mape_lab(&[], "");
     const FLOWS: usize = 200;
-    let answered = udp_flows(&lab, "lan1", FLOWS);
+    let answered = udp_flows(&lab, "lan1", FLOWS, 0);
     let stats = lab.br_stats();
     assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     let udp = ports_of(&stats, "udp");
@@ -355,8 +357,8 @@ fn mape_exhausted_set_refuses_counts_and_recovers() {
     }
     let t_full = std::time::Instant::now();
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| udp_flows(&lab, "lan1", 120));
-        let b = s.spawn(|| udp_flows(&lab, "lan2", 120));
+        let a = s.spawn(|| udp_flows(&lab, "lan1", 120, 20000));
+        let b = s.spawn(|| udp_flows(&lab, "lan2", 120, 20000));
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!((a, b), (120, 120), "flows answered per host");
@@ -367,7 +369,7 @@ fn mape_exhausted_set_refuses_counts_and_recovers() {
     assert!(udp.iter().all(|p| in_set(*p)), "{udp:?}");
 
     // The set is full (in use or resting): everything new is refused.
-    let more = udp_flows(&lab, "lan1", 300);
+    let more = udp_flows(&lab, "lan1", 300, 30000);
     assert_eq!(more, 0, "flows beyond the set were answered");
     let map = lab.ctl_json(&["show", "map"]);
     assert!(map["exhausted"].as_u64().unwrap() >= 300, "{map}");
@@ -378,7 +380,9 @@ fn mape_exhausted_set_refuses_counts_and_recovers() {
 
     // Sessions (udp and udp-stream) expire after 5 s idle; their ports rest 120 s from the last
     // packet. Then a new flow gets a port again.
-    let back = lab.wait_for(Duration::from_secs(200), || udp_flows(&lab, "lan2", 1) == 1);
+    let back = lab.wait_for(Duration::from_secs(200), || {
+        udp_flows(&lab, "lan2", 1, 40000) == 1
+    });
     assert!(
         back.is_some(),
         "no new flow after the ports rested: {}",
