@@ -89,6 +89,8 @@ enum Show {
     Pd,
     /// the DS-Lite tunnel
     Tunnel,
+    /// MAP-E: rule, shared IPv4, PSID, port runs, ports in use
+    Map,
     /// LAN addresses, RA as sent, DNS proxy
     Lan,
     /// DHCPv4 and DHCPv6 leases
@@ -154,6 +156,7 @@ impl Command {
                 Show::Wan => "show wan",
                 Show::Pd => "show pd",
                 Show::Tunnel => "show tunnel",
+                Show::Map => "show map",
                 Show::Lan => "show lan",
                 Show::Leases => "show leases",
                 Show::Firewall => "show firewall",
@@ -556,7 +559,7 @@ mod tests {
     #[test]
     fn every_listed_command_is_its_protocol_command() {
         let leaves = leaf_commands(&command());
-        assert_eq!(leaves.len(), 23, "{leaves:?}");
+        assert_eq!(leaves.len(), 24, "{leaves:?}");
         for (name, _) in leaves {
             let words: Vec<&str> = name
                 .split(' ')

@@ -186,9 +186,14 @@ fn recent_drops(d: &Value) -> String {
 }
 
 pub fn sessions(d: &Value) -> String {
-    let mut t = Table::new(&[
-        ("Proto", Left),
-        ("Inside", Left),
+    // MAP-E: the shared address and port each flow leaves with, shown
+    // only when some session is translated.
+    let nat = items(&d["sessions"]).any(|s| !s["translated"].is_null());
+    let mut head = vec![("Proto", Left), ("Inside", Left)];
+    if nat {
+        head.push(("Translated", Left));
+    }
+    head.extend([
         ("Outside", Left),
         ("State", Left),
         ("Idle", Right),
@@ -198,11 +203,22 @@ pub fn sessions(d: &Value) -> String {
         ("Bytes out", Right),
         ("Bytes in", Right),
     ]);
+    let mut t = Table::new(&head);
     let style = Style::default();
     for s in items(&d["sessions"]) {
-        t.row(vec![
+        let mut row = vec![
             proto(&s["proto"]),
             endpoint(&s["inside"], &s["inside_port"]),
+        ];
+        if nat {
+            let x = &s["translated"];
+            row.push(match (&x["address"], &x["port"]) {
+                (_, Value::Null) => "-".to_owned(),
+                (Value::Null, p) => format!("(old set):{}", text(p)),
+                (a, p) => endpoint(a, p),
+            });
+        }
+        row.extend([
             endpoint(&s["outside"], &s["outside_port"]),
             text(&s["state"]),
             duration(&s["idle_s"]),
@@ -212,6 +228,7 @@ pub fn sessions(d: &Value) -> String {
             count(&s["bytes_out"]),
             count(&s["bytes_in"]),
         ]);
+        t.row(row);
     }
     let mut out = if t.is_empty() {
         "no sessions\n".to_string()

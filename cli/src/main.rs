@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod fw;
 mod man;
+mod map;
 mod render;
 mod state;
 mod stats;

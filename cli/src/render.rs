@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::{actions, fw, state, stats, tree};
+use crate::{actions, fw, map, state, stats, tree};
 
 /// The client-side choices that shape output.
 pub struct Opts<'a> {
@@ -22,6 +22,7 @@ pub fn render(command: &str, d: &Value, o: &Opts) -> String {
         "show wan" => state::wan(d),
         "show pd" => state::pd(d),
         "show tunnel" => state::tunnel(d),
+        "show map" => map::map(d),
         "show lan" => state::lan(d),
         "show leases" => state::leases(d),
         "show firewall" => fw::firewall(d),

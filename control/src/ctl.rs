@@ -359,6 +359,7 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show wan" => report::wan(router),
         "show pd" => report::pd(router),
         "show tunnel" => report::tunnel(router),
+        "show map" => router.map.report(&router.config),
         "show leases" => report::leases(router),
         "show lan" => report::lan(router),
         "show firewall" => report::firewall(router),

@@ -144,6 +144,8 @@ pub struct Router {
     pub metrics_inbox_dropped: u64,
     /// The groups each port listens to: NIC filter and MLD.
     pub multicast: crate::multicast::Multicast,
+    /// MAP-E: the CE's mapping and the NAPT44 bindings (issue 18).
+    pub map: crate::map_e::MapState,
 }
 
 impl Router {
@@ -182,7 +184,10 @@ impl Router {
         );
         let learned = wan6.learned(&[]);
         log_learned(&Learned::default(), &learned);
-        let base_fib = base_fib(&config, &wan, &lan, &learned);
+        let firewall = crate::firewall::Firewall::new(&config, now);
+        let mut map = crate::map_e::MapState::default();
+        map.update(&config, &learned, &firewall.sessions);
+        let base_fib = base_fib(&config, &wan, &lan, &learned, &map);
         let fib = SharedFib::new(base_fib.clone());
         let neigh = NeighborEngine::new(
             NeighConfig {
@@ -194,8 +199,8 @@ impl Router {
                 retrans: Duration::from_secs(1),
                 max_probes: 3,
             },
-            iface_addrs(&base_fib, Port::Wan, &learned),
-            iface_addrs(&base_fib, Port::Lan, &learned),
+            iface_addrs(&base_fib, Port::Wan, &learned, &map),
+            iface_addrs(&base_fib, Port::Lan, &learned, &map),
             now,
         );
 
@@ -205,7 +210,6 @@ impl Router {
             (lan.mac, config.lan.mtu),
             ipoe_proto::osrand::random_u64(),
         );
-        let firewall = crate::firewall::Firewall::new(&config, now);
         let trace = Arc::new(TraceControl::default());
         let punt_reserve = Arc::new(ipoe_dataplane::police::Reserve::default());
         let redirector = Redirector::load().context("loading the XDP program")?;
@@ -329,6 +333,7 @@ impl Router {
             metrics_inbox: Vec::new(),
             metrics_inbox_dropped: 0,
             multicast,
+            map,
         })
     }
 
@@ -479,6 +484,11 @@ impl Router {
         }
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
+                if self.map.current.is_some_and(|d| d.ce == addr) {
+                    log::error!("map-e: the CE address {addr} is in use by another node (DAD)");
+                    self.dad_reported.push(addr);
+                    continue;
+                }
                 log::warn!("wan: {addr} is in use by another node (DAD)");
                 self.dad_reported.push(addr);
                 self.wan6.dad_failed(now, addr);
@@ -500,13 +510,17 @@ impl Router {
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {
             log_learned(&self.learned, &learned);
+            let map_changed = self
+                .map
+                .update(&self.config, &learned, &self.firewall.sessions);
             let addrs_changed = learned.wan_candidates != self.learned.wan_candidates
-                || learned.lan_address != self.learned.lan_address;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned);
+                || learned.lan_address != self.learned.lan_address
+                || map_changed;
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             if addrs_changed {
                 for p in [Port::Wan, Port::Lan] {
-                    let addrs = iface_addrs(&self.base_fib, p, &learned);
+                    let addrs = iface_addrs(&self.base_fib, p, &learned, &self.map);
                     self.neigh.set_addrs(side(p), addrs, now);
                 }
             }
@@ -543,9 +557,11 @@ impl Router {
             encap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteEncap as usize].ok_packets;
             decap += s.nodes[ipoe_dataplane::graph::NodeId::DsliteDecap as usize].ok_packets;
         }
+        // The BR under MAP-E: the tunnel's far end either way.
         let aftr = self
-            .learned
-            .aftr
+            .base_fib
+            .tunnel
+            .map(|t| t.aftr)
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
         match self.tunnel_watch.check(now, encap, decap) {
             Some(ipoe_proto::tunnel_watch::Event::Silent { for_s, sent }) => log::warn!(
@@ -572,7 +588,7 @@ impl Router {
         if stale != self.stale_prefixes {
             log::info!("lan: prefixes being renumbered away: {stale:?}");
             self.stale_prefixes = stale;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             self.base_changed = true;
         }
@@ -717,10 +733,12 @@ impl Router {
             );
         }
         if plan.tables || plan.wan || plan.lan {
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned);
+            self.map
+                .update(&self.config, &self.learned, &self.firewall.sessions);
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             for p in [Port::Wan, Port::Lan] {
-                let addrs = iface_addrs(&self.base_fib, p, &self.learned);
+                let addrs = iface_addrs(&self.base_fib, p, &self.learned, &self.map);
                 self.neigh.set_addrs(side(p), addrs, now);
             }
             self.base_changed = true;
@@ -807,7 +825,15 @@ fn wan_mtu(config: &Config, learned: &Learned) -> u16 {
     }
 }
 
-fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned) -> Fib {
+/// The Fib from the config, the interfaces, what the WAN learned and, with
+/// MAP-E, the mapping (its tunnel, bindings and clamp replace DS-Lite's).
+fn base_fib(
+    config: &Config,
+    wan: &Interface,
+    lan: &Interface,
+    learned: &Learned,
+    map: &crate::map_e::MapState,
+) -> Fib {
     let tun_mtu = tunnel_mtu(config, learned);
     let tunnel = match (learned.b4, learned.aftr) {
         (Some(b4), Some(aftr)) => Some(Tunnel {
@@ -823,7 +849,7 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
     let mut firewall = crate::firewall::policy(config);
     // TCP through a narrower tunnel than configured needs no PMTUD round.
     firewall.mss_clamp_v4 = firewall.mss_clamp_v4.map(|mss| mss.min(tun_mtu - 40));
-    Fib {
+    let mut fib = Fib {
         wan: PortAddrs {
             mac: wan.mac,
             mtu: wan_mtu(config, learned),
@@ -845,13 +871,25 @@ fn base_fib(config: &Config, wan: &Interface, lan: &Interface, learned: &Learned
         gateway_mac: learned.gateway_mac,
         firewall,
         ..Default::default()
-    }
+    };
+    map.apply(&mut fib, learned.hop_limit);
+    fib
 }
 
-fn iface_addrs(fib: &Fib, p: Port, learned: &Learned) -> IfaceAddrs {
+fn iface_addrs(fib: &Fib, p: Port, learned: &Learned, map: &crate::map_e::MapState) -> IfaceAddrs {
     let pa = fib.port(p);
     let ipv6: Vec<(Ipv6Addr, u8)> = match p {
-        Port::Wan => learned.wan_candidates.clone(),
+        Port::Wan => {
+            let mut v = learned.wan_candidates.clone();
+            // An on-link CE address is resolved by the BR's side of the
+            // link like any address of ours: answered, and defended (DAD).
+            if let Some(ce) = map.wan_address(&learned.wan_candidates) {
+                if !v.iter().any(|c| c.0 == ce) {
+                    v.push((ce, 128));
+                }
+            }
+            v
+        }
         Port::Lan => pa.ipv6.map(|a| vec![(a, 64)]).unwrap_or_default(),
     };
     IfaceAddrs {
@@ -971,6 +1009,7 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         let next_mcast = router.sync_multicast(now, &mut out);
         let next_neigh = router.neigh.poll(now, &mut out);
         let next_fw = router.firewall.poll(now);
+        router.map.tick(router.firewall.now_s(now));
         let next = [
             next,
             next_wan,

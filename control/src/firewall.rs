@@ -186,7 +186,15 @@ impl Firewall {
     }
 
     /// `show sessions`: up to SHOW_LIMIT sessions matching the filters.
-    pub fn sessions_report(&self, now: Instant, proto: Option<u8>, host: Option<IpAddr>) -> Value {
+    /// `nat_addr` names the external address of a translation's bindings
+    /// id (`None` for a set replaced by a prefix change).
+    pub fn sessions_report(
+        &self,
+        now: Instant,
+        proto: Option<u8>,
+        host: Option<IpAddr>,
+        nat_addr: impl Fn(u8) -> Option<std::net::Ipv4Addr>,
+    ) -> Value {
         let host16 = host.map(|h| match h {
             IpAddr::V6(a) => a.octets(),
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
@@ -212,6 +220,11 @@ impl Firewall {
                     "packets_in": s.packets_in,
                     "bytes_out": s.bytes_out,
                     "bytes_in": s.bytes_in,
+                    // MAP-E NAPT44: the shared address and port it leaves with.
+                    "translated": s.nat.map(|n| json!({
+                        "address": nat_addr(n.addr).map(|a| a.to_string()),
+                        "port": n.port,
+                    })),
                 })
             })
             .collect();

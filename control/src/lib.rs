@@ -10,6 +10,7 @@ pub mod firewall;
 pub mod iface;
 pub mod lan;
 pub mod logger;
+pub mod map_e;
 pub mod mcast_filter;
 pub mod metrics;
 pub mod multicast;

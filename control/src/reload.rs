@@ -75,7 +75,8 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, Vec<String>> {
     Ok(Plan {
         wan: any("wan") || dslite_tunnel || WAN_READS_LAN_KEYS.iter().any(|k| any(k)),
         lan: any("lan"),
-        tables: any("firewall") || any("dslite") || any("lan") || any("wan"),
+        // MAP-E's mapping, bindings and tunnel are derived with the tables.
+        tables: any("firewall") || any("dslite") || any("map_e") || any("lan") || any("wan"),
         timeouts: any("firewall.timeouts"),
         log_level: any("control.log_level"),
         group: any("control.group"),
@@ -221,5 +222,20 @@ mod tests {
             assert_eq!(p.changed, [key]);
             assert!(p.wan && p.lan, "{key}: {p:?}");
         }
+    }
+
+    /// A new MAP-E rule or BR is derived again (new bindings, tunnel) on
+    /// reload, without a restart.
+    #[test]
+    fn map_e_changes_rebuild_the_tables() {
+        let base = BASE.replace(
+            "dslite:\n  aftr: 2001:db8::1\n",
+            "map_e:\n  br: 2001:db8:77:bb::1\n  rule: { ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }\n",
+        );
+        let a = ipoe_config::parse(&base, "t").unwrap();
+        let b = ipoe_config::parse(&base.replace("77:bb::1", "77:bb::2"), "t").unwrap();
+        let p = plan(&a, &b).unwrap();
+        assert_eq!(p.changed, ["map_e.br"]);
+        assert!(p.tables, "{p:?}");
     }
 }

@@ -451,8 +451,9 @@ pub fn tunnel(r: &Router) -> Value {
     json!({
         "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),
         "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
-        "b4": l.b4.map(|a| a.to_string()),
-        "aftr": l.aftr.map(|a| a.to_string()),
+        // Under MAP-E the tunnel runs from the CE address to the BR.
+        "b4": l.b4.or(fib.tunnel.map(|t| t.b4)).map(|a| a.to_string()),
+        "aftr": l.aftr.or(fib.tunnel.map(|t| t.aftr)).map(|a| a.to_string()),
         "aftr_learned_from": l.aftr_source.map(|s| s.as_str()),
         "dns": resolver,
         "up": fib.tunnel.is_some() && fib.gateway.is_some(),
@@ -602,7 +603,8 @@ pub fn sessions(r: &Router, args: &Value) -> Result<Value, String> {
                 .map_err(|_| format!("host {v}: expected an IPv4 or IPv6 address"))?,
         ),
     };
-    Ok(r.firewall.sessions_report(Instant::now(), proto, host))
+    Ok(r.firewall
+        .sessions_report(Instant::now(), proto, host, |id| r.map.external_of(id)))
 }
 
 /// `show trace`: the records of `trace add`, oldest first.

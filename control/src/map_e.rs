@@ -1,0 +1,565 @@
+//! MAP-E (issue 18) on the control thread: from the `map_e` section and
+//! the end-user prefix (the delegated prefix, or the WAN /64 on a line
+//! without PD) the CE's IPv4 address, PSID, port set and MAP address;
+//! the NAPT44 bindings the workers translate with, the tunnel to the BR,
+//! and the CE address the WAN must answer for when it is on-link.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ipoe_config::{Config, MapRuleChoice};
+use ipoe_dataplane::nat::bindings::{Bindings, NatProto};
+use ipoe_dataplane::nat::ports::Limits;
+use ipoe_dataplane::nat::{Fmr, PortPool};
+use ipoe_dataplane::session::SessionTable;
+use ipoe_dataplane::tables::{Fib, Tunnel};
+use ipoe_proto::map::jp_rules::{self, Provider};
+use ipoe_proto::map::{IidFormat, Mapping, Prefix6, Rule};
+
+use serde_json::{json, Value};
+
+use crate::wan::Learned;
+
+/// The MAP-E tunnel's inner MTU (the JP VNEs' 1460; lowered to the WAN
+/// link's) and the TCP MSS clamp that fits it.
+pub const TUNNEL_MTU: u16 = 1460;
+pub const MSS_CLAMP: u16 = 1420;
+
+/// Grace periods retired per protocol and tick: the tick runs every
+/// second, so a whole OCN set (1008) drains in one.
+const GRACE_BUDGET: usize = 1024;
+
+/// Where the Basic Mapping Rule came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleSource {
+    Config,
+    /// `rule: auto`, the built-in JP table's row of this provider.
+    Table(Provider),
+}
+
+impl RuleSource {
+    pub fn describe(self) -> String {
+        match self {
+            RuleSource::Config => "config".to_owned(),
+            RuleSource::Table(p) => format!("auto ({p}, built-in table)"),
+        }
+    }
+}
+
+/// What the CE is under its rule and end-user prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Derived {
+    pub rule: Rule,
+    pub source: RuleSource,
+    pub br: Ipv6Addr,
+    pub iid: IidFormat,
+    pub mapping: Mapping,
+    /// The CE's MAP IPv6 address: the tunnel's local end.
+    pub ce: Ipv6Addr,
+}
+
+impl Derived {
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.mapping.ipv4
+    }
+
+    /// Peer CEs can be told apart only when the EA bits carry something.
+    pub fn fmr(&self) -> Option<Fmr> {
+        (self.rule.ea_length() > 0).then_some(Fmr {
+            rule: self.rule,
+            iid: self.iid,
+        })
+    }
+}
+
+/// The end-user prefix MAP-E maps: the delegated prefix when the DHCPv6
+/// client runs (none until it has a lease, so the mapping does not jump
+/// from the WAN /64 to the delegated prefix), else the WAN address's /64.
+pub fn end_user_prefix(pd_enabled: bool, learned: &Learned) -> Option<Prefix6> {
+    if pd_enabled {
+        let (p, len) = learned.delegated?;
+        Some(Prefix6::truncate(p, len))
+    } else {
+        learned.wan_address.map(|a| Prefix6::truncate(a, 64))
+    }
+}
+
+/// The mapping for `config`'s `map_e` and what the WAN learned:
+/// `Ok(None)` without `map_e` or while there is no end-user prefix yet;
+/// `Err` (to log) when the prefix does not fit the rule.
+pub fn derive(config: &Config, learned: &Learned) -> Result<Option<Derived>, String> {
+    let Some(m) = &config.map_e else {
+        return Ok(None);
+    };
+    let Some(end_user) = end_user_prefix(config.wan.ipv6.dhcpv6_pd.is_some(), learned) else {
+        return Ok(None);
+    };
+    let (rule, source, table_br) = match &m.rule {
+        MapRuleChoice::Rule(spec) => (
+            spec.rule().map_err(|e| format!("map_e.rule: {e}"))?,
+            RuleSource::Config,
+            None,
+        ),
+        MapRuleChoice::Auto => {
+            let row = jp_rules::lookup(end_user.addr()).ok_or_else(|| {
+                format!("map_e: rule auto: no built-in rule covers the end-user prefix {end_user}")
+            })?;
+            (row.rule, RuleSource::Table(row.provider), Some(row.br))
+        }
+    };
+    // The config's BR wins over the table's (a reseller's own BR).
+    let br =
+        m.br.or(table_br)
+            .ok_or_else(|| "map_e: no BR (map_e.br)".to_owned())?;
+    let mapping = rule
+        .map(end_user)
+        .map_err(|e| format!("map_e: end-user prefix {end_user}: {e}"))?;
+    let iid = IidFormat::from(m.iid_format);
+    Ok(Some(Derived {
+        rule,
+        source,
+        br,
+        iid,
+        mapping,
+        ce: mapping.ce_address(iid),
+    }))
+}
+
+/// Whether `ce` lies in one of the WAN's on-link /64s (a SLAAC prefix):
+/// then other nodes resolve it on the link and we must answer and defend.
+pub fn on_link(ce: Ipv6Addr, wan_candidates: &[(Ipv6Addr, u8)]) -> bool {
+    let upper = |a: Ipv6Addr| u128::from(a) >> 64;
+    wan_candidates
+        .iter()
+        .any(|&(a, len)| len == 64 && upper(a) == upper(ce))
+}
+
+/// MAP-E state of the running daemon.
+#[derive(Default)]
+pub struct MapState {
+    pub current: Option<Derived>,
+    /// The bindings of `current`, shared with the workers through the Fib.
+    pub napt: Option<Arc<Bindings>>,
+    /// Last derivation error, logged once.
+    pub error: Option<String>,
+    /// Identity of the next bindings set (`Nat::addr`), so sessions of an
+    /// earlier set never release ports into a new one.
+    next_id: u8,
+    /// Prefix changes that moved the CE (for `show map`).
+    pub changes: u64,
+    /// The session second of the last grace tick.
+    ticked: u32,
+}
+
+impl MapState {
+    /// Derives again; on a change makes new bindings and points the
+    /// session table's release hook at them. Returns whether it changed.
+    pub fn update(&mut self, config: &Config, learned: &Learned, sessions: &SessionTable) -> bool {
+        let derived = match derive(config, learned) {
+            Ok(d) => {
+                self.error = None;
+                d
+            }
+            Err(e) => {
+                if self.error.as_ref() != Some(&e) {
+                    log::error!("{e}; IPv4 from the LAN is dropped (no-tunnel)");
+                    self.error = Some(e);
+                }
+                None
+            }
+        };
+        if derived == self.current {
+            return false;
+        }
+        match &derived {
+            Some(d) => {
+                let pool = PortPool::from_set(d.mapping.ports);
+                let b = Arc::new(
+                    Bindings::new(d.ipv4(), pool, Limits::default()).with_id(self.next_id),
+                );
+                self.next_id = self.next_id.wrapping_add(1);
+                sessions.set_nat_release(b.clone());
+                log::info!(
+                    "map-e: rule {} from {}; end-user prefix {}; IPv4 {}{} PSID {} ({} ports in {}); \
+                     CE {} -> BR {}",
+                    d.rule,
+                    d.source.describe(),
+                    d.mapping.end_user,
+                    d.ipv4(),
+                    if d.mapping.ipv4_len < 32 {
+                        format!("/{}", d.mapping.ipv4_len)
+                    } else {
+                        String::new()
+                    },
+                    d.mapping.psid(),
+                    pool.len(),
+                    describe_runs(pool),
+                    d.ce,
+                    d.br
+                );
+                if self.current.is_some() {
+                    self.changes += 1;
+                }
+                self.napt = Some(b);
+            }
+            None => {
+                if self.current.is_some() {
+                    log::warn!("map-e: no end-user prefix; IPv4 from the LAN is dropped");
+                }
+                self.napt = None;
+            }
+        }
+        self.current = derived;
+        true
+    }
+
+    /// Puts the tunnel to the BR, the bindings and the FMR into `fib`
+    /// (built without them), with the MTU and clamp of the MAP-E tunnel.
+    pub fn apply(&self, fib: &mut Fib, hop_limit: Option<u8>) {
+        let (Some(d), Some(napt)) = (&self.current, &self.napt) else {
+            return;
+        };
+        let mtu = TUNNEL_MTU.min(fib.wan.mtu.saturating_sub(40));
+        fib.tunnel = Some(Tunnel {
+            b4: d.ce,
+            aftr: d.br,
+            mtu,
+            hop_limit: hop_limit.unwrap_or(ipoe_dataplane::nodes::dslite_encap::OUTER_HOP_LIMIT),
+        });
+        fib.firewall.mss_clamp_v4 = Some(MSS_CLAMP.min(mtu.saturating_sub(40)));
+        fib.napt = Some(napt.clone());
+        fib.map_fmr = d.fmr();
+    }
+
+    /// The CE address the WAN must answer for and defend, when on-link.
+    pub fn wan_address(&self, wan_candidates: &[(Ipv6Addr, u8)]) -> Option<Ipv6Addr> {
+        let ce = self.current?.ce;
+        on_link(ce, wan_candidates).then_some(ce)
+    }
+
+    /// Retires the port grace periods that ended (control loop, 1 s).
+    pub fn tick(&mut self, now_s: u32) {
+        if now_s == self.ticked {
+            return;
+        }
+        self.ticked = now_s;
+        if let Some(b) = &self.napt {
+            b.tick(now_s, GRACE_BUDGET);
+        }
+    }
+}
+
+/// "1024-1039, 5120-5135, ... (15 runs)": the first and last runs.
+pub fn describe_runs(pool: PortPool) -> String {
+    let runs = runs(pool);
+    let show = |r: &(u16, u16)| format!("{}-{}", r.0, r.1);
+    match runs.len() {
+        0 => "no ports".to_owned(),
+        1..=3 => runs.iter().map(show).collect::<Vec<_>>().join(", "),
+        n => format!(
+            "{}, {}, ..., {} ({n} runs)",
+            show(&runs[0]),
+            show(&runs[1]),
+            show(&runs[n - 1])
+        ),
+    }
+}
+
+/// The contiguous runs of a pool, ascending.
+pub fn runs(pool: PortPool) -> Vec<(u16, u16)> {
+    pool.runs()
+}
+
+/// LAN hosts `show map` lists at most (the biggest users first).
+pub const SHOW_HOSTS: usize = 256;
+
+impl MapState {
+    /// `show map` (control/PROTOCOL.md).
+    pub fn report(&self, config: &Config) -> Value {
+        let Some(m) = &config.map_e else {
+            return json!({"configured": false});
+        };
+        let iid = match IidFormat::from(m.iid_format) {
+            IidFormat::Legacy => "legacy",
+            IidFormat::Rfc7597 => "rfc7597",
+        };
+        let (Some(d), Some(b)) = (&self.current, &self.napt) else {
+            return json!({
+                "configured": true,
+                "up": false,
+                "rule_source": match m.rule { MapRuleChoice::Auto => "auto", MapRuleChoice::Rule(_) => "config" },
+                "iid_format": iid,
+                "error": self.error,
+                "prefix_changes": self.changes,
+            });
+        };
+        let pool = b.pool();
+        let mut in_use = serde_json::Map::new();
+        let mut in_grace = serde_json::Map::new();
+        let mut exhausted = 0;
+        let mut host_limit = 0;
+        let (mut total, mut grace_total) = (0, 0);
+        // Per LAN host: its ports of each protocol, from the owners of the
+        // whole set (bounded by the set: 240, 1008, or 64512 for a whole
+        // address).
+        let mut hosts: BTreeMap<Ipv4Addr, [u32; 3]> = BTreeMap::new();
+        for (k, p) in NatProto::ALL.into_iter().enumerate() {
+            let st = b.stats(p);
+            in_use.insert(p.name().to_owned(), json!(st.mappings));
+            in_grace.insert(p.name().to_owned(), json!(st.in_grace));
+            total += st.mappings;
+            grace_total += st.in_grace;
+            exhausted += st.ports.exhausted;
+            host_limit += st.ports.host_limit + st.ports.hosts_full;
+            for i in 0..pool.len() {
+                let Some(port) = pool.port_at(i) else { break };
+                if let Some((host, _)) = b.internal(p, port) {
+                    hosts.entry(host).or_default()[k] += 1;
+                }
+            }
+        }
+        let mut hosts: Vec<(Ipv4Addr, [u32; 3])> = hosts.into_iter().collect();
+        hosts.sort_by_key(|(h, c)| (std::cmp::Reverse(c.iter().sum::<u32>()), *h));
+        let host_count = hosts.len();
+        hosts.truncate(SHOW_HOSTS);
+        let hosts: Vec<Value> = hosts
+            .iter()
+            .map(|(h, c)| {
+                let mut o = serde_json::Map::new();
+                o.insert("host".into(), json!(h.to_string()));
+                for (k, p) in NatProto::ALL.into_iter().enumerate() {
+                    o.insert(p.name().to_owned(), json!(c[k]));
+                }
+                o.insert("total".into(), json!(c.iter().sum::<u32>()));
+                Value::Object(o)
+            })
+            .collect();
+        in_use.insert("total".into(), json!(total));
+        in_grace.insert("total".into(), json!(grace_total));
+        json!({
+            "configured": true,
+            "up": true,
+            "rule": {
+                "ipv6_prefix": d.rule.ipv6_prefix().to_string(),
+                "ipv4_prefix": d.rule.ipv4_prefix().to_string(),
+                "ea_length": d.rule.ea_length(),
+                "psid_offset": d.rule.psid_offset(),
+                "psid_length": d.rule.psid_length(),
+            },
+            "rule_source": match d.source {
+                RuleSource::Config => "config".to_owned(),
+                RuleSource::Table(p) => format!("auto ({p})"),
+            },
+            "br": d.br.to_string(),
+            "iid_format": iid,
+            "end_user_prefix": d.mapping.end_user.to_string(),
+            "ce_address": d.ce.to_string(),
+            "ipv4": d.ipv4().to_string(),
+            "ipv4_prefix_length": d.mapping.ipv4_len,
+            "psid": d.mapping.psid(),
+            "shared": d.mapping.is_shared(),
+            "fmr": d.fmr().is_some(),
+            "ports": pool.len(),
+            "port_runs": runs(pool).iter().map(|(a, z)| format!("{a}-{z}")).collect::<Vec<_>>(),
+            "in_use": in_use,
+            "in_grace": in_grace,
+            "exhausted": exhausted,
+            "host_limit_refused": host_limit,
+            "host_count": host_count,
+            "hosts": hosts,
+            "prefix_changes": self.changes,
+            "error": self.error,
+        })
+    }
+
+    /// The external address of bindings `id`, if it is the current set
+    /// (what `show sessions` prints a session's translation with).
+    pub fn external_of(&self, id: u8) -> Option<Ipv4Addr> {
+        self.napt
+            .as_ref()
+            .filter(|b| b.id() == id)
+            .map(|b| b.external())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = "
+wan:
+  interface: wan0
+lan:
+  interface: lan0
+  ipv4: 192.168.2.1/24
+map_e:
+  br: 2001:db8:77:bb::1
+  rule: { ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }
+";
+
+    fn config(extra: &str) -> Config {
+        let text = format!("{LAB}{extra}");
+        ipoe_config::parse(&text, "test.yaml").expect("config parses")
+    }
+
+    fn pd(p: &str, len: u8) -> Learned {
+        Learned {
+            delegated: Some((p.parse().unwrap(), len)),
+            ..Learned::default()
+        }
+    }
+
+    /// 2001:db8:4d12:3400::/56: EA bits 0x1234 = IPv4 suffix 0x12, PSID
+    /// 0x34; the CE sits in subnet 0 with the legacy IID.
+    #[test]
+    fn derives_ipv4_psid_and_ce_from_the_delegated_prefix() {
+        let d = derive(&config(""), &pd("2001:db8:4d12:3400::", 56))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.ipv4(), Ipv4Addr::new(192, 0, 2, 0x12));
+        assert_eq!(d.mapping.psid(), 0x34);
+        assert_eq!(d.source, RuleSource::Config);
+        assert_eq!(
+            d.ce,
+            "2001:db8:4d12:3400:c0:2:1200:3400"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        assert_eq!(d.br, "2001:db8:77:bb::1".parse::<Ipv6Addr>().unwrap());
+        // offset 4, PSID 8 bits: 15 runs of 16 ports, all of PSID 0x34.
+        let runs = runs(PortPool::from_set(d.mapping.ports));
+        assert_eq!(runs.len(), 15);
+        assert_eq!(runs[0], (0x1340, 0x134f));
+        assert_eq!(runs[14], (0xf340, 0xf34f));
+        assert!(d.fmr().is_some());
+    }
+
+    #[test]
+    fn rfc7597_iid_format_is_followed() {
+        let d = derive(
+            &config("  iid_format: rfc7597\n"),
+            &pd("2001:db8:4d12:3400::", 56),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            d.ce,
+            "2001:db8:4d12:3400:0:c000:212:34"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn waits_for_the_lease_with_pd_and_uses_the_wan_64_without() {
+        let wan = Learned {
+            wan_address: Some("2001:db8:4d56:7800::99".parse().unwrap()),
+            ..Learned::default()
+        };
+        assert_eq!(derive(&config(""), &wan), Ok(None));
+        let no_pd = config("").clone();
+        let mut no_pd = no_pd;
+        no_pd.wan.ipv6.dhcpv6_pd = None;
+        let d = derive(&no_pd, &wan).unwrap().unwrap();
+        assert_eq!(d.ipv4(), Ipv4Addr::new(192, 0, 2, 0x56));
+        assert_eq!(d.mapping.psid(), 0x78);
+        assert!(on_link(
+            d.ce,
+            &[("2001:db8:4d56:7800::99".parse().unwrap(), 64)]
+        ));
+        assert!(!on_link(
+            d.ce,
+            &[("2001:db8:4d56:7801::99".parse().unwrap(), 64)]
+        ));
+    }
+
+    #[test]
+    fn a_prefix_outside_the_rule_is_an_error() {
+        let e = derive(&config(""), &pd("2001:db8:9900::", 56)).unwrap_err();
+        assert!(e.contains("2001:db8:9900::/56"), "{e}");
+    }
+
+    /// `rule: auto` takes the table's rule and BR for a prefix it covers.
+    #[test]
+    fn auto_uses_the_built_in_table() {
+        let row = jp_rules::rules()[0];
+        let text = LAB.replace(
+            "  br: 2001:db8:77:bb::1\n  rule: { ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }\n",
+            "  rule: auto\n",
+        );
+        let c = ipoe_config::parse(&text, "test.yaml").unwrap();
+        let p = row.rule.ipv6_prefix();
+        let d = derive(&c, &pd(&p.addr().to_string(), row.rule.end_user_len()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.source, RuleSource::Table(row.provider));
+        assert_eq!(d.br, row.br);
+        assert_eq!(d.rule, row.rule);
+    }
+
+    /// A prefix change makes a new bindings set with another identity, on
+    /// the new address, and the Fib gets the tunnel from the new CE.
+    #[test]
+    fn a_prefix_change_moves_everything() {
+        let c = config("");
+        let sessions = SessionTable::new(1024, Default::default());
+        let mut m = MapState::default();
+        assert!(m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions));
+        let first = m.napt.clone().unwrap();
+        assert!(!m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions));
+        assert!(m.update(&c, &pd("2001:db8:4d56:7800::", 56), &sessions));
+        let second = m.napt.clone().unwrap();
+        assert_ne!(first.id(), second.id());
+        assert_eq!(second.external(), Ipv4Addr::new(192, 0, 2, 0x56));
+        assert_eq!(m.changes, 1);
+        let mut fib = Fib::default();
+        fib.wan.mtu = 1500;
+        m.apply(&mut fib, None);
+        let t = fib.tunnel.unwrap();
+        assert_eq!(t.b4, m.current.unwrap().ce);
+        assert_eq!(t.mtu, 1460);
+        assert_eq!(fib.firewall.mss_clamp_v4, Some(1420));
+        assert!(fib.napt.is_some() && fib.map_fmr.is_some());
+        // Losing the lease takes the translation away.
+        assert!(m.update(&c, &Learned::default(), &sessions));
+        let mut fib = Fib::default();
+        m.apply(&mut fib, None);
+        assert!(fib.tunnel.is_none() && fib.napt.is_none());
+    }
+
+    /// `show map` counts ports per protocol and per LAN host from the
+    /// bindings themselves.
+    #[test]
+    fn show_map_counts_ports_per_host() {
+        let c = config("");
+        let sessions = SessionTable::new(1024, Default::default());
+        let mut m = MapState::default();
+        assert_eq!(m.report(&c)["up"], false);
+        m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions);
+        let b = m.napt.clone().unwrap();
+        let (h1, h2) = (
+            Ipv4Addr::new(192, 168, 2, 10),
+            Ipv4Addr::new(192, 168, 2, 11),
+        );
+        for port in 1000..1003 {
+            b.bind(NatProto::Udp, (h1, port), 0, port.into()).unwrap();
+        }
+        b.bind(NatProto::Tcp, (h2, 5000), 0, 7).unwrap();
+        let r = m.report(&c);
+        assert_eq!(r["ipv4"], "192.0.2.18");
+        assert_eq!(r["psid"], 52);
+        assert_eq!(r["ports"], 240);
+        assert_eq!(r["port_runs"].as_array().unwrap().len(), 15);
+        assert_eq!(r["port_runs"][0], "4928-4943");
+        assert_eq!(r["rule_source"], "config");
+        assert_eq!(r["in_use"]["udp"], 3);
+        assert_eq!(r["in_use"]["total"], 4);
+        assert_eq!(r["hosts"][0]["host"], "192.168.2.10");
+        assert_eq!(r["hosts"][0]["udp"], 3);
+        assert_eq!(r["hosts"][1]["host"], "192.168.2.11");
+        assert_eq!(r["hosts"][1]["tcp"], 1);
+        assert_eq!(r["exhausted"], 0);
+        assert_eq!(m.external_of(b.id()), Some(Ipv4Addr::new(192, 0, 2, 18)));
+    }
+}
