@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipoe_config::{Config, MapRuleChoice};
-use ipoe_dataplane::nat::bindings::{Bindings, NatProto};
+use ipoe_dataplane::nat::bindings::{Bindings, Forward, ForwardError, NatProto};
 use ipoe_dataplane::nat::ports::Limits;
 use ipoe_dataplane::nat::{Fmr, PortPool};
 use ipoe_dataplane::session::SessionTable;
@@ -150,6 +150,8 @@ pub struct MapState {
     pub changes: u64,
     /// The session second of the last grace tick.
     ticked: u32,
+    /// The port forwards `napt` was built with (a reload may change them).
+    forwards: Vec<Forward>,
 }
 
 impl MapState {
@@ -169,15 +171,20 @@ impl MapState {
                 None
             }
         };
-        if derived == self.current {
+        let forwards: Vec<Forward> = config
+            .map_e
+            .as_ref()
+            .map(|m| m.port_forwards.iter().map(Forward::from_config).collect())
+            .unwrap_or_default();
+        if derived == self.current && forwards == self.forwards {
             return false;
         }
+        self.forwards = forwards;
         match &derived {
             Some(d) => {
                 let pool = PortPool::from_set(d.mapping.ports);
-                let b = Arc::new(
-                    Bindings::new(d.ipv4(), pool, Limits::default()).with_id(self.next_id),
-                );
+                let b =
+                    Arc::new(with_forwards(d.ipv4(), pool, &self.forwards).with_id(self.next_id));
                 self.next_id = self.next_id.wrapping_add(1);
                 sessions.set_nat_release(b.clone());
                 log::info!(
@@ -383,6 +390,28 @@ impl MapState {
     }
 }
 
+/// Bindings with every forward of `list` that fits the port set: the
+/// config checks an explicit rule's set, but `rule: auto` or a new prefix
+/// may give another one. A forward that does not fit is logged and left out.
+fn with_forwards(ipv4: Ipv4Addr, pool: PortPool, list: &[Forward]) -> Bindings {
+    let mut list = list.to_vec();
+    loop {
+        match Bindings::new(ipv4, pool, Limits::default()).with_forwards(&list) {
+            Ok(b) => return b,
+            Err(e) => {
+                log::error!("map-e: port forward {e}: not installed");
+                let (ForwardError::NotInSet(bad) | ForwardError::Duplicate(bad)) = e;
+                // Drop one copy: a duplicate's first entry still installs.
+                if let Some(i) = list.iter().rposition(|f| *f == bad) {
+                    list.remove(i);
+                } else {
+                    return Bindings::new(ipv4, pool, Limits::default());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +555,31 @@ map_e:
         let mut fib = Fib::default();
         m.apply(&mut fib, None);
         assert!(fib.tunnel.is_none() && fib.napt.is_none());
+    }
+
+    /// The config's port forwards are installed in the bindings, follow a
+    /// reload, and one outside the set of a new prefix is left out alone.
+    #[test]
+    fn port_forwards_are_installed_and_follow_the_config() {
+        // PSID 0x34 at offset 4: the first run is 0x1340-0x134f.
+        let fw = "  port_forwards:\n    - { proto: tcp, port: 4930, to: \"192.168.2.20:8080\" }\n";
+        let c = config(fw);
+        let sessions = SessionTable::new(1024, Default::default());
+        let mut m = MapState::default();
+        assert!(m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions));
+        let b = m.napt.clone().unwrap();
+        assert_eq!(b.forwards().len(), 1);
+        let (to, _) = b.inbound(NatProto::Tcp, 4930).expect("forwarded");
+        assert_eq!(to.0, Ipv4Addr::new(192, 168, 2, 20));
+        // Same prefix, forwards gone (a reload): new bindings without them.
+        assert!(m.update(&config(""), &pd("2001:db8:4d12:3400::", 56), &sessions));
+        assert!(m.napt.clone().unwrap().forwards().is_empty());
+        // Back, then a prefix whose set lacks 4930: installed without it.
+        assert!(m.update(&c, &pd("2001:db8:4d12:3400::", 56), &sessions));
+        assert!(m.update(&c, &pd("2001:db8:4d12:5600::", 56), &sessions));
+        let b = m.napt.clone().unwrap();
+        assert!(b.forwards().is_empty());
+        assert!(b.inbound(NatProto::Tcp, 4930).is_none());
     }
 
     /// `show map` counts ports per protocol and per LAN host from the
