@@ -26,10 +26,16 @@ fn in_set(port: u16) -> bool {
 }
 
 fn config(lab: &Lab, extra: &str) -> String {
+    config_with(lab, "", extra)
+}
+
+/// `config` with `map_e_extra` (lines indented under `map_e:`) added to
+/// the MAP-E section.
+fn config_with(lab: &Lab, map_e_extra: &str, extra: &str) -> String {
     format!(
         "wan:\n  interface: wan0\n  ipv6:\n    slaac: true\n    dhcpv6_pd: {{ prefix_hint: 56 }}\n\
          lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    subnet_id: 1\n\
-         map_e:\n  br: 2001:db8:77:bb::1\n  rule: {{ ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }}\n\
+         map_e:\n  br: 2001:db8:77:bb::1\n  rule: {{ ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }}\n{map_e_extra}\
          dataplane:\n  workers: 1\n\
          control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n{extra}",
         lab.socket.display(),
@@ -40,12 +46,17 @@ fn config(lab: &Lab, extra: &str) -> String {
 /// The lab with br.py, hgw delegating the /56 and ipoed running MAP-E;
 /// returns once lan1 reaches the server through it.
 fn mape_lab(dhcp6: &[&str], extra: &str) -> Lab {
+    mape_lab_with(dhcp6, "", extra)
+}
+
+/// `mape_lab` with `config_with`'s `map_e_extra`.
+fn mape_lab_with(dhcp6: &[&str], map_e_extra: &str, extra: &str) -> Lab {
     let mut lab = Lab::fresh(1);
     lab.br_start(&["--rule", "v6plus-lab"]);
     let mut args = vec!["--pool", POOL];
     args.extend_from_slice(dhcp6);
     lab.restart_dhcp6(&args);
-    let cfg = config(&lab, extra);
+    let cfg = config_with(&lab, map_e_extra, extra);
     lab.start_ipoed(&cfg);
     assert!(
         lab.fetch_within(
@@ -395,4 +406,126 @@ fn mape_exhausted_set_refuses_counts_and_recovers() {
         "a port came back before its 120 s rest: {waited:?}"
     );
     eprintln!("a new flow worked {waited:?} after the set filled");
+}
+
+/// An external port of the set (A = 1, j = 2: (1 << 12) | (52 << 4) | 2),
+/// forwarded to lan2's TCP 8080.
+const FORWARDED: u16 = 4930;
+const LAN2: &str = "192.168.2.20";
+
+fn forward_config() -> String {
+    format!("  port_forwards:\n    - {{ proto: tcp, port: {FORWARDED}, to: \"{LAN2}:8080\" }}\n")
+}
+
+/// lan2 at 192.168.2.20, IPv4 only.
+fn add_lan2(lab: &Lab) {
+    lab.lanhost("lan2", &["--ipv6", "off"]);
+    for c in [
+        "ip addr add 192.168.2.20/24 dev eth0",
+        "ip route add default via 192.168.2.1",
+    ] {
+        let args: Vec<&str> = c.split(' ').collect();
+        let r = lab.exec("lan2", &args);
+        assert!(r.ok, "{c}: {}", r.stderr);
+    }
+}
+
+/// A TCP server on `ns`:8080 that answers each connection with the
+/// address it sees the client at; returns once it listens.
+fn tcp_server(lab: &Lab, ns: &str) -> std::process::Child {
+    let script = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen(16)
+while True:
+    c, a = s.accept()
+    c.sendall(b"server sees %s\n" % a[0].encode())
+    c.close()
+"#;
+    let child = lab.spawn(ns, &["python3", "-c", script]);
+    let up = lab.wait_for(Duration::from_secs(10), || {
+        !lab.exec(ns, &["ss", "-Hltn", "sport = :8080"])
+            .stdout
+            .trim()
+            .is_empty()
+    });
+    assert!(up.is_some(), "the TCP server on {ns} does not listen");
+    child
+}
+
+/// Connects from `ns` to `addr`:`port` and returns the server's line, or
+/// what went wrong.
+fn tcp_ask(lab: &Lab, ns: &str, addr: &str, port: u16) -> Result<String, String> {
+    let script = format!(
+        r#"
+import socket
+c = socket.create_connection(("{addr}", {port}), timeout=3)
+c.settimeout(3)
+data = b""
+while True:
+    b = c.recv(100)
+    if not b:
+        break
+    data += b
+print(data.decode().strip())
+"#
+    );
+    let r = lab.exec(ns, &["python3", "-c", &script]);
+    if r.ok {
+        Ok(r.stdout.trim().to_owned())
+    } else {
+        Err(r.stderr)
+    }
+}
+
+/// Asks until the answer comes (up to `secs`), for a lab still settling.
+fn tcp_ask_within(lab: &Lab, ns: &str, addr: &str, port: u16, secs: u64) -> Result<String, String> {
+    let mut last = Err(String::from("never asked"));
+    lab.wait_for(Duration::from_secs(secs), || {
+        last = tcp_ask(lab, ns, addr, port);
+        last.is_ok()
+    });
+    last
+}
+
+/// A port forward from the internet: inet connects to the shared address
+/// at a forwarded port of the set; br.py (stateless, by port) carries it
+/// to the CE and ipoed to lan2's server, which sees inet's own address.
+/// After a restart of ipoed the forward works again.
+#[test]
+fn mape_port_forward_reaches_a_lan_host_and_survives_a_restart() {
+    let mut lab = mape_lab_with(&[], &forward_config(), "");
+    add_lan2(&lab);
+    let mut server = tcp_server(&lab, "lan2");
+    let inet = "203.0.113.2";
+    let r = tcp_ask_within(&lab, "inet", SHARED, FORWARDED, 15);
+    assert_eq!(
+        r,
+        Ok(format!("server sees {inet}")),
+        "inet -> {SHARED}:{FORWARDED}\n{}\n{}",
+        lab.ctl(&["show", "errors"]).stdout,
+        lab.ipoed_log()
+    );
+
+    let cfg = std::fs::read_to_string(lab.config_path()).unwrap();
+    assert_eq!(lab.stop_ipoed().0, Some(0), "ipoed exits cleanly");
+    lab.start_ipoed(&cfg);
+    let r = tcp_ask_within(&lab, "inet", SHARED, FORWARDED, 30);
+    assert_eq!(
+        r,
+        Ok(format!("server sees {inet}")),
+        "after the restart\n{}\n{}",
+        lab.ctl(&["show", "map"]).stdout,
+        lab.ipoed_log()
+    );
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+    let tcp = ports_of(&stats, "tcp");
+    assert!(
+        tcp.contains(&FORWARDED),
+        "the answers left from {FORWARDED}: {tcp:?}"
+    );
+    ipoe_tests::terminate(&mut server);
 }
