@@ -25,12 +25,7 @@ fn in_set(port: u16) -> bool {
     port >> 12 != 0 && (port >> 4) & 0xff == 52
 }
 
-fn config(lab: &Lab, extra: &str) -> String {
-    config_with(lab, "", extra)
-}
-
-/// `config` with `map_e_extra` (lines indented under `map_e:`) added to
-/// the MAP-E section.
+/// `map_e_extra`: lines indented under `map_e:`; `extra`: top-level keys.
 fn config_with(lab: &Lab, map_e_extra: &str, extra: &str) -> String {
     format!(
         "wan:\n  interface: wan0\n  ipv6:\n    slaac: true\n    dhcpv6_pd: {{ prefix_hint: 56 }}\n\
@@ -527,5 +522,38 @@ fn mape_port_forward_reaches_a_lan_host_and_survives_a_restart() {
         tcp.contains(&FORWARDED),
         "the answers left from {FORWARDED}: {tcp:?}"
     );
+    ipoe_tests::terminate(&mut server);
+}
+
+/// br.py's packet counters both ways.
+fn br_packets(lab: &Lab) -> (u64, u64) {
+    let s = lab.br_stats();
+    (
+        s["decap_ok"].as_u64().unwrap(),
+        s["encap_ok"].as_u64().unwrap(),
+    )
+}
+
+/// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): lan1 reaches lan2's
+/// forwarded port at the shared address; lan2 sees the shared address as
+/// the source, and nothing of it goes through the tunnel to br.py.
+#[test]
+fn mape_hairpin_reaches_a_forwarded_lan_host_without_the_br() {
+    let lab = mape_lab_with(&[], &forward_config(), "");
+    add_lan2(&lab);
+    let mut server = tcp_server(&lab, "lan2");
+    let before = br_packets(&lab);
+    let r = tcp_ask(&lab, "lan1", SHARED, FORWARDED);
+    let after = br_packets(&lab);
+    assert_eq!(
+        r,
+        Ok(format!("server sees {SHARED}")),
+        "lan1 -> {SHARED}:{FORWARDED}\n{}\n{}",
+        lab.ctl(&["show", "errors"]).stdout,
+        lab.ipoed_log()
+    );
+    assert_eq!(after, before, "hairpinned packets went through br.py");
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     ipoe_tests::terminate(&mut server);
 }
