@@ -33,6 +33,7 @@ pub enum NodeId {
     Ip4Input,
     Ip4Firewall,
     Nat44Out,
+    Ip4Fragment,
     Ip4Rewrite,
     Icmp4Error,
     DsliteEncap,
@@ -44,7 +45,7 @@ pub enum NodeId {
     InterfaceOutput,
 }
 
-pub const NODE_COUNT: usize = 18;
+pub const NODE_COUNT: usize = 19;
 
 impl NodeId {
     /// Processing order (also the display order).
@@ -58,6 +59,7 @@ impl NodeId {
         NodeId::Ip4Input,
         NodeId::Ip4Firewall,
         NodeId::Nat44Out,
+        NodeId::Ip4Fragment,
         NodeId::Ip4Rewrite,
         NodeId::Icmp4Error,
         NodeId::DsliteEncap,
@@ -78,6 +80,7 @@ impl NodeId {
             NodeId::Ip4Firewall => "ip4-firewall",
             NodeId::Ip4Rewrite => "ip4-rewrite",
             NodeId::Ip6Fragment => "ip6-fragment",
+            NodeId::Ip4Fragment => "ip4-fragment",
             NodeId::Ip6Firewall => "ip6-firewall",
             NodeId::DsliteDecap => "dslite-decap",
             NodeId::Nat44In => "nat44-in",
@@ -99,6 +102,7 @@ impl NodeId {
             NodeId::Ip6Input => nodes::ip6_input::Error::NAMES,
             NodeId::Ip6Firewall => nodes::ip6_firewall::Error::NAMES,
             NodeId::Ip6Fragment => nodes::ip6_fragment::Error::NAMES,
+            NodeId::Ip4Fragment => nodes::ip4_fragment::Error::NAMES,
             NodeId::Ip4Rewrite => nodes::ip4_rewrite::Error::NAMES,
             NodeId::Ip4Firewall => nodes::ip4_firewall::Error::NAMES,
             NodeId::Ip6Reassembly => nodes::ip6_reassembly::Error::NAMES,
@@ -122,6 +126,7 @@ impl NodeId {
             NodeId::Ip6Input => nodes::ip6_input::process(cx, pkts),
             NodeId::Ip6Firewall => nodes::ip6_firewall::process(cx, pkts),
             NodeId::Ip6Fragment => nodes::ip6_fragment::process(cx, pkts),
+            NodeId::Ip4Fragment => nodes::ip4_fragment::process(cx, pkts),
             NodeId::Ip4Rewrite => nodes::ip4_rewrite::process(cx, pkts),
             NodeId::Ip4Firewall => nodes::ip4_firewall::process(cx, pkts),
             NodeId::Ip6Reassembly => nodes::ip6_reassembly::process(cx, pkts),

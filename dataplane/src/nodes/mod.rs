@@ -8,6 +8,7 @@ pub mod icmp4_error;
 pub mod icmp6_error;
 pub mod interface_output;
 pub mod ip4_firewall;
+pub mod ip4_fragment;
 pub mod ip4_input;
 pub mod ip4_rewrite;
 pub mod ip6_firewall;

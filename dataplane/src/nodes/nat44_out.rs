@@ -5,7 +5,8 @@
 //! port for every destination). The source becomes the shared address
 //! and a port of the set (or an echo identifier mapped like one); TCP SYNs
 //! get their MSS clamped to `firewall.mss_clamp_v4` (1420 in the tunnel).
-//! Then dslite-encap puts it into IPv6 toward the BR, from the CE address.
+//! Then dslite-encap puts it into IPv6 toward the BR, from the CE address
+//! (through ip4-fragment first when it is too big for the tunnel, no DF).
 //!
 //! A later fragment carries no ports: it gets the address only.
 //!
@@ -73,15 +74,18 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.next(i, NodeId::Icmp4Error);
             continue;
         }
+        // Too big without DF: cut into IPv4 fragments before the tunnel,
+        // since a BR may not reassemble outer IPv6 fragments.
+        let encap = if ip.len() > usize::from(tun.mtu) && ip[6] & 0x40 == 0 {
+            NodeId::Ip4Fragment
+        } else {
+            NodeId::DsliteEncap
+        };
         let l4 = ipv4_l4(ip);
         if l4.frag.is_some_and(|f| !f.is_first()) {
             // The far end reassembles by (source, destination, id,
             // protocol): the shared source is all it needs.
-            let next = if to_tunnel {
-                NodeId::DsliteEncap
-            } else {
-                NodeId::Nat44In
-            };
+            let next = if to_tunnel { encap } else { NodeId::Nat44In };
             match rewrite(ip, &l4, Side::Src, ext, 0) {
                 Ok(()) => cx.next(i, next),
                 Err(_) => cx.drop(i, Error::Truncated.index()),
@@ -165,7 +169,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             cx.next(i, NodeId::Nat44In);
             continue;
         }
-        cx.next(i, NodeId::DsliteEncap);
+        cx.next(i, encap);
     }
 }
 

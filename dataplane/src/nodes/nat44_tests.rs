@@ -404,3 +404,4 @@ fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
 mod forward;
 mod fragments;
 mod hairpin;
+mod ip4_frag;
