@@ -73,9 +73,9 @@ fn split(cx: &mut Cx, i: u16, mtu: usize) -> Result<Option<u16>, Error> {
     }
     let field = be16(ip, 6);
     let offset = usize::from(field & OFFSET_MASK) * 8;
-    let first = (mtu - IHL) & !7;
-    let rest = total - IHL - first;
-    if IHL + rest > mtu || (offset + first) / 8 > usize::from(OFFSET_MASK) {
+    let first = mtu.saturating_sub(IHL) & !7;
+    let rest = total.saturating_sub(IHL + first);
+    if first == 0 || IHL + rest > mtu || (offset + first) / 8 > usize::from(OFFSET_MASK) {
         return Err(Error::TooBig);
     }
     let hdrs = ETH_LEN + IHL;
