@@ -622,12 +622,12 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
                     cells.push(measure(&bins, &running, at, plan)?);
                 }
                 // Rate against the number of flows (sessions, once the firewall lands).
-                if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux | Dut::Ceiling)
+                // The ceiling keeps no state: flows change nothing for it.
+                if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux)
                     && matches!(
                         scenario,
                         Scenario::Encap | Scenario::Decap | Scenario::Ip6Fwd
                     )
-                    && plan.duts.contains(&dut)
                 {
                     for &flows in plan.flow_sweep.iter().filter(|&&f| f != plan.flows) {
                         let at = At {
