@@ -5,7 +5,9 @@
 //! of that LAN endpoint with this very remote address and port
 //! (address-and-port-dependent filtering, RFC 4787 REQ-8), which it
 //! refreshes. ICMP errors are translated back through the packet they
-//! quote, if that packet belongs to a session (looked up, not refreshed).
+//! quote, if that packet belongs to a session (looked up, not refreshed),
+//! in the last pass over each chunk of 32 (after the chunk's one
+//! `SessionTable::track_nat_batch`), in order, as ip4-firewall does.
 //! A port forward's port welcomes new flows: they open a session of the
 //! forward's LAN endpoint carrying the forwarded port, so its replies leave
 //! from that port. Then ip4-rewrite sends it on the LAN.

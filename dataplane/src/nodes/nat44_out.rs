@@ -10,6 +10,10 @@
 //!
 //! A later fragment carries no ports: it gets the address only.
 //!
+//! Like ip4-firewall, the vector goes through in chunks: parse, one
+//! `SessionTable::track_nat_batch` for the chunk (new sessions bind in
+//! it), then translate and send on in order.
+//!
 //! Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): TCP or UDP to the shared
 //! address itself, once its source is translated, goes to nat44-in as if
 //! it came back through the BR, so it reaches the LAN endpoint behind the
