@@ -70,3 +70,65 @@ fn a_vector_with_repeated_new_flows_and_too_few_ports() {
     );
     b.audit();
 }
+
+/// nat44-in over a vector of more than a chunk: replies to 40 flows, with
+/// an ICMP error quoting one of them, a reply to an unmapped port and one
+/// from the wrong remote port in among them; each gets what it would get
+/// alone, and the LAN sees the rest in the order they came.
+#[test]
+fn replies_errors_and_strangers_in_one_inbound_vector() {
+    let (mut g, fib, _) = setup(v6plus());
+    let frames: Vec<(Port, Vec<u8>)> = (0..40)
+        .map(|k| (Port::Lan, lan_udp(42000 + k, 53, &k.to_be_bytes())))
+        .collect();
+    let out = run(&mut g, &fib, &frames, 100);
+    assert_eq!(out.len(), 40);
+    let sent: Vec<Vec<u8>> = out.iter().map(|(_, f)| inner_of(f).to_vec()).collect();
+    let ext = |k: usize| u16::from_be_bytes([sent[k][20], sent[k][21]]);
+    let mut back: Vec<(Port, Vec<u8>)> = (0..40)
+        .map(|k| {
+            let reply = udp_v4(SERVER4, 53, SHARED, ext(k), 50, &(k as u16).to_be_bytes());
+            (Port::Wan, from_br(&reply))
+        })
+        .collect();
+    let mut error = Vec::new();
+    PacketBuilder::ipv4(ROUTER, SHARED.octets(), 50)
+        .icmpv4_raw(11, 0, [0; 4])
+        .write(&mut error, &sent[7])
+        .unwrap();
+    let unmapped = (0..=u16::MAX)
+        .find(|&p| v6plus().index_of(p).is_some() && (0..40).all(|k| ext(k) != p))
+        .unwrap();
+    back.insert(33, (Port::Wan, from_br(&error)));
+    let stranger = udp_v4(SERVER4, 53, SHARED, unmapped, 50, b"?");
+    back.insert(20, (Port::Wan, from_br(&stranger)));
+    let wrong_port = udp_v4(SERVER4, 54, SHARED, ext(3), 50, b"!");
+    back.insert(5, (Port::Wan, from_br(&wrong_port)));
+    let got = run(&mut g, &fib, &back, 101);
+    assert_eq!(got.len(), 41);
+    let lan_port = |f: &[u8]| u16::from_be_bytes([f[ETH_LEN + 22], f[ETH_LEN + 23]]);
+    // Replies in order, each to its own socket; the error (after the
+    // reply to flow 32, as it came) to flow 7's host and port.
+    let mut k = 0;
+    for (port, f) in &got {
+        assert_eq!(*port, Port::Lan);
+        assert_eq!(&f[ETH_LEN + 16..ETH_LEN + 20], &HOST4.octets());
+        if f[ETH_LEN + 9] == 1 {
+            assert_eq!(k, 33, "the error keeps its place");
+            let quoted_src_port = u16::from_be_bytes([f[ETH_LEN + 48], f[ETH_LEN + 49]]);
+            assert_eq!(quoted_src_port, 42007);
+            continue;
+        }
+        assert_eq!(lan_port(f), 42000 + k);
+        k += 1;
+    }
+    assert_eq!(k, 40);
+    assert_eq!(
+        errors(&g, NodeId::Nat44In, nat44_in::Error::NoMapping.index()),
+        1
+    );
+    assert_eq!(
+        errors(&g, NodeId::Nat44In, nat44_in::Error::Filtered.index()),
+        1
+    );
+}
