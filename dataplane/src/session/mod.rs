@@ -567,6 +567,8 @@ impl SessionTable {
     /// "The flow table", third pass).
     pub fn track_batch(&self, reqs: &[Request], now_s: u32, out: &mut [Track]) {
         let t = &self.timeouts.load();
+        // As many as there are answers for (the chunks once zipped them).
+        let reqs = &reqs[..reqs.len().min(out.len())];
         self.chunked(reqs, |j, e, r, h| {
             if let Some(o) = out.get_mut(j) {
                 *o = self.track_hashed(e, r, h, now_s, t);
@@ -661,6 +663,7 @@ impl SessionTable {
         out: &mut [(Track, Option<Nat>)],
     ) {
         let t = &self.timeouts.load();
+        let reqs = &reqs[..reqs.len().min(out.len())];
         self.chunked(reqs, |j, e, r, h| {
             let mut s = self.guard(self.shard(h), e);
             let res = nat_locked(&mut s, r, h, now_s, t, &mut || bind(j));
