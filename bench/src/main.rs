@@ -4,6 +4,7 @@
 
 mod ceiling;
 mod endpoint;
+mod fds;
 mod harness;
 mod pktgen;
 
@@ -18,6 +19,11 @@ const USAGE: &str = "usage:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before any child starts: none may inherit the lab lock (see fds.rs).
+    if let Err(e) = fds::cloexec_inherited() {
+        eprintln!("ipoe-bench: /proc/self/fd: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match args.first().map(String::as_str) {
         Some("pktgen") => pktgen::main_pktgen(&args[1..]),
         Some("ceiling") => ceiling::main_ceiling(&args[1..]),
