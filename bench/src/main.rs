@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  ipoe-bench run [--quick|--flows] [--mix] [--rounds N] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mix: the bidirectional mix
-  ipoe-bench smoke                       short exact-count run of every DUT (make test)
+  ipoe-bench run [--quick|--flows|--mape] [--mix] [--rounds N] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mape: MAP-E vs DS-Lite at 1k-1M flows; --mix: the bidirectional mix
+  ipoe-bench smoke [SCENARIO...]         short exact-count run of every DUT (make test), or of the scenarios named
   ipoe-bench pktgen tx|rx OPTIONS        AF_XDP traffic generator / receiver
   ipoe-bench ceiling OPTIONS             minimal AF_XDP MAC-swapping forwarder";
 
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("pktgen") => pktgen::main_pktgen(&args[1..]),
         Some("ceiling") => ceiling::main_ceiling(&args[1..]),
-        Some("smoke") => smoke(),
+        Some("smoke") => smoke(&args[1..]),
         Some("run") => run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
@@ -43,8 +43,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn smoke() -> anyhow::Result<()> {
-    let results = harness::smoke()?;
+fn smoke(only: &[String]) -> anyhow::Result<()> {
+    let results = harness::smoke(only)?;
     // The plain closing line CI reads, one check per scenario and DUT.
     println!("bench smoke: {} passed, 0 failed", results.len());
     Ok(())
@@ -61,6 +61,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             "--quick" => plan = harness::Plan::quick(),
             // Rate and node costs against flows only (1k-1M, 64 B).
             "--flows" => plan = harness::Plan::flows(),
+            // MAP-E against DS-Lite and the ceiling (issue 18).
+            "--mape" => plan = harness::Plan::mape(),
             "--rounds" => {
                 rounds = Some(
                     it.next()
