@@ -424,6 +424,33 @@ fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
         );
         let _ = writeln!(s, "| {} | all nodes | {} |", sc.name(), total.join(" | "));
     }
+    // The DUT's own cost when the generator, not the DUT, sets the rate:
+    // MAP-E's graph over DS-Lite's at the same flows (medians' ratio).
+    for (m, d) in [
+        (Scenario::MapeEncap, Scenario::Encap),
+        (Scenario::MapeDecap, Scenario::Decap),
+    ] {
+        let all = |sc: Scenario, f: u32| -> Option<f64> {
+            let n = node_clocks(o, sc, Dut::Ipoed1, f);
+            (!n.is_empty()).then(|| n.values().sum())
+        };
+        let row: Vec<String> = sweep
+            .iter()
+            .map(|&f| match (all(m, f), all(d, f)) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "-".into(),
+            })
+            .collect();
+        if row.iter().any(|x| x != "-") {
+            let _ = writeln!(
+                s,
+                "| {} / {} | all nodes, ratio | {} |",
+                m.name(),
+                d.name(),
+                row.join(" | ")
+            );
+        }
+    }
 }
 
 pub fn write(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
@@ -788,11 +815,37 @@ mod tests {
                 1800e3 * k,
             ));
         }
+        // Node clocks: MAP-E's graph 1.2x DS-Lite's at 1k flows.
+        let rt = |nodes: &[(&str, f64)]| {
+            let n: Vec<Value> = nodes
+                .iter()
+                .map(|(name, c)| json!({"name": name, "vectors": 5000, "clocks_per_packet": c}))
+                .collect();
+            Some(json!({"workers": [{"nodes": n}]}))
+        };
+        for c in cells
+            .iter_mut()
+            .filter(|c| c.flows == 1_000 && c.dut == Dut::Ipoed1)
+        {
+            c.runtime = match c.scenario {
+                Scenario::Encap => rt(&[("ip4-input", 100.0), ("dslite-encap", 400.0)]),
+                Scenario::MapeEncap => rt(&[("nat44-out", 200.0), ("dslite-encap", 400.0)]),
+                _ => None,
+            };
+        }
         let o = Outcome {
             cells,
             idle_cpu: Vec::new(),
         };
         let md = markdown(&o, &plan);
+        assert!(
+            md.contains("| mape-encap / dslite-encap | all nodes, ratio | 1.20 | - | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mape-encap | firewall / nat44 | 200 | - | - | - |"),
+            "{md}"
+        );
         assert!(
             md.contains("| ipoed-1w MAP-E encap / DS-Lite encap | 0.90 | 0.90 | 0.90 | 0.80 |"),
             "{md}"
