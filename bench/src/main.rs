@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  ipoe-bench run [--quick|--flows|--mape] [--mix] [--rounds N] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mape: MAP-E vs DS-Lite at 1k-1M flows; --mix: the bidirectional mix
+  ipoe-bench run [--quick|--flows|--mape] [--mix] [--rounds N] [--duts A,B] [--out DIR]   interleaved comparison (make bench); --flows: 1k-1M flows only; --mape: MAP-E vs DS-Lite at 1k-1M flows; --mix: the bidirectional mix; --duts: only these of the plan's DUTs
   ipoe-bench smoke [SCENARIO...]         short exact-count run of every DUT (make test), or of the scenarios named
   ipoe-bench pktgen tx|rx OPTIONS        AF_XDP traffic generator / receiver
   ipoe-bench ceiling OPTIONS             minimal AF_XDP MAC-swapping forwarder";
@@ -55,6 +55,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let mut out = PathBuf::from("bench/results");
     let mut mix = false;
     let mut rounds = None;
+    let mut duts: Option<Vec<harness::dut::Dut>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -69,6 +70,21 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                         .and_then(|n| n.parse().ok())
                         .filter(|&n| n > 0)
                         .ok_or_else(|| anyhow::anyhow!("--rounds needs a number > 0"))?,
+                )
+            }
+            "--duts" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--duts needs a list"))?;
+                duts = Some(
+                    list.split(',')
+                        .map(|n| {
+                            harness::dut::Dut::ALL
+                                .into_iter()
+                                .find(|d| d.name() == n.trim())
+                                .ok_or_else(|| anyhow::anyhow!("--duts: no DUT {n:?}"))
+                        })
+                        .collect::<anyhow::Result<_>>()?,
                 )
             }
             // The bidirectional mix on its own (ipoed with one worker only).
@@ -87,6 +103,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     }
     if let Some(n) = rounds {
         plan.rounds = n;
+    }
+    if let Some(d) = duts {
+        plan.duts.retain(|x| d.contains(x));
     }
     // ipoed's config takes only absolute paths (the socket lives under it).
     let out = std::path::absolute(&out)?;
