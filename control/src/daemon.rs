@@ -1236,6 +1236,7 @@ fn render_metrics(router: &Router, servers: &[(&'static str, Vec<(&'static str, 
         pd: &pd,
         leases: &leases,
         wan: &wan,
+        map: &router.map.report(&router.config),
     });
     let listeners: Vec<(&str, Vec<(&'static str, u64)>)> =
         servers.iter().map(|(n, c)| (*n, c.clone())).collect();
