@@ -178,6 +178,7 @@ fn every_command_answers_and_counts_are_exact() {
         "show lan",
         "show sessions",
         "show firewall",
+        "show map",
         "show trace",
         "show config",
         "version",
@@ -191,6 +192,14 @@ fn every_command_answers_and_counts_are_exact() {
         assert!(r.ok, "{cmd} --json: {}", r.stderr);
         serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}"));
     }
+
+    // MAP-E is off in this lab (DS-Lite): `show map` says so plainly and
+    // exits 0, as the other commands of a feature not configured do.
+    let r = lab.ctl(&["show", "map"]);
+    assert!(r.ok, "show map: {}", r.stderr);
+    assert_eq!(r.stdout, "MAP-E is not configured (no map_e section)\n");
+    assert_eq!(lab.ctl_json(&["show", "map"])["configured"], false);
+    assert_eq!(tunnel["kind"], "dslite");
 
     // Five packets with TTL 1: exactly five ttl-expired after `clear errors`.
     quiet_lan1(&lab);
