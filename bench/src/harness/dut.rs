@@ -161,10 +161,11 @@ impl Running {
                         bail!("ipoed exited at start ({st}); see {}", run_dir.display());
                     }
                     // Ready once the tunnel is up: the static WAN address
-                    // (the B4) has passed DAD.
-                    if r.ctl(bins, &["show", "tunnel"])
-                        .is_some_and(|t| t["b4"].is_string() && t["aftr"].is_string())
-                    {
+                    // (the B4, or MAP-E's CE address) has passed DAD and the
+                    // far end is known (`aftr` for DS-Lite, `br` for MAP-E).
+                    if r.ctl(bins, &["show", "tunnel"]).is_some_and(|t| {
+                        t["b4"].is_string() && (t["aftr"].is_string() || t["br"].is_string())
+                    }) {
                         if !mape {
                             break;
                         }
