@@ -136,7 +136,9 @@ impl Scenario {
         let hosts = topo::HOSTS.to_string();
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
-            Scenario::Encap => (
+            // MAP-E: LAN endpoint e -> remote r as in frames.rs's MAP-E
+            // layout; run_trial adds --endpoints (and the decap's --port-map).
+            Scenario::Encap | Scenario::MapeEncap => (
                 GEN_NS,
                 GEN_IF,
                 SINK_NS,
@@ -176,28 +178,6 @@ impl Scenario {
                     topo::SINK_MAC,
                     "--dst-mac",
                     topo::DUT_WAN_MAC,
-                    "--hosts",
-                    &hosts,
-                ]),
-            ),
-            // LAN endpoint e -> remote r as in frames.rs's MAP-E layout;
-            // run_trial adds --endpoints (and the decap's --port-map).
-            Scenario::MapeEncap => (
-                GEN_NS,
-                GEN_IF,
-                SINK_NS,
-                SINK_IF,
-                a(&[
-                    "--traffic",
-                    "ipv4",
-                    "--src",
-                    "192.168.2.10",
-                    "--dst",
-                    "198.51.100.10",
-                    "--src-mac",
-                    topo::GEN_MAC,
-                    "--dst-mac",
-                    topo::DUT_LAN_MAC,
                     "--hosts",
                     &hosts,
                 ]),
