@@ -383,6 +383,22 @@ pub enum Dhcpv6Mode {
     Off,
 }
 
+/// `lan.ipv6.mode`: where the LAN's IPv6 prefix comes from (issue 19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipv6Mode {
+    /// The delegated prefix when there is one, else the WAN RA's /64
+    /// proxied (`ndproxy`) once the PD client had its chance.
+    #[default]
+    Auto,
+    /// Only a delegated prefix.
+    Pd,
+    /// Only the WAN RA's /64, proxied.
+    Proxy,
+    /// Only `lan.ipv6.prefix`.
+    Static,
+}
+
 /// A fixed address for one MAC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
