@@ -504,8 +504,7 @@ impl Router {
             .or(Some(self.carrier_checked));
         // Before this turn's messages leave (Router::send), so the reply
         // to a new exchange finds its xid published.
-        self.punt_reserve
-            .set_dhcp6_xid(self.wan6.dhcp.as_ref().and_then(|c| c.open_xid()));
+        self.punt_reserve.set_dhcp6_xid(self.wan6.reserved_xid());
         self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {

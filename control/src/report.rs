@@ -390,13 +390,16 @@ fn iface_ll(r: &Router) -> String {
 pub fn pd(r: &Router) -> Value {
     let now = Instant::now();
     let w = &r.wan6;
-    let Some(c) = &w.dhcp else {
-        return json!({"enabled": false});
+    let lan_mode = w.lan_mode.current().to_string();
+    let Some(c) = w.dhcp.as_ref().filter(|_| w.pd_enabled()) else {
+        return json!({"enabled": false, "lan_mode": lan_mode,
+            "lan_prefix": r.learned.lan_prefix.map(|p| format!("{p}/64"))});
     };
     let lease = c.lease();
     let times = c.times(now);
     json!({
         "enabled": true,
+        "lan_mode": lan_mode,
         "state": format!("{:?}", c.state()).to_lowercase(),
         "delegated_prefix": prefix_str(r.learned.delegated),
         "lan_prefix": r.learned.lan_prefix.map(|p| format!("{p}/64")),
