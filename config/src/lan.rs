@@ -399,6 +399,17 @@ pub enum Ipv6Mode {
     Static,
 }
 
+impl Ipv6Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ipv6Mode::Auto => "auto",
+            Ipv6Mode::Pd => "pd",
+            Ipv6Mode::Proxy => "proxy",
+            Ipv6Mode::Static => "static",
+        }
+    }
+}
+
 /// A fixed address for one MAC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(

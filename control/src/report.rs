@@ -166,7 +166,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
     ) -> Vec<(&'static str, u64)> {
         engine.map(f).unwrap_or_default()
     }
-    let engines: [(&str, Vec<(&'static str, u64)>); 11] = [
+    let engines: [(&str, Vec<(&'static str, u64)>); 12] = [
         ("wan", w.counters.named()),
         ("wan-ra", w.ra.counters().named()),
         (
@@ -190,6 +190,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
         ("dns-proxy", named(l.dns.as_ref(), |c| c.counters().named())),
         ("mld-wan", r.multicast.wan.counters().named()),
         ("mld-lan", r.multicast.lan.counters().named()),
+        ("ndproxy", r.ndproxy.counters().named()),
     ];
     for (node, counters) in engines {
         for (name, count) in counters {
@@ -532,6 +533,7 @@ pub fn lan(r: &Router) -> Value {
                 "preferred_s": p.preferred_lifetime,
                 "valid_s": p.valid_lifetime,
                 "deprecated": p.preferred_lifetime == 0,
+                "on_link": p.on_link,
             })
         })
         .collect();
@@ -557,7 +559,28 @@ pub fn lan(r: &Router) -> Value {
             "cache_entries": d.cache_len(),
             "pending": d.pending_len(),
         })),
+        "mode": r.config.lan.ipv6.mode.as_str(),
+        "ipv6_source": r.wan6.lan_mode.current().to_string(),
+        "ndproxy": r.ndproxy.prefix().map(|p| ndproxy_json(r, p, now)),
     })
+}
+
+/// The ND proxy's table (issue 19), for `show lan`.
+fn ndproxy_json(r: &Router, prefix: std::net::Ipv6Addr, now: Instant) -> Value {
+    let entries: Vec<Value> = r
+        .ndproxy
+        .entries(now)
+        .iter()
+        .map(|e| {
+            json!({
+                "address": e.addr.to_string(),
+                "mac": e.mac.map(crate::mcast_filter::show),
+                "state": format!("{:?}", e.state).to_lowercase(),
+                "age_s": e.age.as_secs(),
+            })
+        })
+        .collect();
+    json!({"prefix": format!("{prefix}/64"), "hosts": entries})
 }
 
 /// `show firewall`: the policy, the session table, the per-rule drop
