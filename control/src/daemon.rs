@@ -700,9 +700,7 @@ impl Router {
             .filter(|a| !self.learned.wan_candidates.iter().any(|c| c.0 == *a))
             .collect();
         self.ndproxy.set_own(&own);
-        let Some(p) = prefix else {
-            return None;
-        };
+        let p = prefix?;
         // A LAN neighbor the neighbor engine confirmed since the last look
         // is as good as the proxy's own NS/NA exchange.
         let g = self.neigh.generation();
