@@ -499,7 +499,6 @@ impl Lan {
                 }
             })
         });
-        self.ra.set_on_link(now, !learned.proxied);
         let upstream = wan.dns_servers(now);
         let rdnss: Vec<Ipv6Addr> = match &self.dns_choice {
             DnsChoice::Router => learned.lan_address.into_iter().collect(),
@@ -534,6 +533,9 @@ impl Lan {
                 dnssl: self.dnssl.clone(),
             },
         );
+        // After the update: a proxied /64 replaced now is deprecated
+        // off-link (LanRa keeps it so).
+        self.ra.set_on_link(now, !learned.proxied);
         // An old prefix the server still lists deprecated is advertised no
         // longer than the server keeps it.
         for (p, until) in wan.other_lan_prefixes() {

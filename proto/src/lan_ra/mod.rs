@@ -328,6 +328,9 @@ pub struct LanRa {
     /// The prefixes' on-link flag: cleared for a proxied WAN /64, so LAN
     /// hosts send even that /64 through the router (`set_on_link`).
     on_link: bool,
+    /// Deprecated prefixes that were advertised off-link: they stay so (a
+    /// PIO with L=1 would make the old WAN /64 on-link on the LAN now).
+    off_link_stale: Vec<Ipv6Addr>,
 }
 
 impl LanRa {
@@ -374,6 +377,7 @@ impl LanRa {
             rogue: RogueLog::default(),
             counters: Counters::default(),
             on_link: true,
+            off_link_stale: Vec::new(),
         }
     }
 
@@ -789,6 +793,12 @@ impl LanRa {
             log::info!("lan: prefix {prefix}/64 has no valid lifetime left; dropped");
             return false;
         }
+        if !self.on_link && !self.off_link_stale.contains(&prefix) {
+            self.off_link_stale.push(prefix);
+        }
+        let stale = &self.stale;
+        self.off_link_stale
+            .retain(|p| *p == prefix || stale.iter().any(|s| s.prefix == *p));
         if let Some(existing) = self.stale.iter_mut().find(|s| s.prefix == prefix) {
             // Already being deprecated: hosts may hold the later deadline.
             existing.valid_until = existing.valid_until.max(valid_until);
@@ -1036,7 +1046,8 @@ impl LanRa {
         }
         for s in self.stale.iter().filter(|s| s.valid_until > now) {
             let valid = remaining_secs(Some(s.valid_until), now, ND_VALID_LIMIT);
-            prefixes.push(slaac_prefix(s.prefix, 0, valid, self.on_link));
+            let on_link = self.on_link && !self.off_link_stale.contains(&s.prefix);
+            prefixes.push(slaac_prefix(s.prefix, 0, valid, on_link));
         }
         let dns_lifetime = if final_ra { 0 } else { self.dns_lifetime };
         let withdrawing = self.withdrawal_ras_left > 0;

@@ -80,3 +80,29 @@ fn proxied_prefix_is_autonomous_off_link_and_follows_renumbering() {
     assert!(old.valid_lifetime > 0);
     assert!(!old.on_link && !new.on_link && new.autonomous);
 }
+
+/// Back from proxy to a delegated prefix: the old (WAN) /64 is deprecated
+/// and still off-link, so hosts never take the WAN's /64 as on the LAN;
+/// the new one is on-link.
+#[test]
+fn a_proxied_prefix_deprecated_stays_off_link() {
+    let t0 = Instant::now();
+    let mut ra = LanRa::new(
+        LanRaConfig::with_defaults(MAC, 1500, Duration::from_secs(200)),
+        9,
+    );
+    ra.set_on_link(t0, false);
+    ra.update(t0, inputs(WAN_A, t0 + Duration::from_secs(1800)));
+    ra.start(t0);
+    sent(&mut ra, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    // As lan.rs does: the update first, then the flag.
+    ra.update(t1, inputs(WAN_B, t1 + Duration::from_secs(1800)));
+    ra.set_on_link(t1, true);
+    let repr = ra.current_advert(t1 + Duration::from_secs(1));
+    let old = repr.prefixes.iter().find(|p| p.prefix == WAN_A).unwrap();
+    let new = repr.prefixes.iter().find(|p| p.prefix == WAN_B).unwrap();
+    assert_eq!(old.preferred_lifetime, 0);
+    assert!(!old.on_link, "{old:?}");
+    assert!(new.on_link, "{new:?}");
+}
