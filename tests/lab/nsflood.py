@@ -42,7 +42,7 @@ def main() -> None:
         for _ in range(256):
             low = int.from_bytes(os.urandom(8), "big") | 0x100  # never ::0..::ff
             target = (net | low).to_bytes(16, "big")
-            group = bytes.fromhex("ff020000000000000000000001ff") + target[13:]
+            group = bytes.fromhex("ff02" + "00" * 9 + "01ff") + target[13:]
             dmac = b"\x33\x33" + group[12:]
             icmp = struct.pack("!BBHI", 135, 0, 0, 0) + target + b"\x01\x01" + mac
             pseudo = src + group + struct.pack("!I3xB", len(icmp), 58)

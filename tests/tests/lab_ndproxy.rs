@@ -515,13 +515,14 @@ fn ns_flood_at_the_wan_64_keeps_the_proxy_table_bounded() {
         "MEASURE NS flood at the WAN /64: {sent}; proxy table peak {peak} entries \
          (bound 1024 verified + 64 pending); ndproxy/wan-ns-rx {}, verify-ns-tx {}, \
          pending-full {}, rate-limited {}, verify-failed {}, proxy-na-tx {}; \
-         punt/police-nd on the WAN {}; lan2 fetches {fetches}, failed {failed}",
+         punt/police-reserve {}, punt/police-nd {}; lan2 fetches {fetches}, failed {failed}",
         delta("ndproxy/wan-ns-rx"),
         delta("ndproxy/verify-ns-tx"),
         delta("ndproxy/pending-full"),
         delta("ndproxy/rate-limited"),
         delta("ndproxy/verify-failed"),
         delta("ndproxy/proxy-na-tx"),
+        delta("punt/police-reserve"),
         delta("punt/police-nd"),
     );
     assert!(
