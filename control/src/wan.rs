@@ -74,6 +74,9 @@ pub struct Learned {
     pub tunnel_pmtu: Option<(u16, Ipv6Addr)>,
     /// The LAN uses the WAN RA's /64 (`lan_prefix`), proxied (issue 19).
     pub proxied: bool,
+    /// The same estimate whatever tunnel it is for: (quoted destination,
+    /// path MTU, sender). MAP-E keeps it for its BR (map_e.rs).
+    pub path_pmtu: Option<(Ipv6Addr, u16, Ipv6Addr)>,
 }
 
 /// Drops and oddities of the WAN control traffic; each a named counter.
@@ -731,6 +734,10 @@ impl Wan {
             .learned()
             .filter(|p| Some(p.dst) == l.aftr)
             .map(|p| (p.mtu.min(l.wan_mtu), p.from));
+        l.path_pmtu = self
+            .pmtu
+            .learned()
+            .map(|p| (p.dst, p.mtu.min(l.wan_mtu), p.from));
         l
     }
 

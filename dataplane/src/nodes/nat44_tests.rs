@@ -401,6 +401,7 @@ fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
     assert_eq!(errors(&g2, NodeId::DsliteDecap, unknown), 1);
 }
 
+mod batch;
 mod forward;
 mod fragments;
 mod hairpin;
