@@ -1065,6 +1065,37 @@ mod tests {
 #[cfg(test)]
 mod mtu_tests;
 
+/// The UDP datagrams among frames the WAN sent: (destination, source
+/// port, destination port, payload). For the test rigs.
+#[cfg(test)]
+fn udp_of(sent: Vec<Tx>) -> Vec<(Ipv6Addr, u16, u16, Vec<u8>)> {
+    sent.into_iter()
+        .filter_map(|tx| {
+            let (Tx::Ready(_, frame) | Tx::Via(_, _, frame)) = tx;
+            match hostio::classify(&frame).ok()? {
+                Inbound::Udp {
+                    dst: IpAddr::V6(dst),
+                    src_port,
+                    dst_port,
+                    payload,
+                    ..
+                } => Some((dst, src_port, dst_port, payload.to_vec())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The DHCPv6 messages among `udp_of`'s datagrams.
+#[cfg(test)]
+fn dhcp_of(udp: Vec<(Ipv6Addr, u16, u16, Vec<u8>)>) -> Vec<dhcproto::v6::Message> {
+    use dhcproto::Decodable;
+    udp.into_iter()
+        .filter(|u| u.2 == hostio::DHCP6_SERVER_PORT)
+        .map(|u| dhcproto::v6::Message::decode(&mut dhcproto::Decoder::new(&u.3)).unwrap())
+        .collect()
+}
+
 /// Reload of the WAN config against engines that have learned everything
 /// (router, SLAAC address, PD lease, AFTR answer), driven through
 /// `handle_frame` and `poll` as the daemon drives them.
@@ -1072,7 +1103,7 @@ mod mtu_tests;
 mod reload_tests {
     use super::*;
     use dhcproto::v6::{DhcpOption, DhcpOptions, IAPrefix, Message, MessageType, OptionCode, IAPD};
-    use dhcproto::{Decodable, Decoder, Encodable};
+    use dhcproto::Encodable;
     use ipoe_proto::slaac::ra::{PrefixInfo, RaRepr, Rdnss};
 
     const MAC: Mac = [2, 0, 0, 0, 2, 2];
@@ -1197,34 +1228,12 @@ mod reload_tests {
             assert!(self.wan.handle_frame(self.now, &frame));
         }
 
-        /// UDP frames we sent: (destination, source port, payload).
         fn udp_sent(&mut self) -> Vec<(Ipv6Addr, u16, u16, Vec<u8>)> {
-            self.poll()
-                .into_iter()
-                .filter_map(|tx| {
-                    let frame = match tx {
-                        Tx::Ready(_, f) | Tx::Via(_, _, f) => f,
-                    };
-                    match hostio::classify(&frame).ok()? {
-                        Inbound::Udp {
-                            dst: IpAddr::V6(dst),
-                            src_port,
-                            dst_port,
-                            payload,
-                            ..
-                        } => Some((dst, src_port, dst_port, payload.to_vec())),
-                        _ => None,
-                    }
-                })
-                .collect()
+            udp_of(self.poll())
         }
 
         fn dhcp_sent(&mut self) -> Vec<Message> {
-            self.udp_sent()
-                .into_iter()
-                .filter(|u| u.2 == hostio::DHCP6_SERVER_PORT)
-                .map(|u| Message::decode(&mut Decoder::new(&u.3)).unwrap())
-                .collect()
+            dhcp_of(self.udp_sent())
         }
 
         fn dns_sent(&mut self) -> Vec<(Ipv6Addr, u16, Vec<u8>)> {

@@ -5,7 +5,7 @@
 
 use super::*;
 use dhcproto::v6::{DhcpOption, DhcpOptions, IAPrefix, Message, MessageType, OptionCode, IAPD};
-use dhcproto::{Decodable, Decoder, Encodable};
+use dhcproto::Encodable;
 use ipoe_proto::slaac::ra::{PrefixInfo, RaRepr};
 
 const MAC: Mac = [2, 0, 0, 0, 2, 2];
@@ -49,29 +49,11 @@ impl Bench {
     fn udp_sent(&mut self) -> Vec<(Ipv6Addr, u16, u16, Vec<u8>)> {
         let mut out = Vec::new();
         self.wan.poll(self.now, &self.usable, &[], &mut out);
-        out.into_iter()
-            .filter_map(|tx| {
-                let (Tx::Ready(_, f) | Tx::Via(_, _, f)) = tx;
-                match hostio::classify(&f).ok()? {
-                    Inbound::Udp {
-                        dst: IpAddr::V6(dst),
-                        src_port,
-                        dst_port,
-                        payload,
-                        ..
-                    } => Some((dst, src_port, dst_port, payload.to_vec())),
-                    _ => None,
-                }
-            })
-            .collect()
+        udp_of(out)
     }
 
     fn dhcp_sent(&mut self) -> Vec<Message> {
-        self.udp_sent()
-            .into_iter()
-            .filter(|u| u.2 == hostio::DHCP6_SERVER_PORT)
-            .map(|u| Message::decode(&mut Decoder::new(&u.3)).unwrap())
-            .collect()
+        dhcp_of(self.udp_sent())
     }
 
     /// Runs the clock `secs` seconds in 100 ms steps; the DHCPv6 messages
