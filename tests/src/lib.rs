@@ -174,6 +174,36 @@ impl Lab {
         r.stdout.trim().to_owned()
     }
 
+    /// Starts tshark on `iface` in `ns`, writing the frames of the capture
+    /// filter `filter` to `file`; returns once it captures (tshark creates
+    /// the file then).
+    pub fn tshark_capture(&self, ns: &str, iface: &str, filter: &str, file: &str) -> Child {
+        let _ = std::fs::remove_file(file);
+        let child = self.spawn(ns, &["tshark", "-n", "-i", iface, "-f", filter, "-w", file]);
+        let up = self.wait_for(Duration::from_secs(15), || {
+            std::path::Path::new(file).exists()
+        });
+        assert!(up.is_some(), "tshark did not start on {ns}/{iface}");
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    }
+
+    /// Frames of the capture `file` (read in `ns`) that match the display
+    /// filter `filter`.
+    pub fn tshark_count(&self, ns: &str, file: &str, filter: &str) -> usize {
+        let r = self.exec(ns, &["tshark", "-n", "-r", file, "-Y", filter]);
+        assert!(r.ok, "tshark -r: {}", r.stderr);
+        r.stdout.lines().count()
+    }
+
+    /// A TCP connection attempt over IPv6 from `ns` to `[addr]:port` (2 s
+    /// at most); what the server said, or `None` if it did not connect.
+    pub fn tcp6_connect(&self, ns: &str, addr: &str, port: u16) -> Option<String> {
+        let target = format!("TCP6:[{addr}]:{port},connect-timeout=2");
+        let r = self.exec(ns, &["socat", "-T2", "-u", &target, "STDOUT"]);
+        r.ok.then_some(r.stdout)
+    }
+
     /// A lab.sh subcommand that must succeed.
     pub fn script_ok(&self, args: &[&str]) {
         let r = self.script(args);

@@ -10,25 +10,6 @@ use std::time::Duration;
 use ipoe_tests::Lab;
 
 const V4_SERVER: &str = "198.51.100.10";
-
-fn capture(lab: &Lab, ns: &str, iface: &str, filter: &str, file: &str) -> std::process::Child {
-    let _ = std::fs::remove_file(file);
-    let child = lab.spawn(ns, &["tshark", "-n", "-i", iface, "-f", filter, "-w", file]);
-    let up = lab.wait_for(Duration::from_secs(15), || {
-        std::path::Path::new(file).exists()
-    });
-    assert!(up.is_some(), "tshark did not start on {ns}/{iface}");
-    std::thread::sleep(Duration::from_millis(500));
-    child
-}
-
-/// Frames in a capture matching a display filter.
-fn count(lab: &Lab, ns: &str, file: &str, filter: &str) -> usize {
-    let r = lab.exec(ns, &["tshark", "-n", "-r", file, "-Y", filter]);
-    assert!(r.ok, "tshark -r: {}", r.stderr);
-    r.stdout.lines().count()
-}
-
 #[test]
 fn m5_dslite_through_an_aftr_sending_the_encapsulation_limit_option() {
     let mut lab = Lab::up(1);
@@ -50,7 +31,7 @@ fn m5_dslite_through_an_aftr_sending_the_encapsulation_limit_option() {
     // outer fragments too: pings of 56 and of 1472 bytes (a 1500-byte
     // inner packet, 1548 bytes outside).
     let pcap = lab.run_dir.join("encap-limit.pcap").display().to_string();
-    let mut cap = capture(&lab, "hgw", "down0", "ip6 src host 2001:db8:aaaa::1", &pcap);
+    let mut cap = lab.tshark_capture("hgw", "down0", "ip6 src host 2001:db8:aaaa::1", &pcap);
     for size in ["56", "1472"] {
         let r = lab.exec(
             "lan1",
@@ -67,8 +48,8 @@ fn m5_dslite_through_an_aftr_sending_the_encapsulation_limit_option() {
     }
     std::thread::sleep(Duration::from_millis(500));
     ipoe_tests::terminate(&mut cap);
-    let tel = count(&lab, "hgw", &pcap, "ipv6.opt.tel == 4");
-    let tel_frag = count(&lab, "hgw", &pcap, "ipv6.opt.tel == 4 && ipv6.fraghdr");
+    let tel = lab.tshark_count("hgw", &pcap, "ipv6.opt.tel == 4");
+    let tel_frag = lab.tshark_count("hgw", &pcap, "ipv6.opt.tel == 4 && ipv6.fraghdr");
     // 3 small replies, 3 big ones in 2 fragments each.
     assert!(tel >= 3 + 6, "frames with the option: {tel}");
     assert!(tel_frag >= 6, "outer fragments with the option: {tel_frag}");

@@ -34,21 +34,6 @@ fn sessions(lab: &Lab, args: &[&str]) -> Value {
     lab.ctl_json(&a)
 }
 
-/// A TCP connection attempt from `ns` (2 s at most); what the server said.
-fn connect(lab: &Lab, ns: &str, addr: &str, port: u16) -> Option<String> {
-    let r = lab.exec(
-        ns,
-        &[
-            "socat",
-            "-T2",
-            "-u",
-            &format!("TCP6:[{addr}]:{port},connect-timeout=2"),
-            "STDOUT",
-        ],
-    );
-    r.ok.then_some(r.stdout)
-}
-
 /// TCP listeners answering "open PORT" on each of `ports` in `ns`.
 fn listen(lab: &Lab, ns: &str, ports: &[u16]) -> Vec<std::process::Child> {
     ports
@@ -66,29 +51,9 @@ fn listen(lab: &Lab, ns: &str, ports: &[u16]) -> Vec<std::process::Child> {
         .collect()
 }
 
-/// Starts tshark on `iface` in `ns` writing `file`; returns once it captures.
-fn capture(lab: &Lab, ns: &str, iface: &str, filter: &str, file: &str) -> std::process::Child {
-    let _ = std::fs::remove_file(file);
-    let child = lab.spawn(ns, &["tshark", "-n", "-i", iface, "-f", filter, "-w", file]);
-    // tshark creates the file once the capture runs.
-    let up = lab.wait_for(Duration::from_secs(15), || {
-        std::path::Path::new(file).exists()
-    });
-    assert!(up.is_some(), "tshark did not start on {ns}/{iface}");
-    std::thread::sleep(Duration::from_millis(500));
-    child
-}
-
 fn stop_capture(mut child: std::process::Child) {
     std::thread::sleep(Duration::from_millis(500));
     ipoe_tests::terminate(&mut child);
-}
-
-/// Frames in a capture matching a display filter.
-fn count(lab: &Lab, ns: &str, file: &str, filter: &str) -> usize {
-    let r = lab.exec(ns, &["tshark", "-n", "-r", file, "-Y", filter]);
-    assert!(r.ok, "tshark -r: {}", r.stderr);
-    r.stdout.lines().count()
 }
 
 /// Check 2: an unsolicited TCP connection from the internet is refused
@@ -181,11 +146,11 @@ fn unsolicited_is_refused_and_lan_initiated_works() {
 
     // The internet tries the LAN host: no SYN may reach it.
     let pcap = lab.run_dir.join("fw-lan1.pcap").display().to_string();
-    let cap = capture(&lab, "lan1", "eth0", "tcp port 8081 or icmp6", &pcap);
+    let cap = lab.tshark_capture("lan1", "eth0", "tcp port 8081 or icmp6", &pcap);
     let before = lab.error_count("ip6-firewall", "no-session");
     for _ in 0..3 {
         assert_eq!(
-            connect(&lab, "inet", LAN1_V6, 8081),
+            lab.tcp6_connect("inet", LAN1_V6, 8081),
             None,
             "unsolicited connection got through"
         );
@@ -194,12 +159,12 @@ fn unsolicited_is_refused_and_lan_initiated_works() {
     assert!(!r.ok, "unsolicited echo request answered: {}", r.stdout);
     stop_capture(cap);
     assert_eq!(
-        count(&lab, "lan1", &pcap, "tcp.port == 8081"),
+        lab.tshark_count("lan1", &pcap, "tcp.port == 8081"),
         0,
         "a SYN reached the host"
     );
     assert_eq!(
-        count(&lab, "lan1", &pcap, "icmpv6.type == 128"),
+        lab.tshark_count("lan1", &pcap, "icmpv6.type == 128"),
         0,
         "an echo request reached the host"
     );
@@ -254,7 +219,8 @@ fn pinhole_opens_its_port_and_follows_renumbering() {
     std::thread::sleep(Duration::from_millis(300));
 
     let opened = lab.wait_for(Duration::from_secs(10), || {
-        connect(&lab, "inet", old, 8080).is_some_and(|s| s.contains("open 8080"))
+        lab.tcp6_connect("inet", old, 8080)
+            .is_some_and(|s| s.contains("open 8080"))
     });
     assert!(
         opened.is_some(),
@@ -262,7 +228,7 @@ fn pinhole_opens_its_port_and_follows_renumbering() {
         lab.ipoed_log()
     );
     assert_eq!(
-        connect(&lab, "inet", old, 8081),
+        lab.tcp6_connect("inet", old, 8081),
         None,
         "8081 is not in the pinhole"
     );
@@ -279,7 +245,8 @@ fn pinhole_opens_its_port_and_follows_renumbering() {
     );
     let t0 = Instant::now();
     let followed = lab.wait_for(Duration::from_secs(20), || {
-        connect(&lab, "inet", new, 8080).is_some_and(|s| s.contains("open 8080"))
+        lab.tcp6_connect("inet", new, 8080)
+            .is_some_and(|s| s.contains("open 8080"))
     });
     assert!(
         followed.is_some(),
@@ -290,7 +257,7 @@ fn pinhole_opens_its_port_and_follows_renumbering() {
         "pinhole reachable at the new prefix {:?} after lan4 had the address",
         t0.elapsed()
     );
-    assert_eq!(connect(&lab, "inet", new, 8081), None);
+    assert_eq!(lab.tcp6_connect("inet", new, 8081), None);
 }
 
 /// Checks 3 and 5: 20 MB through DS-Lite to a host with MTU 1500 (MSS
@@ -309,7 +276,7 @@ fn big_packets_cross_the_tunnel() {
         Duration::from_secs(10)
     ));
     let pcap = lab.run_dir.join("fw-wan.pcap").display().to_string();
-    let cap = capture(&lab, "hgw", "down0", "ip6", &pcap);
+    let cap = lab.tshark_capture("hgw", "down0", "ip6", &pcap);
 
     // 20 MB download, checked end to end.
     let want =
@@ -393,15 +360,13 @@ fn big_packets_cross_the_tunnel() {
 
     // What tshark makes of our frames on the WAN wire.
     let ours = "eth.src == 02:00:00:00:02:02";
-    let syn = count(
-        &lab,
+    let syn = lab.tshark_count(
         "hgw",
         &pcap,
         &format!("{ours} && tcp.flags.syn == 1 && tcp.options.mss_val == 1420"),
     );
     assert!(syn >= 1, "no SYN with MSS 1420 from us");
-    let synack = count(
-        &lab,
+    let synack = lab.tshark_count(
         "hgw",
         &pcap,
         "tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.options.mss_val > 1420",
@@ -410,14 +375,9 @@ fn big_packets_cross_the_tunnel() {
         synack >= 1,
         "the server's SYN-ACK crossed the WAN with its own MSS (clamped after decapsulation)"
     );
-    let frags = count(&lab, "hgw", &pcap, &format!("{ours} && ipv6.fragment"));
+    let frags = lab.tshark_count("hgw", &pcap, &format!("{ours} && ipv6.fragment"));
     assert!(frags >= 6, "tshark saw {frags} fragment frames from us");
-    let reass = count(
-        &lab,
-        "hgw",
-        &pcap,
-        &format!("{ours} && ipv6.reassembled.length"),
-    );
+    let reass = lab.tshark_count("hgw", &pcap, &format!("{ours} && ipv6.reassembled.length"));
     assert!(reass >= 3, "tshark reassembled {reass} of our datagrams");
     let warn = lab.tshark_warnings("hgw", &pcap, ours);
     assert!(warn.is_empty(), "tshark warnings on our frames:\n{warn}");

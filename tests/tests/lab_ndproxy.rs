@@ -69,25 +69,6 @@ fn log_tail(lab: &Lab) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
-
-/// tshark on `iface` in `ns` writing `file`, once it captures.
-fn capture(lab: &Lab, ns: &str, iface: &str, filter: &str, file: &str) -> Child {
-    let _ = std::fs::remove_file(file);
-    let child = lab.spawn(ns, &["tshark", "-n", "-i", iface, "-f", filter, "-w", file]);
-    let up = lab.wait_for(Duration::from_secs(15), || {
-        std::path::Path::new(file).exists()
-    });
-    assert!(up.is_some(), "tshark did not start on {ns}/{iface}");
-    std::thread::sleep(Duration::from_millis(500));
-    child
-}
-
-fn frames(lab: &Lab, ns: &str, file: &str, filter: &str) -> usize {
-    let r = lab.exec(ns, &["tshark", "-n", "-r", file, "-Y", filter]);
-    assert!(r.ok, "tshark -r: {}", r.stderr);
-    r.stdout.lines().count()
-}
-
 /// The gateway's neighbor entry for `addr` (`ip -6 neigh` line), after it
 /// tried to reach it.
 fn hgw_neighbor(lab: &Lab, addr: &str) -> String {
@@ -118,21 +99,6 @@ fn blob_intact(lab: &Lab, ns: &str) -> bool {
     );
     got.split_whitespace().next() == Some(want.as_str())
 }
-
-fn connect(lab: &Lab, ns: &str, addr: &str, port: u16) -> Option<String> {
-    let r = lab.exec(
-        ns,
-        &[
-            "socat",
-            "-T2",
-            "-u",
-            &format!("TCP6:[{addr}]:{port},connect-timeout=2"),
-            "STDOUT",
-        ],
-    );
-    r.ok.then_some(r.stdout)
-}
-
 /// Checks 1-5 and 7 of the issue on one RA-only line: Information-request
 /// DNS and the AFTR by name; kernel SLAAC, dhcpcd and a SLAAC-only host
 /// with temporary addresses all in the WAN /64 reaching the IPv6 server (20
@@ -159,8 +125,8 @@ fn ra_only_line_lan_hosts_use_the_wan_64_through_the_proxy() {
     }
     let pcap_wan = lab.run_dir.join("ndproxy-wan.pcap");
     let pcap_lan = lab.run_dir.join("ndproxy-lan.pcap");
-    let cap_wan = capture(&lab, "hgw", "down0", "icmp6", pcap_wan.to_str().unwrap());
-    let cap_lan = capture(&lab, "lan2", "eth0", "icmp6", pcap_lan.to_str().unwrap());
+    let cap_wan = lab.tshark_capture("hgw", "down0", "icmp6", pcap_wan.to_str().unwrap());
+    let cap_lan = lab.tshark_capture("lan2", "eth0", "icmp6", pcap_lan.to_str().unwrap());
 
     let t0 = Instant::now();
     lab.start_ipoed(&config(
@@ -288,10 +254,11 @@ fn ra_only_line_lan_hosts_use_the_wan_64_through_the_proxy() {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let opened = lab.wait_for(Duration::from_secs(10), || {
-        connect(&lab, "inet", LAN2, 8080).is_some_and(|s| s.contains("open 8080"))
+        lab.tcp6_connect("inet", LAN2, 8080)
+            .is_some_and(|s| s.contains("open 8080"))
     });
     assert!(opened.is_some(), "pinhole 8080\n{}", log_tail(&lab));
-    assert_eq!(connect(&lab, "inet", LAN2, 8081), None, "8081 is closed");
+    assert_eq!(lab.tcp6_connect("inet", LAN2, 8081), None, "8081 is closed");
     assert!(lab.error_count("ip6-firewall", "pinhole-opened") >= 1);
     for l in &mut listeners {
         ipoe_tests::terminate(l);
@@ -315,12 +282,11 @@ fn ra_only_line_lan_hosts_use_the_wan_64_through_the_proxy() {
     let lan_pcap = pcap_lan.to_str().unwrap();
     let ours_na = format!("icmpv6.type == 136 && eth.src == {ROUTER_WAN_MAC}");
     assert!(
-        frames(&lab, "hgw", wan_pcap, &ours_na) >= 3,
+        lab.tshark_count("hgw", wan_pcap, &ours_na) >= 3,
         "no proxied NAs"
     );
     assert!(
-        frames(
-            &lab,
+        lab.tshark_count(
             "hgw",
             wan_pcap,
             &format!("{ours_na} && icmpv6.nd.na.target_address == {LAN2}")
@@ -328,11 +294,12 @@ fn ra_only_line_lan_hosts_use_the_wan_64_through_the_proxy() {
     );
     assert_eq!(lab.tshark_warnings("hgw", wan_pcap, &ours_na), "");
     let ours_ra = "icmpv6.type == 134 && eth.src == 02:00:00:00:02:01";
-    assert!(frames(&lab, "lan2", lan_pcap, ours_ra) >= 1, "no LAN RA");
     assert!(
-        frames(
-            &lab,
-            "lan2",
+        lab.tshark_count("lan2", lan_pcap, ours_ra) >= 1,
+        "no LAN RA"
+    );
+    assert!(
+        lab.tshark_count("lan2",
             lan_pcap,
             &format!("{ours_ra} && icmpv6.opt.prefix.flag.l == 0 && icmpv6.opt.prefix.flag.a == 1 && icmpv6.opt.mtu == 1500")
         ) >= 1,
@@ -342,11 +309,9 @@ fn ra_only_line_lan_hosts_use_the_wan_64_through_the_proxy() {
     assert!(lab.ipoed_alive());
 }
 
-/// Check 6: the gateway's /64 changes (the old one deprecated in its RA);
-/// the LAN follows, the old /64 advertised with preferred lifetime 0, and
-/// hosts reach the server from the new one.
-#[test]
-fn the_wan_64_changes_and_lan_hosts_follow() {
+/// A line without PD, ipoed proxying its /64, and lan2 reaching the
+/// IPv6 server through it.
+fn proxied_lan2() -> Lab {
     let mut lab = Lab::fresh(1);
     hgw_without_pd(&lab);
     lab.lanhost("lan2", &[]);
@@ -356,6 +321,15 @@ fn the_wan_64_changes_and_lan_hosts_follow() {
         "{}",
         log_tail(&lab)
     );
+    lab
+}
+
+/// Check 6: the gateway's /64 changes (the old one deprecated in its RA);
+/// the LAN follows, the old /64 advertised with preferred lifetime 0, and
+/// hosts reach the server from the new one.
+#[test]
+fn the_wan_64_changes_and_lan_hosts_follow() {
+    let lab = proxied_lan2();
     // Renumber: hgw takes an address in the new /64 and advertises it,
     // the old one deprecated.
     lab.exec(
@@ -472,15 +446,7 @@ fn auto_switches_to_pd_when_a_late_server_delegates() {
 /// no address nobody holds, and the LAN host keeps being reached.
 #[test]
 fn ns_flood_at_the_wan_64_keeps_the_proxy_table_bounded() {
-    let mut lab = Lab::fresh(1);
-    hgw_without_pd(&lab);
-    lab.lanhost("lan2", &[]);
-    lab.start_ipoed(&config(&lab, ""));
-    assert!(
-        lab.fetch_within("lan2", V6_URL, Duration::from_secs(60)),
-        "{}",
-        log_tail(&lab)
-    );
+    let lab = proxied_lan2();
     let before = lab.error_counts();
     let script = ipoe_tests::workspace().join("tests/lab/nsflood.py");
     let secs = 20;
