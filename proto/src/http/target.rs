@@ -115,12 +115,23 @@ impl Target {
         self.url.query()
     }
 
-    /// Appends `key=value` pairs to the query (form-urlencoded).
-    pub fn append_query(&mut self, pairs: &[(&str, &str)]) {
-        let mut q = self.url.query_pairs_mut();
-        for (k, v) in pairs {
-            q.append_pair(k, v);
-        }
+    /// The same URL with `query` (already encoded; characters a query
+    /// cannot hold are percent-encoded by the `url` crate).
+    pub fn with_query(&self, query: &str) -> Target {
+        let mut url = self.url.clone();
+        url.set_query(Some(query));
+        Target { url }
+    }
+
+    /// The same URL without userinfo, query or fragment: the server as
+    /// `show` names it.
+    pub fn origin_and_path(&self) -> String {
+        let mut url = self.url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.to_string()
     }
 
     /// The userinfo of the URL, percent-decoded, for HTTP Basic auth.
