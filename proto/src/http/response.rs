@@ -243,6 +243,10 @@ impl ResponseReader {
             return Err(ResponseError::HeadTooLarge);
         }
         let status = parsed.code.unwrap_or(0);
+        // httparse takes any three digits; RFC 9110 15 classes start at 1.
+        if status < 100 {
+            return Err(ResponseError::Malformed("status"));
+        }
         let reason = parsed.reason.unwrap_or("");
         if reason.len() > MAX_FIELD_VALUE {
             return Err(ResponseError::FieldTooLong);

@@ -236,6 +236,12 @@ fn reader_refuses_what_breaks_the_framing_or_the_limits() {
             b"garbage\r\n\r\n".to_vec(),
             ResponseError::Malformed("version"),
         ),
+        // Found by the http_response fuzz target: httparse takes any
+        // three digits.
+        (
+            b"HTTP/1.1 050 Continue\r\n\r\n".to_vec(),
+            ResponseError::Malformed("status"),
+        ),
     ];
     for (bytes, want) in cases {
         for chunk in [1, 3, bytes.len()] {
