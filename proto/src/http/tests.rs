@@ -776,3 +776,66 @@ fn tls_exchange_survives_random_bytes() {
         assert!(matches!(ex.result(), Some(Err(_))));
     }
 }
+
+/// An HB46PP round end to end: the client's fetch carried by `Fetch` over
+/// smoltcp and TLS (verified with the CA file, as `t=b` asks) to the test
+/// server, whose reply decides DS-Lite.
+#[test]
+fn hb46pp_round_over_smoltcp_and_tls() {
+    use crate::hb46pp::{self, Action, Decision, TxtOutcome};
+    let start = Instant::now();
+    let mut cfg = hb46pp::RequestConfig::new("acde48-ipoe_test");
+    cfg.credentials = Some(hb46pp::Credentials {
+        user: "lab".into(),
+        pass: "lab_secret".into(),
+        server: Some("prov.lab.example".into()),
+    });
+    let mut client = hb46pp::Client::new(hb46pp::Settings::new(cfg), 9).unwrap();
+    client.set_address(start, Some(CLIENT));
+    let mut actions = Vec::new();
+    client.poll(start, &mut actions);
+    let Some(Action::QueryTxt { id }) = actions.pop() else {
+        panic!("{actions:?}")
+    };
+    let record = b"v=v6mig-1 url=https://prov.lab.example/config t=b".to_vec();
+    client.txt_result(start, id, TxtOutcome::Records(vec![record]));
+    client.poll(start, &mut actions);
+    let Some(Action::Fetch {
+        id,
+        target,
+        verify,
+        source,
+    }) = actions.pop()
+    else {
+        panic!("{actions:?}")
+    };
+    assert!(verify);
+    let body = br#"{"enabler_name":"lab","order":["dslite"],"dslite":{"aftr":"2001:db8:aa::1"}}"#;
+    let reply = [
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+        body.to_vec(),
+    ]
+    .concat();
+    let mut server = TestServer::new(Some(443), true, Behaviour::Answer, &reply, start);
+    let opts = RequestOptions {
+        tls: Some(lab_ca()),
+        ..RequestOptions::default()
+    };
+    // The name resolves (by the integrator's resolver) to the server.
+    let fetch_cfg = FetchConfig::new(target, IpAddr::V6(SERVER), IpAddr::V6(source), opts);
+    let mut fetch = Fetch::new(start, fetch_cfg, 99).unwrap();
+    let (result, took) = run(&mut fetch, &mut server, start);
+    client.http_result(start + took, id, &result);
+    let request = String::from_utf8(server.request).unwrap();
+    assert!(
+        request.starts_with("GET /config?vendorid=acde48-ipoe_test&product=ipoe-router&version="),
+        "{request}"
+    );
+    assert!(request.contains("&capability=dslite,map_e,ipip&user=lab&pass=lab_secret HTTP/1.1\r\n"));
+    assert_eq!(
+        client.decision(),
+        Some(&Decision::DsLite(hb46pp::DsLite {
+            aftr: hb46pp::Aftr::Addr("2001:db8:aa::1".parse().unwrap())
+        }))
+    );
+}
