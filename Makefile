@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build lab test lint unit labtest benchsmoke bench benchflows clean-lab fuzz soak attacks
+.PHONY: all deps build lab test lint unit labtest benchsmoke bench benchflows benchmape clean-lab fuzz soak attacks
 
 all: build
 
@@ -50,9 +50,14 @@ test: build lint
 bench: build
 	flock /run/ipoe-lab.lock target/release/ipoe-bench run --out bench/results
 
-# The flow table's figures only (1k-1M flows, ipoed-1w vs linux-nft).
+# The flow table's figures only (1k-1M flows, ipoed-1w vs linux-nft; MAP-E
+# rows beside DS-Lite's).
 benchflows: build
 	flock /run/ipoe-lab.lock target/release/ipoe-bench run --flows --out bench/results/flows
+
+# MAP-E against DS-Lite at 1k-1M flows, and the AF_XDP ceiling (issue 18).
+benchmape: build
+	flock /run/ipoe-lab.lock target/release/ipoe-bench run --mape --out bench/results/mape
 
 # Every fuzz target (fuzz/fuzz_targets/) for FUZZ_TIME seconds, one after
 # the other, from the committed seeds and the growing fuzz/corpus/; a table

@@ -45,6 +45,36 @@ pub fn map(d: &Value) -> String {
             text(&d["iid_format"])
         ),
     );
+    let dad = &d["dad"];
+    if dad["state"] == "duplicate" {
+        // Withdrawn: say why and when it is tried again.
+        kv.add(
+            "CE address state",
+            format!(
+                "DUPLICATE ({}): not used, no tunnel; DAD again in {} s",
+                text(&dad["reason"]),
+                count(&dad["retry_in_s"])
+            ),
+        );
+    } else if let Some(state) = dad["state"].as_str() {
+        kv.add("CE address state", state);
+    }
+    if dad["conflicts"].as_u64().is_some_and(|n| n > 0) {
+        kv.add(
+            "CE address conflicts",
+            format!(
+                "{} (DAD retried {})",
+                count(&dad["conflicts"]),
+                count(&dad["retries"])
+            ),
+        );
+    }
+    if !d["mtu"].is_null() {
+        kv.add(
+            "tunnel MTU",
+            format!("{} ({})", count(&d["mtu"]), text(&d["mtu_source"])),
+        );
+    }
     let ipv4 = match d["ipv4_prefix_length"].as_u64() {
         Some(32) | None => text(&d["ipv4"]),
         Some(l) => format!("{}/{l}", text(&d["ipv4"])),
@@ -148,6 +178,27 @@ mod tests {
             assert!(out.contains(want), "{want:?} in\n{out}");
         }
         assert!(super::map(&json!({"configured": false})).contains("not configured"));
+    }
+
+    /// A CE address another node holds is shown with its reason and the
+    /// retry; the tunnel MTU with where it comes from.
+    #[test]
+    fn shows_a_duplicate_ce_address_and_the_tunnel_mtu() {
+        let d = json!({
+            "configured": true, "up": true, "rule": {}, "ce_address": "2001:db8:4d12:3400:c0:2:1200:3400",
+            "ipv4": "192.0.2.18", "ports": 240, "port_runs": [], "in_use": {}, "in_grace": {},
+            "hosts": [], "mtu": 1360, "mtu_source": "packet-too-big", "tunnel_up": false,
+            "dad": {"state": "duplicate", "reason": "dad-failed", "since_s": 10, "retry_in_s": 50,
+                    "conflicts": 2, "retries": 1}
+        });
+        let out = super::map(&d);
+        for want in [
+            "DUPLICATE (dad-failed): not used, no tunnel; DAD again in 50 s",
+            "2 (DAD retried 1)",
+            "1360 (packet-too-big)",
+        ] {
+            assert!(out.contains(want), "{want:?} in\n{out}");
+        }
     }
 
     /// `show sessions` gets a Translated column once a session has one.

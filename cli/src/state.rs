@@ -107,8 +107,10 @@ pub fn tunnel(d: &Value) -> String {
                     "",
                     &[
                         "up",
+                        "kind",
                         "configured_aftr",
                         "aftr",
+                        "br",
                         "aftr_learned_from",
                         "b4_source",
                         "b4",

@@ -482,17 +482,28 @@ impl Router {
             self.watch_tunnel(now, &snaps);
             self.touch_neighbors(now, &snaps);
         }
+        let ce = self.map.on_link_ce(&self.learned.wan_candidates);
+        let mut ce_failed = false;
         for (side, addr) in self.neigh.dad_failed() {
+            if side == Side::Wan && Some(addr) == ce {
+                // map_e::CeDad logs, counts and withdraws it.
+                ce_failed = true;
+                continue;
+            }
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
-                if self.map.current.is_some_and(|d| d.ce == addr) {
-                    log::error!("map-e: the CE address {addr} is in use by another node (DAD)");
-                    self.dad_reported.push(addr);
-                    continue;
-                }
                 log::warn!("wan: {addr} is in use by another node (DAD)");
                 self.dad_reported.push(addr);
                 self.wan6.dad_failed(now, addr);
             }
+        }
+        let ce_usable = ce.is_some_and(|a| self.neigh.usable_ipv6(Side::Wan).contains(&a));
+        if self.map.dad.observe(now, ce, ce_usable, ce_failed) {
+            // Withdrawn (no tunnel, not answered) or back for a new DAD.
+            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
+            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            let addrs = iface_addrs(&self.base_fib, Port::Wan, &self.learned, &self.map);
+            self.neigh.set_addrs(Side::Wan, addrs, now);
+            self.base_changed = true;
         }
         let usable = self.neigh.usable_ipv6(Side::Wan);
         let mut sends = Vec::new();
@@ -563,15 +574,9 @@ impl Router {
             .tunnel
             .map(|t| t.aftr)
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
-        match self.tunnel_watch.check(now, encap, decap) {
-            Some(ipoe_proto::tunnel_watch::Event::Silent { for_s, sent }) => log::warn!(
-                "dslite: nothing from the AFTR {aftr} for {for_s} s while {sent} packets went to it \
-                 (AFTR down or unreachable?)"
-            ),
-            Some(ipoe_proto::tunnel_watch::Event::Back { after_s }) => {
-                log::info!("dslite: the AFTR {aftr} answers again (silent for {after_s} s)")
-            }
-            None => {}
+        if let Some(e) = self.tunnel_watch.check(now, encap, decap) {
+            let (level, text) = tunnel_event_text(self.map.current.is_some(), &aftr, e);
+            log::log!(level, "{text}");
         }
     }
 
@@ -806,6 +811,33 @@ impl Router {
         log::debug!("XDP detached after {:?}", t0.elapsed());
         self.workers.clear();
         log::debug!("AF_XDP sockets closed after {:?}", t0.elapsed());
+    }
+}
+
+/// The log line of a tunnel watch event, naming the tunnel and its far
+/// end as the operator knows them: MAP-E has a BR, not an AFTR.
+pub fn tunnel_event_text(
+    map_e: bool,
+    far_addr: &str,
+    e: ipoe_proto::tunnel_watch::Event,
+) -> (log::Level, String) {
+    let (kind, far) = if map_e {
+        ("map-e", "BR")
+    } else {
+        ("dslite", "AFTR")
+    };
+    match e {
+        ipoe_proto::tunnel_watch::Event::Silent { for_s, sent } => (
+            log::Level::Warn,
+            format!(
+                "{kind}: nothing from the {far} {far_addr} for {for_s} s while {sent} packets \
+                 went to it ({far} down or unreachable?)"
+            ),
+        ),
+        ipoe_proto::tunnel_watch::Event::Back { after_s } => (
+            log::Level::Info,
+            format!("{kind}: the {far} {far_addr} answers again (silent for {after_s} s)"),
+        ),
     }
 }
 
@@ -1204,6 +1236,7 @@ fn render_metrics(router: &Router, servers: &[(&'static str, Vec<(&'static str, 
         pd: &pd,
         leases: &leases,
         wan: &wan,
+        map: &router.map.report(&router.config),
     });
     let listeners: Vec<(&str, Vec<(&'static str, u64)>)> =
         servers.iter().map(|(n, c)| (*n, c.clone())).collect();

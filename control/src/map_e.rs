@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ipoe_config::{Config, MapRuleChoice};
 use ipoe_dataplane::nat::bindings::{Bindings, Forward, ForwardError, NatProto};
@@ -25,6 +26,11 @@ use crate::wan::Learned;
 /// link's) and the TCP MSS clamp that fits it.
 pub const TUNNEL_MTU: u16 = 1460;
 pub const MSS_CLAMP: u16 = 1420;
+
+/// The first wait before a CE address found duplicated is tried again
+/// (a fresh DAD); doubled at each conflict up to [`DAD_RETRY_MAX`].
+pub const DAD_RETRY_FIRST: Duration = Duration::from_secs(60);
+pub const DAD_RETRY_MAX: Duration = Duration::from_secs(3600);
 
 /// Grace periods retired per protocol and tick: the tick runs every
 /// second, so a whole OCN set (1008) drains in one.
@@ -152,12 +158,26 @@ pub struct MapState {
     ticked: u32,
     /// The port forwards `napt` was built with (a reload may change them).
     forwards: Vec<Forward>,
+    /// The WAN's last Packet Too Big estimate: (quoted destination, path
+    /// MTU in IPv6 bytes, sender). Used while the destination is the BR.
+    path_pmtu: Option<(Ipv6Addr, u16, Ipv6Addr)>,
+    /// The WAN link MTU in use (for `show map`; `apply` reads the Fib's).
+    link_mtu: u16,
+    /// Whether the on-link CE address is ours to use (DAD).
+    pub dad: CeDad,
 }
 
 impl MapState {
     /// Derives again; on a change makes new bindings and points the
     /// session table's release hook at them. Returns whether it changed.
     pub fn update(&mut self, config: &Config, learned: &Learned, sessions: &SessionTable) -> bool {
+        // Not a change of the mapping: the daemon rebuilds the Fib on any
+        // change of `learned`, and `apply` reads it then.
+        self.path_pmtu = learned.path_pmtu;
+        self.link_mtu = match learned.wan_mtu {
+            0 => config.wan.mtu,
+            m => m.min(config.wan.mtu),
+        };
         let derived = match derive(config, learned) {
             Ok(d) => {
                 self.error = None;
@@ -223,11 +243,17 @@ impl MapState {
 
     /// Puts the tunnel to the BR, the bindings and the FMR into `fib`
     /// (built without them), with the MTU and clamp of the MAP-E tunnel.
+    /// Nothing while another node holds the CE address (RFC 4862 5.4.5:
+    /// a duplicate address is not used): IPv4 from the LAN is dropped as
+    /// no-tunnel until DAD passes again.
     pub fn apply(&self, fib: &mut Fib, hop_limit: Option<u8>) {
         let (Some(d), Some(napt)) = (&self.current, &self.napt) else {
             return;
         };
-        let mtu = TUNNEL_MTU.min(fib.wan.mtu.saturating_sub(40));
+        if self.dad.withheld() {
+            return;
+        }
+        let mtu = self.tunnel_mtu(fib.wan.mtu);
         fib.tunnel = Some(Tunnel {
             b4: d.ce,
             aftr: d.br,
@@ -239,8 +265,42 @@ impl MapState {
         fib.map_fmr = d.fmr();
     }
 
-    /// The CE address the WAN must answer for and defend, when on-link.
+    /// The inner MTU: 1460, lowered to the WAN link's and to the path MTU
+    /// a Packet Too Big about the tunnel to the BR taught, each minus the
+    /// outer header (RFC 2473 7.1, as DS-Lite). The PMTU is never below
+    /// 1280 (proto::pmtu), so the inner MTU never below 1240.
+    pub fn tunnel_mtu(&self, link_mtu: u16) -> u16 {
+        let path = self.br_pmtu().map_or(link_mtu, |(m, _)| m.min(link_mtu));
+        TUNNEL_MTU.min(path.saturating_sub(40))
+    }
+
+    /// Where `mtu` (this tunnel's) comes from: MAP-E's 1460, a Packet Too
+    /// Big, or the WAN link's MTU (the RA's or `wan.mtu`).
+    pub fn mtu_source(&self, mtu: u16) -> &'static str {
+        match self.br_pmtu() {
+            _ if mtu == TUNNEL_MTU => "map-e",
+            Some((p, _)) if p.min(self.link_mtu).saturating_sub(40) == mtu => "packet-too-big",
+            _ => "wan-link",
+        }
+    }
+
+    /// The path MTU to the BR in use and the router that reported it.
+    pub fn br_pmtu(&self) -> Option<(u16, Ipv6Addr)> {
+        let br = self.current?.br;
+        self.path_pmtu
+            .filter(|p| p.0 == br)
+            .map(|(_, mtu, from)| (mtu, from))
+    }
+
+    /// The CE address the WAN must answer for and defend, when on-link
+    /// and not found duplicated.
     pub fn wan_address(&self, wan_candidates: &[(Ipv6Addr, u8)]) -> Option<Ipv6Addr> {
+        self.on_link_ce(wan_candidates)
+            .filter(|_| !self.dad.withheld())
+    }
+
+    /// The CE address when it lies in an on-link /64, duplicated or not.
+    pub fn on_link_ce(&self, wan_candidates: &[(Ipv6Addr, u8)]) -> Option<Ipv6Addr> {
         let ce = self.current?.ce;
         on_link(ce, wan_candidates).then_some(ce)
     }
@@ -254,6 +314,149 @@ impl MapState {
         if let Some(b) = &self.napt {
             b.tick(now_s, GRACE_BUDGET);
         }
+    }
+}
+
+/// Why the CE address was found to be held by another node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// Our DAD probe was answered or met another node's probe.
+    DadFailed,
+    /// An address in use (it had passed DAD) was claimed by another node.
+    ClaimedInUse,
+}
+
+impl Conflict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conflict::DadFailed => "dad-failed",
+            Conflict::ClaimedInUse => "claimed-while-in-use",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Duplicate {
+    reason: Conflict,
+    since: Instant,
+    retry_at: Instant,
+}
+
+/// DAD of the on-link CE address (sans-IO: fed the time and what the
+/// neighbor engine says of the address). RFC 4862 5.4.5 says a duplicate
+/// address is not used and leaves the rest to the operator; the CE address
+/// is derived from the prefix and cannot move to another IID, and the
+/// holder is often transient (a BR or a bridge looping our probe, a CE
+/// being replaced), so the address is withdrawn (not answered, not
+/// defended, no tunnel from it) and DAD runs again after a back-off of
+/// [`DAD_RETRY_FIRST`], doubled at each conflict up to [`DAD_RETRY_MAX`]
+/// and reset once the address passes DAD.
+#[derive(Debug, Default)]
+pub struct CeDad {
+    /// The address this is about; another one starts afresh.
+    ce: Option<Ipv6Addr>,
+    /// It passed DAD since it was (re)installed.
+    passed: bool,
+    duplicate: Option<Duplicate>,
+    backoff: Option<Duration>,
+    /// Conflicts found, and DAD runs started again after one.
+    pub conflicts: u64,
+    pub retries: u64,
+}
+
+impl CeDad {
+    /// What the neighbor engine says of `ce` (the on-link CE address, if
+    /// any): `usable` once it passed DAD, `failed` when marked duplicate.
+    /// Returns whether the address was withdrawn or given back, so the
+    /// daemon rebuilds the Fib and the WAN's address list.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        ce: Option<Ipv6Addr>,
+        usable: bool,
+        failed: bool,
+    ) -> bool {
+        if ce != self.ce {
+            let was = self.withheld();
+            *self = CeDad {
+                ce,
+                conflicts: self.conflicts,
+                retries: self.retries,
+                ..CeDad::default()
+            };
+            return was;
+        }
+        let Some(ce) = ce else {
+            return false;
+        };
+        if let Some(d) = self.duplicate {
+            if now < d.retry_at {
+                return false;
+            }
+            self.duplicate = None;
+            self.passed = false;
+            self.retries += 1;
+            log::info!("map-e: trying the CE address {ce} again (DAD)");
+            return true;
+        }
+        if failed {
+            let reason = if self.passed {
+                Conflict::ClaimedInUse
+            } else {
+                Conflict::DadFailed
+            };
+            let wait = self
+                .backoff
+                .map_or(DAD_RETRY_FIRST, |b| (b * 2).min(DAD_RETRY_MAX));
+            self.backoff = Some(wait);
+            self.conflicts += 1;
+            self.duplicate = Some(Duplicate {
+                reason,
+                since: now,
+                retry_at: now + wait,
+            });
+            log::error!(
+                "map-e: the CE address {ce} is held by another node ({}); not using it, \
+                 IPv4 from the LAN is dropped (no-tunnel); DAD again in {} s",
+                reason.as_str(),
+                wait.as_secs()
+            );
+            return true;
+        }
+        if usable && !self.passed {
+            self.passed = true;
+            self.backoff = None;
+        }
+        false
+    }
+
+    /// The address is withdrawn (found duplicated, waiting to retry).
+    pub fn withheld(&self) -> bool {
+        self.duplicate.is_some()
+    }
+
+    /// When [`Self::observe`] must run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.duplicate.map(|d| d.retry_at)
+    }
+
+    /// The `dad` object of `show map`.
+    pub fn report(&self, now: Instant) -> Value {
+        let state = match (self.ce, self.duplicate) {
+            (None, _) => "off-link",
+            (Some(_), Some(_)) => "duplicate",
+            (Some(_), None) if self.passed => "ok",
+            (Some(_), None) => "tentative",
+        };
+        let d = self.duplicate;
+        json!({
+            "state": state,
+            "reason": d.map(|d| d.reason.as_str()),
+            "since_s": d.map(|d| now.saturating_duration_since(d.since).as_secs()),
+            "retry_in_s": d.map(|d| d.retry_at.saturating_duration_since(now).as_secs()),
+            "conflicts": self.conflicts,
+            "retries": self.retries,
+        })
     }
 }
 
@@ -284,6 +487,10 @@ pub const SHOW_HOSTS: usize = 256;
 impl MapState {
     /// `show map` (control/PROTOCOL.md).
     pub fn report(&self, config: &Config) -> Value {
+        self.report_at(config, Instant::now())
+    }
+
+    fn report_at(&self, config: &Config, now: Instant) -> Value {
         let Some(m) = &config.map_e else {
             return json!({"configured": false});
         };
@@ -344,6 +551,9 @@ impl MapState {
             .collect();
         in_use.insert("total".into(), json!(total));
         in_grace.insert("total".into(), json!(grace_total));
+        let mtu = self.tunnel_mtu(self.link_mtu);
+        let pmtu = self.br_pmtu();
+        let mtu_source = self.mtu_source(mtu);
         json!({
             "configured": true,
             "up": true,
@@ -377,6 +587,11 @@ impl MapState {
             "hosts": hosts,
             "prefix_changes": self.changes,
             "error": self.error,
+            "tunnel_up": !self.dad.withheld(),
+            "dad": self.dad.report(now),
+            "mtu": mtu,
+            "mtu_source": mtu_source,
+            "path_mtu": pmtu.map(|(m, from)| json!({"mtu": m, "from": from.to_string()})),
         })
     }
 
@@ -617,3 +832,6 @@ map_e:
         assert_eq!(m.external_of(b.id()), Some(Ipv4Addr::new(192, 0, 2, 18)));
     }
 }
+
+#[cfg(test)]
+mod ctl2_tests;

@@ -443,6 +443,16 @@ pub fn tunnel(r: &Router) -> Value {
         Some((p, _)) if p - 40 == mtu => "packet-too-big",
         _ => "ra",
     };
+    // Under MAP-E the far end is the BR and the MTU MAP-E's (map_e.rs).
+    let map_e = r.config.map_e.is_some();
+    let (mtu_source, configured) = if map_e {
+        (
+            r.map.mtu_source(r.map.tunnel_mtu(fib.wan.mtu)),
+            crate::map_e::TUNNEL_MTU,
+        )
+    } else {
+        (mtu_source, configured)
+    };
     let pmtu = r.wan6.pmtu.learned().map(|p| {
         json!({"mtu": p.mtu, "aftr": p.dst.to_string(), "from": p.from.to_string(),
                "age_s": now.saturating_duration_since(p.at).as_secs(),
@@ -453,7 +463,9 @@ pub fn tunnel(r: &Router) -> Value {
         "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
         // Under MAP-E the tunnel runs from the CE address to the BR.
         "b4": l.b4.or(fib.tunnel.map(|t| t.b4)).map(|a| a.to_string()),
-        "aftr": l.aftr.or(fib.tunnel.map(|t| t.aftr)).map(|a| a.to_string()),
+        "kind": if map_e { Some("map-e") } else { r.config.dslite.as_ref().map(|_| "dslite") },
+        "aftr": l.aftr.filter(|_| !map_e).map(|a| a.to_string()),
+        "br": fib.tunnel.filter(|_| map_e).map(|t| t.aftr.to_string()),
         "aftr_learned_from": l.aftr_source.map(|s| s.as_str()),
         "dns": resolver,
         "up": fib.tunnel.is_some() && fib.gateway.is_some(),

@@ -71,6 +71,9 @@ pub struct Learned {
     /// The tunnel's path MTU from Packet Too Big (IPv6 bytes) and the
     /// router that sent it, while one holds for the AFTR in use.
     pub tunnel_pmtu: Option<(u16, Ipv6Addr)>,
+    /// The same estimate whatever tunnel it is for: (quoted destination,
+    /// path MTU, sender). MAP-E keeps it for its BR (map_e.rs).
+    pub path_pmtu: Option<(Ipv6Addr, u16, Ipv6Addr)>,
 }
 
 /// Drops and oddities of the WAN control traffic; each a named counter.
@@ -675,6 +678,10 @@ impl Wan {
             .learned()
             .filter(|p| Some(p.dst) == l.aftr)
             .map(|p| (p.mtu.min(l.wan_mtu), p.from));
+        l.path_pmtu = self
+            .pmtu
+            .learned()
+            .map(|p| (p.dst, p.mtu.min(l.wan_mtu), p.from));
         l
     }
 

@@ -63,12 +63,15 @@
 //!   {"group": "dslite-encap", "vector": 64, "cycles_per_packet": 71.2,
 //!    "median_cycles_per_packet": 69.8, "ns_per_packet": 27.4,
 //!    "load_cycles_per_packet": 12.9,
-//!    "nodes": {"ethernet-input": 9.9, ...}}]}
+//!    "nodes": {"ethernet-input": 9.9, ...},
+//!    "nodes_median": {"ethernet-input": 9.6, ...}}]}
 //! ```
 //!
 //! `nodes` are the graph's own per-node counters over the same runs: clocks
 //! per packet that went through the node (VPP's "Clocks" column; they
-//! include one rdtsc pair per node call, amortized over the vector).
+//! include one rdtsc pair per node call, amortized over the vector);
+//! `nodes_median` the same counters' median run, which interrupts on a
+//! shared machine do not move the way they move the mean.
 //! Only benchmarks criterion actually ran (see its filter argument) get a
 //! cycle count, and none in `--test` or `--list` mode.
 
@@ -175,6 +178,8 @@ struct Cycles {
     ns_per_packet: f64,
     load_cycles_per_packet: f64,
     nodes: Vec<(&'static str, f64)>,
+    /// Per node, the median run's clocks per packet.
+    nodes_median: Vec<(&'static str, f64)>,
 }
 
 fn measure_cycles(
@@ -189,15 +194,42 @@ fn measure_cycles(
     for _ in 0..1000 {
         run_ticks(graph, arena, fib, frames);
     }
-    graph.stats = Default::default();
-    let mut runs: Vec<u64> = (0..CYCLE_RUNS)
-        .map(|_| run_ticks(graph, arena, fib, frames).saturating_sub(tsc.bracket))
+    // The nodes this vector runs through, each one's clocks per run kept
+    // for a median (what one node costs is lost in the mean when other
+    // work on a shared machine interrupts a run).
+    let ids: Vec<NodeId> = NodeId::ALL
+        .iter()
+        .copied()
+        .filter(|&id| graph.stats.nodes[id as usize].vectors > 0)
         .collect();
-    let nodes = NodeId::ALL
+    graph.stats = Default::default();
+    let mut per_node: Vec<Vec<u64>> = vec![Vec::with_capacity(CYCLE_RUNS); ids.len()];
+    let mut before = vec![0u64; ids.len()];
+    let mut runs: Vec<u64> = Vec::with_capacity(CYCLE_RUNS);
+    for _ in 0..CYCLE_RUNS {
+        for (b, &id) in before.iter_mut().zip(&ids) {
+            *b = graph.stats.nodes[id as usize].clocks;
+        }
+        runs.push(run_ticks(graph, arena, fib, frames).saturating_sub(tsc.bracket));
+        for ((v, b), &id) in per_node.iter_mut().zip(&before).zip(&ids) {
+            v.push(graph.stats.nodes[id as usize].clocks.wrapping_sub(*b));
+        }
+    }
+    let nodes = ids
         .iter()
         .map(|&id| (id, graph.stats.nodes[id as usize]))
         .filter(|(_, s)| s.vectors > 0)
         .map(|(id, s)| (id.name(), s.clocks as f64 / s.vectors as f64))
+        .collect();
+    let nodes_median = ids
+        .iter()
+        .zip(&mut per_node)
+        .filter(|(&id, _)| graph.stats.nodes[id as usize].vectors > 0)
+        .map(|(&id, v)| {
+            v.sort_unstable();
+            let per_run = graph.stats.nodes[id as usize].vectors as f64 / CYCLE_RUNS as f64;
+            (id.name(), v[v.len() / 2] as f64 / per_run)
+        })
         .collect();
     let total: u64 = runs.iter().sum();
     runs.sort_unstable();
@@ -221,6 +253,7 @@ fn measure_cycles(
         ns_per_packet: total as f64 / tsc.per_ns / packets,
         load_cycles_per_packet: load as f64 / packets,
         nodes,
+        nodes_median,
     }
 }
 
@@ -737,16 +770,19 @@ fn report(tsc: Tsc, cycles: &[Cycles]) {
             c.ns_per_packet,
             c.load_cycles_per_packet
         );
-        let nodes: Vec<String> = c
-            .nodes
-            .iter()
-            .map(|(name, v)| format!("\"{name}\": {v:.1}"))
-            .collect();
+        let fmt = |list: &[(&str, f64)]| {
+            list.iter()
+                .map(|(name, v)| format!("\"{name}\": {v:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (nodes, nodes_median) = (fmt(&c.nodes), fmt(&c.nodes_median));
+        eprintln!("  node median clocks/packet: {nodes_median}");
         let _ = write!(
             json,
             "{}\n  {{\"group\": \"{}\", \"vector\": {}, \"cycles_per_packet\": {:.1}, \
              \"median_cycles_per_packet\": {:.1}, \"ns_per_packet\": {:.2}, \
-             \"load_cycles_per_packet\": {:.1}, \"nodes\": {{{}}}}}",
+             \"load_cycles_per_packet\": {:.1}, \"nodes\": {{{}}}, \"nodes_median\": {{{}}}}}",
             if k == 0 { "" } else { "," },
             c.group,
             c.vector,
@@ -754,7 +790,8 @@ fn report(tsc: Tsc, cycles: &[Cycles]) {
             c.median_cycles_per_packet,
             c.ns_per_packet,
             c.load_cycles_per_packet,
-            nodes.join(", ")
+            nodes,
+            nodes_median
         );
     }
     json.push_str("\n]}\n");

@@ -221,66 +221,92 @@ pub fn flow_of(
     payload: &[u8],
     from_lan: bool,
 ) -> Option<(Key, Segment)> {
+    let mut key = Key {
+        int_addr: [0; 16],
+        ext_addr: [0; 16],
+        int_port: 0,
+        ext_port: 0,
+        proto: 0,
+    };
+    let mut seg = Segment::Udp;
+    flow_into(src, dst, l4, payload, from_lan, (&mut key, &mut seg)).then_some((key, seg))
+}
+
+/// `flow_of` written in place (a request's key and segment): returned by
+/// value, a key is copied through the stack right after it was written,
+/// and those copies stall on store forwarding. False where `flow_of`
+/// gives `None` (the key and segment are then unspecified).
+#[inline]
+pub fn flow_into(
+    src: [u8; 16],
+    dst: [u8; 16],
+    l4: &L4,
+    payload: &[u8],
+    from_lan: bool,
+    (key, seg): (&mut Key, &mut Segment),
+) -> bool {
     let (int_addr, ext_addr) = if from_lan { (src, dst) } else { (dst, src) };
-    let (sport, dport, seg) = match l4.proto {
+    let (sport, dport) = match l4.proto {
         PROTO_TCP => {
-            let t = tcp_view(payload)?;
+            let Some(t) = tcp_view(payload) else {
+                return false;
+            };
             let data_len = payload.len().saturating_sub(t.header_len) as u32;
-            (
-                be16(payload, 0),
-                be16(payload, 2),
-                Segment::Tcp {
-                    flags: t.flags,
-                    seq: t.seq,
-                    ack: t.ack,
-                    payload_len: data_len,
-                    window: t.window,
-                    wscale: t.wscale,
-                },
-            )
+            *seg = Segment::Tcp {
+                flags: t.flags,
+                seq: t.seq,
+                ack: t.ack,
+                payload_len: data_len,
+                window: t.window,
+                wscale: t.wscale,
+            };
+            (be16(payload, 0), be16(payload, 2))
         }
         PROTO_UDP => {
             if payload.len() < 8 {
-                return None;
+                return false;
             }
-            (be16(payload, 0), be16(payload, 2), Segment::Udp)
+            *seg = Segment::Udp;
+            (be16(payload, 0), be16(payload, 2))
         }
         PROTO_ICMP | PROTO_ICMPV6 => {
             if payload.len() < 8 || !is_echo(l4.proto, payload[0]) {
-                return None;
+                return false;
             }
             let id = be16(payload, 4);
             // Requests one way, replies the other: which side pings is
             // part of the key, so the peer of a LAN host's ping cannot send
             // requests with its identifier into the LAN.
             let request = matches!(payload[0], 128 | 8);
-            let key = Key {
+            *key = Key {
                 int_addr,
                 ext_addr,
                 int_port: id,
                 ext_port: u16::from(request != from_lan),
                 proto: l4.proto,
             };
-            return Some((key, Segment::Icmp));
+            *seg = Segment::Icmp;
+            return true;
         }
         // Other protocols (ESP, GRE, SCTP...): one session per address pair.
-        _ => (0, 0, Segment::Udp),
+        _ => {
+            *seg = Segment::Udp;
+            (0, 0)
+        }
     };
     let (int_port, ext_port) = if from_lan {
         (sport, dport)
     } else {
         (dport, sport)
     };
-    Some((
-        Key {
-            int_addr,
-            ext_addr,
-            int_port,
-            ext_port,
-            proto: l4.proto,
-        },
-        seg,
-    ))
+    *key = Key {
+        int_addr,
+        ext_addr,
+        int_port,
+        ext_port,
+        proto: l4.proto,
+    };
+    true
 }
 
 /// Lower the MSS option of a SYN to `clamp`, fixing the TCP checksum

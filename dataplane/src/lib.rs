@@ -7,6 +7,7 @@ pub mod counters;
 pub mod csum;
 pub mod firewall;
 pub mod flow;
+pub mod frag4;
 pub mod graph;
 pub mod nat;
 pub mod neigh_use;

@@ -200,7 +200,13 @@ pub fn aftr_ipip6(flow: u32, size: usize) -> Vec<u8> {
         .udp(dport, sport)
         .write(&mut inner, &payload(size, MIN_IPIP6))
         .expect("write to a Vec");
-    let mut v = Vec::with_capacity(size);
+    ipip6_from(AFTR, &inner)
+}
+
+/// IPv4 `inner` in IPv6 from `src` to the B4 (or MAP-E CE), as the
+/// gateway hands it to the WAN port.
+pub fn ipip6_from(src: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(14 + 40 + inner.len());
     v.extend_from_slice(&WAN_MAC);
     v.extend_from_slice(&GW_MAC);
     v.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
@@ -210,12 +216,12 @@ pub fn aftr_ipip6(flow: u32, size: usize) -> Vec<u8> {
         payload_length: inner.len() as u16,
         next_header: IpNumber::IPV4,
         hop_limit: 60,
-        source: AFTR.octets(),
+        source: src.octets(),
         destination: B4.octets(),
     }
     .write(&mut v)
     .expect("write to a Vec");
-    v.extend_from_slice(&inner);
+    v.extend_from_slice(inner);
     v
 }
 

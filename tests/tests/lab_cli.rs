@@ -178,6 +178,7 @@ fn every_command_answers_and_counts_are_exact() {
         "show lan",
         "show sessions",
         "show firewall",
+        "show map",
         "show trace",
         "show config",
         "version",
@@ -192,25 +193,64 @@ fn every_command_answers_and_counts_are_exact() {
         serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}"));
     }
 
-    // Five packets with TTL 1: exactly five ttl-expired after `clear errors`.
+    // MAP-E is off in this lab (DS-Lite): `show map` says so plainly and
+    // exits 0, as the other commands of a feature not configured do.
+    let r = lab.ctl(&["show", "map"]);
+    assert!(r.ok, "show map: {}", r.stderr);
+    assert_eq!(r.stdout, "MAP-E is not configured (no map_e section)\n");
+    assert_eq!(lab.ctl_json(&["show", "map"])["configured"], false);
+    assert_eq!(tunnel["kind"], "dslite");
+
+    // Five packets with TTL 1: exactly five ttl-expired after `clear errors`,
+    // and five time-exceeded errors sent back (a count, not a drop). The
+    // switch may send lan0 a frame of its own meanwhile (make test once
+    // counted an ip4-input/bad-source, what a query from 0.0.0.0 is): a
+    // window in which the capture saw any frame but lan1's pings is
+    // measured again, as for the datagram count below.
     quiet_lan1(&lab);
-    assert!(lab.ctl(&["clear", "errors"]).ok);
-    let e = errors_nonzero(&lab.ctl_json(&["show", "errors"]));
-    assert!(e.is_empty(), "counters after clear errors: {e:?}");
-    sh(
-        &lab,
-        "lan1",
-        &format!("ping -n -c 5 -i 0.05 -t 1 -W 1 {V4_SERVER}"),
-    );
-    assert_eq!(lab.error_count("ip4-input", "ttl-expired"), 5);
-    let e = errors_nonzero(&lab.ctl_json(&["show", "errors"]));
-    // ...and five time-exceeded errors sent back (a count, not a drop).
+    let expected = [
+        "\"ip4-input\"/\"ttl-expired\"=5",
+        "\"ip4-icmp-error\"/\"sent\"=5",
+    ];
+    let mut tries = 0;
+    let (e, strays) = loop {
+        tries += 1;
+        let cap = lab.spawn(
+            "lansw",
+            &[
+                "tcpdump",
+                "-i",
+                "sw-router",
+                "-Q",
+                "out",
+                "-n",
+                "-l",
+                "-e",
+                "not (icmp and src host 192.168.2.10)",
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        assert!(lab.ctl(&["clear", "errors"]).ok);
+        let e = errors_nonzero(&lab.ctl_json(&["show", "errors"]));
+        assert!(e.is_empty(), "counters after clear errors: {e:?}");
+        sh(
+            &lab,
+            "lan1",
+            &format!("ping -n -c 5 -i 0.05 -t 1 -W 1 {V4_SERVER}"),
+        );
+        let e = errors_nonzero(&lab.ctl_json(&["show", "errors"]));
+        std::thread::sleep(Duration::from_millis(200));
+        lab.exec("lansw", &["pkill", "-INT", "-f", "tcpdump -i sw-router"]);
+        let strays = cap.wait_with_output().map(|o| o.stdout).unwrap_or_default();
+        let strays = String::from_utf8_lossy(&strays).into_owned();
+        if e == expected || strays.trim().is_empty() || tries == 3 {
+            break (e, strays);
+        }
+        eprintln!("try {tries}: counters {e:?}, and the switch also sent lan0:\n{strays}");
+    };
     assert_eq!(
-        e,
-        [
-            "\"ip4-input\"/\"ttl-expired\"=5",
-            "\"ip4-icmp-error\"/\"sent\"=5"
-        ]
+        e, expected,
+        "{tries} tries; the switch's own frames to lan0 in the last: {strays}"
     );
     // The router now knows lan1 (it sent it the time-exceeded errors).
     let neigh = lab.ctl_json(&["show", "neighbors"]);

@@ -612,3 +612,106 @@ else:
     assert!(lab.error_count("ip4-fragment", "fragmented") >= 2);
     assert_eq!(lab.error_count("ip6-fragment", "fragmented"), 0);
 }
+
+/// Issue 18 (control side): hgw holds the on-link CE address, so ipoed's
+/// DAD for it fails. ipoed withdraws it (RFC 4862 5.4.5: no tunnel from an
+/// address another node holds), shows why in `show map`, logs it once, and
+/// tries DAD again after 60 s: hgw has let go by then, so the address
+/// passes and IPv4 works again without a restart.
+#[test]
+fn mape_duplicate_ce_address_is_withdrawn_shown_and_retried() {
+    let mut lab = Lab::fresh(1);
+    lab.br_start(&["--rule", "v6plus-lab"]);
+    let ce = "2001:db8:4d56:7800:c0:2:5600:7800";
+    for addr in ["2001:db8:4d56:7800::1/64", &format!("{ce}/64")] {
+        let r = lab.exec(
+            "hgw",
+            &["ip", "-6", "addr", "add", addr, "dev", "down0", "nodad"],
+        );
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let cfg = format!(
+        "wan:\n  interface: wan0\n  ipv6:\n    address: 2001:db8:4d56:7800::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
+         lan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
+         map_e:\n  br: 2001:db8:77:bb::1\n  rule: {{ ipv6_prefix: \"2001:db8:4d00::/40\", ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }}\n\
+         dataplane:\n  workers: 1\n\
+         control:\n  socket: {}\n  state_dir: {}\n  log_level: debug\n",
+        lab.socket.display(),
+        lab.state_dir().display()
+    );
+    lab.start_ipoed(&cfg);
+    let found = lab.wait_for(Duration::from_secs(20), || {
+        lab.ctl_json(&["show", "map"])["dad"]["state"] == "duplicate"
+    });
+    assert!(
+        found.is_some(),
+        "DAD did not find hgw's copy: {}\n{}",
+        lab.ctl_json(&["show", "map"]),
+        lab.ipoed_log()
+    );
+    let map = lab.ctl_json(&["show", "map"]);
+    assert_eq!(map["ce_address"], ce);
+    assert_eq!(map["dad"]["reason"], "dad-failed", "{map}");
+    assert_eq!(map["dad"]["conflicts"], 1, "{map}");
+    assert_eq!(map["tunnel_up"], false);
+    let text = lab.ctl(&["show", "map"]).stdout;
+    assert!(text.contains("DUPLICATE (dad-failed)"), "{text}");
+    let tunnel = lab.ctl_json(&["show", "tunnel"]);
+    assert_eq!(tunnel["up"], false, "no tunnel from a duplicate: {tunnel}");
+    assert_eq!(tunnel["kind"], "map-e");
+    assert!(
+        !lab.fetch("lan1", &format!("http://{SERVER}/hello.txt")),
+        "IPv4 left from an address hgw holds"
+    );
+
+    // hgw lets go; the retry (60 s after the conflict) passes DAD.
+    let r = lab.exec(
+        "hgw",
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "del",
+            &format!("{ce}/64"),
+            "dev",
+            "down0",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let back = lab.wait_for(Duration::from_secs(90), || {
+        lab.ctl_json(&["show", "map"])["dad"]["state"] == "ok"
+    });
+    assert!(
+        back.is_some(),
+        "the CE address did not come back: {}\n{}",
+        lab.ctl_json(&["show", "map"]),
+        lab.ipoed_log()
+    );
+    assert!(
+        lab.fetch_within(
+            "lan1",
+            &format!("http://{SERVER}/hello.txt"),
+            Duration::from_secs(20)
+        ),
+        "no IPv4 after the CE address came back\n{}\n{}",
+        lab.ctl(&["show", "errors"]).stdout,
+        lab.ipoed_log()
+    );
+    let map = lab.ctl_json(&["show", "map"]);
+    assert_eq!(
+        (
+            map["dad"]["conflicts"].as_u64(),
+            map["dad"]["retries"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{map}"
+    );
+    assert_eq!(map["tunnel_up"], true);
+    let tunnel = lab.ctl_json(&["show", "tunnel"]);
+    assert_eq!(tunnel["br"], "2001:db8:77:bb::1", "{tunnel}");
+    assert_eq!(tunnel["aftr"], Value::Null, "{tunnel}");
+    let log = lab.ipoed_log();
+    assert_eq!(log.matches("is held by another node").count(), 1, "{log}");
+    let stats = lab.br_stats();
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+}

@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::mape;
 use super::topo::{self, Topology, DUT_CORE, DUT_NS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -89,7 +90,15 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(dut: Dut, topo: &Topology, bins: &Bins, run_dir: &Path) -> Result<Running> {
+    /// `mape`: ipoed runs MAP-E (a CE behind a BR) instead of DS-Lite; the
+    /// other DUTs do not care.
+    pub fn start(
+        dut: Dut,
+        mape: bool,
+        topo: &Topology,
+        bins: &Bins,
+        run_dir: &Path,
+    ) -> Result<Running> {
         std::fs::create_dir_all(run_dir)?;
         let socket = run_dir.join("ipoed.sock");
         let mut r = Running {
@@ -111,10 +120,20 @@ impl Running {
                 } else {
                     format!("[{DUT_CORE}]")
                 };
+                // MAP-E and DS-Lite exclude each other; MAP-E takes its
+                // end-user prefix from the WAN /64 (mape.rs).
+                let (wan_addr, tunnel) = if mape {
+                    (mape::WAN_ADDRESS, mape::config_section())
+                } else {
+                    (
+                        "2001:db8:0:100::2/64",
+                        "dslite:\n  aftr: 2001:db8:aaaa::1\n".to_string(),
+                    )
+                };
                 let cfg = format!(
-                    "wan:\n  interface: {}\n  ipv6:\n    address: 2001:db8:0:100::2/64\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
+                    "wan:\n  interface: {}\n  ipv6:\n    address: {wan_addr}\n    gateway: fe80::1\n    slaac: false\n    dhcpv6_pd: false\n\
                      lan:\n  interface: {}\n  ipv4: 192.168.2.1/24\n  ipv6:\n    prefix: 2001:db8:0:111::/64\n\
-                     dslite:\n  aftr: 2001:db8:aaaa::1\n\
+                     {tunnel}\
                      firewall:\n  max_sessions: 1048576\n\
                      dataplane:\n  workers: {workers}\n  cores: {cores}\n  poll: adaptive\n  fill_ring: 8192\n  frames_per_worker: 32768\n\
                      control:\n  socket: {}\n  state_dir: {}\n  log_level: warn\n",
@@ -142,11 +161,18 @@ impl Running {
                         bail!("ipoed exited at start ({st}); see {}", run_dir.display());
                     }
                     // Ready once the tunnel is up: the static WAN address
-                    // (the B4) has passed DAD.
-                    if r.ctl(bins, &["show", "tunnel"])
-                        .is_some_and(|t| t["b4"].is_string() && t["aftr"].is_string())
-                    {
-                        break;
+                    // (the B4, or MAP-E's CE address) has passed DAD and the
+                    // far end is known (`aftr` for DS-Lite, `br` for MAP-E).
+                    if r.ctl(bins, &["show", "tunnel"]).is_some_and(|t| {
+                        t["b4"].is_string() && (t["aftr"].is_string() || t["br"].is_string())
+                    }) {
+                        if !mape {
+                            break;
+                        }
+                        if let Some(m) = r.ctl(bins, &["show", "map"]).filter(|m| m["up"] == true) {
+                            mape::check_show_map(&m)?;
+                            break;
+                        }
                     }
                     if t0.elapsed() > Duration::from_secs(10) {
                         bail!("ipoed did not come up; see {}", run_dir.display());
@@ -204,6 +230,11 @@ impl Running {
             }
         }
         Ok(r)
+    }
+
+    /// Where this DUT's config, log and state live.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
     }
 
     pub fn ctl(&self, bins: &Bins, args: &[&str]) -> Option<Value> {

@@ -6,6 +6,7 @@
 //! low rate, no speed asserted.
 
 pub mod dut;
+pub mod mape;
 pub mod report;
 pub mod topo;
 
@@ -30,6 +31,10 @@ pub enum Scenario {
     Ip6Fwd,
     /// Encap and decap at once (a LAN uploading while downloading).
     Mix,
+    /// IPv4 from the LAN through NAPT44 into the MAP-E tunnel to the BR.
+    MapeEncap,
+    /// IPv4-in-IPv6 from the BR to the shared address, back to the LAN.
+    MapeDecap,
 }
 
 /// (generator ns, interface, receiver ns, interface, pktgen tx arguments)
@@ -61,7 +66,14 @@ impl Scenario {
             Scenario::Decap => "dslite-decap",
             Scenario::Ip6Fwd => "ip6-forward",
             Scenario::Mix => "bidir-mix",
+            Scenario::MapeEncap => "mape-encap",
+            Scenario::MapeDecap => "mape-decap",
         }
+    }
+
+    /// ipoed runs MAP-E for it (DS-Lite otherwise).
+    pub fn is_mape(self) -> bool {
+        matches!(self, Scenario::MapeEncap | Scenario::MapeDecap)
     }
 
     /// ipoed graph nodes that must have seen this scenario's packets.
@@ -71,6 +83,8 @@ impl Scenario {
             Scenario::Decap => &["dslite-decap"],
             Scenario::Ip6Fwd => &["ip6-forward"],
             Scenario::Mix => &["dslite-encap", "dslite-decap"],
+            Scenario::MapeEncap => &["nat44-out"],
+            Scenario::MapeDecap => &["nat44-in"],
         }
     }
 
@@ -101,7 +115,12 @@ impl Scenario {
     /// DUTs that can do this scenario (the kernel here has no ip6tnl).
     pub fn duts(self) -> &'static [Dut] {
         match self {
-            Scenario::Encap | Scenario::Decap => &[Dut::Ipoed1, Dut::Ipoed2, Dut::Ceiling],
+            Scenario::Encap | Scenario::Decap | Scenario::MapeEncap => {
+                &[Dut::Ipoed1, Dut::Ipoed2, Dut::Ceiling]
+            }
+            // The ceiling's decap figure is dslite-decap's: the same frames
+            // but for the addresses, and it has no port map to follow.
+            Scenario::MapeDecap => &[Dut::Ipoed1, Dut::Ipoed2],
             Scenario::Mix => &[Dut::Ipoed1],
             Scenario::Ip6Fwd => &[
                 Dut::Ipoed1,
@@ -117,7 +136,9 @@ impl Scenario {
         let hosts = topo::HOSTS.to_string();
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
-            Scenario::Encap => (
+            // MAP-E: LAN endpoint e -> remote r as in frames.rs's MAP-E
+            // layout; run_trial adds --endpoints (and the decap's --port-map).
+            Scenario::Encap | Scenario::MapeEncap => (
                 GEN_NS,
                 GEN_IF,
                 SINK_NS,
@@ -153,6 +174,30 @@ impl Scenario {
                     "198.51.100.10",
                     "--dst",
                     "192.168.2.10",
+                    "--src-mac",
+                    topo::SINK_MAC,
+                    "--dst-mac",
+                    topo::DUT_WAN_MAC,
+                    "--hosts",
+                    &hosts,
+                ]),
+            ),
+            Scenario::MapeDecap => (
+                SINK_NS,
+                SINK_IF,
+                GEN_NS,
+                GEN_IF,
+                a(&[
+                    "--traffic",
+                    "ipip6",
+                    "--outer-src",
+                    mape::BR,
+                    "--outer-dst",
+                    mape::CE,
+                    "--src",
+                    "198.51.100.10",
+                    "--dst",
+                    mape::SHARED,
                     "--src-mac",
                     topo::SINK_MAC,
                     "--dst-mac",
@@ -207,21 +252,50 @@ impl Trial {
 
 pub struct TrialSpec<'a> {
     pub scenario: Scenario,
-    pub dut: Dut,
+    /// The DUT (its control socket for ipoed's MAP-E port map).
+    pub running: &'a Running,
     pub size: &'a str,
     pub flows: u32,
     pub rate: Option<u64>,
     pub duration: Duration,
     pub count: Option<u64>,
+    /// Zero ipoed's node clocks once the decap sessions are open, so the
+    /// LAN-side packets that open them stay out of the trial's figures.
+    pub clear_runtime: bool,
 }
 
 pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
+    let dut = spec.running.dut;
     let dirs = spec.scenario.directions();
-    let queues = spec.dut.queues();
+    let queues = dut.queues();
     // Rate, flows and counts are shared by every generator process.
     let procs = queues * dirs.len() as u32;
-    if spec.dut.is_ipoed() && matches!(spec.scenario, Scenario::Decap | Scenario::Mix) {
-        open_sessions(bins, (spec.flows / procs).max(topo::HOSTS))?;
+    let flows = (spec.flows / procs).max(topo::HOSTS);
+    // MAP-E: the generators' flow layout, and for the decap the external
+    // port of each LAN endpoint; the sink checks what a BR would.
+    let mut tx_extra = Vec::new();
+    let mut rx_extra = Vec::new();
+    if spec.scenario.is_mape() {
+        tx_extra = vec![
+            "--endpoints".to_string(),
+            mape::endpoints(flows).to_string(),
+        ];
+    }
+    if dut.is_ipoed() {
+        match spec.scenario {
+            Scenario::Decap | Scenario::Mix => open_sessions(bins, Scenario::Encap, flows)?,
+            Scenario::MapeDecap => {
+                open_sessions(bins, Scenario::MapeEncap, flows)?;
+                let ports = mape::discover_ports(bins, spec.running, mape::endpoints(flows))?;
+                tx_extra.push("--port-map".into());
+                tx_extra.push(ports.display().to_string());
+            }
+            Scenario::MapeEncap => rx_extra = mape::sink_check_args(),
+            Scenario::Encap | Scenario::Ip6Fwd => {}
+        }
+    }
+    if spec.clear_runtime {
+        spec.running.clear_runtime(bins);
     }
     let wait = spec.duration + Duration::from_secs(3);
     let mut rxs = Vec::new();
@@ -249,6 +323,7 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
         if let Some(q) = d.rx_queues {
             c.args(["--queues", q]);
         }
+        c.args(&rx_extra);
         rxs.push(
             c.stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -277,10 +352,8 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
             .args(&d.tx_args)
             .args(["--size", spec.size, "--stream", &q.to_string()])
             // Split flows over the processes, but each covers every host.
-            .args([
-                "--flows",
-                &(spec.flows / procs).max(topo::HOSTS).to_string(),
-            ])
+            .args(["--flows", &flows.to_string()])
+            .args(&tx_extra)
             .args(["--duration", &format!("{}", spec.duration.as_secs_f64())]);
             if let Some(r) = spec.rate {
                 c.args(["--rate", &(r / u64::from(procs)).max(1).to_string()]);
@@ -304,6 +377,27 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
     for rx in rxs {
         let v = report_of(rx, "rx")?;
         received += v["received"].as_u64().unwrap_or(0);
+        // A wrong translation makes any rate meaningless.
+        if v["tunnel"].is_object() {
+            let t = &v["tunnel"];
+            let bad: u64 = [
+                "not_tunnelled",
+                "outer_src",
+                "outer_dst",
+                "inner_src",
+                "port_outside_set",
+            ]
+            .iter()
+            .filter_map(|k| t[*k].as_u64())
+            .sum();
+            if bad > 0 {
+                bail!(
+                    "{} via {}: the sink found frames no BR would take: {t}",
+                    spec.scenario.name(),
+                    dut.name()
+                );
+            }
+        }
         reports.push(v);
     }
     // With two directions each latency figure is the worse of the two.
@@ -345,9 +439,13 @@ pub fn run_trial(bins: &Bins, spec: &TrialSpec) -> Result<Trial> {
 /// any stateful router does: before a decap trial, one LAN-side packet of
 /// each of the first `flows` flows opens their sessions (the ipip6 frames
 /// of flow i answer the ipv4 frames of flow i). The frames go to the sink,
-/// where nothing receives them.
-fn open_sessions(bins: &Bins, flows: u32) -> Result<()> {
-    let (gen_ns, gen_if, _, _, tx_args) = Scenario::Encap.endpoints();
+/// where nothing receives them. `encap`: the scenario whose frames do it
+/// (MAP-E's also take the LAN endpoints' external ports).
+fn open_sessions(bins: &Bins, encap: Scenario, flows: u32) -> Result<()> {
+    let (gen_ns, gen_if, _, _, mut tx_args) = encap.endpoints();
+    if encap.is_mape() {
+        tx_args.extend(["--endpoints".into(), mape::endpoints(flows).to_string()]);
+    }
     let t = Command::new("ip")
         .args([
             "netns",
@@ -374,7 +472,7 @@ fn open_sessions(bins: &Bins, flows: u32) -> Result<()> {
 }
 
 /// Wait for a pktgen process and take its JSON report.
-fn report_of(child: std::process::Child, what: &str) -> Result<Value> {
+pub(crate) fn report_of(child: std::process::Child, what: &str) -> Result<Value> {
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
@@ -433,8 +531,30 @@ impl Plan {
             sizes: vec!["64".into()],
             flow_sweep: vec![1_000, 10_000, 100_000, 1_000_000],
             flows: 1_000,
-            scenarios: vec![Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd],
+            scenarios: vec![
+                Scenario::Encap,
+                Scenario::Decap,
+                Scenario::Ip6Fwd,
+                Scenario::MapeEncap,
+                Scenario::MapeDecap,
+            ],
             duts: vec![Dut::Ipoed1, Dut::LinuxNft],
+        }
+    }
+    /// MAP-E against DS-Lite (issue 18): both tunnels' encap and decap at
+    /// 1k-1M flows with one worker, interleaved in each round, and the
+    /// AF_XDP ceiling at 1k flows (it keeps no state). Linux has no
+    /// ip6tnl here, so no kernel row.
+    pub fn mape() -> Plan {
+        Plan {
+            scenarios: vec![
+                Scenario::Encap,
+                Scenario::MapeEncap,
+                Scenario::Decap,
+                Scenario::MapeDecap,
+            ],
+            duts: vec![Dut::Ipoed1, Dut::Ceiling],
+            ..Plan::flows()
         }
     }
     pub fn quick() -> Plan {
@@ -489,17 +609,23 @@ fn measure(bins: &Bins, running: &Running, at: At, plan: &Plan) -> Result<Cell> 
     let d = Duration::from_secs_f64(plan.trial_s);
     let spec = |rate: Option<u64>| TrialSpec {
         scenario,
-        dut,
+        running,
         size,
         flows,
         rate,
         duration: d,
         count: None,
+        clear_runtime: false,
     };
-    prime(bins, scenario, dut, flows)?;
+    prime(bins, running, scenario, flows)?;
     // Node costs of this cell alone, at its maximum rate.
-    running.clear_runtime(bins);
-    let max_rate = run_trial(bins, &spec(None))?;
+    let max_rate = run_trial(
+        bins,
+        &TrialSpec {
+            clear_runtime: true,
+            ..spec(None)
+        },
+    )?;
     let runtime = running.runtime(bins);
     eprintln!(
         "bench: {:<13} {:<12} {:>5} {:>8} flows: max {:>9.0} pps (sent {}, lost {}) cpu {:.0}%",
@@ -562,17 +688,19 @@ const PRIME_PPS: u64 = 250_000;
 /// 1.5 s trial at 1M flows would otherwise see most flows once. Every
 /// cell is primed, so none is the first traffic a freshly started DUT
 /// sees (whose control thread is still busy starting up on its core).
-fn prime(bins: &Bins, scenario: Scenario, dut: Dut, flows: u32) -> Result<()> {
+fn prime(bins: &Bins, running: &Running, scenario: Scenario, flows: u32) -> Result<()> {
+    let dut = running.dut;
     let t = run_trial(
         bins,
         &TrialSpec {
             scenario,
-            dut,
+            running,
             size: "64",
             flows,
             rate: Some(PRIME_PPS),
             duration: Duration::from_secs_f64(f64::from(flows) / PRIME_PPS as f64 + 1.0),
             count: Some(u64::from(flows)),
+            clear_runtime: false,
         },
     )?;
     eprintln!(
@@ -602,8 +730,8 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
     for round in 0..plan.rounds {
         for &scenario in &plan.scenarios {
             for &dut in scenario.duts().iter().filter(|d| plan.duts.contains(d)) {
-                let running = Running::start(dut, &topo, &bins, &run_dir)?;
-                warm_up(&bins, scenario, dut)?;
+                let running = Running::start(dut, scenario.is_mape(), &topo, &bins, &run_dir)?;
+                warm_up(&bins, &running, scenario)?;
                 if round == 0 && scenario == Scenario::Encap && dut.is_ipoed() {
                     // An idle router with adaptive polling should sleep.
                     let c0 = CpuSample::take(DUT_CORE);
@@ -624,10 +752,7 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
                 // Rate against the number of flows (sessions, once the firewall lands).
                 // The ceiling keeps no state: flows change nothing for it.
                 if matches!(dut, Dut::Ipoed1 | Dut::LinuxNft | Dut::Linux)
-                    && matches!(
-                        scenario,
-                        Scenario::Encap | Scenario::Decap | Scenario::Ip6Fwd
-                    )
+                    && scenario != Scenario::Mix
                 {
                     for &flows in plan.flow_sweep.iter().filter(|&&f| f != plan.flows) {
                         let at = At {
@@ -655,19 +780,21 @@ pub fn run(plan: &Plan, out_dir: &Path) -> Result<Outcome> {
 
 /// A few frames to every host so every neighbor is resolved before
 /// measuring (a new neighbor's first packets wait in a 4-packet hold queue).
-fn warm_up(bins: &Bins, scenario: Scenario, dut: Dut) -> Result<()> {
+fn warm_up(bins: &Bins, running: &Running, scenario: Scenario) -> Result<()> {
+    let dut = running.dut;
     // Each generator process must cover all hosts by itself.
     let flows = topo::HOSTS * dut.queues();
     let t = run_trial(
         bins,
         &TrialSpec {
             scenario,
-            dut,
+            running,
             size: "64",
             flows,
             rate: Some(2_000),
             duration: Duration::from_millis(500),
             count: Some(u64::from(flows) * 8),
+            clear_runtime: false,
         },
     )?;
     if t.received == 0 {
@@ -681,32 +808,51 @@ fn warm_up(bins: &Bins, scenario: Scenario, dut: Dut) -> Result<()> {
 }
 
 /// The short proof for CI: every DUT in every scenario forwards exactly the
-/// frames it was sent at a low rate.
-pub fn smoke() -> Result<Vec<(Scenario, Dut, Trial)>> {
-    let bins = Bins::locate()?;
-    let topo = Topology::up()?;
-    let run_dir = std::env::temp_dir().join("ipoe-bench-smoke");
-    let mut results = Vec::new();
-    for scenario in [
+/// frames it was sent at a low rate. `only`: scenario names (all if empty).
+pub fn smoke(only: &[String]) -> Result<Vec<(Scenario, Dut, Trial)>> {
+    let all = [
         Scenario::Encap,
         Scenario::Decap,
         Scenario::Ip6Fwd,
         Scenario::Mix,
-    ] {
-        for &dut in scenario.duts() {
-            let running = Running::start(dut, &topo, &bins, &run_dir)?;
-            warm_up(&bins, scenario, dut)?;
+        Scenario::MapeEncap,
+        Scenario::MapeDecap,
+    ];
+    for name in only {
+        if !all.iter().any(|s| s.name() == name) {
+            bail!("no scenario {name:?}");
+        }
+    }
+    let bins = Bins::locate()?;
+    let topo = Topology::up()?;
+    let run_dir = std::env::temp_dir().join("ipoe-bench-smoke");
+    let mut results = Vec::new();
+    for scenario in all
+        .into_iter()
+        .filter(|s| only.is_empty() || only.iter().any(|n| n == s.name()))
+    {
+        // MAP-E: ipoed with one worker only (the time make test allows).
+        let duts = if scenario.is_mape() {
+            &[Dut::Ipoed1][..]
+        } else {
+            scenario.duts()
+        };
+        for &dut in duts {
+            let running = Running::start(dut, scenario.is_mape(), &topo, &bins, &run_dir)?;
+            warm_up(&bins, &running, scenario)?;
             let count = 4_000u64;
+            let flows = 64;
             let t = run_trial(
                 &bins,
                 &TrialSpec {
                     scenario,
-                    dut,
+                    running: &running,
                     size: "64",
-                    flows: 64,
+                    flows,
                     rate: Some(20_000),
                     duration: Duration::from_secs(2),
                     count: Some(count),
+                    clear_runtime: false,
                 },
             )?;
             eprintln!(
@@ -739,12 +885,26 @@ pub fn smoke() -> Result<Vec<(Scenario, Dut, Trial)>> {
             if dut.is_ipoed() {
                 check_ipoed_counted(&running, &bins, scenario, count)?;
             }
+            if scenario == Scenario::MapeEncap {
+                check_mape_sink(&t, count, mape::endpoints(flows))?;
+            }
             running.stop();
             results.push((scenario, dut, t));
         }
     }
     drop(topo);
     Ok(results)
+}
+
+/// The sink checked every MAP-E frame (run_trial fails on a violation),
+/// and endpoint-independent mapping gave each LAN endpoint one port of its
+/// own: as many distinct ports as endpoints.
+fn check_mape_sink(t: &Trial, count: u64, endpoints: u32) -> Result<()> {
+    let r = &t.rx["tunnel"];
+    if r["checked"].as_u64() != Some(count) || r["ports_seen"].as_u64() != Some(endpoints.into()) {
+        bail!("mape-encap: the sink checked {} frames and saw {} ports, expected {count} and {endpoints}: {r}", r["checked"], r["ports_seen"]);
+    }
+    Ok(())
 }
 
 /// ipoed's own node counters must have seen the frames too.

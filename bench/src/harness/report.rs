@@ -216,6 +216,27 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
             Scenario::Encap,
             Dut::Ipoed1,
         ),
+        (
+            "ipoed-1w MAP-E encap / DS-Lite encap",
+            Scenario::MapeEncap,
+            Dut::Ipoed1,
+            Scenario::Encap,
+            Dut::Ipoed1,
+        ),
+        (
+            "ipoed-1w MAP-E decap / DS-Lite decap",
+            Scenario::MapeDecap,
+            Dut::Ipoed1,
+            Scenario::Decap,
+            Dut::Ipoed1,
+        ),
+        (
+            "ipoed-1w MAP-E encap / afxdp-ceiling",
+            Scenario::MapeEncap,
+            Dut::Ipoed1,
+            Scenario::MapeEncap,
+            Dut::Ceiling,
+        ),
     ];
     for (label, sa, a, sb, b) in pairs {
         let r = ratio(o, sa, a, sb, b, "64", flows);
@@ -236,7 +257,7 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
             .join(" | ")
     );
     let _ = writeln!(s, "|---|---|{}", "---:|".repeat(plan.flow_sweep.len()));
-    for sc in [Scenario::Encap, Scenario::Decap, Scenario::Ip6Fwd] {
+    for sc in FLOW_SCENARIOS {
         for &d in sc.duts() {
             let row: Vec<String> = plan
                 .flow_sweep
@@ -281,6 +302,15 @@ pub fn markdown(o: &Outcome, plan: &Plan) -> String {
     );
     s
 }
+
+/// Scenarios measured against the number of flows.
+const FLOW_SCENARIOS: [Scenario; 5] = [
+    Scenario::Encap,
+    Scenario::Decap,
+    Scenario::Ip6Fwd,
+    Scenario::MapeEncap,
+    Scenario::MapeDecap,
+];
 
 /// Against flows: ratios within each round (to linux-nft, and to ipoed's
 /// own 1k-flow rate), and the firewall node's and the whole graph's
@@ -328,6 +358,24 @@ fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
             sweep.iter().map(|&f| fmt(own(sc, f))).collect(),
         ));
     }
+    // Issue 18's goal: MAP-E (NAPT44 + encapsulation) within 15 % of
+    // DS-Lite (encapsulation only) at the same flows.
+    for (label, m, d) in [
+        ("encap", Scenario::MapeEncap, Scenario::Encap),
+        ("decap", Scenario::MapeDecap, Scenario::Decap),
+    ] {
+        rows.push((
+            format!("ipoed-1w MAP-E {label} / DS-Lite {label}"),
+            sweep
+                .iter()
+                .map(|&f| fmt(ratio(o, m, Dut::Ipoed1, d, Dut::Ipoed1, "64", f)))
+                .collect(),
+        ));
+        rows.push((
+            format!("ipoed-1w MAP-E {label} / itself at {base} flows"),
+            sweep.iter().map(|&f| fmt(own(m, f))).collect(),
+        ));
+    }
     for (label, row) in rows {
         if row.iter().any(|x| x != "-") {
             let _ = writeln!(s, "| {label} | {} |", row.join(" | "));
@@ -344,11 +392,12 @@ fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
             .iter()
             .map(|&f| node_clocks(o, sc, Dut::Ipoed1, f))
             .collect();
+        // The node that looks the session up: a firewall, or MAP-E's NAPT.
         let fw: Vec<String> = per
             .iter()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| k.ends_with("-firewall"))
+                    .filter(|(k, _)| k.ends_with("-firewall") || k.starts_with("nat44-"))
                     .map(|(_, v)| format!("{v:.0}"))
                     .next()
                     .unwrap_or("-".into())
@@ -367,8 +416,40 @@ fn flow_ratios(s: &mut String, o: &Outcome, plan: &Plan) {
         if total.iter().all(|x| x == "-") {
             continue;
         }
-        let _ = writeln!(s, "| {} | firewall | {} |", sc.name(), fw.join(" | "));
+        let _ = writeln!(
+            s,
+            "| {} | firewall / nat44 | {} |",
+            sc.name(),
+            fw.join(" | ")
+        );
         let _ = writeln!(s, "| {} | all nodes | {} |", sc.name(), total.join(" | "));
+    }
+    // The DUT's own cost when the generator, not the DUT, sets the rate:
+    // MAP-E's graph over DS-Lite's at the same flows (medians' ratio).
+    for (m, d) in [
+        (Scenario::MapeEncap, Scenario::Encap),
+        (Scenario::MapeDecap, Scenario::Decap),
+    ] {
+        let all = |sc: Scenario, f: u32| -> Option<f64> {
+            let n = node_clocks(o, sc, Dut::Ipoed1, f);
+            (!n.is_empty()).then(|| n.values().sum())
+        };
+        let row: Vec<String> = sweep
+            .iter()
+            .map(|&f| match (all(m, f), all(d, f)) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "-".into(),
+            })
+            .collect();
+        if row.iter().any(|x| x != "-") {
+            let _ = writeln!(
+                s,
+                "| {} / {} | all nodes, ratio | {} |",
+                m.name(),
+                d.name(),
+                row.join(" | ")
+            );
+        }
     }
 }
 
@@ -521,7 +602,7 @@ fn plots(o: &Outcome, plan: &Plan, dir: &Path) -> Result<()> {
         let root = BitMapBackend::new(&path, (800, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let fl = &plan.flow_sweep;
-        let series: Vec<Series<usize>> = [Scenario::Encap, Scenario::Ip6Fwd]
+        let series: Vec<Series<usize>> = [Scenario::Encap, Scenario::Ip6Fwd, Scenario::MapeEncap]
             .iter()
             .flat_map(|&sc| {
                 sc.duts().iter().filter_map(move |&d| {
@@ -692,5 +773,92 @@ mod tests {
             assert!(len > 1000, "{f}: {len} bytes");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// MAP-E rows: each round's MAP-E rate over that round's DS-Lite rate
+    /// at the same flows, whatever the round's noise.
+    #[test]
+    fn mape_over_dslite_within_each_round() {
+        let plan = Plan::mape();
+        let mut cells = Vec::new();
+        for round in 0..3 {
+            let k = 1.0 + round as f64 * 0.3;
+            for &f in &plan.flow_sweep {
+                // DS-Lite slows with flows; MAP-E at 0.9 of it, 0.8 at 1M.
+                let ds = 900e3 * k / (1.0 + f64::from(f) / 1e6);
+                let m = if f == 1_000_000 { 0.8 } else { 0.9 };
+                cells.push(cell(Scenario::Encap, Dut::Ipoed1, "64", f, round, ds));
+                cells.push(cell(
+                    Scenario::MapeEncap,
+                    Dut::Ipoed1,
+                    "64",
+                    f,
+                    round,
+                    ds * m,
+                ));
+                cells.push(cell(Scenario::Decap, Dut::Ipoed1, "64", f, round, ds));
+                cells.push(cell(
+                    Scenario::MapeDecap,
+                    Dut::Ipoed1,
+                    "64",
+                    f,
+                    round,
+                    ds * 0.5,
+                ));
+            }
+            cells.push(cell(
+                Scenario::MapeEncap,
+                Dut::Ceiling,
+                "64",
+                1_000,
+                round,
+                1800e3 * k,
+            ));
+        }
+        // Node clocks: MAP-E's graph 1.2x DS-Lite's at 1k flows.
+        let rt = |nodes: &[(&str, f64)]| {
+            let n: Vec<Value> = nodes
+                .iter()
+                .map(|(name, c)| json!({"name": name, "vectors": 5000, "clocks_per_packet": c}))
+                .collect();
+            Some(json!({"workers": [{"nodes": n}]}))
+        };
+        for c in cells
+            .iter_mut()
+            .filter(|c| c.flows == 1_000 && c.dut == Dut::Ipoed1)
+        {
+            c.runtime = match c.scenario {
+                Scenario::Encap => rt(&[("ip4-input", 100.0), ("dslite-encap", 400.0)]),
+                Scenario::MapeEncap => rt(&[("nat44-out", 200.0), ("dslite-encap", 400.0)]),
+                _ => None,
+            };
+        }
+        let o = Outcome {
+            cells,
+            idle_cpu: Vec::new(),
+        };
+        let md = markdown(&o, &plan);
+        assert!(
+            md.contains("| mape-encap / dslite-encap | all nodes, ratio | 1.20 | - | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mape-encap | firewall / nat44 | 200 | - | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ipoed-1w MAP-E encap / DS-Lite encap | 0.90 | 0.90 | 0.90 | 0.80 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ipoed-1w MAP-E decap / DS-Lite decap | 0.50 | 0.50 | 0.50 | 0.50 |"),
+            "{md}"
+        );
+        // 1k flows: 0.9 * 900k / 1.001 over 1800k.
+        assert!(
+            md.contains("| ipoed-1w MAP-E encap / afxdp-ceiling | 0.45 |"),
+            "{md}"
+        );
+        assert!(md.contains("| mape-encap | ipoed-1w | "), "{md}");
     }
 }

@@ -17,6 +17,16 @@
 //! (`src + h`) for `ipv4`/`ipv6` and the *inner destination* address
 //! (`dst + h`) for `ipip6`.
 //!
+//! The MAP-E layout (`--endpoints E`, ipv4 and ipip6 only) numbers flows
+//! as a NAPT sees them: flow `i` is LAN endpoint `e = i % E` talking to
+//! remote endpoint `r = i / E`. Endpoint `e` is host `e % hosts`, port
+//! `1024 + e / hosts`; remote `r` is address `peer + r % 64` (`peer`: `dst`
+//! for `ipv4`, the inner `src` for `ipip6`), port `9000 + r / 64`. So E
+//! endpoints hold E external ports however many flows there are. `ipip6`
+//! frames then answer flow `i` on the shared address (`dst`, not varied)
+//! and the external port the NAPT gave endpoint `e` (`--port-map`: one
+//! port per endpoint; without it `1024 + e / hosts`).
+//!
 //! Checksums are built in three steps so that the per-packet work is a few
 //! additions: [`write_base`] writes a frame with every per-flow field and
 //! the per-packet fields zeroed and returns the unfolded one's-complement
@@ -80,6 +90,7 @@ impl Traffic {
         match self {
             Traffic::Ipv4 => Layout {
                 ip4: Some(ETH_LEN),
+                peer_off: Some(ETH_LEN + 16),
                 udp: ETH_LEN + 20,
                 payload: ETH_LEN + 28,
                 host_off: ETH_LEN + 12,
@@ -87,6 +98,7 @@ impl Traffic {
             },
             Traffic::Ipv6 => Layout {
                 ip4: None,
+                peer_off: None,
                 udp: ETH_LEN + 40,
                 payload: ETH_LEN + 48,
                 host_off: ETH_LEN + 8,
@@ -94,6 +106,7 @@ impl Traffic {
             },
             Traffic::Ipip6 => Layout {
                 ip4: Some(ETH_LEN + 40),
+                peer_off: Some(ETH_LEN + 40 + 12),
                 udp: ETH_LEN + 60,
                 payload: ETH_LEN + 68,
                 host_off: ETH_LEN + 40 + 16,
@@ -123,6 +136,9 @@ pub struct Layout {
     /// The IPv4 header whose checksum covers the varying address (outer for
     /// `ipv4`, inner for `ipip6`).
     pub ip4: Option<usize>,
+    /// The IPv4 address of the far end (destination for `ipv4`, inner
+    /// source for `ipip6`), written per flow.
+    pub peer_off: Option<usize>,
     pub udp: usize,
     pub payload: usize,
     /// The address that varies with the host index, and its length.
@@ -144,13 +160,22 @@ pub struct FrameSpec {
     pub outer_dst: Ipv6Addr,
     pub hosts: u32,
     pub stream: u32,
+    /// LAN endpoints of the MAP-E layout; 0: the plain layout.
+    pub endpoints: u32,
+    /// `ipip6` in the MAP-E layout: endpoint `e`'s external port.
+    pub port_map: Vec<u16>,
 }
+
+/// Remote addresses of the MAP-E layout (`peer + 0..64`, inside a /24).
+pub const PEER_ADDRS: u32 = 64;
 
 /// The per-flow fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowFields {
     /// The varying address (first `host_len` bytes used).
     pub host: [u8; 16],
+    /// The far end's IPv4 address (unused for `ipv6`).
+    pub peer: [u8; 4],
     pub sport: u16,
     pub dport: u16,
 }
@@ -175,6 +200,18 @@ impl FrameSpec {
                 Err("ipv6: --src and --dst must be IPv6 addresses".into())
             }
             _ if self.hosts == 0 => Err("--hosts must be at least 1".into()),
+            Traffic::Ipv6 if self.endpoints > 0 => {
+                Err("--endpoints (the MAP-E layout) needs ipv4 or ipip6".into())
+            }
+            _ if self.endpoints > self.hosts.saturating_mul(64_000) => {
+                Err("--endpoints: at most 64000 ports per host".into())
+            }
+            _ if !self.port_map.is_empty()
+                && (self.traffic != Traffic::Ipip6
+                    || self.port_map.len() != self.endpoints as usize) =>
+            {
+                Err("--port-map: ipip6 only, one port per endpoint".into())
+            }
             _ => Ok(()),
         }
     }
@@ -182,6 +219,9 @@ impl FrameSpec {
     /// The fields of flow `flow` (see the module comment).
     #[inline]
     pub fn flow_fields(&self, flow: u32) -> FlowFields {
+        if self.endpoints > 0 {
+            return self.mape_fields(flow);
+        }
         let h = flow % self.hosts;
         let p = flow / self.hosts;
         let mut host = [0u8; 16];
@@ -203,11 +243,48 @@ impl FrameSpec {
         );
         // ipip6 frames are the replies to ipv4 frames of the same flow
         // number, so a stateful router admits them once the LAN side spoke.
-        let (sport, dport) = match self.traffic {
-            Traffic::Ipip6 => (far_port, lan_port),
-            Traffic::Ipv4 | Traffic::Ipv6 => (lan_port, far_port),
+        let (sport, dport, peer) = match self.traffic {
+            Traffic::Ipip6 => (far_port, lan_port, v4(self.src)),
+            Traffic::Ipv4 | Traffic::Ipv6 => (lan_port, far_port, v4(self.dst)),
         };
-        FlowFields { host, sport, dport }
+        FlowFields {
+            host,
+            peer: peer.octets(),
+            sport,
+            dport,
+        }
+    }
+
+    /// [`FrameSpec::flow_fields`] in the MAP-E layout (module comment).
+    #[inline]
+    fn mape_fields(&self, flow: u32) -> FlowFields {
+        let (e, r) = (flow % self.endpoints, flow / self.endpoints);
+        let lan_port = 1024 + (e / self.hosts) as u16;
+        let far_port = 9000u32.wrapping_add(r / PEER_ADDRS) as u16;
+        let peer_of = |a: IpAddr| u32::from(v4(a)).wrapping_add(r % PEER_ADDRS).to_be_bytes();
+        let mut host = [0u8; 16];
+        match self.traffic {
+            Traffic::Ipip6 => {
+                host[..4].copy_from_slice(&v4(self.dst).octets());
+                let dport = self.port_map.get(e as usize).copied().unwrap_or(lan_port);
+                FlowFields {
+                    host,
+                    peer: peer_of(self.src),
+                    sport: far_port,
+                    dport,
+                }
+            }
+            Traffic::Ipv4 | Traffic::Ipv6 => {
+                let h = e % self.hosts;
+                host[..4].copy_from_slice(&u32::from(v4(self.src)).wrapping_add(h).to_be_bytes());
+                FlowFields {
+                    host,
+                    peer: peer_of(self.dst),
+                    sport: lan_port,
+                    dport: far_port,
+                }
+            }
+        }
     }
 }
 
@@ -290,13 +367,14 @@ pub fn write_base(spec: &FrameSpec, len: usize, b: &mut [u8]) -> BaseSums {
     match t {
         Traffic::Ipv4 => {
             put16(b, 12, ETHERTYPE_IPV4);
+            // Both addresses are per flow (apply_flow).
             write_ipv4(
                 b,
                 ETH_LEN,
                 len - ETH_LEN,
                 PROTO_UDP,
                 Ipv4Addr::UNSPECIFIED,
-                v4(spec.dst),
+                Ipv4Addr::UNSPECIFIED,
             );
         }
         Traffic::Ipv6 => {
@@ -325,7 +403,7 @@ pub fn write_base(spec: &FrameSpec, len: usize, b: &mut [u8]) -> BaseSums {
                 ETH_LEN + 40,
                 len - ETH_LEN - 40,
                 PROTO_UDP,
-                v4(spec.src),
+                Ipv4Addr::UNSPECIFIED,
                 Ipv4Addr::UNSPECIFIED,
             );
         }
@@ -337,7 +415,7 @@ pub fn write_base(spec: &FrameSpec, len: usize, b: &mut [u8]) -> BaseSums {
     put32(b, p + OFF_STREAM, spec.stream);
 
     let ip4 = l.ip4.map(|at| sum16(&b[at..at + 20], 0)).unwrap_or(0);
-    // The pseudo-header: its host address is zero here, like in the header.
+    // The pseudo-header: its per-flow addresses are zero here, like in the header.
     let pseudo = match l.ip4 {
         Some(at) => sum16(&b[at + 12..at + 20], 0) + u32::from(PROTO_UDP) + udp_len as u32,
         None => ipv6_pseudo_sum(
@@ -364,7 +442,11 @@ pub fn apply_flow(l: &Layout, base: BaseSums, f: &FlowFields, flow: u32, b: &mut
     put16(b, l.udp, f.sport);
     put16(b, l.udp + 2, f.dport);
     put32(b, l.payload + OFF_FLOW, flow);
-    let hs = sum16(host, 0);
+    let mut hs = sum16(host, 0);
+    if let Some(at) = l.peer_off {
+        b[at..at + 4].copy_from_slice(&f.peer);
+        hs += sum16(&f.peer, 0);
+    }
     if let Some(at) = l.ip4 {
         put16(b, at + 10, !fold(base.ip4 + hs));
     }
@@ -499,6 +581,72 @@ fn parse_udp(
     })
 }
 
+/// The fields a MAP-E sink checks in a tunnelled frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelView {
+    pub outer_src: Ipv6Addr,
+    pub outer_dst: Ipv6Addr,
+    pub inner_src: Ipv4Addr,
+    pub inner_sport: u16,
+}
+
+/// Outer addresses, inner source address and port of an Eth / IPv6 (nh 4)
+/// / IPv4 / UDP or TCP frame; `None` for anything else. Never panics.
+pub fn tunnel_view(b: &[u8]) -> Option<TunnelView> {
+    let ip6 = ETH_LEN;
+    let ip4 = ip6 + 40;
+    if b.len() < ip4 + 20 || be16(b, 12) != ETHERTYPE_IPV6 || b[ip6 + 6] != PROTO_IPIP {
+        return None;
+    }
+    let l4 = ip4 + usize::from(b[ip4] & 0xf) * 4;
+    if b[ip4] >> 4 != 4 || l4 < ip4 + 20 || b.len() < l4 + 2 {
+        return None;
+    }
+    let addr6 = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[at..at + 16]);
+        Ipv6Addr::from(a)
+    };
+    Some(TunnelView {
+        outer_src: addr6(ip6 + 8),
+        outer_dst: addr6(ip6 + 24),
+        inner_src: Ipv4Addr::from(be32(b, ip4 + 12)),
+        inner_sport: be16(b, l4),
+    })
+}
+
+/// A MAP-E port set (RFC 7597 5.1): `len` PSID bits after `offset` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSet {
+    pub psid: u16,
+    pub len: u8,
+    pub offset: u8,
+}
+
+impl PortSet {
+    /// `PSID/LEN/OFFSET`, e.g. `52/6/6`.
+    pub fn parse(s: &str) -> Option<PortSet> {
+        let mut it = s.split('/').map(|x| x.trim().parse::<u16>().ok());
+        let (psid, len, offset) = (it.next()??, it.next()??, it.next()??);
+        (it.next().is_none() && len + offset <= 16 && u32::from(psid) < 1 << len).then_some(
+            PortSet {
+                psid,
+                len: len as u8,
+                offset: offset as u8,
+            },
+        )
+    }
+
+    /// Whether the CE owning this set may use `port`: the high `offset`
+    /// bits not all zero, then the PSID.
+    pub fn contains(&self, port: u16) -> bool {
+        let (a, k) = (u32::from(self.offset), u32::from(self.len));
+        let p = u32::from(port);
+        let m = 16 - a - k;
+        (a == 0 || p >> (16 - a) != 0) && (p >> m) & ((1 << k) - 1) == u32::from(self.psid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +677,8 @@ mod tests {
             outer_dst: "2001:db8:0:100::2".parse().unwrap(),
             hosts,
             stream: 0xdead_beef,
+            endpoints: 0,
+            port_map: Vec::new(),
         }
     }
 
@@ -781,5 +931,139 @@ mod tests {
         buf[l.payload] ^= 0xff; // magic
         assert_eq!(parse(&buf[..len], false), Parsed::NotBench);
         assert_eq!(parse(&buf[..len], true), Parsed::NotBench);
+    }
+
+    fn mape_spec(t: Traffic, endpoints: u32, port_map: Vec<u16>) -> FrameSpec {
+        let mut s = spec(t, 16);
+        if t == Traffic::Ipip6 {
+            s.dst = "192.0.2.72".parse().unwrap();
+        }
+        s.endpoints = endpoints;
+        s.port_map = port_map;
+        s
+    }
+
+    /// The MAP-E layout by hand: flow i = LAN endpoint i % E to remote
+    /// i / E; replies go to the shared address and the mapped port.
+    #[test]
+    fn mape_flows_are_endpoints_times_remotes() {
+        let s = mape_spec(Traffic::Ipv4, 1000, Vec::new());
+        assert!(s.validate().is_ok());
+        // Flow 1234: endpoint 234 (host 234 % 16 = 10, port 1024 + 14), remote 1.
+        let f = s.flow_fields(1234);
+        assert_eq!(
+            (&f.host[..4], f.peer, f.sport, f.dport),
+            (&[192, 168, 2, 20][..], [198, 51, 100, 11], 1038, 9000)
+        );
+        // Remote 64 wraps the address and takes the next port.
+        let f = s.flow_fields(64 * 1000 + 5);
+        assert_eq!(
+            (&f.host[..4], f.peer, f.sport, f.dport),
+            (&[192, 168, 2, 15][..], [198, 51, 100, 10], 1024, 9001)
+        );
+        // 1M flows use 1000 LAN endpoints only.
+        let eps: std::collections::BTreeSet<_> = (0..1_000_000)
+            .step_by(997)
+            .map(|i| {
+                let f = s.flow_fields(i);
+                (f.host, f.sport)
+            })
+            .collect();
+        assert_eq!(eps.len(), 1000);
+
+        let ports: Vec<u16> = (0..1000).map(|e| 1856 + e).collect();
+        let d = mape_spec(Traffic::Ipip6, 1000, ports);
+        assert!(d.validate().is_ok());
+        let f = d.flow_fields(1234);
+        assert_eq!(
+            (&f.host[..4], f.peer, f.sport, f.dport),
+            (&[192, 0, 2, 72][..], [198, 51, 100, 11], 9000, 1856 + 234)
+        );
+        // A port map must cover every endpoint, and only ipip6 takes one.
+        assert!(mape_spec(Traffic::Ipip6, 1001, vec![1; 1000])
+            .validate()
+            .is_err());
+        assert!(mape_spec(Traffic::Ipv4, 2, vec![1, 2]).validate().is_err());
+        let mut v6 = spec(Traffic::Ipv6, 16);
+        v6.endpoints = 10;
+        assert!(v6.validate().is_err());
+    }
+
+    /// Frames of the MAP-E layout have valid checksums, and the per-flow
+    /// far address lands where the layout says.
+    #[test]
+    fn mape_frames_have_valid_checksums() {
+        let mut buf = vec![0u8; 2048];
+        let mut pooled = vec![0u8; 2048];
+        for t in [Traffic::Ipv4, Traffic::Ipip6] {
+            let map = if t == Traffic::Ipip6 {
+                (0..300).map(|e| 4000 + e * 3).collect()
+            } else {
+                Vec::new()
+            };
+            let s = mape_spec(t, 300, map);
+            let l = t.layout();
+            for size in [64u32, 100, 777, 1518] {
+                let len = t.frame_len(size);
+                let base = write_base(&s, len, &mut buf);
+                for flow in [0u32, 299, 300, 12_345, 999_999] {
+                    pooled[..len].copy_from_slice(&buf[..len]);
+                    let f = s.flow_fields(flow);
+                    let sum = apply_flow(&l, base, &f, flow, &mut pooled);
+                    finish(&l, sum, 7, 9, &mut pooled);
+                    check(&s, &pooled[..len], flow, 7, 9);
+                    let at = l.peer_off.unwrap();
+                    assert_eq!(pooled[at..at + 4], f.peer, "{t:?} flow {flow}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn port_sets_parse_and_hold_their_ports() {
+        assert!(PortSet::parse("52/6/6").is_some());
+        for bad in ["64/6/6", "1/6/11", "1/6", "1/6/6/1", "x/6/6", ""] {
+            assert!(PortSet::parse(bad).is_none(), "{bad}");
+        }
+        // v6plus-like: offset 4, 8 bits, PSID 52: (A << 12) | (52 << 4) | j.
+        let v6plus = PortSet::parse("52/8/4").unwrap();
+        let ports: Vec<u16> = (0..=u16::MAX).filter(|&p| v6plus.contains(p)).collect();
+        assert_eq!(ports.len(), 240);
+        assert_eq!(ports[0], 4096 + 832);
+        assert!(!v6plus.contains(832), "A = 0 belongs to no CE");
+        // No PSID, no offset: every port.
+        assert!(PortSet::parse("0/0/0").unwrap().contains(0));
+    }
+
+    #[test]
+    fn tunnel_view_reads_outer_and_inner_fields() {
+        let mut s = spec(Traffic::Ipip6, 1);
+        s.outer_src = "2001:db8:0:1234:c0:2:4800:3400".parse().unwrap();
+        let l = Traffic::Ipip6.layout();
+        let mut buf = vec![0u8; 256];
+        let len = Traffic::Ipip6.min_frame_len();
+        let base = write_base(&s, len, &mut buf);
+        let f = s.flow_fields(3);
+        let sum = apply_flow(&l, base, &f, 3, &mut buf);
+        finish(&l, sum, 0, 0, &mut buf);
+        let v = tunnel_view(&buf[..len]).unwrap();
+        assert_eq!(v.outer_src, s.outer_src);
+        assert_eq!(v.outer_dst, s.outer_dst);
+        assert_eq!(v.inner_src, Ipv4Addr::from(f.peer));
+        assert_eq!(v.inner_sport, f.sport);
+        for cut in 0..l.udp + 2 {
+            assert_eq!(tunnel_view(&buf[..cut]), None, "cut at {cut}");
+        }
+        // Plain IPv4 is not tunnelled.
+        let s4 = spec(Traffic::Ipv4, 1);
+        let base = write_base(&s4, 100, &mut buf);
+        apply_flow(
+            &Traffic::Ipv4.layout(),
+            base,
+            &s4.flow_fields(0),
+            0,
+            &mut buf,
+        );
+        assert_eq!(tunnel_view(&buf[..100]), None);
     }
 }

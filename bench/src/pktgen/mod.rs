@@ -5,9 +5,11 @@
 //!     [--outer-src A6 --outer-dst A6] --dst-mac M [--src-mac M]
 //!     [--hosts N] [--flows F] [--size 64..1518|imix] [--rate PPS]
 //!     [--duration S] [--count N] [--stream ID] [--queue Q] [--batch B] [--inflight N] [--core C]
+//!     [--endpoints E [--port-map FILE]]
 //! ipoe-bench pktgen rx --iface IF [--queues 0,1] [--duration S] [--idle S]
 //!     [--expect N] [--max-flows N] [--poll busy|adaptive] [--verify true|false]
 //!     [--core C] [--ready-file PATH]
+//!     [--tunnel-src A6 --tunnel-dst A6 --inner-src A4 --psid PSID/LEN/OFFSET]
 //! ```
 //!
 //! Each prints one JSON report line on stdout when it ends (human notes go

@@ -14,6 +14,7 @@
 //! with the sender's `sent` for the exact loss.
 
 use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +22,7 @@ use hdrhistogram::Histogram;
 use ipoe_dataplane::xsk::{RingSizes, Umem, XdpDesc, XskSocket, ZeroCopyWish};
 use serde::{Deserialize, Serialize};
 
-use super::frames::{self, BenchHdr, Parsed};
+use super::frames::{self, BenchHdr, Parsed, PortSet};
 use super::{Opts, XskStats};
 use crate::endpoint::Endpoint;
 
@@ -36,6 +37,10 @@ pub(crate) const KEYS: &[&str] = &[
     "verify",
     "core",
     "ready-file",
+    "tunnel-src",
+    "tunnel-dst",
+    "inner-src",
+    "psid",
 ];
 
 /// Deep rings: 16384 frames absorb a ~13 ms stall of the receiver at
@@ -77,6 +82,75 @@ pub struct RxArgs {
     pub core: Option<usize>,
     /// Written (empty) once the sockets are ready, for harnesses.
     pub ready_file: Option<String>,
+    /// Check every bench frame as a MAP-E BR would.
+    pub tunnel_check: Option<TunnelCheck>,
+}
+
+/// What a MAP-E CE's packets must carry: outer source its CE address,
+/// outer destination the BR, inner source the shared IPv4 address and a
+/// source port of its set.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
+pub struct TunnelCheck {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub inner_src: Ipv4Addr,
+    pub ports: PortSet,
+}
+
+/// Bench frames that broke a [`TunnelCheck`], by what was wrong (a frame
+/// counts once per field).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct TunnelReport {
+    pub checked: u64,
+    /// Not IPv4-in-IPv6 at all.
+    pub not_tunnelled: u64,
+    pub outer_src: u64,
+    pub outer_dst: u64,
+    pub inner_src: u64,
+    pub port_outside_set: u64,
+    /// Distinct inner source ports seen (one per LAN endpoint with
+    /// endpoint-independent mapping).
+    pub ports_seen: u32,
+}
+
+/// The per-frame side of [`TunnelCheck`] (no I/O, unit-tested).
+pub(crate) struct TunnelChecker {
+    check: TunnelCheck,
+    report: TunnelReport,
+    seen: Vec<u64>,
+}
+
+impl TunnelChecker {
+    pub(crate) fn new(check: TunnelCheck) -> TunnelChecker {
+        TunnelChecker {
+            check,
+            report: TunnelReport::default(),
+            seen: vec![0; 65536 / 64],
+        }
+    }
+
+    pub(crate) fn record(&mut self, frame: &[u8]) {
+        let r = &mut self.report;
+        r.checked += 1;
+        let Some(v) = frames::tunnel_view(frame) else {
+            r.not_tunnelled += 1;
+            return;
+        };
+        let c = &self.check;
+        r.outer_src += u64::from(v.outer_src != c.src);
+        r.outer_dst += u64::from(v.outer_dst != c.dst);
+        r.inner_src += u64::from(v.inner_src != c.inner_src);
+        r.port_outside_set += u64::from(!c.ports.contains(v.inner_sport));
+        let (w, bit) = (usize::from(v.inner_sport) / 64, v.inner_sport % 64);
+        if self.seen[w] & (1 << bit) == 0 {
+            self.seen[w] |= 1 << bit;
+            r.ports_seen += 1;
+        }
+    }
+
+    pub(crate) fn report(&self) -> TunnelReport {
+        self.report.clone()
+    }
 }
 
 impl RxArgs {
@@ -113,6 +187,22 @@ impl RxArgs {
                 .unwrap_or(false),
             core: o.get("core")?,
             ready_file: o.get("ready-file")?,
+            tunnel_check: match (
+                o.get::<Ipv6Addr>("tunnel-src")?,
+                o.get::<Ipv6Addr>("tunnel-dst")?,
+                o.get::<Ipv4Addr>("inner-src")?,
+                o.str("psid"),
+            ) {
+                (None, None, None, None) => None,
+                (Some(src), Some(dst), Some(inner_src), Some(p)) => Some(TunnelCheck {
+                    src,
+                    dst,
+                    inner_src,
+                    ports: PortSet::parse(p)
+                        .ok_or_else(|| anyhow::anyhow!("--psid {p:?}: want PSID/LEN/OFFSET"))?,
+                }),
+                _ => bail!("--tunnel-src, --tunnel-dst, --inner-src and --psid go together"),
+            },
         })
     }
 }
@@ -172,6 +262,8 @@ pub struct RxReport {
     pub cdf: Vec<CdfPoint>,
     pub streams: Vec<StreamReport>,
     pub xdp: Vec<XskStats>,
+    /// With a tunnel check only.
+    pub tunnel: Option<TunnelReport>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -335,6 +427,7 @@ pub fn rx(a: &RxArgs) -> Result<RxReport> {
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, LAT_MAX_NS, 3)?;
     let mut tracker = Tracker::new(a.max_flows);
+    let mut checker = a.tunnel_check.map(TunnelChecker::new);
     let (mut received, mut bytes, mut non_bench, mut malformed, mut bad_csum) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut first_ns, mut last_ns) = (0u64, 0u64);
@@ -362,6 +455,9 @@ pub fn rx(a: &RxArgs) -> Result<RxReport> {
                             received += 1;
                             bytes += u64::from(d.len);
                             tracker.record(&h);
+                            if let Some(c) = checker.as_mut() {
+                                c.record(frame);
+                            }
                             hist.saturating_record(now.saturating_sub(h.ts).max(1));
                             if first_ns == 0 {
                                 first_ns = now;
@@ -464,6 +560,7 @@ pub fn rx(a: &RxArgs) -> Result<RxReport> {
         cdf,
         streams,
         xdp,
+        tunnel: checker.map(|c| c.report()),
     };
     eprintln!(
         "pktgen rx: received {} ({} lost, {} reordered, {} dup) in {:.3} s = {:.0} pps, latency p50 {} ns p99 {} ns; stopped by {}",
@@ -557,5 +654,75 @@ mod tests {
         assert_eq!(one(&t).lost, 5);
         t.record(&hdr(0, 1, 0));
         assert_eq!((one(&t).lost, one(&t).reordered), (4, 1));
+    }
+
+    /// The sink's BR checks: each wrong field counted once per frame,
+    /// distinct source ports counted.
+    #[test]
+    fn tunnel_checker_counts_what_a_br_would_refuse() {
+        use crate::pktgen::frames::{apply_flow, finish, write_base, FrameSpec, Traffic};
+        let ce: Ipv6Addr = "2001:db8:0:1234:c0:2:4800:3400".parse().unwrap();
+        let br: Ipv6Addr = "2001:db8:aaaa::1".parse().unwrap();
+        let shared: Ipv4Addr = "192.0.2.72".parse().unwrap();
+        // What ipoed sends to the BR: ipip6 frames "from" the CE whose
+        // inner source is the shared address (the layout's peer) and port.
+        let frame = |outer_src: Ipv6Addr, inner: Ipv4Addr, sport: u16| {
+            let s = FrameSpec {
+                traffic: Traffic::Ipip6,
+                src_mac: [2, 0, 0, 0, 0, 1],
+                dst_mac: [2, 0, 0, 0, 0, 2],
+                src: inner.into(),
+                dst: "198.51.100.10".parse().unwrap(),
+                outer_src,
+                outer_dst: br,
+                hosts: 1,
+                stream: 1,
+                endpoints: 0,
+                port_map: Vec::new(),
+            };
+            let l = Traffic::Ipip6.layout();
+            let mut b = vec![0u8; 200];
+            let len = Traffic::Ipip6.min_frame_len();
+            let base = write_base(&s, len, &mut b);
+            let mut f = s.flow_fields(0);
+            f.sport = sport;
+            let sum = apply_flow(&l, base, &f, 0, &mut b);
+            finish(&l, sum, 0, 0, &mut b);
+            b.truncate(len);
+            b
+        };
+        let mut c = TunnelChecker::new(TunnelCheck {
+            src: ce,
+            dst: br,
+            inner_src: shared,
+            ports: PortSet::parse("52/6/6").unwrap(),
+        });
+        for _ in 0..3 {
+            c.record(&frame(ce, shared, 1856));
+        }
+        c.record(&frame(ce, shared, 2048 + 832 + 15));
+        let r = c.report();
+        assert_eq!((r.checked, r.ports_seen), (4, 2));
+        assert_eq!(
+            r.not_tunnelled + r.outer_src + r.outer_dst + r.inner_src + r.port_outside_set,
+            0
+        );
+        c.record(&frame(br, shared, 1856));
+        c.record(&frame(ce, "192.0.2.73".parse().unwrap(), 1856));
+        c.record(&frame(ce, shared, 1872));
+        c.record(&frame(ce, shared, 832));
+        c.record(&[0u8; 60]);
+        let r = c.report();
+        assert_eq!(
+            (
+                r.checked,
+                r.outer_src,
+                r.inner_src,
+                r.port_outside_set,
+                r.not_tunnelled
+            ),
+            (9, 1, 1, 2, 1)
+        );
+        assert_eq!((r.outer_dst, r.ports_seen), (0, 4));
     }
 }

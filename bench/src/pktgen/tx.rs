@@ -59,6 +59,8 @@ pub(crate) const KEYS: &[&str] = &[
     "batch",
     "core",
     "inflight",
+    "endpoints",
+    "port-map",
 ];
 
 /// Up to this many flows, every (flow, size) slot has a prebuilt frame.
@@ -160,6 +162,10 @@ pub struct TxArgs {
     /// Most frames submitted but not yet completed (<= 2048).
     pub inflight: u32,
     pub core: Option<usize>,
+    /// LAN endpoints of the MAP-E layout (0: the plain layout).
+    pub endpoints: u32,
+    /// A file of external ports, one per endpoint (ipip6, MAP-E layout).
+    pub port_map: Option<String>,
 }
 
 impl TxArgs {
@@ -187,6 +193,8 @@ impl TxArgs {
             batch: o.get("batch")?.unwrap_or(MAX_BATCH),
             inflight: o.get("inflight")?.unwrap_or(DEFAULT_INFLIGHT),
             core: o.get("core")?,
+            endpoints: o.get("endpoints")?.unwrap_or(0),
+            port_map: o.get("port-map")?,
         })
     }
 
@@ -210,10 +218,27 @@ impl TxArgs {
             outer_dst,
             hosts: self.hosts,
             stream: self.stream,
+            endpoints: self.endpoints,
+            port_map: match &self.port_map {
+                Some(p) => read_port_map(p)?,
+                None => Vec::new(),
+            },
         };
         spec.validate().map_err(|e| anyhow!(e))?;
         Ok(spec)
     }
+}
+
+/// Ports separated by white space or commas.
+fn read_port_map(path: &str) -> Result<Vec<u16>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            w.parse::<u16>()
+                .with_context(|| format!("{path}: bad port {w:?}"))
+        })
+        .collect()
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -49,6 +49,8 @@ pub struct Inputs<'a> {
     pub pd: &'a Value,
     pub leases: &'a Value,
     pub wan: &'a Value,
+    /// `show map`.
+    pub map: &'a Value,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +242,46 @@ const WAN_DEFAULT_LEFT: Family = gauge(
     "Seconds left of the default router's lifetime (learned from RAs).",
 );
 
+const MAP_E: Fields = fields! {
+    "up" => gauge("map_e_up",
+        "1 while MAP-E has a mapping (an end-user prefix under the rule)."),
+    "tunnel_up" => gauge("map_e_tunnel_up",
+        "0 while the CE address is withdrawn as held by another node (DAD)."),
+    "exhausted" => counter("map_e_ports_exhausted_total",
+        "New flows refused because no port of the set was free."),
+    "host_limit_refused" => counter("map_e_host_limit_refused_total",
+        "New flows refused by the per-LAN-host port limit."),
+    "host_count" => gauge("map_e_hosts", "LAN hosts holding ports of the set."),
+    "prefix_changes" => counter("map_e_prefix_changes_total",
+        "End-user prefix changes that moved the CE address, IPv4 and PSID."),
+};
+const MAP_E_INFO: Family = gauge(
+    "map_e_info",
+    "1, labelled with the MAP-E mapping: shared IPv4, PSID, CE address, BR, rule source.",
+);
+const MAP_E_PORTS: Family = gauge(
+    "map_e_ports",
+    "Ports of the MAP-E port set, per protocol (each protocol has the whole set).",
+);
+const MAP_E_IN_USE: Family = gauge(
+    "map_e_ports_in_use",
+    "Ports of the set bound, per protocol.",
+);
+const MAP_E_RESTING: Family = gauge(
+    "map_e_ports_resting",
+    "Ports of the set freed but not yet reusable (grace period), per protocol.",
+);
+const MAP_E_DUPLICATE: Family = gauge(
+    "map_e_ce_duplicate",
+    "1 while the on-link CE address is found held by another node (DAD).",
+);
+const MAP_E_CONFLICTS: Family = counter(
+    "map_e_ce_conflicts_total",
+    "Times the on-link CE address was found held by another node (DAD).",
+);
+/// The protocols `show map` counts ports of.
+const MAP_E_PROTOS: &[&str] = &["tcp", "udp", "icmp"];
+
 /// A sample value, kept as an integer when the JSON number is one so that
 /// large counters print exactly.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -404,6 +446,7 @@ pub fn render(r: &Inputs) -> String {
     pd(&mut x, data(r.pd));
     leases(&mut x, data(r.leases));
     wan(&mut x, data(r.wan));
+    map_e(&mut x, data(r.map));
     x.finish()
 }
 
@@ -557,6 +600,50 @@ fn wan(x: &mut Exposition, v: &Value) {
         if default.as_deref() == Some(address.as_str()) {
             x.sample(WAN_DEFAULT_LEFT, &[], left);
         }
+    }
+}
+
+/// Nothing without `map_e`, so a DS-Lite router has no MAP-E series.
+fn map_e(x: &mut Exposition, v: &Value) {
+    if v.get("configured").and_then(Value::as_bool) != Some(true) {
+        return;
+    }
+    x.fields(MAP_E, v, &[]);
+    if let (Some(ipv4), Some(psid)) = (label(v.get("ipv4")), label(v.get("psid"))) {
+        let ce = label(v.get("ce_address")).unwrap_or_default();
+        let br = label(v.get("br")).unwrap_or_default();
+        let source = label(v.get("rule_source")).unwrap_or_default();
+        x.sample(
+            MAP_E_INFO,
+            &[
+                ("ipv4", &ipv4),
+                ("psid", &psid),
+                ("ce_address", &ce),
+                ("br", &br),
+                ("rule_source", &source),
+            ],
+            Some(Num::U(1)),
+        );
+    }
+    let ports = number(v.get("ports"));
+    for proto in MAP_E_PROTOS {
+        let labels = [("proto", *proto)];
+        x.sample(MAP_E_PORTS, &labels, ports);
+        x.sample(
+            MAP_E_IN_USE,
+            &labels,
+            number(v.pointer(&format!("/in_use/{proto}"))),
+        );
+        x.sample(
+            MAP_E_RESTING,
+            &labels,
+            number(v.pointer(&format!("/in_grace/{proto}"))),
+        );
+    }
+    if let Some(dad) = v.get("dad") {
+        let duplicate = dad.get("state").and_then(Value::as_str) == Some("duplicate");
+        x.sample(MAP_E_DUPLICATE, &[], Some(Num::U(u64::from(duplicate))));
+        x.sample(MAP_E_CONFLICTS, &[], number(dad.get("conflicts")));
     }
 }
 

@@ -220,6 +220,7 @@ fn render_all(v: &[Value; 8]) -> String {
         pd: &v[5],
         leases: &v[6],
         wan: &v[7],
+        map: &Value::Null,
     })
 }
 
@@ -1225,4 +1226,149 @@ fn completed_checksums_are_an_interface_counter() {
         "{text}"
     );
     assert!(text.contains("# TYPE ipoed_interface_csum_completed_total counter"));
+}
+
+// ---------------------------------------------------------------------------
+// MAP-E (issue 18)
+// ---------------------------------------------------------------------------
+
+/// `show map` of a real MAP-E state (PSID 0x34 of 192.0.2.18, 240 ports)
+/// with ports bound, and the other inputs of `sample()`.
+fn render_with_map(map: &Value) -> String {
+    let v = sample();
+    render(&Inputs {
+        interfaces: &v[0],
+        errors: &v[1],
+        runtime: &v[2],
+        tunnel: &v[3],
+        firewall: &v[4],
+        pd: &v[5],
+        leases: &v[6],
+        wan: &v[7],
+        map,
+    })
+}
+
+#[test]
+fn map_e_mapping_ports_and_refusals_are_exported() {
+    use crate::map_e::MapState;
+    use crate::wan::Learned;
+    use ipoe_dataplane::nat::bindings::NatProto;
+    let config = ipoe_config::parse(
+        "wan:\n  interface: wan0\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n\
+         map_e:\n  br: 2001:db8:77:bb::1\n  rule: { ipv6_prefix: \"2001:db8:4d00::/40\", \
+         ipv4_prefix: \"192.0.2.0/24\", ea_length: 16, psid_offset: 4 }\n",
+        "test.yaml",
+    )
+    .unwrap();
+    let sessions = ipoe_dataplane::session::SessionTable::new(1024, Default::default());
+    let mut m = MapState::default();
+    let learned = Learned {
+        delegated: Some(("2001:db8:4d12:3400::".parse().unwrap(), 56)),
+        ..Learned::default()
+    };
+    m.update(&config, &learned, &sessions);
+    let b = m.napt.clone().unwrap();
+    let host = Ipv4Addr::new(192, 168, 2, 10);
+    for port in 1000..1003 {
+        b.bind(NatProto::Udp, (host, port), 0, port.into()).unwrap();
+    }
+    b.bind(NatProto::Tcp, (host, 5000), 0, 7).unwrap();
+    let text = render_with_map(&m.report(&config));
+    let metrics = parse_exposition(&text);
+    let get = |k: &str| {
+        *metrics
+            .get(k)
+            .unwrap_or_else(|| panic!("missing {k}\n{text}"))
+    };
+    assert_eq!(
+        get("ipoed_map_e_info{ipv4=\"192.0.2.18\",psid=\"52\",ce_address=\"2001:db8:4d12:3400:c0:2:1200:3400\",\
+             br=\"2001:db8:77:bb::1\",rule_source=\"config\"}"),
+        1.0
+    );
+    assert_eq!(get("ipoed_map_e_up"), 1.0);
+    assert_eq!(get("ipoed_map_e_tunnel_up"), 1.0);
+    for proto in ["tcp", "udp", "icmp"] {
+        assert_eq!(
+            get(&format!("ipoed_map_e_ports{{proto=\"{proto}\"}}")),
+            240.0
+        );
+    }
+    assert_eq!(get("ipoed_map_e_ports_in_use{proto=\"udp\"}"), 3.0);
+    assert_eq!(get("ipoed_map_e_ports_in_use{proto=\"tcp\"}"), 1.0);
+    assert_eq!(get("ipoed_map_e_ports_in_use{proto=\"icmp\"}"), 0.0);
+    assert_eq!(get("ipoed_map_e_ports_resting{proto=\"udp\"}"), 0.0);
+    assert_eq!(get("ipoed_map_e_ports_exhausted_total"), 0.0);
+    assert_eq!(get("ipoed_map_e_host_limit_refused_total"), 0.0);
+    assert_eq!(get("ipoed_map_e_hosts"), 1.0);
+    assert_eq!(get("ipoed_map_e_ce_duplicate"), 0.0);
+    assert_eq!(get("ipoed_map_e_ce_conflicts_total"), 0.0);
+    assert!(text.contains("# TYPE ipoed_map_e_ports_exhausted_total counter"));
+
+    // Every port of the set taken: the next flow is refused and counted.
+    let mut next = 2000u16;
+    while b.bind(NatProto::Udp, (host, next), 0, next.into()).is_ok() {
+        next += 1;
+    }
+    let metrics = parse_exposition(&render_with_map(&m.report(&config)));
+    assert_eq!(metrics["ipoed_map_e_ports_in_use{proto=\"udp\"}"], 240.0);
+    assert_eq!(metrics["ipoed_map_e_ports_exhausted_total"], 1.0);
+}
+
+/// A DS-Lite router (no `map_e`) has no MAP-E series at all; MAP-E
+/// without a mapping yet says it is down.
+#[test]
+fn map_e_series_only_with_map_e() {
+    let off = render_with_map(&json!({"configured": false}));
+    assert!(!off.contains("map_e"), "{off}");
+    let down = render_with_map(&json!({"configured": true, "up": false, "rule_source": "auto"}));
+    let m = parse_exposition(&down);
+    assert_eq!(m["ipoed_map_e_up"], 0.0);
+    assert!(!down.contains("map_e_info"), "{down}");
+}
+
+/// The NAT nodes' and ip4-fragment's drop counters are in `show errors`
+/// (every name of their Error enums), hence in `ipoed_errors_total`.
+#[test]
+fn nat_and_fragment_node_counters_are_in_show_errors() {
+    use ipoe_dataplane::counters::all_error_names;
+    use ipoe_dataplane::graph::NodeId;
+    use ipoe_dataplane::nodes::{ip4_fragment, nat44_in, nat44_out};
+    for (node, names) in [
+        (NodeId::Nat44Out, nat44_out::Error::NAMES),
+        (NodeId::Nat44In, nat44_in::Error::NAMES),
+        (NodeId::Ip4Fragment, ip4_fragment::Error::NAMES),
+    ] {
+        let listed: Vec<&str> = all_error_names()
+            .filter(|(n, ..)| *n == node)
+            .map(|(_, _, c, _)| c)
+            .collect();
+        let want: Vec<&str> = names.iter().map(|(c, _)| *c).collect();
+        assert_eq!(listed, want, "{}", node.name());
+        assert!(!listed.is_empty());
+    }
+    let errors = json!({"errors": [
+        {"node": "nat44-out", "counter": "ports-exhausted", "count": 7},
+        {"node": "ip4-fragment", "counter": "too-big", "count": 2}]});
+    let v = sample();
+    let text = render(&Inputs {
+        interfaces: &v[0],
+        errors: &errors,
+        runtime: &v[2],
+        tunnel: &v[3],
+        firewall: &v[4],
+        pd: &v[5],
+        leases: &v[6],
+        wan: &v[7],
+        map: &Value::Null,
+    });
+    let m = parse_exposition(&text);
+    assert_eq!(
+        m["ipoed_errors_total{node=\"nat44-out\",counter=\"ports-exhausted\"}"],
+        7.0
+    );
+    assert_eq!(
+        m["ipoed_errors_total{node=\"ip4-fragment\",counter=\"too-big\"}"],
+        2.0
+    );
 }

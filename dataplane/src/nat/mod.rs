@@ -108,3 +108,6 @@ impl PortPool {
 
 #[cfg(test)]
 mod session_tests;
+
+#[cfg(test)]
+mod batch_tests;

@@ -11,7 +11,7 @@
 //! `SessionTable::track_batch` for the chunk, then finish in order.
 
 use crate::firewall::WorkerFirewall;
-use crate::flow::{clamp_mss, flow_of, ipv4_l4, mapped, tcp_view, Fragment, TCP_SYN};
+use crate::flow::{clamp_mss, flow_into, ipv4_l4, mapped, tcp_view, Fragment, TCP_SYN};
 use crate::graph::{Cx, NodeId};
 use crate::nodes::ip6_firewall::{related_key, Flow};
 use crate::session::{Dir, Invalid, Request, Track, CHUNK};
@@ -218,17 +218,14 @@ fn check(
             _ => return Err((Error::IcmpType, flow)),
         }
     }
-    let Some((key, seg)) = flow_of(src, dst, &l4, up, out) else {
+    // In place: a key returned by value stalls on store forwarding.
+    if !flow_into(src, dst, &l4, up, out, (&mut req.key, &mut req.seg)) {
         return Err((Error::Truncated, flow));
-    };
+    }
+    req.dir = dir;
+    req.bytes = ip.len() as u32;
     // No pinholes for IPv4: the AFTR's NAT admits nothing unsolicited.
-    *req = Request {
-        key,
-        seg,
-        dir,
-        bytes: ip.len() as u32,
-        create: out,
-    };
+    req.create = out;
     *flow_out = flow;
     *after = After { dir, frag: l4.frag };
     Ok(Prep::Track)

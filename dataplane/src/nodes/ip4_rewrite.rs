@@ -6,9 +6,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::frag4::{self, Refused};
 use crate::graph::{Cx, NodeId, PuntReason};
 use crate::tables::Port;
-use crate::wire::{be16, checksum, checksum_adjust, put16, write_eth, ETHERTYPE_IPV4, ETH_LEN};
+use crate::wire::{be16, checksum_adjust, put16, write_eth, ETHERTYPE_IPV4, ETH_LEN};
 
 crate::node_errors! {
     pub enum Error {
@@ -21,7 +22,6 @@ crate::node_errors! {
 }
 
 const FLAG_DF: u16 = 0x4000;
-const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
@@ -61,9 +61,21 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let mac = fib.arp.get(&dst).copied();
         write_eth(frame, &mac.unwrap_or([0; 6]), &lan_mac, ETHERTYPE_IPV4);
         let second = if too_big {
-            match fragment(cx, i, lan_mtu) {
-                Ok(j) => Some(j),
+            // Two always suffice: the LAN MTU is at least 1280 and a
+            // received packet at most 1778 bytes.
+            match frag4::split(cx, i, lan_mtu, Some(Error::NoBuffer.index())) {
+                Ok(j) => {
+                    if j.is_some() {
+                        cx.count(Error::Fragmented.index());
+                    }
+                    j
+                }
                 Err(e) => {
+                    let e = match e {
+                        Refused::Options => Error::FragOptions,
+                        Refused::TooBig => Error::TooBig,
+                        Refused::NoFrame => Error::NoBuffer,
+                    };
                     cx.drop(i, e.index());
                     continue;
                 }
@@ -81,66 +93,4 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
         }
     }
-}
-
-/// Splits IPv4 packet `i` (a whole Ethernet frame, TTL already decremented)
-/// in two for `mtu` (RFC 791 3.2): `i` keeps the header and the first
-/// multiple of 8 data bytes that fits, a spare frame gets the same Ethernet
-/// and IPv4 headers and the rest. Two always suffice: `mtu` is at least
-/// 1280 and a received packet at most 1778 bytes. A packet that was itself
-/// a fragment keeps its offset and its MF flag on the last piece.
-fn fragment(cx: &mut Cx, i: u16, mtu: usize) -> Result<u16, Error> {
-    let m = cx.meta[usize::from(i)];
-    let total = m.len as usize - ETH_LEN;
-    let (chunk, off) = cx.chunk(i);
-    let ip = &chunk[off + ETH_LEN..off + m.len as usize];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    // Options would have to be sorted by their copy flag; none of the
-    // traffic we carry has them.
-    if ihl != 20 {
-        return Err(Error::FragOptions);
-    }
-    let field = be16(ip, 6);
-    let offset = usize::from(field & OFFSET_MASK) * 8;
-    let first = (mtu - ihl) & !7;
-    let rest = total - ihl - first;
-    if ihl + rest > mtu || (offset + first) / 8 > usize::from(OFFSET_MASK) {
-        return Err(Error::TooBig);
-    }
-    let hdrs = ETH_LEN + ihl;
-    let j = cx
-        .new_packet((hdrs + rest) as u32, m.rx)
-        .ok_or(Error::NoBuffer)?;
-    let Some((a, aoff, b, boff)) = cx.two_chunks(i, j) else {
-        cx.drop(j, Error::NoBuffer.index());
-        return Err(Error::NoBuffer);
-    };
-    // Second: same headers, the data after `first`, the original MF.
-    b[boff..boff + hdrs].copy_from_slice(&a[aoff..aoff + hdrs]);
-    let tail = aoff + hdrs + first;
-    b[boff + hdrs..boff + hdrs + rest].copy_from_slice(&a[tail..tail + rest]);
-    let more = field & FLAG_MF;
-    set_header(
-        &mut b[boff + ETH_LEN..boff + hdrs],
-        ihl + rest,
-        more | ((offset + first) / 8) as u16,
-    );
-    // First: more fragments follow.
-    set_header(
-        &mut a[aoff + ETH_LEN..aoff + hdrs],
-        ihl + first,
-        FLAG_MF | (offset / 8) as u16,
-    );
-    cx.meta[usize::from(i)].len = (hdrs + first) as u32;
-    cx.count(Error::Fragmented.index());
-    Ok(j)
-}
-
-/// Total length and flags/offset of a 20-byte header, with a new checksum.
-fn set_header(h: &mut [u8], total: usize, frag: u16) {
-    put16(h, 2, total as u16);
-    put16(h, 6, frag);
-    put16(h, 10, 0);
-    let c = checksum(h);
-    put16(h, 10, c);
 }

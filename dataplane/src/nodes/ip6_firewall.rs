@@ -12,7 +12,7 @@
 //! finish each packet in order.
 
 use crate::firewall::{Policy, WorkerFirewall};
-use crate::flow::{clamp_mss, flow_of, ipv6_l4, tcp_view, Fragment, L4, TCP_SYN};
+use crate::flow::{clamp_mss, flow_into, flow_of, ipv6_l4, tcp_view, Fragment, L4, TCP_SYN};
 use crate::graph::{Cx, NodeId};
 use crate::session::{Dir, Invalid, Key, Request, Track, CHUNK};
 use crate::tables::Port;
@@ -228,19 +228,22 @@ fn check(
             return Err((Error::IcmpType, flow));
         }
     }
-    let Some((key, seg)) = flow_of(src, dst, &l4, up, dir == Dir::Out) else {
+    // In place: a key returned by value stalls on store forwarding.
+    if !flow_into(
+        src,
+        dst,
+        &l4,
+        up,
+        dir == Dir::Out,
+        (&mut req.key, &mut req.seg),
+    ) {
         return Err((Error::Truncated, flow));
-    };
-    let create = match dir {
+    }
+    req.dir = dir;
+    req.bytes = ip_len;
+    req.create = match dir {
         Dir::Out => true,
-        Dir::In => policy.pinhole_allows(fib, &dst, l4.proto, key.int_port),
-    };
-    *req = Request {
-        key,
-        seg,
-        dir,
-        bytes: ip_len,
-        create,
+        Dir::In => policy.pinhole_allows(fib, &dst, l4.proto, req.key.int_port),
     };
     *flow_out = flow;
     *after = After {

@@ -59,7 +59,7 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         let link_local_src = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
         // The punt budget: from what was parsed above, for what passes.
         let class = if l4.proto == PROTO_ICMPV6 && first && up.len() >= 4 {
-            police::icmpv6_class(fib, rx, data, &src, up[0])
+            police::icmpv6_class(fib, rx, data, &src, &dst, up)
         } else if l4.frag.is_none() {
             police::ipv6_l4_class(xid, rx, l4.proto, sport, dport, up.get(8..).unwrap_or(&[]))
         } else {

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use etherparse::{IpNumber, Ipv6Header, PacketBuilder};
+use etherparse::PacketBuilder;
 use ipoe_proto::map::PortSet;
 
 use crate::graph::{Graph, NodeId};
@@ -16,10 +16,9 @@ use crate::nat::PortPool;
 use crate::nodes::{nat44_in, nat44_out};
 use crate::tables::{Fib, Port};
 use crate::testkit::{
-    lab_fib, unlimited_graph, FrameArena, AFTR, B4, GW_MAC, HOST4, HOST_MAC, LAN_MAC, SERVER4,
-    WAN_MAC,
+    ipip6_from, lab_fib, unlimited_graph, FrameArena, AFTR, B4, HOST4, HOST_MAC, LAN_MAC, SERVER4,
 };
-use crate::wire::{ETHERTYPE_IPV6, ETH_LEN};
+use crate::wire::ETH_LEN;
 
 const SHARED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
 const ROUTER: [u8; 4] = [203, 0, 113, 254];
@@ -68,25 +67,9 @@ fn lan_ping(id: u16) -> Vec<u8> {
     v
 }
 
-/// IPv4 `inner` in IPv6 from `from` to the CE, as the BR sends it.
+/// IPv4 `inner` in IPv6 to the CE, as the BR sends it.
 fn from_br(inner: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&WAN_MAC);
-    v.extend_from_slice(&GW_MAC);
-    v.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-    Ipv6Header {
-        traffic_class: 0,
-        flow_label: Default::default(),
-        payload_length: inner.len() as u16,
-        next_header: IpNumber::IPV4,
-        hop_limit: 60,
-        source: AFTR.octets(),
-        destination: B4.octets(),
-    }
-    .write(&mut v)
-    .unwrap();
-    v.extend_from_slice(inner);
-    v
+    ipip6_from(AFTR, inner)
 }
 
 fn run(g: &mut Graph, fib: &Fib, frames: &[(Port, Vec<u8>)], now_s: u64) -> Vec<(Port, Vec<u8>)> {
@@ -401,6 +384,7 @@ fn a_peer_ce_is_accepted_only_from_its_own_map_address() {
     assert_eq!(errors(&g2, NodeId::DsliteDecap, unknown), 1);
 }
 
+mod batch;
 mod forward;
 mod fragments;
 mod hairpin;

@@ -14,7 +14,8 @@ crate::node_errors! {
         QueueFull => ("queue-full", "punt queue to the control thread full"),
         NoBuffer => ("no-buffer", "no free punt buffer"),
         Reserved => ("reserved", "from the known default router or to our DHCPv6 transaction: bypasses the class budgets (not a drop)"),
-        PoliceNd => ("police-nd", "NS/NA/redirect/ARP over the ND budget"),
+        PoliceNd => ("police-nd", "NS/unsolicited NA/redirect/ARP over the ND budget"),
+        PoliceNdAnswer => ("police-nd-answer", "solicited NAs to our unicast address over their budget"),
         PoliceRa => ("police-ra", "RA/RS not from the known default router, over budget"),
         PoliceDhcp4 => ("police-dhcp4", "DHCPv4 over budget"),
         PoliceDhcp6 => ("police-dhcp6", "DHCPv6 over budget (replies to our transaction are reserved)"),
@@ -31,6 +32,7 @@ impl Error {
     pub fn police(class: PuntClass) -> Error {
         match class {
             PuntClass::Nd => Error::PoliceNd,
+            PuntClass::NdAnswer => Error::PoliceNdAnswer,
             PuntClass::Ra => Error::PoliceRa,
             PuntClass::Dhcp4 => Error::PoliceDhcp4,
             PuntClass::Dhcp6 => Error::PoliceDhcp6,

@@ -158,23 +158,7 @@ fn flow_of(frame: &[u8]) -> u32 {
 }
 
 fn aftr_frame(src: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&WAN_MAC);
-    v.extend_from_slice(&GW_MAC);
-    v.extend_from_slice(&[0x86, 0xdd]);
-    Ipv6Header {
-        traffic_class: 0,
-        flow_label: Default::default(),
-        payload_length: inner.len() as u16,
-        next_header: IpNumber::IPV4,
-        hop_limit: 60,
-        source: src.octets(),
-        destination: v6("2001:db8:0:100::2").octets(),
-    }
-    .write(&mut v)
-    .unwrap();
-    v.extend_from_slice(inner);
-    v
+    crate::testkit::ipip6_from(src, inner)
 }
 
 fn inet_reply(ttl: u8) -> Vec<u8> {

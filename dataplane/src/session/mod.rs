@@ -567,7 +567,26 @@ impl SessionTable {
     /// "The flow table", third pass).
     pub fn track_batch(&self, reqs: &[Request], now_s: u32, out: &mut [Track]) {
         let t = &self.timeouts.load();
-        for (rq, out) in reqs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        // As many as there are answers for (the chunks once zipped them).
+        let reqs = &reqs[..reqs.len().min(out.len())];
+        self.chunked(reqs, |j, e, r, h| {
+            if let Some(o) = out.get_mut(j) {
+                *o = self.track_hashed(e, r, h, now_s, t);
+            }
+        });
+    }
+
+    /// The passes of `track_batch`: per chunk, hash every key and
+    /// prefetch its bucket; read the buckets (unlocked: only to prefetch)
+    /// and prefetch the sessions they name; then, under one `enter`,
+    /// `locked(index in reqs, entered, request, hash)` for each in order.
+    #[inline(always)]
+    fn chunked(
+        &self,
+        reqs: &[Request],
+        mut locked: impl FnMut(usize, &Entered<'_>, &Request, u64),
+    ) {
+        for (c, rq) in reqs.chunks(CHUNK).enumerate() {
             let mut hashes = [0u64; CHUNK];
             for (h, r) in hashes.iter_mut().zip(rq) {
                 *h = self.hash(&r.key);
@@ -584,8 +603,8 @@ impl SessionTable {
                 }
             }
             let e = self.enter();
-            for ((&h, r), o) in hashes.iter().zip(rq).zip(out.iter_mut()) {
-                *o = self.track_hashed(&e, r, h, now_s, t);
+            for (k, (&h, r)) in hashes.iter().zip(rq).enumerate() {
+                locked(c * CHUNK + k, &e, r, h);
             }
         }
     }
@@ -600,7 +619,7 @@ impl SessionTable {
         t: &Timeouts,
     ) -> Track {
         let mut guard = self.guard(self.shard(hash), e);
-        track_locked(&mut guard, r, hash, now_s, t)
+        track_locked(&mut guard, r, hash, now_s, t).0
     }
 
     /// Tells `release` of every translated session freed from now on.
@@ -627,29 +646,31 @@ impl SessionTable {
         let t = &self.timeouts.load();
         let e = self.enter();
         let mut s = self.guard(self.shard(hash), &e);
-        let res = track_locked(&mut s, r, hash, now_s, t);
-        let mut nat = None;
-        if let Track::Existing(_) | Track::Created(_) = res {
-            // The slot track_locked just used: its lines are in L1.
-            if let Some(i) = s.find(&r.key, hash) {
-                nat = s.hot(i).nat();
-                if nat.is_none() && r.create {
-                    nat = bind();
-                    match nat {
-                        Some(n) => s.set_nat(i, n),
-                        None if matches!(res, Track::Created(_)) => {
-                            // Never made, as far as the counters go.
-                            s.free(i, hash);
-                            s.counters.created -= 1;
-                            s.counters.refused += 1;
-                            return (Track::Refused, None);
-                        }
-                        None => {}
-                    }
-                }
+        nat_locked(&mut s, r, hash, now_s, t, bind)
+    }
+
+    /// `track_nat` for a vector, in the passes of `track_batch`:
+    /// `out[i]` is what `track_nat` would have returned for `reqs[i]`
+    /// (tracked in order, so two packets of one new flow make one session
+    /// and one binding). `bind(i)` makes the translation for `reqs[i]`
+    /// when its session has none and `create` is set, under the lock as
+    /// in `track_nat`.
+    pub fn track_nat_batch(
+        &self,
+        reqs: &[Request],
+        now_s: u32,
+        mut bind: impl FnMut(usize) -> Option<Nat>,
+        out: &mut [(Track, Option<Nat>)],
+    ) {
+        let t = &self.timeouts.load();
+        let reqs = &reqs[..reqs.len().min(out.len())];
+        self.chunked(reqs, |j, e, r, h| {
+            let mut s = self.guard(self.shard(h), e);
+            let res = nat_locked(&mut s, r, h, now_s, t, &mut || bind(j));
+            if let Some(o) = out.get_mut(j) {
+                *o = res;
             }
-        }
-        (res, nat)
+        });
     }
 
     /// Read-only lookup for ICMP errors that quote a packet of this flow:
@@ -759,8 +780,48 @@ impl SessionTable {
     }
 }
 
-/// `track` under the shard lock (`s` is the locked shard of `hash`).
-fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts) -> Track {
+/// `track_nat` under the shard lock: the translation is read from (or
+/// bound onto) the very slot `track_locked` used, no second lookup.
+#[inline]
+fn nat_locked(
+    s: &mut Inner,
+    r: &Request,
+    hash: u64,
+    now_s: u32,
+    t: &Timeouts,
+    bind: &mut dyn FnMut() -> Option<Nat>,
+) -> (Track, Option<Nat>) {
+    let (res, slot) = track_locked(s, r, hash, now_s, t);
+    let Some(i) = slot else {
+        return (res, None);
+    };
+    let mut nat = s.hot(i).nat();
+    if nat.is_none() && r.create {
+        nat = bind();
+        match nat {
+            Some(n) => s.set_nat(i, n),
+            None if matches!(res, Track::Created(_)) => {
+                // Never made, as far as the counters go.
+                s.free(i, hash);
+                s.counters.created -= 1;
+                s.counters.refused += 1;
+                return (Track::Refused, None);
+            }
+            None => {}
+        }
+    }
+    (res, nat)
+}
+
+/// `track` under the shard lock (`s` is the locked shard of `hash`), and
+/// the slot of the session it found or made (`Existing`, `Created`).
+fn track_locked(
+    s: &mut Inner,
+    r: &Request,
+    hash: u64,
+    now_s: u32,
+    t: &Timeouts,
+) -> (Track, Option<u32>) {
     let (key, dir, bytes, create) = (&r.key, r.dir, r.bytes, r.create);
     let d = dir.index();
     let tcp_seg = match r.seg {
@@ -784,7 +845,7 @@ fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts)
     if let Some(ts) = &tcp_seg {
         if !tcp::flags_valid(ts.flags) {
             s.counters.invalid += 1;
-            return Track::Invalid(Invalid::BadFlags);
+            return (Track::Invalid(Invalid::BadFlags), None);
         }
     }
     let mut found = s.find(key, hash);
@@ -795,7 +856,7 @@ fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts)
         if reopen && !create {
             // A new connection on a dead tuple is subject to the
             // caller's rules for new flows; leave the old one alone.
-            return Track::NotFound;
+            return (Track::NotFound, None);
         }
         if expired || reopen {
             s.free(i, hash);
@@ -822,23 +883,23 @@ fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts)
                 // queues it as of this packet, not as refreshed since.
                 s.touch(i, d, bytes, now_s);
                 s.set_state(i, state, t);
-                Track::Existing(state)
+                (Track::Existing(state), Some(i))
             }
             Err(why) => {
                 s.counters.invalid += 1;
-                Track::Invalid(why)
+                (Track::Invalid(why), None)
             }
         };
     }
     if !create {
-        return Track::NotFound;
+        return (Track::NotFound, None);
     }
     let (state, track) = match (&tcp_seg, &r.seg) {
         (Some(ts), _) => match tcp::open(ts, d) {
             Ok(x) => x,
             Err(why) => {
                 s.counters.invalid += 1;
-                return Track::Invalid(why);
+                return (Track::Invalid(why), None);
             }
         },
         (None, Segment::Icmp) => (State::Icmp, Tracking::origin(d)),
@@ -849,11 +910,11 @@ fn track_locked(s: &mut Inner, r: &Request, hash: u64, now_s: u32, t: &Timeouts)
         Some(i) => {
             s.counters.created += 1;
             s.count(i, d, bytes);
-            Track::Created(state)
+            (Track::Created(state), Some(i))
         }
         None => {
             s.counters.refused += 1;
-            Track::Refused
+            (Track::Refused, None)
         }
     }
 }
