@@ -60,7 +60,11 @@ pub fn wan(d: &Value) -> String {
 
 pub fn pd(d: &Value) -> String {
     if d["enabled"] == Value::Bool(false) {
-        return "DHCPv6 prefix delegation is off (wan.ipv6.dhcpv6_pd)\n".into();
+        let mut s = String::from("DHCPv6 prefix delegation is off (wan.ipv6.dhcpv6_pd)\n");
+        if let Some(m) = d["lan_mode"].as_str() {
+            s.push_str(&format!("lan ipv6: {m}\n"));
+        }
+        return s;
     }
     tree::render(
         d,
@@ -69,6 +73,7 @@ pub fn pd(d: &Value) -> String {
                 "",
                 &[
                     "enabled",
+                    "lan_mode",
                     "state",
                     "error",
                     "delegated_prefix",
@@ -154,7 +159,17 @@ pub fn lan(d: &Value) -> String {
             order: &[
                 (
                     "",
-                    &["interface", "ipv4", "ipv6", "link_local", "ra", "dns_proxy"],
+                    &[
+                        "interface",
+                        "ipv4",
+                        "ipv6",
+                        "link_local",
+                        "mode",
+                        "ipv6_source",
+                        "ra",
+                        "dns_proxy",
+                        "ndproxy",
+                    ],
                 ),
                 (
                     "ra",
@@ -173,11 +188,13 @@ pub fn lan(d: &Value) -> String {
                 ),
                 (
                     "prefixes",
-                    &["prefix", "preferred_s", "valid_s", "deprecated"],
+                    &["prefix", "preferred_s", "valid_s", "deprecated", "on_link"],
                 ),
                 ("dns_proxy", &["upstreams", "cache_entries", "pending"]),
+                ("ndproxy", &["prefix", "hosts"]),
+                ("hosts", &["address", "mac", "state", "age_s"]),
             ],
-            nulls: &[("dns_proxy", "off")],
+            nulls: &[("dns_proxy", "off"), ("ndproxy", "off")],
             infinite: false,
         },
     )

@@ -383,6 +383,33 @@ pub enum Dhcpv6Mode {
     Off,
 }
 
+/// `lan.ipv6.mode`: where the LAN's IPv6 prefix comes from (issue 19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipv6Mode {
+    /// The delegated prefix when there is one, else the WAN RA's /64
+    /// proxied (`ndproxy`) once the PD client had its chance.
+    #[default]
+    Auto,
+    /// Only a delegated prefix.
+    Pd,
+    /// Only the WAN RA's /64, proxied.
+    Proxy,
+    /// Only `lan.ipv6.prefix`.
+    Static,
+}
+
+impl Ipv6Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ipv6Mode::Auto => "auto",
+            Ipv6Mode::Pd => "pd",
+            Ipv6Mode::Proxy => "proxy",
+            Ipv6Mode::Static => "static",
+        }
+    }
+}
+
 /// A fixed address for one MAC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(

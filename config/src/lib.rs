@@ -36,8 +36,8 @@ pub use error::ConfigError;
 pub const MAX_MTU: u16 = 1778;
 pub use firewall::{Firewall, FirewallTimeouts, Pinhole, PinholeHost, PinholeProto, PortRange};
 pub use lan::{
-    Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, LeaseTime, LeaseTimeOrInt,
-    MacAddr, RaSettings, StaticLease,
+    Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, Ipv6Mode, LeaseTime,
+    LeaseTimeOrInt, MacAddr, RaSettings, StaticLease,
 };
 pub use map_e::{ForwardProto, MapE, MapIidFormat, MapRuleChoice, MapRuleSpec, PortForward};
 pub use types::{
@@ -243,6 +243,10 @@ pub struct LanIpv6 {
     /// DNS servers announced by RA (RDNSS) and DHCPv6.
     #[serde(default = "default_dns6")]
     pub dns: DnsChoice<Ipv6Addr>,
+    /// Where the LAN prefix comes from: delegated, the WAN RA's /64
+    /// proxied, or `prefix`.
+    #[serde(default)]
+    pub mode: Ipv6Mode,
 }
 
 fn default_dns6() -> DnsChoice<Ipv6Addr> {
@@ -258,6 +262,7 @@ impl Default for LanIpv6 {
             ra: RaSettings::default(),
             dhcpv6: Dhcpv6Mode::default(),
             dns: DnsChoice::Router,
+            mode: Ipv6Mode::Auto,
         }
     }
 }
@@ -785,6 +790,24 @@ impl Config {
         if !lan.dns_proxy && lan.ipv6.dns == DnsChoice::Router {
             return Err(proxy_needed("lan.ipv6.dns"));
         }
+        match (lan.ipv6.mode, lan.ipv6.prefix.is_some()) {
+            (Ipv6Mode::Static, false) => {
+                return Err(Refusal::value(
+                    "lan.ipv6.mode",
+                    "static needs lan.ipv6.prefix (expected auto, pd or proxy, or a prefix)"
+                        .to_owned(),
+                ))
+            }
+            (Ipv6Mode::Pd | Ipv6Mode::Proxy, true) => {
+                return Err(Refusal::value(
+                    "lan.ipv6.mode",
+                    "lan.ipv6.prefix is set, which only static (or auto) uses \
+                     (expected static or auto, or no prefix)"
+                        .to_owned(),
+                ))
+            }
+            _ => {}
+        }
         let Some(d) = &lan.dhcpv4 else {
             return Ok(());
         };
@@ -877,6 +900,8 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lan_mode;
 #[cfg(test)]
 mod tests_map_e;
 #[cfg(test)]

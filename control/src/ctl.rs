@@ -409,7 +409,8 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         },
         "pd renew" | "pd rebind" => {
             let now = std::time::Instant::now();
-            let Some(c) = router.wan6.dhcp.as_mut() else {
+            let pd = router.wan6.pd_enabled();
+            let Some(c) = router.wan6.dhcp.as_mut().filter(|_| pd) else {
                 return error_reply("the DHCPv6 client is off (wan.ipv6.dhcpv6_pd)");
             };
             if c.lease().is_none() {

@@ -28,6 +28,7 @@ use crate::iface::{self, Interface};
 use crate::lan::{self, Lan};
 use crate::wan::{Learned, Wan};
 use ipoe_proto::hostio::Tx;
+use ipoe_proto::ndproxy::{self, NdProxy, NdProxyConfig};
 use ipoe_proto::neigh::{IfaceAddrs, NeighConfig, NeighborEngine, Outgoing, Side, Verdict};
 
 /// Depth of each worker's punt and inject queues.
@@ -146,6 +147,12 @@ pub struct Router {
     pub multicast: crate::multicast::Multicast,
     /// MAP-E: the CE's mapping and the NAPT44 bindings (issue 18).
     pub map: crate::map_e::MapState,
+    /// The routed ND proxy for a proxied WAN /64 (issue 19): off (no
+    /// prefix) unless the LAN uses the WAN RA's /64.
+    pub ndproxy: NdProxy,
+    ndproxy_generation: u64,
+    /// When LAN neighbors were last reported to `ndproxy`.
+    ndproxy_noted: Instant,
 }
 
 impl Router {
@@ -295,6 +302,18 @@ impl Router {
             )?);
         }
         let metrics_lan = config_metrics_lan(&config);
+        let ndproxy = NdProxy::new(
+            NdProxyConfig::default(),
+            ndproxy::Link {
+                mac: wan.mac,
+                link_local: iface::link_local(&wan.mac),
+            },
+            ndproxy::Link {
+                mac: lan.mac,
+                link_local: iface::link_local(&lan.mac),
+            },
+            now,
+        );
         Ok(Router {
             config,
             config_path: config_path.to_path_buf(),
@@ -334,6 +353,9 @@ impl Router {
             metrics_inbox_dropped: 0,
             multicast,
             map,
+            ndproxy,
+            ndproxy_generation: 0,
+            ndproxy_noted: now,
         })
     }
 
@@ -367,6 +389,19 @@ impl Router {
                     }
                     PuntReason::Local => {
                         let v = self.neigh.handle_frame(now, side, pf.bytes(), out);
+                        // NS/NA the neighbor engine found not about its own
+                        // addresses: a proxied host's, a LAN host's DAD, or
+                        // a LAN answer to the proxy's verification.
+                        if matches!(
+                            v,
+                            Verdict::Dropped(
+                                ipoe_proto::neigh::DropReason::NotForUs
+                                    | ipoe_proto::neigh::DropReason::NaUnsolicited
+                            )
+                        ) && self.ndproxy.prefix().is_some()
+                        {
+                            self.ndproxy.handle_frame(now, side, pf.bytes(), out);
+                        }
                         if v == Verdict::Unhandled
                             && side == Side::Wan
                             && !self.wan6.handle_frame(now, pf.bytes())
@@ -515,8 +550,7 @@ impl Router {
             .or(Some(self.carrier_checked));
         // Before this turn's messages leave (Router::send), so the reply
         // to a new exchange finds its xid published.
-        self.punt_reserve
-            .set_dhcp6_xid(self.wan6.dhcp.as_ref().and_then(|c| c.open_xid()));
+        self.punt_reserve.set_dhcp6_xid(self.wan6.reserved_xid());
         self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
         if learned != self.learned {
@@ -653,14 +687,60 @@ impl Router {
         }
     }
 
-    /// Publish a new table when the neighbor engine or the WAN learned
-    /// something.
+    /// Runs the ND proxy: the proxied /64 and the router's own addresses
+    /// in it from what the WAN learned, fresh LAN neighbors as verified
+    /// hosts, its timers. Returns its next deadline.
+    fn poll_ndproxy(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        let prefix = self.learned.lan_prefix.filter(|_| self.learned.proxied);
+        if prefix != self.ndproxy.prefix() {
+            self.ndproxy.set_prefix(prefix);
+            self.multicast
+                .set_allmulti(self.wan.ifindex, &self.wan.name, prefix.is_some());
+        }
+        // Ours but not the neighbor engine's (it answers for its own).
+        let own: Vec<Ipv6Addr> = self
+            .learned
+            .b4
+            .into_iter()
+            .filter(|a| !self.learned.wan_candidates.iter().any(|c| c.0 == *a))
+            .collect();
+        self.ndproxy.set_own(&own);
+        let p = prefix?;
+        // A LAN neighbor the neighbor engine confirmed since the last look
+        // is as good as the proxy's own NS/NA exchange.
+        let g = self.neigh.generation();
+        if g != self.neigh_generation || now >= self.ndproxy_noted + Duration::from_secs(1) {
+            let since = now.saturating_duration_since(self.ndproxy_noted);
+            self.ndproxy_noted = now;
+            for n in self.neigh.dump(now) {
+                if let (Side::Lan, IpAddr::V6(a), Some(mac)) = (n.side, n.ip, n.mac) {
+                    if n.state == ipoe_proto::neigh::NeighState::Reachable
+                        && n.age <= since.max(Duration::from_secs(1))
+                        && crate::wan::with_iid(a, 0) == p
+                    {
+                        self.ndproxy.note_lan_neighbor(now, a, mac, out);
+                    }
+                }
+            }
+        }
+        let next = self.ndproxy.poll(now, out);
+        Some(
+            next.map_or(self.ndproxy_noted + Duration::from_secs(1), |t| {
+                t.min(self.ndproxy_noted + Duration::from_secs(1))
+            }),
+        )
+    }
+
+    /// Publish a new table when the neighbor engine, the ND proxy or the
+    /// WAN learned something.
     fn publish_if_changed(&mut self) {
         let g = self.neigh.generation();
-        if g == self.neigh_generation && !self.base_changed {
+        let pg = self.ndproxy.generation();
+        if g == self.neigh_generation && pg == self.ndproxy_generation && !self.base_changed {
             return;
         }
         self.neigh_generation = g;
+        self.ndproxy_generation = pg;
         self.base_changed = false;
         self.publishes += 1;
         let mut fib = self.base_fib.clone();
@@ -681,6 +761,15 @@ impl Router {
                     fib.nd_wan.insert(a, mac);
                 }
                 (Side::Wan, IpAddr::V4(_)) => {}
+            }
+        }
+        // Verified proxied hosts are LAN hosts too (forwarding to them
+        // stays on the LAN; from the WAN their addresses are spoofed).
+        if fib.lan_proxy {
+            for e in self.ndproxy.entries(Instant::now()) {
+                if let Some(mac) = e.mac {
+                    fib.nd_lan.entry(e.addr).or_insert(mac);
+                }
             }
         }
         self.fib.publish(fib);
@@ -896,6 +985,7 @@ fn base_fib(
         },
         lan_ipv4: Some((config.lan.ipv4.addr, config.lan.ipv4.len)),
         lan_prefix: learned.lan_prefix,
+        lan_proxy: learned.proxied,
         tunnel,
         gateway: learned.gateway,
         // Until neighbor discovery confirms it, the RA's source link-layer
@@ -1039,6 +1129,7 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         let next_lan = router.poll_lan(now, &mut out);
         // The WAN may have added addresses whose DAD starts now.
         let next_mcast = router.sync_multicast(now, &mut out);
+        let next_ndproxy = router.poll_ndproxy(now, &mut out);
         let next_neigh = router.neigh.poll(now, &mut out);
         let next_fw = router.firewall.poll(now);
         router.map.tick(router.firewall.now_s(now));
@@ -1048,6 +1139,7 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
             next_lan,
             next_mcast,
             next_neigh,
+            next_ndproxy,
             Some(next_fw),
         ]
         .into_iter()

@@ -471,22 +471,33 @@ impl Lan {
                 _ => None,
             }
         };
-        let prefix = learned.lan_prefix.map(|p| {
-            // A static prefix has no lease: infinite lifetimes.
-            let from_pd = learned.delegated.is_some() && wan.lease().is_some();
-            LanPrefix {
-                prefix: p,
-                preferred_until: if from_pd {
-                    until(lease.map(|l| l.preferred))
-                } else {
-                    None
-                },
-                valid_until: if from_pd {
-                    until(lease.map(|l| l.valid))
-                } else {
-                    None
-                },
-            }
+        let proxied = wan.proxied_prefix(now).filter(|_| learned.proxied).map(
+            |(prefix, preferred_until, valid_until)| LanPrefix {
+                // The WAN RA's lifetimes bound the LAN's (RFC 9096 caps
+                // follow in LanRa).
+                prefix,
+                preferred_until,
+                valid_until,
+            },
+        );
+        let prefix = proxied.or_else(|| {
+            learned.lan_prefix.map(|p| {
+                // A static prefix has no lease: infinite lifetimes.
+                let from_pd = learned.delegated.is_some() && wan.lease().is_some();
+                LanPrefix {
+                    prefix: p,
+                    preferred_until: if from_pd {
+                        until(lease.map(|l| l.preferred))
+                    } else {
+                        None
+                    },
+                    valid_until: if from_pd {
+                        until(lease.map(|l| l.valid))
+                    } else {
+                        None
+                    },
+                }
+            })
         });
         let upstream = wan.dns_servers(now);
         let rdnss: Vec<Ipv6Addr> = match &self.dns_choice {
@@ -497,11 +508,15 @@ impl Lan {
         if let Some(d) = &mut self.dns {
             d.set_upstreams(&upstream);
         }
-        let dhcp6_prefix = prefix.as_ref().map(|p| PrefixState {
-            prefix: p.prefix,
-            preferred_until: p.preferred_until,
-            valid_until: p.valid_until,
-        });
+        // A proxied /64 is the WAN's: no IA_NA from it (stateless only).
+        let dhcp6_prefix = prefix
+            .as_ref()
+            .filter(|_| !learned.proxied)
+            .map(|p| PrefixState {
+                prefix: p.prefix,
+                preferred_until: p.preferred_until,
+                valid_until: p.valid_until,
+            });
         if let Some(s) = &mut self.dhcp6 {
             if s.config().dns != rdnss {
                 let mut cfg = s.config().clone();
@@ -518,6 +533,9 @@ impl Lan {
                 dnssl: self.dnssl.clone(),
             },
         );
+        // After the update: a proxied /64 replaced now is deprecated
+        // off-link (LanRa keeps it so).
+        self.ra.set_on_link(now, !learned.proxied);
         // An old prefix the server still lists deprecated is advertised no
         // longer than the server keeps it.
         for (p, until) in wan.other_lan_prefixes() {

@@ -28,6 +28,8 @@ pub struct McastFilter {
     /// accepted.
     wanted: HashMap<u32, BTreeSet<Mac>>,
     joined: HashMap<u32, BTreeSet<Mac>>,
+    /// Interfaces we put in all-multicast mode (a proxied WAN /64).
+    allmulti: BTreeSet<u32>,
     pub errors: u64,
 }
 
@@ -44,6 +46,7 @@ impl McastFilter {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             wanted: HashMap::new(),
             joined: HashMap::new(),
+            allmulti: BTreeSet::new(),
             errors: 0,
         })
     }
@@ -89,6 +92,34 @@ impl McastFilter {
         }
     }
 
+    /// All multicast on `ifindex` (PACKET_MR_ALLMULTI, counted by the
+    /// kernel per socket and dropped with it): with a proxied WAN /64 the
+    /// WAN solicits each LAN host at its own solicited-node group, which
+    /// no filter entry of ours covers.
+    pub fn set_allmulti(&mut self, ifindex: u32, name: &str, on: bool) {
+        if self.allmulti.contains(&ifindex) == on {
+            return;
+        }
+        let op = if on {
+            libc::PACKET_ADD_MEMBERSHIP
+        } else {
+            libc::PACKET_DROP_MEMBERSHIP
+        };
+        match membership_of(&self.fd, ifindex, libc::PACKET_MR_ALLMULTI, [0; 6], op) {
+            Ok(()) => log::info!("{name}: all-multicast {}", if on { "on" } else { "off" }),
+            Err(e) => {
+                self.errors += 1;
+                log::warn!("{name}: all-multicast {on}: {e}");
+            }
+        }
+        // Either way: retried only when the wish changes.
+        if on {
+            self.allmulti.insert(ifindex);
+        } else {
+            self.allmulti.remove(&ifindex);
+        }
+    }
+
     /// What the filter holds for `ifindex` on our behalf.
     pub fn joined(&self, ifindex: u32) -> BTreeSet<Mac> {
         self.joined.get(&ifindex).cloned().unwrap_or_default()
@@ -96,9 +127,19 @@ impl McastFilter {
 }
 
 fn membership(fd: &OwnedFd, ifindex: u32, mac: Mac, op: libc::c_int) -> io::Result<()> {
+    membership_of(fd, ifindex, libc::PACKET_MR_MULTICAST, mac, op)
+}
+
+fn membership_of(
+    fd: &OwnedFd,
+    ifindex: u32,
+    mr_type: libc::c_int,
+    mac: Mac,
+    op: libc::c_int,
+) -> io::Result<()> {
     let mut mr = libc::packet_mreq {
         mr_ifindex: ifindex as libc::c_int,
-        mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
+        mr_type: mr_type as libc::c_ushort,
         mr_alen: 6,
         mr_address: [0; 8],
     };

@@ -118,6 +118,13 @@ impl Multicast {
         next
     }
 
+    /// All multicast on an interface (see `McastFilter::set_allmulti`).
+    pub fn set_allmulti(&mut self, ifindex: u32, name: &str, on: bool) {
+        if let Some(f) = &mut self.filter {
+            f.set_allmulti(ifindex, name, on);
+        }
+    }
+
     pub fn filter_errors(&self) -> u64 {
         self.filter.as_ref().map_or(0, |f| f.errors)
     }

@@ -29,7 +29,12 @@ const DSLITE_TABLE_KEYS: &[&str] = &["dslite.mtu", "dslite.mss_clamp"];
 
 /// LAN keys the WAN side derives from: the LAN /64 and address it
 /// publishes (and uses as a B4 or DNS source) come from them.
-const WAN_READS_LAN_KEYS: &[&str] = &["lan.ipv6.prefix", "lan.ipv6.address", "lan.ipv6.subnet_id"];
+const WAN_READS_LAN_KEYS: &[&str] = &[
+    "lan.ipv6.prefix",
+    "lan.ipv6.address",
+    "lan.ipv6.subnet_id",
+    "lan.ipv6.mode",
+];
 
 /// What to redo for a new config.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -166,7 +166,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
     ) -> Vec<(&'static str, u64)> {
         engine.map(f).unwrap_or_default()
     }
-    let engines: [(&str, Vec<(&'static str, u64)>); 11] = [
+    let engines: [(&str, Vec<(&'static str, u64)>); 12] = [
         ("wan", w.counters.named()),
         ("wan-ra", w.ra.counters().named()),
         (
@@ -190,6 +190,7 @@ fn error_rows(r: &Router) -> Vec<Value> {
         ("dns-proxy", named(l.dns.as_ref(), |c| c.counters().named())),
         ("mld-wan", r.multicast.wan.counters().named()),
         ("mld-lan", r.multicast.lan.counters().named()),
+        ("ndproxy", r.ndproxy.counters().named()),
     ];
     for (node, counters) in engines {
         for (name, count) in counters {
@@ -390,13 +391,16 @@ fn iface_ll(r: &Router) -> String {
 pub fn pd(r: &Router) -> Value {
     let now = Instant::now();
     let w = &r.wan6;
-    let Some(c) = &w.dhcp else {
-        return json!({"enabled": false});
+    let lan_mode = w.lan_mode.current().to_string();
+    let Some(c) = w.dhcp.as_ref().filter(|_| w.pd_enabled()) else {
+        return json!({"enabled": false, "lan_mode": lan_mode,
+            "lan_prefix": r.learned.lan_prefix.map(|p| format!("{p}/64"))});
     };
     let lease = c.lease();
     let times = c.times(now);
     json!({
         "enabled": true,
+        "lan_mode": lan_mode,
         "state": format!("{:?}", c.state()).to_lowercase(),
         "delegated_prefix": prefix_str(r.learned.delegated),
         "lan_prefix": r.learned.lan_prefix.map(|p| format!("{p}/64")),
@@ -541,6 +545,7 @@ pub fn lan(r: &Router) -> Value {
                 "preferred_s": p.preferred_lifetime,
                 "valid_s": p.valid_lifetime,
                 "deprecated": p.preferred_lifetime == 0,
+                "on_link": p.on_link,
             })
         })
         .collect();
@@ -566,7 +571,28 @@ pub fn lan(r: &Router) -> Value {
             "cache_entries": d.cache_len(),
             "pending": d.pending_len(),
         })),
+        "mode": r.config.lan.ipv6.mode.as_str(),
+        "ipv6_source": r.wan6.lan_mode.current().to_string(),
+        "ndproxy": r.ndproxy.prefix().map(|p| ndproxy_json(r, p, now)),
     })
+}
+
+/// The ND proxy's table (issue 19), for `show lan`.
+fn ndproxy_json(r: &Router, prefix: std::net::Ipv6Addr, now: Instant) -> Value {
+    let entries: Vec<Value> = r
+        .ndproxy
+        .entries(now)
+        .iter()
+        .map(|e| {
+            json!({
+                "address": e.addr.to_string(),
+                "mac": e.mac.map(crate::mcast_filter::show),
+                "state": format!("{:?}", e.state).to_lowercase(),
+                "age_s": e.age.as_secs(),
+            })
+        })
+        .collect();
+    json!({"prefix": format!("{prefix}/64"), "hosts": entries})
 }
 
 /// `show firewall`: the policy, the session table, the per-rule drop

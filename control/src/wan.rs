@@ -10,12 +10,13 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ipoe_config::{Aftr, B4Source, Config, Dhcpv6Pd, DuidType, IidMode};
+use ipoe_config::{Aftr, B4Source, Config, Dhcpv6Pd, DuidType, IidMode, Ipv6Mode};
 
 use crate::state::{self, StateDir};
 use ipoe_proto::dhcp6c::{self, Client, ClientConfig, Event as PdEvent, Lease};
 use ipoe_proto::dns::{self, Resolver, ResolverConfig};
 use ipoe_proto::hostio::{self, Inbound, Route, Tx};
+use ipoe_proto::lan_mode::{LanV6, Mode, ModeSelector, WanView};
 use ipoe_proto::neigh::{Mac, Side};
 use ipoe_proto::pmtu::TunnelPmtu;
 use ipoe_proto::slaac::{self, IidMode as SlaacIid, SlaacConfig, WanRa};
@@ -71,6 +72,8 @@ pub struct Learned {
     /// The tunnel's path MTU from Packet Too Big (IPv6 bytes) and the
     /// router that sent it, while one holds for the AFTR in use.
     pub tunnel_pmtu: Option<(u16, Ipv6Addr)>,
+    /// The LAN uses the WAN RA's /64 (`lan_prefix`), proxied (issue 19).
+    pub proxied: bool,
     /// The same estimate whatever tunnel it is for: (quoted destination,
     /// path MTU, sender). MAP-E keeps it for its BR (map_e.rs).
     pub path_pmtu: Option<(Ipv6Addr, u16, Ipv6Addr)>,
@@ -155,7 +158,13 @@ impl std::fmt::Display for Rebuilt {
 pub struct Wan {
     settings: Settings,
     pub ra: WanRa,
+    /// Always present: without `wan.ipv6.dhcpv6_pd` it never solicits and
+    /// only sends Information-request (DNS on an RA-only line).
     pub dhcp: Option<Client>,
+    /// `wan.ipv6.dhcpv6_pd` is configured: the client may solicit.
+    pd_enabled: bool,
+    /// Where the LAN prefix comes from (`lan.ipv6.mode`).
+    pub lan_mode: ModeSelector,
     /// What `dhcp` was built from, to tell at a reload whether it changed.
     pd_config: Option<Dhcpv6Pd>,
     pub resolver: Option<Resolver>,
@@ -182,11 +191,13 @@ impl Wan {
         let seed = ipoe_proto::osrand::random_u64();
         let ra = WanRa::new(slaac_config(config, mac, &mut state), seed);
         let pd = config.wan.ipv6.dhcpv6_pd.as_ref();
-        let dhcp = pd.map(|pd| pd_client(pd, mac, &mut state, now));
-        Self {
+        let dhcp = Some(pd_client(pd, mac, &mut state, now));
+        let mut wan = Self {
             settings: settings(config, mac, link_local),
             ra,
             dhcp,
+            pd_enabled: pd.is_some(),
+            lan_mode: ModeSelector::new(lan_mode(config)),
             pd_config: pd.map(client_part),
             resolver: None,
             resolver_name: None,
@@ -198,7 +209,10 @@ impl Wan {
             counters: WanCounters::default(),
             pmtu: TunnelPmtu::default(),
             ptb_to_relay: None,
-        }
+        };
+        // A restored lease is the LAN's prefix at once (confirmed later).
+        wan.update_lan_mode(now);
+        wan
     }
 
     /// A reload: takes the new config and rebuilds only the engines whose
@@ -221,8 +235,13 @@ impl Wan {
         let pd_config = pd.map(client_part);
         if pd_config != self.pd_config {
             // As at start: the saved lease is confirmed with Rebind.
-            self.dhcp = pd.map(|pd| pd_client(pd, mac, &mut self.state, now));
+            let mut client = pd_client(pd, mac, &mut self.state, now);
+            if self.ra.other() {
+                client.request_information();
+            }
+            self.dhcp = Some(client);
             self.pd_config = pd_config;
+            self.pd_enabled = pd.is_some();
             rebuilt.dhcp = true;
             if self.pd_started {
                 self.start_pd(now);
@@ -231,6 +250,10 @@ impl Wan {
         // The resolver follows the name at the next poll: kept with its
         // answer while the name is the same.
         rebuilt.resolver = self.aftr_name() != self.resolver_name;
+        if let Some(t) = self.lan_mode.set_mode(now, lan_mode(config)) {
+            log::info!("reload: lan ipv6 {} -> {}", t.from, t.to);
+        }
+        self.update_lan_mode(now);
         rebuilt
     }
 
@@ -308,7 +331,7 @@ impl Wan {
         if up {
             log::info!("wan: carrier up; soliciting routers and confirming the prefix");
             self.ra.link_up(now);
-            if let Some(c) = &mut self.dhcp {
+            if let Some(c) = self.dhcp.as_mut().filter(|_| self.pd_enabled) {
                 c.rebind_now(now);
                 c.restart_discovery(now);
             }
@@ -378,20 +401,30 @@ impl Wan {
         for ev in self.ra.drain_events() {
             match ev {
                 slaac::Event::Flags { managed, other } if managed || other => {
-                    if managed {
+                    if managed && self.pd_enabled {
                         // RFC 7084 WAA-6: M=1, so ask for an IA_NA too.
                         if let Some(c) = &mut self.dhcp {
                             c.request_address();
                         }
                     }
-                    if !self.pd_started {
+                    if other {
+                        // The RA carries no RDNSS on FLET'S: DNS (and the
+                        // AFTR name) come by Information-request while no
+                        // lease brings them (RFC 8415 18.2.6).
+                        if let Some(c) = &mut self.dhcp {
+                            c.request_information();
+                        }
+                    }
+                    if !self.pd_started && self.pd_enabled {
                         log::info!("wan: RA with M={managed} O={other}: starting DHCPv6");
                         self.start_pd(now);
                     }
                 }
                 // A gateway that booted slower than us (power cut): its
                 // first RA ends the wait for a Solicit that backed off.
-                slaac::Event::RouterAdded(r) if (r.managed || r.other) && !self.had_router => {
+                slaac::Event::RouterAdded(r)
+                    if (r.managed || r.other) && !self.had_router && self.pd_enabled =>
+                {
                     if let Some(c) = &mut self.dhcp {
                         c.restart_discovery(now);
                     }
@@ -400,11 +433,14 @@ impl Wan {
             }
         }
         self.had_router = self.ra.default_router().is_some();
-        if !self.pd_started && self.pd_deadline.is_some_and(|d| d <= now) {
+        if !self.pd_started && self.pd_enabled && self.pd_deadline.is_some_and(|d| d <= now) {
             log::info!("wan: no RA with M/O flags yet; starting DHCPv6-PD anyway");
             self.start_pd(now);
         }
-        soonest(self.pd_deadline.filter(|_| !self.pd_started));
+        soonest(
+            self.pd_deadline
+                .filter(|_| !self.pd_started && self.pd_enabled),
+        );
 
         if let Some(dhcp) = &mut self.dhcp {
             soonest(dhcp.poll(now, &mut msgs));
@@ -415,6 +451,8 @@ impl Wan {
                 self.on_pd_event(now, ev);
             }
         }
+        self.update_lan_mode(now);
+        soonest(self.lan_mode.next_deadline());
 
         let learned = self.learned(usable);
         // DNS leaves from a global address of ours that passed DAD (an
@@ -465,7 +503,7 @@ impl Wan {
 
     fn start_pd(&mut self, now: Instant) {
         self.pd_started = true;
-        if let Some(c) = &mut self.dhcp {
+        if let Some(c) = self.dhcp.as_mut().filter(|_| self.pd_enabled) {
             // A restored lease is already being confirmed by Rebind.
             if c.state() == dhcp6c::State::Idle {
                 c.start(now);
@@ -515,23 +553,22 @@ impl Wan {
     fn aftr_name(&self) -> Option<String> {
         match &self.settings.aftr {
             Some(Aftr::Name(n)) => Some(n.clone()),
-            Some(Aftr::Dhcpv6) => self
-                .dhcp
-                .as_ref()
-                .and_then(|c| c.lease())
-                .and_then(|l| l.aftr_name.clone()),
+            // The lease's option, else the stateless Reply's.
+            Some(Aftr::Dhcpv6) => self.dhcp.as_ref().and_then(|c| match c.lease() {
+                Some(l) => l.aftr_name.clone(),
+                None => c.information().and_then(|i| i.aftr_name.clone()),
+            }),
             _ => None,
         }
     }
 
-    /// DNS servers learned on the WAN: DHCPv6 first (asked for by name),
-    /// then RDNSS.
+    /// DNS servers learned on the WAN: DHCPv6 first (asked for by name:
+    /// the lease's, else the Information-request Reply's), then RDNSS.
     pub fn dns_servers(&self, now: Instant) -> Vec<Ipv6Addr> {
         let mut servers: Vec<Ipv6Addr> = self
             .dhcp
             .as_ref()
-            .and_then(|c| c.lease())
-            .map(|l| l.dns_servers.clone())
+            .map(|c| c.dns_servers().to_vec())
             .unwrap_or_default();
         for s in self.ra.dns_servers(now) {
             if !servers.contains(&s) {
@@ -631,9 +668,15 @@ impl Wan {
 
         let lease = self.dhcp.as_ref().and_then(|c| c.lease());
         l.delegated = lease.map(|l| (l.prefix, l.prefix_len));
-        match s.static_lan_prefix {
-            Some(p) => l.lan_prefix = Some(p),
-            None => {
+        // A delegation wins in auto and pd at once, as the selector
+        // decides at the next poll: a Reply handled since is used now.
+        let source = match self.lan_mode.mode() {
+            Mode::Auto | Mode::Pd if l.delegated.is_some() => LanV6::Pd,
+            _ => self.lan_mode.current(),
+        };
+        match source {
+            LanV6::Static => l.lan_prefix = s.static_lan_prefix,
+            LanV6::Pd => {
                 if let Some((p, len)) = l.delegated {
                     match subnet(p, len, u64::from(s.subnet_id)) {
                         Ok(lan) => l.lan_prefix = Some(lan),
@@ -641,10 +684,21 @@ impl Wan {
                     }
                 }
             }
+            LanV6::Proxy(p) => {
+                l.lan_prefix = Some(p);
+                l.proxied = true;
+            }
+            LanV6::Waiting => {}
         }
         l.lan_address = match (s.static_lan_prefix, s.lan_address) {
             // A configured address belongs to the configured prefix.
             (Some(_), Some(a)) => Some(a),
+            // The /64 is the WAN's: its ::1 may be anyone's there. The
+            // router's WAN address in it serves the LAN too (weak host:
+            // DNS proxy, RDNSS), reached through the router (L=0).
+            _ if l.proxied => l
+                .wan_address
+                .filter(|a| l.lan_prefix == Some(network64(*a))),
             _ => l.lan_prefix.map(|p| with_iid(p, 1)),
         };
 
@@ -653,6 +707,8 @@ impl Wan {
             Some(B4Source::Wan) => l.wan_address,
             Some(B4Source::Delegated) => match l.delegated {
                 Some((p, len)) if len <= 64 => Some(with_iid(subnet_zero(p, len), 1)),
+                // Nothing delegated on a proxied line: the WAN address.
+                _ if l.proxied => l.wan_address,
                 _ => s.static_lan_prefix.and(l.lan_address),
             },
         };
@@ -683,6 +739,69 @@ impl Wan {
             .learned()
             .map(|p| (p.dst, p.mtu.min(l.wan_mtu), p.from));
         l
+    }
+
+    /// Feeds the LAN prefix selector what the WAN knows now; it logs a
+    /// change with its reason.
+    fn update_lan_mode(&mut self, now: Instant) {
+        let view = WanView {
+            delegation: self.lease().is_some(),
+            ra_prefix: self.ra_prefix(now).map(|a| a.addr),
+            managed: self.ra.managed(),
+            pd_client: self.pd_enabled,
+        };
+        self.lan_mode.update(now, view);
+    }
+
+    /// The WAN RA's /64 the LAN could use: the SLAAC address formed in it
+    /// (valid, the preferred one first: after a renumbering the new /64).
+    pub fn ra_prefix(&self, now: Instant) -> Option<ipoe_proto::slaac::SlaacAddress> {
+        let live: Vec<_> = self
+            .ra
+            .addresses()
+            .into_iter()
+            .filter(|a| a.prefix_len == 64 && a.valid_until.is_none_or(|v| v > now))
+            .collect();
+        live.iter()
+            .find(|a| !a.deprecated(now))
+            .or(live.first())
+            .copied()
+    }
+
+    /// The proxied /64 with its preferred and valid ends (the WAN RA's,
+    /// which bound the LAN RA's; `None` = infinite).
+    pub fn proxied_prefix(
+        &self,
+        now: Instant,
+    ) -> Option<(Ipv6Addr, Option<Instant>, Option<Instant>)> {
+        let LanV6::Proxy(p) = self.lan_mode.current() else {
+            return None;
+        };
+        let a = self
+            .ra
+            .addresses()
+            .into_iter()
+            .filter(|a| network64(a.addr) == p)
+            .max_by_key(|a| {
+                a.valid_until
+                    .map_or(u128::MAX, |v| v.saturating_duration_since(now).as_nanos())
+            });
+        Some(match a {
+            Some(a) => (p, a.preferred_until, a.valid_until),
+            // Gone from the RA: advertise it as ending now.
+            None => (p, Some(now), Some(now)),
+        })
+    }
+
+    /// The DHCPv6 transaction whose replies the punt reserve lets through:
+    /// the PD exchange, else the Information-request.
+    pub fn reserved_xid(&self) -> Option<u32> {
+        let c = self.dhcp.as_ref()?;
+        c.open_xid().or(c.information_xid())
+    }
+
+    pub fn pd_enabled(&self) -> bool {
+        self.pd_enabled
     }
 
     /// The Release to send at shutdown, if configured (RFC 9096 advises
@@ -790,9 +909,30 @@ fn client_part(pd: &Dhcpv6Pd) -> Dhcpv6Pd {
     }
 }
 
-/// A DHCPv6-PD client with the saved DUID and, if there is one, the saved
-/// lease (confirmed with Rebind).
-fn pd_client(pd: &Dhcpv6Pd, mac: Mac, state: &mut StateDir, now: Instant) -> Client {
+/// `lan.ipv6.mode` for the selector; a configured prefix is what `auto`
+/// uses (the config refuses it with `pd` or `proxy`).
+fn lan_mode(config: &Config) -> Mode {
+    let v6 = &config.lan.ipv6;
+    match v6.mode {
+        _ if v6.prefix.is_some() => Mode::Static,
+        Ipv6Mode::Auto => Mode::Auto,
+        Ipv6Mode::Pd => Mode::Pd,
+        Ipv6Mode::Proxy => Mode::Proxy,
+        Ipv6Mode::Static => Mode::Static,
+    }
+}
+
+fn network64(a: Ipv6Addr) -> Ipv6Addr {
+    with_iid(a, 0)
+}
+
+/// The DHCPv6 client with the saved DUID and, with `wan.ipv6.dhcpv6_pd`,
+/// the saved lease (confirmed with Rebind). Without it the client is only
+/// started for Information-request.
+fn pd_client(pd: Option<&Dhcpv6Pd>, mac: Mac, state: &mut StateDir, now: Instant) -> Client {
+    let enabled = pd.is_some();
+    let default = Dhcpv6Pd::default();
+    let pd = pd.unwrap_or(&default);
     let duid = state.duid(|| match pd.duid_type {
         DuidType::Ll => dhcp6c::duid_ll(mac),
         DuidType::Llt => dhcp6c::duid_llt(mac, seconds_since_2000()),
@@ -817,7 +957,9 @@ fn pd_client(pd: &Dhcpv6Pd, mac: Mac, state: &mut StateDir, now: Instant) -> Cli
         },
         ipoe_proto::osrand::random_u64(),
     );
-    if let Some(lease) = state.load_pd_lease(now) {
+    // A line without PD still has DNS to learn: NoPrefixAvail asks for it.
+    client.set_stateless_fallback(true);
+    if let Some(lease) = state.load_pd_lease(now).filter(|_| enabled) {
         log::info!(
             "dhcpv6-pd: saved lease {}/{} found, confirming it with Rebind",
             lease.prefix,
@@ -870,6 +1012,8 @@ pub fn subnet(prefix: Ipv6Addr, len: u8, id: u64) -> Result<Ipv6Addr, String> {
 
 #[cfg(test)]
 mod issue15_tests;
+#[cfg(test)]
+mod ra_only_tests;
 
 #[cfg(test)]
 mod tests {
@@ -984,7 +1128,12 @@ mod reload_tests {
             b.poll();
             // DHCPv6: the Solicit (Rapid Commit) and its Reply.
             b.now += Duration::from_secs(2);
-            let solicit = b.dhcp_sent().pop().expect("a Solicit");
+            // O=1 also sends an Information-request while no lease is held.
+            let solicit = b
+                .dhcp_sent()
+                .into_iter()
+                .find(|m| m.msg_type() == MessageType::Solicit)
+                .expect("a Solicit");
             assert_eq!(solicit.msg_type(), MessageType::Solicit);
             b.rapid_reply(&solicit);
             // The SLAAC address passed DAD; the AFTR query and its answer.

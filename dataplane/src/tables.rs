@@ -96,6 +96,10 @@ pub struct Fib {
     pub lan_ipv4: Option<(Ipv4Addr, u8)>,
     /// The LAN /64 (network address).
     pub lan_prefix: Option<Ipv6Addr>,
+    /// `lan_prefix` is the WAN's RA /64, proxied (issue 19): it is on-link
+    /// on both ports. A destination in it is a LAN host when `nd_lan`
+    /// knows it, else a WAN neighbor; WAN NS/NA for it go to the router.
+    pub lan_proxy: bool,
     /// Earlier LAN /64s still advertised as deprecated after renumbering:
     /// their traffic gets ICMPv6 unreachable code 5. A handful at most.
     pub stale_lan_prefixes: Vec<[u8; 8]>,
@@ -167,6 +171,12 @@ impl Fib {
             Some(p) => p.octets()[..8] == a[..8],
             None => false,
         }
+    }
+
+    /// In the proxied /64 and not a known LAN host: on-link on the WAN.
+    #[inline]
+    pub fn proxied_wan_neighbor(&self, a: &[u8; 16]) -> bool {
+        self.lan_proxy && self.in_lan_prefix(a) && !self.nd_lan.contains_key(&Ipv6Addr::from(*a))
     }
 
     #[inline]

@@ -474,14 +474,19 @@ cmd_radvd() {
         start) radvd_start "$@" ;;
         stop) radvd_stop "$@" ;;
         status) radvd_status ;;
-        *) die "usage: lab.sh radvd start [--lifetime S] [--interval S] [--mtu M] [--hop-limit H] | stop [--kill] | status" ;;
+        *) die "usage: lab.sh radvd start [--lifetime S] [--interval S] [--mtu M] [--hop-limit H] [--managed on|off] [--rdnss on|off] [--prefix P/64] [--deprecated P/64] | stop [--kill] | status" ;;
     esac
 }
 
 radvd_start() {
-    local lifetime=1800 interval= mtu=1500 hoplimit=64
+    local lifetime=1800 interval= mtu=1500 hoplimit=64 managed=on rdnss=on
+    local prefix=2001:db8:0:100::/64 deprecated=
     while (($#)); do
         case $1 in
+            --managed) managed=${2:-}; shift 2 || die "--managed needs a value" ;;
+            --rdnss) rdnss=${2:-}; shift 2 || die "--rdnss needs a value" ;;
+            --prefix) prefix=${2:-}; shift 2 || die "--prefix needs a value" ;;
+            --deprecated) deprecated=${2:-}; shift 2 || die "--deprecated needs a value" ;;
             --lifetime) lifetime=${2:-}; shift 2 || die "--lifetime needs a value" ;;
             --interval) interval=${2:-}; shift 2 || die "--interval needs a value" ;;
             --mtu) mtu=${2:-}; shift 2 || die "--mtu needs a value" ;;
@@ -504,13 +509,27 @@ radvd_start() {
     ((interval >= 4 && interval <= 1800)) || die "--interval must be 4..1800 (radvd MaxRtrAdvInterval)"
     ((lifetime == 0 || (lifetime >= interval && lifetime <= 9000))) ||
         die "--lifetime must be 0 or between the interval ($interval) and 9000 (radvd AdvDefaultLifetime)"
+    case $managed in on | off) ;; *) die "--managed must be on or off" ;; esac
+    case $rdnss in on | off) ;; *) die "--rdnss must be on or off" ;; esac
+    local p prefixes="" dnsopts=""
+    for p in "$prefix" $deprecated; do
+        [[ $p =~ ^[0-9a-f:]+::/64$ ]] || die "bad prefix '$p' (a /64 network such as 2001:db8:0:200::/64)"
+    done
+    prefixes=$(printf '    prefix %s {\n        AdvOnLink on;\n        AdvAutonomous on;\n    };' "$prefix")
+    if [[ -n $deprecated ]]; then # RFC 9096: the old /64 with preferred lifetime 0
+        prefixes+=$(printf '\n    prefix %s {\n        AdvOnLink on;\n        AdvAutonomous on;\n        AdvPreferredLifetime 0;\n        AdvValidLifetime 600;\n    };' "$deprecated")
+    fi
+    if [[ $rdnss == on ]]; then
+        dnsopts=$(printf '    RDNSS %s {\n        AdvRDNSSLifetime %s;\n    };\n    DNSSL lab.example {\n        AdvDNSSLLifetime %s;\n    };' \
+            "$HGW_ADDR" $((2 * interval)) $((2 * interval)))
+    fi
     local minint
     minint=$(awk -v m="$interval" 'BEGIN { v = 0.75 * m; if (v < 3) v = 3; printf "%g", v }')
     [[ $(nsx hgw sysctl -n net.ipv6.conf.all.forwarding) == 1 ]] ||
         die "hgw: net.ipv6.conf.all.forwarding is not 1 (radvd would refuse to advertise a default router)"
     render "$HGW_TPL/radvd.conf.in" "$RUN/radvd.conf" \
         LIFETIME="$lifetime" MAXINT="$interval" MININT="$minint" DNSLIFE=$((2 * interval)) \
-        MTU="$mtu" HOPLIMIT="$hoplimit"
+        MTU="$mtu" HOPLIMIT="$hoplimit" MANAGED="$managed" PREFIXES="$prefixes" DNSOPTS="$dnsopts"
     nsx hgw radvd --configtest -C "$RUN/radvd.conf" >"$RUN/radvd.configtest" 2>&1 ||
         { cat "$RUN/radvd.configtest" >&2; die "radvd: bad config $RUN/radvd.conf"; }
     # a restart must not send a "router lifetime 0" goodbye RA: KILL the old one
@@ -525,8 +544,8 @@ radvd_start() {
     printf 'lifetime=%s\ninterval=%s\nmin_interval=%s\nmtu=%s\nhop_limit=%s\n' \
         "$lifetime" "$interval" "$minint" "$mtu" "$hoplimit" >"$RUN/radvd.state"
     say "radvd: running on hgw down0 from $HGW_LL (pid $(cut -d' ' -f1 "$PIDS/radvd.pid")):" \
-        "M=1 O=1, router lifetime ${lifetime}s, RA every ${minint}-${interval}s," \
-        "prefix 2001:db8:0:100::/64, RDNSS $HGW_ADDR, DNSSL lab.example, MTU $mtu, hop limit $hoplimit"
+        "M=$([[ $managed == on ]] && echo 1 || echo 0) O=1, router lifetime ${lifetime}s, RA every ${minint}-${interval}s," \
+        "prefix $prefix${deprecated:+ (and $deprecated deprecated)}, RDNSS/DNSSL $rdnss, MTU $mtu, hop limit $hoplimit"
 }
 
 radvd_stop() {
@@ -613,8 +632,13 @@ hgw_route_pool() {
 
 dhcp6_start() {
     local server=kea pool=$DHCP6_POOL dlen= t1=1800 t2=2880 pref=3600 valid=7200
-    local aftr=$AFTR_NAME rapid=yes duid=$ROUTER_DUID_LL
+    local aftr=$AFTR_NAME rapid=yes duid=$ROUTER_DUID_LL stateless=no
     while (($#)); do
+        if [[ $1 == --stateless ]]; then # no delegation at all (a line without PD)
+            stateless=yes
+            shift
+            continue
+        fi
         [[ $# -ge 2 ]] || die "dhcp6 start: option '$1' needs a value"
         case $1 in
             --server) server=$2 ;;
@@ -632,6 +656,7 @@ dhcp6_start() {
         shift 2
     done
     case $server in kea | isc | wide) ;; *) die "--server must be kea, isc or wide" ;; esac
+    [[ $stateless == no || $server == kea ]] || die "--stateless is kea only"
     case $rapid in yes | no) ;; *) die "--rapid-commit must be yes or no" ;; esac
     [[ -z $dlen ]] || need_uint --delegated-len "$dlen"
     need_uint --t1 "$t1"; need_uint --t2 "$t2"; need_uint --preferred "$pref"; need_uint --valid "$valid"
@@ -648,7 +673,7 @@ dhcp6_start() {
     dhcp6_stop >/dev/null
     # each server kind has its own lease file; start from scratch when the pool or the
     # lifetimes changed (Kea hands out an existing lease with its old lifetimes)
-    local leases stamp="$pool $dlen $pref $valid"
+    local leases stamp="$pool $dlen $pref $valid $stateless"
     case $server in
         kea) leases=$RUN/dhcp6-kea-leases.csv ;;
         isc) leases=$RUN/dhcp6-isc.leases ;;
@@ -673,8 +698,12 @@ dhcp6_start() {
             local aftr_opt="" rc=false
             [[ -z $aftr ]] || aftr_opt=$',\n        { "name": "aftr-name", "data": "'"$aftr"'" }'
             [[ $rapid == no ]] || rc=true
-            render "$HGW_TPL/kea-dhcp6.json.in" "$conf" RUN="$RUN" PREFIX="$net" PREFIXLEN="$plen" \
-                DLEN="$dlen" T1="$t1" T2="$t2" PREFERRED="$pref" VALID="$valid" RAPID="$rc" \
+            local pdpool=""
+            [[ $stateless == yes ]] ||
+                pdpool=$(printf '\n                { "prefix": "%s", "prefix-len": %s, "delegated-len": %s }\n            ' \
+                    "$net" "$plen" "$dlen")
+            render "$HGW_TPL/kea-dhcp6.json.in" "$conf" RUN="$RUN" PDPOOL="$pdpool" \
+                T1="$t1" T2="$t2" PREFERRED="$pref" VALID="$valid" RAPID="$rc" \
                 AFTR_OPTION="$aftr_opt"
             nsx hgw env KEA_LOCKFILE_DIR=none KEA_PIDFILE_DIR="$RUN" kea-dhcp6 -t "$conf" \
                 >"$RUN/dhcp6.configtest" 2>&1 ||

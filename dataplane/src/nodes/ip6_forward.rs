@@ -35,7 +35,14 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             continue;
         }
         data[ETH_LEN + 7] -= 1;
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&data[ETH_LEN + 24..ETH_LEN + 40]);
         let (mac, next_hop) = match m.tx {
+            // A WAN neighbor in the proxied /64 is on-link: no router.
+            Port::Wan if fib.proxied_wan_neighbor(&d) => {
+                let dst = Ipv6Addr::from(d);
+                (fib.nd_wan.get(&dst).copied(), dst)
+            }
             Port::Wan => match fib.gateway {
                 Some(gw) => (fib.gateway_mac, gw),
                 None => {
@@ -44,8 +51,6 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                 }
             },
             Port::Lan => {
-                let mut d = [0u8; 16];
-                d.copy_from_slice(&data[ETH_LEN + 24..ETH_LEN + 40]);
                 let dst = Ipv6Addr::from(d);
                 (fib.nd_lan.get(&dst).copied(), dst)
             }

@@ -134,7 +134,11 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
         }
         match rx {
             Port::Wan => {
-                if fib.in_lan_prefix(&src) {
+                if fib.lan_proxy && fib.in_lan_prefix(&dst) && is_nd(next, cx.data(i)) {
+                    // NUD of a proxied host, unicast to it: the ND proxy
+                    // answers (RFC 4389 4.1.3.1), never forwarded.
+                    cx.next(i, NodeId::Ip6Local);
+                } else if fib.in_lan_prefix(&src) && !fib.proxied_wan_neighbor(&src) {
                     cx.drop(i, Error::Spoofed.index());
                 } else if forbidden(&src) {
                     cx.drop(i, Error::Forbidden.index());
@@ -157,6 +161,17 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
                     cx.drop(i, Error::SourceNotLan.index());
                 } else if forbidden(&dst) {
                     cx.drop(i, Error::Forbidden.index());
+                } else if fib.lan_proxy && fib.in_lan_prefix(&dst) {
+                    // The proxied /64 is off-link for LAN hosts (L=0): a
+                    // known LAN host goes back to the LAN, the rest to the
+                    // WAN neighbor holding it, through the firewall.
+                    if fib.proxied_wan_neighbor(&dst) {
+                        cx.meta[usize::from(i)].tx = Port::Wan;
+                        cx.next(i, NodeId::Ip6Firewall);
+                    } else {
+                        cx.meta[usize::from(i)].tx = Port::Lan;
+                        cx.next(i, NodeId::Ip6Forward);
+                    }
                 } else if fib.in_lan_prefix(&dst) {
                     cx.drop(i, Error::LanDestination.index());
                 } else if fib.gateway.is_none() {
@@ -168,6 +183,13 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             }
         }
     }
+}
+
+/// A Neighbor Solicitation or Advertisement without extension headers
+/// (RFC 4861 7.1 requires none before the ICMPv6 header that matters).
+#[inline]
+fn is_nd(next: u8, data: &[u8]) -> bool {
+    next == crate::wire::PROTO_ICMPV6 && matches!(data.get(ETH_LEN + IPV6_LEN), Some(135 | 136))
 }
 
 #[inline]

@@ -950,6 +950,8 @@ mod flowtable;
 mod issue15;
 // Related ICMP errors and echo direction (issue 15 M1).
 mod security;
+// A proxied WAN /64 (issue 19).
+mod ndproxy;
 /// MLD queries reach the control thread from either port (the MLD host
 /// answers them); behind the Hop-by-Hop header with its Router Alert.
 mod mld {

@@ -70,6 +70,8 @@
 
 mod counters;
 #[cfg(test)]
+mod on_link_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::jitter::Jitter;
@@ -323,6 +325,12 @@ pub struct LanRa {
     held: Vec<StalePrefix>,
     rogue: RogueLog,
     counters: Counters,
+    /// The prefixes' on-link flag: cleared for a proxied WAN /64, so LAN
+    /// hosts send even that /64 through the router (`set_on_link`).
+    on_link: bool,
+    /// Deprecated prefixes that were advertised off-link: they stay so (a
+    /// PIO with L=1 would make the old WAN /64 on-link on the LAN now).
+    off_link_stale: Vec<Ipv6Addr>,
 }
 
 impl LanRa {
@@ -368,7 +376,28 @@ impl LanRa {
             held: Vec::new(),
             rogue: RogueLog::default(),
             counters: Counters::default(),
+            on_link: true,
+            off_link_stale: Vec::new(),
         }
+    }
+
+    /// Sets the on-link (L) flag of every advertised prefix. Off for a
+    /// proxied WAN /64 (issue 19): A=1 L=0 gives hosts addresses in it but
+    /// no on-link route (RFC 4861 6.3.4), so they send all of it, the
+    /// WAN's hosts included, to the router, and nothing on the LAN needs
+    /// proxying. A change is advertised promptly.
+    pub fn set_on_link(&mut self, now: Instant, on: bool) {
+        if self.on_link != on {
+            self.tick(now);
+            self.on_link = on;
+            if self.advertising {
+                self.schedule_for_change(now);
+            }
+        }
+    }
+
+    pub fn on_link(&self) -> bool {
+        self.on_link
     }
 
     /// Begins advertising: the first RA is due at once (or
@@ -764,6 +793,12 @@ impl LanRa {
             log::info!("lan: prefix {prefix}/64 has no valid lifetime left; dropped");
             return false;
         }
+        if !self.on_link && !self.off_link_stale.contains(&prefix) {
+            self.off_link_stale.push(prefix);
+        }
+        let stale = &self.stale;
+        self.off_link_stale
+            .retain(|p| *p == prefix || stale.iter().any(|s| s.prefix == *p));
         if let Some(existing) = self.stale.iter_mut().find(|s| s.prefix == prefix) {
             // Already being deprecated: hosts may hold the later deadline.
             existing.valid_until = existing.valid_until.max(valid_until);
@@ -1007,11 +1042,12 @@ impl LanRa {
             let valid = remaining_secs(p.valid_until, now, ND_VALID_LIMIT);
             // RFC 4862 5.5.3 c: hosts ignore a PIO with preferred > valid.
             let preferred = remaining_secs(p.preferred_until, now, ND_PREFERRED_LIMIT).min(valid);
-            prefixes.push(slaac_prefix(p.prefix, preferred, valid));
+            prefixes.push(slaac_prefix(p.prefix, preferred, valid, self.on_link));
         }
         for s in self.stale.iter().filter(|s| s.valid_until > now) {
             let valid = remaining_secs(Some(s.valid_until), now, ND_VALID_LIMIT);
-            prefixes.push(slaac_prefix(s.prefix, 0, valid));
+            let on_link = self.on_link && !self.off_link_stale.contains(&s.prefix);
+            prefixes.push(slaac_prefix(s.prefix, 0, valid, on_link));
         }
         let dns_lifetime = if final_ra { 0 } else { self.dns_lifetime };
         let withdrawing = self.withdrawal_ras_left > 0;
@@ -1244,11 +1280,11 @@ fn insert_bounded(table: &mut Vec<StalePrefix>, entry: StalePrefix, evicted: &mu
     table.push(entry);
 }
 
-fn slaac_prefix(prefix: Ipv6Addr, preferred: u32, valid: u32) -> PrefixInfo {
+fn slaac_prefix(prefix: Ipv6Addr, preferred: u32, valid: u32, on_link: bool) -> PrefixInfo {
     PrefixInfo {
         prefix,
         prefix_len: 64,
-        on_link: true,
+        on_link,
         autonomous: true,
         valid_lifetime: valid,
         preferred_lifetime: preferred,
