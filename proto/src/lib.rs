@@ -29,3 +29,4 @@ pub mod pmtu;
 pub mod slaac;
 pub mod smoldev;
 pub mod tunnel_watch;
+pub mod zeroconf;

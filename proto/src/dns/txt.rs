@@ -94,8 +94,7 @@ pub fn parse_txt_response(id: u16, name: &str, msg: &[u8]) -> Result<Vec<Vec<u8>
     let answers = parse_answers(id, name, RecordType::TXT, msg)?;
     let mut records = Vec::new();
     for record in &answers.records {
-        if record.rtype != TYPE_TXT || record.class != CLASS_IN || record.owner != answers.current
-        {
+        if record.rtype != TYPE_TXT || record.class != CLASS_IN || record.owner != answers.current {
             continue;
         }
         let rdata = TxtRdata::new_checked(&msg[record.rdata.clone()])?;

@@ -342,6 +342,14 @@ impl Client {
         &self.counters
     }
 
+    /// A configured token (`provisioning.token`), sent until a reply
+    /// gives another.
+    pub fn set_token(&mut self, token: Option<String>) {
+        if token.as_deref().is_none_or(query::is_token) {
+            self.token = token;
+        }
+    }
+
     /// The answer in use.
     pub fn answer(&self) -> Option<&Answer> {
         self.answer.as_ref()
