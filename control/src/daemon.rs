@@ -594,18 +594,12 @@ impl Router {
         }
         let l = &self.learned;
         let usable_lan = self.neigh.usable_ipv6(Side::Lan);
-        let usable_wan = self.neigh.usable_ipv6(Side::Wan);
-        // The preferred SLAAC address first (RFC 6724): after a renumbering
-        // HB46PP asks again from the new one (its "address changed").
-        let preferred = self
-            .wan6
-            .ra_prefix(now)
-            .map(|a| a.addr)
-            .filter(|a| usable_wan.contains(a));
         let view = crate::zeroconf::WanView {
             mac: self.wan.mac,
-            source: preferred
-                .or(l.wan_address)
+            // As the AFTR resolver's: the one WAN address the workers
+            // deliver to the router.
+            source: l
+                .wan_address
                 .or(l.lan_address.filter(|a| usable_lan.contains(a))),
             gateway: l.gateway,
             hop_limit: l.hop_limit.unwrap_or(crate::wan::DEFAULT_HOP_LIMIT),

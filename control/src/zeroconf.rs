@@ -110,6 +110,8 @@ pub struct Zeroconf {
     state: StateDir,
     /// The provisioning settings this was built from.
     built_from: ipoe_config::Provisioning,
+    /// The last end-user prefix seen (a change asks HB46PP again).
+    end_user: Option<Prefix6>,
 }
 
 /// The HB46PP request of `provisioning`.
@@ -183,6 +185,7 @@ impl Zeroconf {
             changed: false,
             state: StateDir::open(&config.control.state_dir),
             built_from: config.provisioning.clone(),
+            end_user: None,
         };
         z.configure(config, now);
         z
@@ -336,6 +339,17 @@ impl Zeroconf {
             // Only with somewhere to ask: a round without DNS servers would
             // fail and back off for minutes.
             hb.set_address(now, view.source.filter(|_| routable));
+            // A new delegated prefix renumbers the CE (B4, LAN, MAP CE
+            // address): HB46PP's "address changed", ask again.
+            if let (Some(old), Some(new)) = (self.end_user, view.end_user) {
+                if old != new {
+                    log::info!("hb46pp: end-user prefix now {new} (was {old}), asking again");
+                    hb.refresh(now);
+                }
+            }
+        }
+        if view.end_user.is_some() {
+            self.end_user = view.end_user;
         }
         // A TXT answer starts a fetch, a resolved server a connection: a
         // few turns so one poll carries a step through.

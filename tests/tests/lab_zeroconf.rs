@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ipoe_tests::Lab;
+use ipoe_tests::{Lab, SHORT_PD_LEASE};
 use serde_json::Value;
 
 const V4_URL: &str = "http://198.51.100.10/hello.txt";
@@ -81,7 +81,12 @@ fn assert_spec_query(r: &Value) {
     assert_eq!(r["path"], "/config", "{r:#}");
     assert_eq!(r["violations"].as_array().map(Vec::len), Some(0), "{r:#}");
     let q = r["query"].as_str().unwrap_or_default();
-    for part in ["vendorid=", "product=ipoe-router", "version=", "capability=dslite,map_e,ipip"] {
+    for part in [
+        "vendorid=",
+        "product=ipoe-router",
+        "version=",
+        "capability=dslite,map_e,ipip",
+    ] {
         assert!(q.contains(part), "{part} not in the query {q}");
     }
 }
@@ -118,10 +123,9 @@ fn hb46pp_over_http_answers_ds_lite() {
         .expect("hb46pp-cache.json in state_dir");
     assert!(cache.contains(AFTR), "{cache}");
     let shown = lab.ctl_json(&["show", "config"]);
-    assert!(
-        !shown["yaml"].as_str().unwrap_or_default().contains("dslite"),
-        "{shown}"
-    );
+    let yaml = shown["yaml"].as_str().unwrap_or_default();
+    assert!(yaml.contains("dslite: null"), "{yaml}");
+    assert!(!yaml.contains(AFTR), "{yaml}");
     lab.hb46pp_stop();
 }
 
@@ -143,7 +147,10 @@ fn hb46pp_over_https_with_the_lab_ca_answers_map_e() {
     assert_eq!(t["kind"], "map-e", "{t:#}");
     assert_eq!(t["br"], "2001:db8:77:bb::1", "{t:#}");
     let stats = lab.br_stats();
-    assert!(!stats["ces"][CE].is_null(), "br.py saw nothing from {CE}: {stats}");
+    assert!(
+        !stats["ces"][CE].is_null(),
+        "br.py saw nothing from {CE}: {stats}"
+    );
     assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     let h = lab.hb46pp_stats();
     let r = last_request(&lab);
@@ -190,7 +197,10 @@ fn a_delegated_prefix_in_a_map_rule_gives_map_e() {
     );
     reaches_v4(&lab);
     let stats = lab.br_stats();
-    assert!(!stats["ces"][CE].is_null(), "br.py saw nothing from {CE}: {stats}");
+    assert!(
+        !stats["ces"][CE].is_null(),
+        "br.py saw nothing from {CE}: {stats}"
+    );
     assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     lab.br_stop();
 }
@@ -205,7 +215,10 @@ fn nothing_found_means_no_ipv4_and_ipv6_as_before() {
     let t = settled(&lab, "none", Duration::from_secs(90));
     assert_eq!(t["up"], false, "{t:#}");
     assert!(t["kind"].is_null(), "{t:#}");
-    let why = t["discovery"]["why"].as_str().unwrap_or_default().to_owned();
+    let why = t["discovery"]["why"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(why.contains("no IPv4"), "{why}");
     assert!(why.contains("no MAP rule covers"), "{why}");
     assert!(
@@ -222,14 +235,17 @@ fn nothing_found_means_no_ipv4_and_ipv6_as_before() {
 }
 
 /// The answer changes: HB46PP says DS-Lite, then the server says MAP-E and
-/// the WAN /64 is renumbered (the spec's "address changed" refresh); the
-/// router moves to MAP-E without a restart and the LAN reaches the server
-/// through br.py.
+/// the delegated prefix is renumbered (the spec's "address changed"
+/// refresh); the router moves to MAP-E without a restart and the LAN
+/// reaches the server through br.py from the CE of the new prefix.
+/// 2001:db8:4d56:7800::/56 -> 192.0.2.86, CE 2001:db8:4d56:7800:c0:2:5600:7800.
 #[test]
 fn a_new_hb46pp_answer_switches_the_method_without_a_restart() {
     let mut lab = Lab::fresh(1);
     lab.br_start(&["--rule", "v6plus-lab"]);
-    lab.restart_dhcp6(&["--pool", MAP_POOL, "--aftr-name", ""]);
+    let mut dhcp = vec!["--pool", MAP_POOL, "--aftr-name", ""];
+    dhcp.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&dhcp);
     lab.hb46pp_start(&Lab::hb46pp_answer_file("dslite"), &["--dns"]);
     lab.start_ipoed(&config(&lab, ""));
     settled(&lab, "dslite", Duration::from_secs(60));
@@ -238,29 +254,31 @@ fn a_new_hb46pp_answer_switches_the_method_without_a_restart() {
     let requests = lab.hb46pp_stats()["requests"].as_u64().unwrap_or(0);
 
     lab.hb46pp_answer(&Lab::hb46pp_answer_file("map_e"));
-    lab.exec(
-        "hgw",
-        &["ip", "-6", "addr", "add", "2001:db8:0:200::1/64", "dev", "down0", "nodad"],
-    );
-    lab.script_ok(&[
-        "radvd",
-        "start",
-        "--prefix",
-        "2001:db8:0:200::/64",
-        "--deprecated",
-        "2001:db8:0:100::/64",
-    ]);
-    let t = settled(&lab, "map-e", Duration::from_secs(60));
+    let mut renumber = vec!["--pool", "2001:db8:4d56:7800::/56", "--aftr-name", ""];
+    renumber.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&renumber);
+    let t = settled(&lab, "map-e", Duration::from_secs(90));
     assert_eq!(t["discovery"]["source"], "hb46pp", "{t:#}");
-    assert!(t["discovery"]["changes"].as_u64().unwrap_or(0) >= 2, "{t:#}");
-    let r = last_request(&lab);
-    assert_eq!(r["source"], "2001:db8:0:200:0:ff:fe00:202", "{r:#}");
+    assert!(
+        t["discovery"]["changes"].as_u64().unwrap_or(0) >= 2,
+        "{t:#}"
+    );
     assert!(lab.hb46pp_stats()["requests"].as_u64().unwrap_or(0) > requests);
     reaches_v4(&lab);
+    let new_ce = "2001:db8:4d56:7800:c0:2:5600:7800";
     let stats = lab.br_stats();
-    assert!(!stats["ces"][CE].is_null(), "br.py saw nothing from {CE}: {stats}");
+    assert!(
+        !stats["ces"][new_ce].is_null(),
+        "br.py saw nothing from {new_ce}: {stats}"
+    );
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
     assert_eq!(lab.ipoed_pid(), pid, "ipoed restarted");
     assert_eq!(lab.ctl_json(&["show", "tunnel"])["kind"], "map-e");
+    assert!(
+        lab.ipoed_log().contains("asking again"),
+        "{}",
+        lab.ipoed_log()
+    );
     lab.hb46pp_stop();
     lab.br_stop();
 }
