@@ -93,7 +93,8 @@ fn assert_spec_query(r: &Value) {
 
 /// HB46PP over plain HTTP (the TXT says `t=a`) answers DS-Lite: the router
 /// asks from its WAN address, tunnels to the AFTR it was given, caches the
-/// answer in state_dir, and `show config` stays the file's.
+/// answer in state_dir (used at the next start while the server is
+/// silent), and `show config` stays the file's.
 #[test]
 fn hb46pp_over_http_answers_ds_lite() {
     let mut lab = Lab::fresh(1);
@@ -126,6 +127,21 @@ fn hb46pp_over_http_answers_ds_lite() {
     let yaml = shown["yaml"].as_str().unwrap_or_default();
     assert!(yaml.contains("dslite: null"), "{yaml}");
     assert!(!yaml.contains(AFTR), "{yaml}");
+
+    // A restart while the server answers nothing: the cached answer runs
+    // the tunnel at once and stays while the server is silent.
+    lab.hb46pp_fault(&["close"]);
+    lab.stop_ipoed();
+    lab.start_ipoed(&config(&lab, ""));
+    let t = settled(&lab, "dslite", Duration::from_secs(30));
+    assert_eq!(t["discovery"]["source"], "hb46pp", "{t:#}");
+    assert_eq!(t["discovery"]["hb46pp"]["answer_from"], "cache", "{t:#}");
+    reaches_v4(&lab);
+    assert!(
+        lab.ipoed_log().contains("using the cached answer"),
+        "{}",
+        lab.ipoed_log()
+    );
     lab.hb46pp_stop();
 }
 
