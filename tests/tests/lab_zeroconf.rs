@@ -298,3 +298,26 @@ fn a_new_hb46pp_answer_switches_the_method_without_a_restart() {
     lab.hb46pp_stop();
     lab.br_stop();
 }
+
+/// HTTPS with `t=b` and no `provisioning.ca_file`: the lab CA is not
+/// trusted, the router refuses the server (it never turns verification off
+/// for a `t=b` record) and, with nothing else on the line, says no IPv4.
+#[test]
+fn an_untrusted_provisioning_server_is_refused() {
+    let mut lab = Lab::fresh(1);
+    lab.restart_dhcp6(&["--aftr-name", ""]);
+    lab.hb46pp_start(&Lab::hb46pp_answer_file("dslite"), &["--tls", "--dns"]);
+    lab.start_ipoed(&config(&lab, ""));
+    let t = settled(&lab, "none", Duration::from_secs(90));
+    let why = t["discovery"]["why"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("HB46PP: "), "{why}");
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+    let h = lab.hb46pp_stats();
+    assert!(h["tls_failure_count"].as_u64().unwrap_or(0) > 0, "{h:#}");
+    assert_eq!(h["requests"], 0, "a request reached the server: {h:#}");
+    assert!(!lab.fetch("lan1", V4_URL), "IPv4 went somewhere");
+    lab.hb46pp_stop();
+}
