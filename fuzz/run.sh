@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 FUZZ_TIME=${FUZZ_TIME:-60}
 ALL=(graph_wan graph_lan dhcp4_server dhcp6_client ra_ndp_arp mld config ctl_request
-    dhcp6_server lan_ra aftr_resolver dns_proxy graph_napt)
+    dhcp6_server lan_ra aftr_resolver dns_proxy graph_napt hb46pp_reply http_response)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 
@@ -26,6 +26,7 @@ max_len() {
     graph_wan | graph_lan | graph_napt) echo 8192 ;;
     dhcp4_server | dhcp6_client | ra_ndp_arp | mld) echo 4096 ;;
     dhcp6_server | lan_ra | aftr_resolver | dns_proxy) echo 4096 ;;
+    hb46pp_reply | http_response) echo 16384 ;;
     config) echo 8192 ;;
     ctl_request) echo 2048 ;;
     *) echo 4096 ;;

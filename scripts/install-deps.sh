@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   clang llvm libelf-dev zlib1g-dev pkg-config   # BPF program (libbpf-cargo, libbpf-sys)
   iproute2 ethtool nftables iputils-ping         # the lab's namespaces, veths, NAT
-  socat curl python3                             # lab servers and clients
+  socat curl python3 openssl                     # lab servers and clients, the lab CA (HB46PP over TLS)
   tshark tcpdump ndisc6                          # checking what we put on the wire
   radvd kea-dhcp6-server dnsmasq-base            # the lab's home gateway (RA, DHCPv6-PD, DNS)
   isc-dhcp-server wide-dhcpv6-server             # second and third DHCPv6 servers

@@ -18,6 +18,7 @@ mod firewall;
 mod lan;
 mod locate;
 mod map_e;
+mod provisioning;
 mod types;
 
 use std::collections::HashSet;
@@ -39,7 +40,10 @@ pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, Ipv6Mode, LeaseTime,
     LeaseTimeOrInt, MacAddr, RaSettings, StaticLease,
 };
-pub use map_e::{ForwardProto, MapE, MapIidFormat, MapRuleChoice, MapRuleSpec, PortForward};
+pub use map_e::{
+    ForwardProto, MapE, MapIidFormat, MapRuleChoice, MapRuleEntry, MapRuleSpec, PortForward,
+};
+pub use provisioning::Provisioning;
 pub use types::{
     Aftr, B4Source, CpuId, DuidType, IfName, IidMode, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel,
     PollMode, ValueError, XdpMode, ZeroCopy,
@@ -95,6 +99,10 @@ pub struct Config {
     /// `None`: no MAP-E. Refused together with `dslite`.
     #[serde(default)]
     pub map_e: Option<MapE>,
+    /// How the IPv4 method is found when neither `dslite` nor `map_e` is
+    /// given. Absent: all defaults (HB46PP on).
+    #[serde(default, deserialize_with = "de::section")]
+    pub provisioning: Provisioning,
     /// Absent: all defaults (on).
     #[serde(default, deserialize_with = "de::section")]
     pub firewall: Firewall,
@@ -416,6 +424,12 @@ impl Config {
         })
     }
 
+    /// Whether the config names its IPv4 method (`dslite` or `map_e`):
+    /// then discovery does not run.
+    pub fn ipv4_method_given(&self) -> bool {
+        self.dslite.is_some() || self.map_e.is_some()
+    }
+
     /// MTU of IPv4 inside the DS-Lite tunnel: the configured one, else
     /// `wan.mtu - 40` (the outer IPv6 header).
     pub fn tunnel_mtu(&self) -> u16 {
@@ -444,7 +458,7 @@ impl Config {
     }
 
     /// The configuration as YAML, all defaults spelled out; parses back to
-    /// an equal `Config`.
+    /// an equal `Config` (but for `provisioning`'s masked secrets).
     pub fn to_yaml(&self) -> String {
         // Only strings, integers, sequences and string-keyed mappings: the
         // serializer has nothing to refuse.
@@ -567,6 +581,7 @@ impl Config {
 
         self.check_firewall()?;
         self.check_map_e()?;
+        provisioning::check(&self.provisioning).map_err(|(k, m)| Refusal::value(k, m))?;
 
         if let Some(m) = self.control.metrics {
             let ip = m.ip();
@@ -906,3 +921,5 @@ mod tests_lan_mode;
 mod tests_map_e;
 #[cfg(test)]
 mod tests_mtu;
+#[cfg(test)]
+mod tests_provisioning;

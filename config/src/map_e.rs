@@ -78,6 +78,45 @@ impl MapRuleSpec {
     }
 }
 
+/// One rule of `provisioning.map_rules`: a Basic Mapping Rule with its
+/// BR and interface-ID format, for discovery's rule table.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of ipv6_prefix, ipv4_prefix, ea_length, psid_offset, br"
+)]
+pub struct MapRuleEntry {
+    #[serde(
+        deserialize_with = "check::checked::<_, RulePrefix6>",
+        serialize_with = "as_str"
+    )]
+    pub ipv6_prefix: Prefix6,
+    #[serde(
+        deserialize_with = "check::checked::<_, RulePrefix4>",
+        serialize_with = "as_str"
+    )]
+    pub ipv4_prefix: Prefix4,
+    #[serde(deserialize_with = "check::checked::<_, EaLength>")]
+    pub ea_length: u8,
+    #[serde(deserialize_with = "check::checked::<_, PsidOffset>")]
+    pub psid_offset: u8,
+    #[serde(deserialize_with = "check::checked::<_, Br>")]
+    pub br: Ipv6Addr,
+    #[serde(default)]
+    pub iid_format: MapIidFormat,
+}
+
+impl MapRuleEntry {
+    pub fn rule(&self) -> Result<Rule, RuleError> {
+        Rule::new(
+            self.ipv6_prefix,
+            self.ipv4_prefix,
+            self.ea_length,
+            self.psid_offset,
+        )
+    }
+}
+
 /// The CE's interface identifier: `legacy` (draft-ietf-softwire-map-03, what
 /// the JP VNEs use) or `rfc7597`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

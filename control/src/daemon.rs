@@ -87,7 +87,13 @@ pub fn port(s: Side) -> Port {
 
 /// Everything the control thread owns and the CLI reports on.
 pub struct Router {
+    /// The config the router runs: the file's, with the discovered IPv4
+    /// method filled in when the file names none (zeroconf.rs).
     pub config: Config,
+    /// The config as the file has it (`show config`).
+    pub file_config: Config,
+    /// Finds the IPv4 method when the file names none (issue 20).
+    pub zeroconf: crate::zeroconf::Zeroconf,
     pub config_path: std::path::PathBuf,
     pub started: Instant,
     pub wan: Interface,
@@ -302,6 +308,7 @@ impl Router {
             )?);
         }
         let metrics_lan = config_metrics_lan(&config);
+        let zeroconf = crate::zeroconf::Zeroconf::new(&config, now);
         let ndproxy = NdProxy::new(
             NdProxyConfig::default(),
             ndproxy::Link {
@@ -315,6 +322,8 @@ impl Router {
             now,
         );
         Ok(Router {
+            file_config: config.clone(),
+            zeroconf,
             config,
             config_path: config_path.to_path_buf(),
             started: now,
@@ -406,6 +415,7 @@ impl Router {
                             && side == Side::Wan
                             && !self.wan6.handle_frame(now, pf.bytes())
                             && !self.lan_services.handle_upstream(now, pf.bytes(), &mut txs)
+                            && !self.zeroconf.handle_frame(now, pf.bytes())
                         {
                             self.wan6.counters.rx_unexpected += 1;
                         }
@@ -571,6 +581,48 @@ impl Router {
             }
             self.learned = learned;
             self.base_changed = true;
+        }
+        let next_zc = self.poll_zeroconf(now, out);
+        [next, next_zc].into_iter().flatten().min()
+    }
+
+    /// Runs IPv4 discovery on what the WAN learned; a new outcome is
+    /// applied at once through the reload path.
+    fn poll_zeroconf(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        if !self.zeroconf.active() {
+            return None;
+        }
+        let l = &self.learned;
+        let usable_lan = self.neigh.usable_ipv6(Side::Lan);
+        let view = crate::zeroconf::WanView {
+            mac: self.wan.mac,
+            // As the AFTR resolver's: the one WAN address the workers
+            // deliver to the router.
+            source: l
+                .wan_address
+                .or(l.lan_address.filter(|a| usable_lan.contains(a))),
+            gateway: l.gateway,
+            hop_limit: l.hop_limit.unwrap_or(crate::wan::DEFAULT_HOP_LIMIT),
+            dns_servers: self.wan6.dns_servers(now),
+            dhcpv6_aftr: self.wan6.dhcpv6_aftr_name(),
+            end_user: crate::map_e::end_user_prefix(
+                self.file_config.wan.ipv6.dhcpv6_pd.is_some(),
+                l,
+            ),
+        };
+        let mut sends = Vec::new();
+        let next = self.zeroconf.poll(now, &view, &mut sends);
+        // Before the SYN leaves, so the SYN-ACK finds its slot.
+        self.punt_reserve.set_tcp_flows(&self.zeroconf.tcp_flows());
+        self.transmit(now, sends, out);
+        if self.zeroconf.take_changed() {
+            let effective =
+                crate::zeroconf::effective(&self.file_config, self.zeroconf.current.as_ref());
+            match self.apply_effective(effective, now) {
+                Ok(keys) if keys.is_empty() => {}
+                Ok(keys) => log::info!("ipv4: applied ({})", keys.join(", ")),
+                Err(e) => log::error!("ipv4: the discovered method cannot be applied: {e}"),
+            }
         }
         next
     }
@@ -778,6 +830,32 @@ impl Router {
     /// Apply a new, already validated config: all of it, or (when a key
     /// that needs a restart differs) none of it. Returns the keys changed.
     pub fn apply_config(&mut self, new: Config, now: Instant) -> Result<Vec<String>, String> {
+        // The file's keys that need a restart are the file's to refuse.
+        crate::reload::plan(&self.file_config, &new).map_err(|keys| {
+            format!(
+                "not applied: {} cannot change without a restart (systemctl restart ipoed); \
+                 the running config stays",
+                keys.join(", ")
+            )
+        })?;
+        let provisioning_changed = new.provisioning != self.file_config.provisioning;
+        let effective = crate::zeroconf::effective(&new, self.zeroconf.current.as_ref());
+        let mut keys = self.apply_effective(effective, now)?;
+        self.zeroconf.reconfigure(&new, now);
+        self.file_config = new;
+        if provisioning_changed && !keys.iter().any(|k| k.starts_with("provisioning")) {
+            // Masked secrets compare equal as values.
+            keys.push("provisioning".into());
+        }
+        if !keys.is_empty() {
+            self.reloads += 1;
+        }
+        Ok(keys)
+    }
+
+    /// Apply a new effective config (the file's with the discovered method):
+    /// all of it, or (when a key that needs a restart differs) none of it.
+    fn apply_effective(&mut self, new: Config, now: Instant) -> Result<Vec<String>, String> {
         let plan = crate::reload::plan(&self.config, &new).map_err(|keys| {
             format!(
                 "not applied: {} cannot change without a restart (systemctl restart ipoed); \
@@ -838,7 +916,6 @@ impl Router {
             self.base_changed = true;
         }
         drop(old);
-        self.reloads += 1;
         Ok(plan.changed)
     }
 

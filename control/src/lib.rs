@@ -19,3 +19,4 @@ pub mod report;
 pub mod sdnotify;
 pub mod state;
 pub mod wan;
+pub mod zeroconf;

@@ -487,6 +487,8 @@ pub fn tunnel(r: &Router) -> Value {
         "encap_bytes": encap.1,
         "decap_packets": decap.0,
         "decap_bytes": decap.1,
+        // How the method was found: the config, or discovery (issue 20).
+        "discovery": r.zeroconf.report(now),
     })
 }
 

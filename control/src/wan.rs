@@ -549,6 +549,15 @@ impl Wan {
         }
     }
 
+    /// The AFTR-Name (option 64) DHCPv6 gave: the lease's, else the
+    /// stateless Reply's. For discovery, whatever the config says.
+    pub fn dhcpv6_aftr_name(&self) -> Option<String> {
+        self.dhcp.as_ref().and_then(|c| match c.lease() {
+            Some(l) => l.aftr_name.clone(),
+            None => c.information().and_then(|i| i.aftr_name.clone()),
+        })
+    }
+
     /// The AFTR name to resolve now, if any.
     fn aftr_name(&self) -> Option<String> {
         match &self.settings.aftr {

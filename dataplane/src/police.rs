@@ -215,7 +215,14 @@ impl Bucket {
 #[derive(Debug)]
 pub struct Reserve {
     dhcp6_xid: AtomicU32,
+    /// The router's own TCP connections on the WAN (HB46PP provisioning,
+    /// update URLs): `server port << 16 | our port`, 0 for a free slot.
+    /// ip6-local lets the segments of these through from the WAN.
+    tcp_flows: [AtomicU32; TCP_FLOWS],
 }
+
+/// Own TCP connections at most at one time.
+pub const TCP_FLOWS: usize = 4;
 
 /// No open DHCPv6 transaction (xids are 24 bits).
 const NO_XID: u32 = u32::MAX;
@@ -224,6 +231,7 @@ impl Default for Reserve {
     fn default() -> Self {
         Reserve {
             dhcp6_xid: AtomicU32::new(NO_XID),
+            tcp_flows: Default::default(),
         }
     }
 }
@@ -236,6 +244,31 @@ impl Reserve {
         if self.dhcp6_xid.load(Ordering::Relaxed) != v {
             self.dhcp6_xid.store(v, Ordering::Release);
         }
+    }
+
+    /// Control thread: the open TCP connections as (server port, our
+    /// port); beyond [`TCP_FLOWS`] are left out (their segments dropped).
+    pub fn set_tcp_flows(&self, flows: &[(u16, u16)]) {
+        for (i, slot) in self.tcp_flows.iter().enumerate() {
+            let v = flows.get(i).map_or(0, |&(server, ours)| {
+                u32::from(server) << 16 | u32::from(ours)
+            });
+            if slot.load(Ordering::Relaxed) != v {
+                slot.store(v, Ordering::Release);
+            }
+        }
+    }
+
+    /// Whether a TCP segment from `sport` to our `dport` belongs to one of
+    /// the router's own connections (the control thread's TCP then checks
+    /// the addresses and sequence numbers).
+    pub fn tcp_flow(&self, sport: u16, dport: u16) -> bool {
+        let v = u32::from(sport) << 16 | u32::from(dport);
+        v != 0
+            && self
+                .tcp_flows
+                .iter()
+                .any(|s| s.load(Ordering::Acquire) == v)
     }
 
     pub fn dhcp6_xid(&self) -> Option<u32> {

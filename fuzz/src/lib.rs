@@ -19,6 +19,8 @@ use std::time::Instant;
 
 pub mod dhcp6s;
 pub mod dnsproxy;
+pub mod hb46pp;
+pub mod http;
 pub mod lan_ra;
 pub mod resolver;
 

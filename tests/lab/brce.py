@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""brce.py - a scripted MAP-E CE that exercises br.py (lab self-test only).
+"""brce.py - a scripted MAP-E CE that exercises br.py (lab self-test only;
+tests/tests/lab_ipip_peers.rs also points it at ipip.py, as the customer end
+of the fixed-IPv4 tunnel).
 
 Runs in a namespace whose kernel owns the CE addresses (tests/tests/lab_br.rs
 puts them on router wan0, without ipoed).  It crafts inner IPv4 packets by
@@ -21,10 +23,11 @@ destination (default: the BR)} plus per kind:
              "ports": [..] one datagram from each port (a sweep)
              "frag_order": "reverse" sends the last fragment first,
              "later_from": ADDR sends the non-first fragments from ADDR
+             "corrupt": "ip-checksum" | "total-length" | "short" breaks it
   udp-to     UDP to "dst":"dport" (another CE, through the BR): the
              "reply" is the datagram itself, arriving at "reply_to"
   udp-closed UDP to server:9: the reply is ICMP port unreachable
-  tcp-syn    a SYN to server:80: the reply is a SYN-ACK
+  tcp-syn    a SYN to server:80: the reply is a SYN-ACK; "mss": with that MSS option
   tcp-rst    a SYN to server:81 (closed): the reply is a RST; "ports": a sweep
   ping       ICMP echo request with identifier "port"
   icmp-error a port unreachable from the CE to the server, quoting a UDP
@@ -74,9 +77,21 @@ def udp(src, dst, sport, dport, data):
     return seg[:6] + struct.pack("!H", c) + seg[8:]
 
 
-def tcp_syn(src, dst, sport, dport, seq):
-    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+def tcp_syn(src, dst, sport, dport, seq, mss=None):
+    opts = struct.pack("!BBH", 2, 4, mss) if mss is not None else b""
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (5 + len(opts) // 4) << 4, 0x02, 64240, 0, 0) + opts
     return seg[:16] + struct.pack("!H", l4_sum(src, dst, 6, seg)) + seg[18:]
+
+
+def corrupt(pkt, how):
+    """A deliberately broken copy of an IPv4 packet (step option "corrupt")."""
+    if how == "ip-checksum":
+        return pkt[:10] + bytes([pkt[10] ^ 0xFF, pkt[11]]) + pkt[12:]
+    if how == "total-length":
+        return pkt[:2] + struct.pack("!H", len(pkt) + 4) + pkt[4:]
+    if how == "short":
+        return pkt[:12]
+    raise ValueError(f"unknown corruption {how}")
 
 
 def icmp(typ, code, rest, body):
@@ -128,7 +143,10 @@ class Ce:
                         self.send(st.get("later_from", ce) if off else ce, f)
                         n += 1
                 else:
-                    self.send(ce, ipv4(src, dst, 17, seg, ident), st.get("dstopts", False))
+                    pkt = ipv4(src, dst, 17, seg, ident)
+                    if st.get("corrupt"):
+                        pkt = corrupt(pkt, st["corrupt"])
+                    self.send(ce, pkt, st.get("dstopts", False))
                     n += 1
         elif kind == "udp-closed":
             self.send(ce, ipv4(src, srv, 17, udp(src, srv, port, 9, b"closed"), self.next_id()))
@@ -136,7 +154,8 @@ class Ce:
         elif kind in ("tcp-syn", "tcp-rst"):
             dport = 80 if kind == "tcp-syn" else 81
             for p in st.get("ports", [port]):
-                self.send(ce, ipv4(src, srv, 6, tcp_syn(src, srv, p, dport, 0x10203040), self.next_id()))
+                syn = tcp_syn(src, srv, p, dport, 0x10203040, st.get("mss"))
+                self.send(ce, ipv4(src, srv, 6, syn, self.next_id()))
                 n += 1
         elif kind == "ping":
             body = icmp(8, 0, struct.pack("!HH", port, 1), b"brce-ping")

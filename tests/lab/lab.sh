@@ -18,6 +18,15 @@
 #   lab.sh br start [--rule v6plus-lab|ocn-lab|RULE6,RULE4,EA,OFFSET] [--iid legacy|rfc7597] [br.py options]
 #            | stop | status | explain [--rule R] [--iid I] IPV6[/LEN]|IPV4:PORT
 #                            the MAP-E BR emulator (br.py) beside the AFTR, with its routes
+#   lab.sh ipip start [ipip.py options] | stop | status | stats | register ADDR|none
+#                            the fixed-IPv4 IPIP tunnel end (ipip.py) beside the AFTR
+#   lab.sh update start [update_server.py options] | stop | status | stats
+#                            the provider's update URL http://[2001:db8:77:ee::80]:8082/update
+#   lab.sh hb46pp start --answer FILE [--tls] [--dns] [options] | stop | status | stats
+#            | answer FILE | fault KIND [ARG] [--count N] | fault none
+#                            the HB46PP provisioning server (hb46pp_server.py)
+#   lab.sh dns add txt NAME TEXT | add host NAME ADDR... | del txt|host NAME | records
+#                            extra records of the lab DNS (e.g. the TXT of 4over6.info)
 #   lab.sh lanhost add NAME [--mac MAC] [--ipv6 slaac|off] | del NAME | list | show NAME
 #   lab.sh lanhost dhcp NAME dhcpcd [-4|-6|both] | udhcpc | dhclient4 | dhclient6 [-S|-N]  [--wait S]
 #   lab.sh lanhost release NAME [CLIENT] | renew NAME [CLIENT] | stop NAME [CLIENT]
@@ -63,6 +72,14 @@ LAN_TPL=$LAB_SRC/lan               # hook script of the LAN-host DHCP clients
 BR_MAC=02:00:00:00:06:00           # lansw br0 (sends only MLD: queries from fe80::600, STP off)
 V4_SERVER=198.51.100.10
 V6_SERVER=2001:db8:ffff::10
+# fixed-IPv4 (IPIP) provider side, issue 20 ('lab.sh ipip', 'update', 'hb46pp'; README "Fixed IPv4 and HB46PP")
+IPIP_ADDR=2001:db8:77:cc::1        # ipip.py's tunnel end, on lo in the aftr namespace
+IPIP_IPV4=192.0.2.77               # the customer's fixed IPv4 (routed into ipiptun, no NAT)
+PROV_NET=2001:db8:77:ee::/64       # the provider's servers, on lo in the aftr namespace
+UPDATE_ADDR=2001:db8:77:ee::80     # update_server.py, port $UPDATE_PORT
+UPDATE_PORT=8082
+HB46PP_ADDR=2001:db8:77:ee::46     # hb46pp_server.py, ports 80 and (--tls) 443
+HB46PP_NAME=hb46pp.lab.example     # its name in the lab DNS ('hb46pp start --dns') and certificate
 
 say()  { printf 'lab: %s\n' "$*"; }
 warn() { printf 'lab: %s\n' "$*" >&2; }
@@ -81,7 +98,7 @@ check_prereqs() {
     local missing=()
     [[ $(id -u) -eq 0 ]] || missing+=("root privileges (run as root)")
     local c
-    for c in ip nft python3 ethtool socat ss setsid curl sha256sum ping mount awk; do
+    for c in ip nft python3 ethtool socat ss setsid curl sha256sum ping mount awk openssl; do
         command -v "$c" >/dev/null 2>&1 || missing+=("command '$c'")
     done
     # hgw peers started by 'up' (Debian packages radvd, kea-dhcp6-server, dnsmasq-base)
@@ -242,6 +259,8 @@ cmd_up() {
     mkdir -p "$RUN" "$PIDS"
     rm -f "$RUN"/*.out "$RUN"/*.log "$RUN"/aftr-stats.json "$RUN"/aftr-stats.json.tmp
     rm -f "$RUN"/br-stats.json "$RUN"/br-stats.json.tmp "$RUN"/br.routes
+    rm -f "$RUN"/ipip* "$RUN"/update* "$RUN"/hb46pp* "$RUN"/.ipip-client-*
+    rm -rf "$RUN/tls"
     # hgw peers: configs, state, leases, logs of the previous lab
     rm -f "$RUN"/radvd.* "$RUN"/dhcp6* "$RUN"/dns.* "$RUN"/dnsmasq.* "$RUN"/dhclient*
     echo "$queues" >"$RUN/queues"
@@ -355,6 +374,9 @@ EOF
     python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(20261204).randbytes(20_000_000))' \
         >"$RUN/www/blob20.bin"
     (cd "$RUN/www" && sha256sum blob20.bin >blob20.bin.sha256)
+
+    # ---- the lab CA and the HB46PP server's certificates (kept in the run dir only)
+    tls_make
 
     # ---- processes
     # Softwire MTU 1500: a 1500-byte IPv4 packet goes through, and the
@@ -761,15 +783,19 @@ dhcp6_status() {
 }
 
 # ---- DNS (dnsmasq: authoritative-only answers, no upstream, no DHCP)
+DNS_USAGE="usage: lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [A|AAAA|CNAME|TXT]
+       lab.sh dns add txt NAME TEXT | add host NAME ADDR... | del txt|host NAME | records"
 cmd_dns() {
     local sub=${1:-status}
     (($#)) && shift
-    [[ $sub == status ]] || need_lab
+    [[ $sub == status || $sub == records ]] || need_lab
     case $sub in
         start) dns_start "$@" ;;
         stop) stop_pidfile dns; rm -f "$RUN/dns.state"; say "dns: stopped" ;;
-        query) [[ $# -ge 1 ]] || die "usage: lab.sh dns query NAME [A|AAAA|CNAME]"
+        query) [[ $# -ge 1 ]] || die "$DNS_USAGE"
             dns_query hgw "$HGW_ADDR" "$1" "${2:-AAAA}" ;;
+        add | del) dns_record "$sub" "$@" ;;
+        records) cat "$RUN/dns.records" 2>/dev/null || true ;;
         status)
             if pid_alive dns; then
                 echo "dns: dnsmasq running (pid $(cut -d' ' -f1 "$PIDS/dns.pid")) on [$HGW_ADDR]:53," \
@@ -777,9 +803,47 @@ cmd_dns() {
                     "log $RUN/dns.log"
             else
                 echo "dns: not running"
-            fi ;;
-        *) die "usage: lab.sh dns start [--aftr ADDR] [--ttl S] | stop | status | query NAME [TYPE]" ;;
+            fi
+            if [[ -s $RUN/dns.records ]]; then sed 's/^/     record /' "$RUN/dns.records"; fi ;;
+        *) die "$DNS_USAGE" ;;
     esac
+}
+
+# dns_record add|del txt|host NAME [VALUE...]: change the extra records
+# (dns.records, one "txt NAME TEXT" or "host NAME ADDR[,ADDR]" per line; they
+# survive 'dns start' and 'dns stop', 'up' clears them) and restart dnsmasq
+# with the aftr/ttl it had, when it runs: dnsmasq cannot add TXT records live.
+dns_record() {
+    local op=$1 type=${2:-} name=${3:-} value
+    [[ $type == txt || $type == host ]] || die "$DNS_USAGE"
+    [[ $name =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "dns $op: bad name '$name'"
+    shift 3
+    touch "$RUN/dns.records"
+    # a name has one record of each type: add replaces, del removes
+    awk -v t="$type" -v n="$name" '!($1 == t && $2 == n)' "$RUN/dns.records" >"$RUN/dns.records.tmp"
+    if [[ $op == add ]]; then
+        (($#)) || die "dns add $type $name: a value is needed"
+        if [[ $type == txt ]]; then
+            value="$*"
+            [[ $value != *,* && $value != *'"'* ]] || die "dns add txt: no commas or quotes in the text, please"
+        else
+            local a
+            for a in "$@"; do
+                python3 -c 'import ipaddress,sys; ipaddress.ip_address(sys.argv[1])' "$a" 2>/dev/null ||
+                    die "dns add host: '$a' is not an address"
+            done
+            value=$(IFS=,; echo "$*")
+        fi
+        printf '%s %s %s\n' "$type" "$name" "$value" >>"$RUN/dns.records.tmp"
+    fi
+    mv "$RUN/dns.records.tmp" "$RUN/dns.records"
+    if pid_alive dns; then
+        local aftr ttl
+        aftr=$(state_get "$RUN/dns.state" aftr)
+        ttl=$(state_get "$RUN/dns.state" ttl)
+        dns_start --aftr "${aftr:-$AFTR_ADDR}" --ttl "${ttl:-60}" >/dev/null
+    fi
+    say "dns: $op $type $name${value:+ $value}"
 }
 
 dns_start() {
@@ -794,13 +858,23 @@ dns_start() {
     need_uint --ttl "$ttl"
     python3 -c 'import ipaddress,sys; ipaddress.IPv6Address(sys.argv[1])' "$aftr" 2>/dev/null ||
         die "--aftr must be an IPv6 address, got '$aftr'"
+    # the extra records of 'dns add' (see dns_record)
+    local extra=() type name value
+    if [[ -f $RUN/dns.records ]]; then
+        while read -r type name value; do
+            case $type in
+                txt) extra+=("--txt-record=$name,$value") ;;
+                host) extra+=("--host-record=$name,$value,$ttl") ;;
+            esac
+        done <"$RUN/dns.records"
+    fi
     stop_pidfile dns
     wait_until 30 hgw_port_free 53 || warn "dns: udp port 53 still in use in hgw"
     start_bg dns hgw dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null \
         --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address="$HGW_ADDR" --port=53 \
-        --pid-file="$RUN/dnsmasq.pid" --log-facility="$RUN/dns.log" --log-queries \
+        --pid-file="$RUN/dnsmasq.pid" --log-facility="$RUN/dns.log" --log-queries --local-ttl="$ttl" \
         --host-record="aftr.lab.example,$aftr,$ttl" --cname="gw.lab.example,aftr.lab.example,$ttl" \
-        --host-record="www.lab.example,$V4_SERVER,$V6_SERVER,$ttl" --address=/#/
+        --host-record="www.lab.example,$V4_SERVER,$V6_SERVER,$ttl" "${extra[@]}" --address=/#/
     if ! wait_until 50 hgw_listens_udp 53 || ! pid_alive dns; then
         tail -n 20 "$RUN/dns.out" "$RUN/dns.log" >&2 2>/dev/null || true
         die "dns: dnsmasq did not start"
@@ -1283,6 +1357,18 @@ EOF
         echo "== br (MAP-E BR emulator, $RUN/br-stats.json)"
         br_status | sed 's/^/   /'
     fi
+    if [[ -f $RUN/ipip-stats.json ]] || pid_alive ipip; then
+        echo "== ipip (fixed-IPv4 tunnel end, $RUN/ipip-stats.json)"
+        ipip_status | sed 's/^/   /'
+    fi
+    if [[ -f $RUN/update-stats.json ]] || pid_alive update; then
+        echo "== update server ($RUN/update-stats.json)"
+        cmd_update status | sed 's/^/   /'
+    fi
+    if [[ -f $RUN/hb46pp-stats.json ]] || pid_alive hb46pp; then
+        echo "== hb46pp server ($RUN/hb46pp-stats.json)"
+        cmd_hb46pp status | sed 's/^/   /'
+    fi
 }
 
 # --------------------------------------------------------------- selftest
@@ -1371,7 +1457,7 @@ dns_query() {
     nsx "$1" python3 - "$2" "$3" "${4:-AAAA}" <<'PY'
 import random, socket, struct, sys
 server, name, qtype = sys.argv[1], sys.argv[2], sys.argv[3].upper()
-TYPES = {"A": 1, "CNAME": 5, "AAAA": 28}
+TYPES = {"A": 1, "CNAME": 5, "TXT": 16, "AAAA": 28}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 tid = random.randrange(1 << 16)
 qname = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
@@ -1408,10 +1494,17 @@ for _ in range(an):
     t, _, ttl, ln = struct.unpack("!HHIH", r[off:off + 10])
     off += 10
     d = r[off:off + ln]
-    v = (socket.inet_ntop(socket.AF_INET6, d) if t == 28 else socket.inet_ntop(socket.AF_INET, d)
-         if t == 1 else rname(off)[0] if t == 5 else d.hex())
+    if t == 16:   # TXT: character-strings, each after its length byte
+        parts, i = [], 0
+        while i < len(d):
+            parts.append(d[i + 1:i + 1 + d[i]].decode(errors="replace"))
+            i += 1 + d[i]
+        v = "".join(parts)
+    else:
+        v = (socket.inet_ntop(socket.AF_INET6, d) if t == 28 else socket.inet_ntop(socket.AF_INET, d)
+             if t == 1 else rname(off)[0] if t == 5 else d.hex())
     off += ln
-    print(n, ttl, {1: "A", 5: "CNAME", 28: "AAAA"}.get(t, t), v)
+    print(n, ttl, {1: "A", 5: "CNAME", 16: "TXT", 28: "AAAA"}.get(t, t), v)
 PY
 }
 
@@ -2020,9 +2113,275 @@ cmd_br() {
     esac
 }
 
+# --------------------------------------------------------------- fixed IPv4 (IPIP) and HB46PP
+# The provider side of issue 20, none of it started by 'up':
+#  - ipip.py, the fixed-IPv4 tunnel end, beside aftr.py in the aftr namespace
+#    ($IPIP_ADDR on lo, tun ipiptun with the route $IPIP_IPV4/32, no NAT); hgw
+#    routes ${IPIP_ADDR%::*}::/64 to it, inet routes $IPIP_IPV4/32 to the aftr
+#    namespace. The customer's registered address: ipip-registration.json.
+#  - update_server.py and hb46pp_server.py in the aftr namespace too (the
+#    provider's side), on lo addresses of $PROV_NET, which hgw routes there.
+
+# tls_make: the lab CA and server certificates in $RUN/tls (openssl, EC P-256):
+# ca.pem/ca.key (the CA), server.pem/server.key (DNS:$HB46PP_NAME, IP:$HB46PP_ADDR,
+# signed by the CA), wrong-name.pem/wrong-name.key (DNS:wrong.lab.example, signed by
+# the CA: for hostname checks). Made fresh by every 'up'; never in the tree.
+tls_make() {
+    local d=$RUN/tls name
+    rm -rf "$d"
+    mkdir -p "$d"
+    chmod 700 "$d"
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 3650 \
+        -keyout "$d/ca.key" -out "$d/ca.pem" -subj "/O=ipoe lab/CN=ipoe lab CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" 2>"$d/openssl.err" || { cat "$d/openssl.err" >&2; die "tls: CA"; }
+    for name in server wrong-name; do
+        local san="DNS:$HB46PP_NAME,IP:$HB46PP_ADDR" cn=$HB46PP_NAME
+        [[ $name == server ]] || { san="DNS:wrong.lab.example"; cn=wrong.lab.example; }
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+            -keyout "$d/$name.key" -out "$d/$name.csr" -subj "/O=ipoe lab/CN=$cn" 2>>"$d/openssl.err" ||
+            { cat "$d/openssl.err" >&2; die "tls: $name key"; }
+        printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+            "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" >"$d/$name.ext"
+        openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 825 -sha256 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>>"$d/openssl.err" ||
+            { cat "$d/openssl.err" >&2; die "tls: $name certificate"; }
+        rm -f "$d/$name.csr"
+    done
+    chmod 600 "$d"/*.key
+}
+
+# provider_net: the provider's server addresses on aftr's lo, routed by hgw (idempotent).
+# Not in inet: its http.server listens on [::]:80 already.
+provider_net() {
+    nsx aftr ip -6 addr replace "$UPDATE_ADDR"/128 dev lo
+    nsx aftr ip -6 addr replace "$HB46PP_ADDR"/128 dev lo
+    nsx hgw ip -6 route replace "$PROV_NET" via 2001:db8:1::2 dev core0
+}
+
+# stats_print FILE PYEXPR...: print each expression over d = the JSON of FILE
+stats_print() {
+    local f=$1; shift
+    [[ -f $f ]] || { echo "   (no $f)"; return 0; }
+    python3 - "$f" "$@" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for e in sys.argv[2:]:
+    print("   " + str(eval(e, {"d": d, "nz": lambda t: {k: v for k, v in t.items() if v} or "none"})))
+EOF
+}
+
+# ---- ipip.py
+ipip_stop() {
+    stop_pidfile ipip
+    nsx inet ip -4 route del "$IPIP_IPV4"/32 via 203.0.113.1 dev v4 2>/dev/null || true
+    rm -f "$RUN/ipip.ctl"
+}
+
+ipip_start() { # [ipip.py options]
+    local a i
+    for a in "$@"; do
+        case $a in --addr* | --ipv4* | --tun* | --stats* | --log* | --control* | --registration* | --register*)
+            die "ipip: $a is fixed by lab.sh" ;; esac
+    done
+    nsx aftr ip -6 addr replace "$IPIP_ADDR"/128 dev lo
+    nsx hgw ip -6 route replace "${IPIP_ADDR%::*}::/64" via 2001:db8:1::2 dev core0
+    nsx inet ip -4 route replace "$IPIP_IPV4"/32 via 203.0.113.1 dev v4
+    rm -f "$RUN/ipip-stats.json" "$RUN/ipip.ctl"
+    start_bg ipip aftr ipip.py python3 -u "$LAB_SRC/ipip.py" --addr "$IPIP_ADDR" --ipv4 "$IPIP_IPV4" \
+        --tun ipiptun --registration "$RUN/ipip-registration.json" --control "$RUN/ipip.ctl" \
+        --stats "$RUN/ipip-stats.json" --log "$RUN/ipip.log" "$@"
+    for i in $(seq 100); do
+        if [[ -s $RUN/ipip-stats.json && -S $RUN/ipip.ctl ]] &&
+            nsx aftr ip -4 route show "$IPIP_IPV4"/32 dev ipiptun | grep -q .; then
+            say "ipip: $IPIP_ADDR, fixed $IPIP_IPV4 (ipip.py pid $(cut -d' ' -f1 "$PIDS/ipip.pid")), registered" \
+                "$(ipip_registered); stats $RUN/ipip-stats.json, log $RUN/ipip.log"
+            return 0
+        fi
+        proc_running "$(cut -d' ' -f1 "$PIDS/ipip.pid")" || break
+        sleep 0.1
+    done
+    tail -n 20 "$RUN/ipip.out" >&2 || true
+    ipip_stop
+    die "ipip.py did not start"
+}
+
+ipip_registered() {
+    python3 -c 'import json,sys
+try: print(json.load(open(sys.argv[1])).get("local"))
+except OSError: print(None)' "$RUN/ipip-registration.json"
+}
+
+ipip_status() {
+    if pid_alive ipip; then echo "ipip: running (pid $(cut -d' ' -f1 "$PIDS/ipip.pid"))"; else echo "ipip: not running"; fi
+    stats_print "$RUN/ipip-stats.json" \
+        '"%s fixed %s, registered local %s (changes %s)" % (d["addr"], d["ipv4"], d["registered_local"], d["registration_changes"])' \
+        '"decap_ok=%s encap_ok=%s violations_total=%s errors_total=%s ports_used=%s" % (d["decap_ok"], d["encap_ok"], d["violations_total"], d["errors_total"], d["ports_used"])' \
+        '"violations: %s" % nz(d["violations"])' '"errors: %s" % nz(d["errors"])' \
+        '"wrong sources: %s" % (d["wrong_sources"] or "none")'
+}
+
+cmd_ipip() {
+    local sub=${1:-}
+    (($#)) && shift
+    case $sub in
+        start | restart) need_lab; ipip_stop; ipip_start "$@" ;;
+        stop) ipip_stop; say "ipip: stopped" ;;
+        status) ipip_status ;;
+        stats) pid_alive ipip && kill -USR1 "$(cut -d' ' -f1 "$PIDS/ipip.pid")" && sleep 0.3
+            cat "$RUN/ipip-stats.json" ;;
+        register) [[ $# -eq 1 ]] || die "usage: lab.sh ipip register ADDR|none"
+            python3 "$LAB_SRC/ipip.py" --registration "$RUN/ipip-registration.json" \
+                --control "$RUN/ipip.ctl" --register "$1" ;;
+        *) die "usage: lab.sh ipip start [ipip.py options] | stop | status | stats | register ADDR|none" ;;
+    esac
+}
+
+# ---- update_server.py
+update_start() { # [update_server.py options]
+    local a i
+    for a in "$@"; do
+        case $a in --listen* | --port* | --stats* | --records* | --log* | --control* | --registration*)
+            die "update: $a is fixed by lab.sh" ;; esac
+    done
+    provider_net
+    rm -f "$RUN/update-stats.json"
+    start_bg update aftr update_server.py python3 -u "$LAB_SRC/update_server.py" --listen "$UPDATE_ADDR" \
+        --port "$UPDATE_PORT" --registration "$RUN/ipip-registration.json" --control "$RUN/ipip.ctl" \
+        --stats "$RUN/update-stats.json" --records "$RUN/update-records.jsonl" --log "$RUN/update.log" "$@"
+    for i in $(seq 100); do
+        if [[ -s $RUN/update-stats.json && -n $(nsx aftr ss -Hltn "sport = :$UPDATE_PORT") ]]; then
+            say "update: http://[$UPDATE_ADDR]:$UPDATE_PORT/ (update_server.py pid $(cut -d' ' -f1 "$PIDS/update.pid"));" \
+                "stats $RUN/update-stats.json, records $RUN/update-records.jsonl"
+            return 0
+        fi
+        proc_running "$(cut -d' ' -f1 "$PIDS/update.pid")" || break
+        sleep 0.1
+    done
+    tail -n 20 "$RUN/update.out" >&2 || true
+    stop_pidfile update
+    die "update_server.py did not start"
+}
+
+cmd_update() {
+    local sub=${1:-}
+    (($#)) && shift
+    case $sub in
+        start | restart) need_lab; stop_pidfile update; update_start "$@" ;;
+        stop) stop_pidfile update; say "update: stopped" ;;
+        status)
+            if pid_alive update; then echo "update: running (pid $(cut -d' ' -f1 "$PIDS/update.pid"))"; else echo "update: not running"; fi
+            stats_print "$RUN/update-stats.json" \
+                '"style %s%s, user %s: %s requests, %s, registered %s" % (d["style"], " (basic)" if d["basic"] else "", d["user"], d["requests"], nz(d["results"]), d["registered"])' ;;
+        stats) cat "$RUN/update-stats.json" ;;
+        *) die "usage: lab.sh update start [--style v6plus|transix] [--user U] [--pass P] [--basic] [--fail-first N] [--fail-status S] [--delay S] [--chunked] | stop | status | stats" ;;
+    esac
+}
+
+# ---- hb46pp_server.py
+HB46PP_USAGE="usage: lab.sh hb46pp start --answer FILE [--tls] [--cert server|wrong-name] [--dns] [hb46pp_server.py options]
+       lab.sh hb46pp stop | status | stats | answer FILE
+       lab.sh hb46pp fault status CODE|redirect [URL]|malformed KIND|close|delay S [--count N] | fault none"
+
+hb46pp_stop() {
+    stop_pidfile hb46pp
+    if [[ -f $RUN/hb46pp.dns ]]; then   # the records 'start --dns' added
+        rm -f "$RUN/hb46pp.dns"
+        dns_record del txt 4over6.info >/dev/null
+        dns_record del host "$HB46PP_NAME" >/dev/null
+    fi
+}
+
+hb46pp_start() {
+    local answer= tls=0 dns=0 cert=server opts=() i url
+    while (($#)); do
+        case $1 in
+            --answer) answer=${2:-}; shift 2 || die "--answer needs a file" ;;
+            --tls) tls=1; shift ;;
+            --cert) cert=${2:-}; shift 2 || die "--cert needs server|wrong-name" ;;
+            --dns) dns=1; shift ;;
+            --listen* | --http-port* | --https-port* | --key* | --stats* | --records* | --log* | --fault-file*)
+                die "hb46pp: $1 is fixed by lab.sh" ;;
+            *) opts+=("$1"); shift ;;
+        esac
+    done
+    [[ -n $answer && -f $answer ]] || die "hb46pp start: --answer FILE is needed (e.g. $LAB_SRC/hb46pp/dslite.json)"
+    [[ $cert == server || $cert == wrong-name ]] || die "hb46pp: --cert server|wrong-name"
+    [[ -f $RUN/tls/ca.pem ]] || tls_make
+    provider_net
+    cp "$answer" "$RUN/hb46pp-answer.json.tmp" && mv "$RUN/hb46pp-answer.json.tmp" "$RUN/hb46pp-answer.json"
+    rm -f "$RUN/hb46pp-stats.json" "$RUN/hb46pp-fault.json"
+    local tlsopts=()
+    ((tls)) && tlsopts=(--tls --cert "$RUN/tls/$cert.pem" --key "$RUN/tls/$cert.key")
+    start_bg hb46pp aftr hb46pp_server.py python3 -u "$LAB_SRC/hb46pp_server.py" --listen "$HB46PP_ADDR" \
+        --http-port 80 --https-port 443 --answer "$RUN/hb46pp-answer.json" --fault-file "$RUN/hb46pp-fault.json" \
+        --stats "$RUN/hb46pp-stats.json" --records "$RUN/hb46pp-records.jsonl" --log "$RUN/hb46pp.log" \
+        "${tlsopts[@]}" "${opts[@]}"
+    for i in $(seq 100); do
+        if [[ -s $RUN/hb46pp-stats.json && -n $(nsx aftr ss -Hltn "sport = :80") ]] &&
+            { ((!tls)) || [[ -n $(nsx aftr ss -Hltn "sport = :443") ]]; }; then
+            if ((dns)); then
+                if ((tls)); then url="url=https://$HB46PP_NAME/config t=b"; else url="url=http://$HB46PP_NAME/config t=a"; fi
+                dns_record add host "$HB46PP_NAME" "$HB46PP_ADDR" >/dev/null
+                dns_record add txt 4over6.info "v=v6mig-1 $url" >/dev/null
+                touch "$RUN/hb46pp.dns"
+            fi
+            say "hb46pp: http://[$HB46PP_ADDR]/config$( ((tls)) && echo " and https://$HB46PP_NAME/config (CA $RUN/tls/ca.pem)")" \
+                "(pid $(cut -d' ' -f1 "$PIDS/hb46pp.pid")), answer $answer$( ((dns)) && echo ", TXT 4over6.info and $HB46PP_NAME in the lab DNS");" \
+                "stats $RUN/hb46pp-stats.json"
+            return 0
+        fi
+        proc_running "$(cut -d' ' -f1 "$PIDS/hb46pp.pid")" || break
+        sleep 0.1
+    done
+    tail -n 20 "$RUN/hb46pp.out" >&2 || true
+    stop_pidfile hb46pp
+    die "hb46pp_server.py did not start"
+}
+
+# hb46pp_fault KIND [ARG] [--count N]: what the next requests get (see hb46pp_server.py)
+hb46pp_fault() {
+    local kind=${1:-} arg= count=-1
+    (($#)) && shift
+    case $kind in
+        none) ;;
+        status | malformed | delay) arg=${1:-}; [[ -n $arg ]] || die "$HB46PP_USAGE"; shift ;;
+        redirect) if [[ ${1:-} == http* ]]; then arg=$1; shift; fi ;;
+        close) ;;
+        *) die "$HB46PP_USAGE" ;;
+    esac
+    if [[ ${1:-} == --count ]]; then count=${2:-}; need_uint --count "$count"; shift 2; fi
+    (($# == 0)) || die "$HB46PP_USAGE"
+    python3 -c 'import json,os,sys
+k, a, c, f = sys.argv[1:5]
+json.dump({"kind": k, "arg": a or None, "count": int(c)}, open(f + ".tmp", "w"))
+os.replace(f + ".tmp", f)' "$kind" "$arg" "$count" "$RUN/hb46pp-fault.json"
+    say "hb46pp: fault $kind${arg:+ $arg} (count $count)"
+}
+
+cmd_hb46pp() {
+    local sub=${1:-}
+    (($#)) && shift
+    case $sub in
+        start | restart) need_lab; hb46pp_stop; hb46pp_start "$@" ;;
+        stop) hb46pp_stop; say "hb46pp: stopped" ;;
+        status)
+            if pid_alive hb46pp; then echo "hb46pp: running (pid $(cut -d' ' -f1 "$PIDS/hb46pp.pid"))"; else echo "hb46pp: not running"; fi
+            stats_print "$RUN/hb46pp-stats.json" \
+                '"%s requests %s, violations %s, fault %s, tls failures %s" % (d["requests"], d["by_status"], nz(d["violations"]), d["fault"], d["tls_failure_count"])' ;;
+        stats) cat "$RUN/hb46pp-stats.json" ;;
+        answer) [[ -f ${1:-} ]] || die "$HB46PP_USAGE"
+            cp "$1" "$RUN/hb46pp-answer.json.tmp" && mv "$RUN/hb46pp-answer.json.tmp" "$RUN/hb46pp-answer.json"
+            say "hb46pp: answer $1" ;;
+        fault) hb46pp_fault "$@" ;;
+        *) die "$HB46PP_USAGE" ;;
+    esac
+}
+
 # --------------------------------------------------------------- main
 usage() {
-    sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -2039,6 +2398,9 @@ main() {
         dns) cmd_dns "$@" ;;
         aftr) cmd_aftr "$@" ;;
         br) cmd_br "$@" ;;
+        ipip) cmd_ipip "$@" ;;
+        update) cmd_update "$@" ;;
+        hb46pp) cmd_hb46pp "$@" ;;
         lanhost) cmd_lanhost "$@" ;;
         lan-selftest) check_prereqs; cmd_lan_selftest ;;
         peers-selftest) check_prereqs; cmd_peers_selftest ;;

@@ -667,3 +667,124 @@ impl Lab {
         serde_json::from_slice(&out.stdout).expect("br.py --explain prints JSON")
     }
 }
+
+/// The provider side of a fixed-IPv4 service and of HB46PP (issue 20):
+/// tests/lab/ipip.py, update_server.py and hb46pp_server.py, run by
+/// `lab.sh ipip|update|hb46pp`; see tests/lab/README.md, "Fixed IPv4 and
+/// HB46PP".
+impl Lab {
+    /// The fixed-IPv4 tunnel end's IPv6 address (ipip.py).
+    pub const IPIP_REMOTE: &'static str = "2001:db8:77:cc::1";
+    /// The customer's fixed IPv4 address behind it.
+    pub const IPIP_IPV4: &'static str = "192.0.2.77";
+    /// The update URL with the lab's credentials (update_server.py, v6plus style).
+    pub const UPDATE_URL: &'static str =
+        "http://[2001:db8:77:ee::80]:8082/update?user=lab&pass=secret";
+    /// The HB46PP server's address and name (in the lab DNS after
+    /// `hb46pp_start(.., &["--dns"])`, and in its certificate).
+    pub const HB46PP_ADDR: &'static str = "2001:db8:77:ee::46";
+    pub const HB46PP_NAME: &'static str = "hb46pp.lab.example";
+
+    /// Starts (or restarts) ipip.py with options such as `["--mtu", "1460"]`;
+    /// the registration of an earlier run is kept (`ipip_register`).
+    pub fn ipip_start(&self, args: &[&str]) {
+        let mut a = vec!["ipip", "start"];
+        a.extend_from_slice(args);
+        self.script_ok(&a);
+    }
+
+    pub fn ipip_stop(&self) {
+        self.script_ok(&["ipip", "stop"]);
+    }
+
+    /// Registers `local` (None: nobody) as the customer's tunnel address,
+    /// as the update server does; ipip.py follows at once.
+    pub fn ipip_register(&self, local: Option<&str>) {
+        self.script_ok(&["ipip", "register", local.unwrap_or("none")]);
+    }
+
+    /// ipip.py's counters (SIGUSR1 makes it write them at once).
+    pub fn ipip_stats(&self) -> Value {
+        assert!(self.signal("ipip", 10), "ipip.py is not running");
+        std::thread::sleep(Duration::from_millis(300));
+        self.json_file("ipip-stats.json")
+    }
+
+    /// Starts (or restarts) the update server with update_server.py
+    /// options such as `["--style", "transix"]` or `["--basic"]`.
+    pub fn update_start(&self, args: &[&str]) {
+        let mut a = vec!["update", "start"];
+        a.extend_from_slice(args);
+        self.script_ok(&a);
+    }
+
+    pub fn update_stop(&self) {
+        self.script_ok(&["update", "stop"]);
+    }
+
+    /// The update server's counters and records (written after every request).
+    pub fn update_stats(&self) -> Value {
+        self.json_file("update-stats.json")
+    }
+
+    /// Starts (or restarts) the HB46PP server answering with `answer` (e.g.
+    /// [`Lab::hb46pp_answer_file`]`("dslite")`), plus `--tls`, `--dns`,
+    /// `--user U --pass P`, ... (see lab.sh).
+    pub fn hb46pp_start(&self, answer: &Path, args: &[&str]) {
+        let answer = answer.to_str().expect("UTF-8 path");
+        let mut a = vec!["hb46pp", "start", "--answer", answer];
+        a.extend_from_slice(args);
+        self.script_ok(&a);
+    }
+
+    pub fn hb46pp_stop(&self) {
+        self.script_ok(&["hb46pp", "stop"]);
+    }
+
+    /// Serve another answer from the next request on.
+    pub fn hb46pp_answer(&self, answer: &Path) {
+        self.script_ok(&["hb46pp", "answer", answer.to_str().expect("UTF-8 path")]);
+    }
+
+    /// A fault for the next requests: `["status", "503"]`, `["redirect"]`,
+    /// `["malformed", "truncated", "--count", "1"]`, `["close"]`, `["none"]`.
+    pub fn hb46pp_fault(&self, fault: &[&str]) {
+        let mut a = vec!["hb46pp", "fault"];
+        a.extend_from_slice(fault);
+        self.script_ok(&a);
+    }
+
+    /// The HB46PP server's counters and records (written after every request).
+    pub fn hb46pp_stats(&self) -> Value {
+        self.json_file("hb46pp-stats.json")
+    }
+
+    /// One of the answer files of tests/lab/hb46pp (`dslite`, `map_e`, `ipip`).
+    pub fn hb46pp_answer_file(name: &str) -> PathBuf {
+        workspace().join(format!("tests/lab/hb46pp/{name}.json"))
+    }
+
+    /// The lab CA's certificate (made by `lab.sh up`), which signs the
+    /// HB46PP server's.
+    pub fn lab_ca(&self) -> PathBuf {
+        self.run_dir.join("tls/ca.pem")
+    }
+
+    /// Adds a record to the lab DNS: `("txt", "4over6.info", "v=v6mig-1 ...")`
+    /// or `("host", "gw.transix.jp", "2001:db8:aaaa::1")`.
+    pub fn dns_add(&self, kind: &str, name: &str, value: &str) {
+        self.script_ok(&["dns", "add", kind, name, value]);
+    }
+
+    /// Removes a record added by [`Self::dns_add`].
+    pub fn dns_del(&self, kind: &str, name: &str) {
+        self.script_ok(&["dns", "del", kind, name]);
+    }
+
+    fn json_file(&self, name: &str) -> Value {
+        let path = self.run_dir.join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}

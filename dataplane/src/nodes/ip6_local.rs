@@ -2,7 +2,9 @@
 //! user's ip6tables INPUT chain, RFC 4890 section 4.4): everything from the
 //! LAN; from the WAN only DHCPv6 replies, DNS answers (the control thread's
 //! resolvers accept only answers to their pending queries, which is the
-//! "established" check), and the ICMPv6 the router needs. ND must come with
+//! "established" check), TCP of the router's own open connections (the
+//! reserve's ports; the control thread's TCP checks the rest), and the
+//! ICMPv6 the router needs. ND must come with
 //! hop limit 255 and MLD from a link-local source on either side; echo
 //! requests are limited per source. What passes is punted.
 
@@ -12,7 +14,7 @@ use crate::flow::ipv6_l4;
 use crate::graph::Cx;
 use crate::police::{self, PuntClass};
 use crate::tables::Port;
-use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_UDP};
+use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 crate::node_errors! {
     pub enum Error {
@@ -97,6 +99,9 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             || (l4.proto == PROTO_UDP
                 && l4.frag.is_none()
                 && (dport == DHCPV6_CLIENT_PORT || sport == DNS_PORT))
+            || (l4.proto == PROTO_TCP
+                && l4.frag.is_none()
+                && cx.police.reserve.tcp_flow(sport, dport))
         {
             Ok(())
         } else {

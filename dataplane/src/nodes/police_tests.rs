@@ -320,3 +320,59 @@ fn full_queue_keeps_room_for_the_reserve() {
     }
     assert!(ns_queued <= DEPTH - RESERVED_SLOTS, "{ns_queued} NS queued");
 }
+
+/// A TCP segment from the provisioning server to the router's WAN address.
+fn tcp_from_server(sport: u16, dport: u16) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x12; // SYN-ACK
+    let server: Ipv6Addr = "2001:db8:77:ee::46".parse().unwrap();
+    ipv6_frame(GW_MAC, server, crate::testkit::B4, 6, &tcp)
+}
+
+fn local_err(g: &Graph, name: &str) -> u64 {
+    let idx = NodeId::Ip6Local
+        .errors()
+        .iter()
+        .position(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("ip6-local has no counter {name}"));
+    g.stats.nodes[NodeId::Ip6Local as usize].errors[idx]
+}
+
+/// TCP from the WAN to the router passes only for the router's own open
+/// connections (issue 20: the HB46PP fetch over its own TCP); anything
+/// else stays `wan-not-allowed`.
+#[test]
+fn tcp_to_the_router_passes_only_for_its_own_connections() {
+    let fib = lab_fib();
+    let mut g = Graph::new();
+    let mut arena = FrameArena::new(MAX_BATCH);
+    let ours = tcp_from_server(443, 50000);
+    let other_port = tcp_from_server(443, 50001);
+    let other_server_port = tcp_from_server(80, 50000);
+    let frames = [
+        (Port::Wan, ours.as_slice()),
+        (Port::Wan, other_port.as_slice()),
+        (Port::Wan, other_server_port.as_slice()),
+    ];
+    arena.run(&mut g, &fib, &frames, MS);
+    assert_eq!(g.out.punt.as_slice().len(), 0);
+    assert_eq!(local_err(&g, "wan-not-allowed"), 3);
+    g.police.reserve.set_tcp_flows(&[(443, 50000)]);
+    arena.run(&mut g, &fib, &frames, 2 * MS);
+    let punted: Vec<&[u8]> = g
+        .out
+        .punt
+        .as_slice()
+        .iter()
+        .map(|&i| arena.packet(&g, i))
+        .collect();
+    assert_eq!(punted, vec![ours.as_slice()]);
+    assert_eq!(local_err(&g, "wan-not-allowed"), 5);
+    // Closed again: dropped again.
+    g.police.reserve.set_tcp_flows(&[]);
+    arena.run(&mut g, &fib, &frames[..1], 3 * MS);
+    assert_eq!(local_err(&g, "wan-not-allowed"), 6);
+}

@@ -28,6 +28,8 @@
 //! round and the previous [`Resolved`] stays available until a *different*
 //! answer replaces it.
 
+pub mod txt;
+
 #[cfg(test)]
 mod hickory_tests;
 #[cfg(test)]
@@ -480,17 +482,18 @@ pub struct AaaaAnswer {
     pub ttl: u32,
 }
 
-/// Validates a reply to `build_query(id, name, TYPE_AAAA)` and extracts the
-/// addresses.
-///
-/// Checks, in order: header length, QR, id, opcode, the echoed question
-/// (exactly one, case-insensitive name, AAAA, IN), TC, the framing of every
-/// record in all three sections, the response code (with the EDNS0
-/// extended bits), then follows CNAMEs from `name` inside the answer
-/// section (at most [`MAX_CNAME_CHAIN`], in any order) and collects the
-/// AAAA records of the final name. Records for other names or classes are
-/// ignored; bytes after the last counted record are ignored.
-pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer, DnsError> {
+/// The answer section of a validated reply, with the name the CNAME chain
+/// from the question ends at (the owner of the records asked for).
+struct Answers {
+    current: Name,
+    records: Vec<Record>,
+    /// Minimum TTL over the CNAME records followed.
+    ttl: u32,
+}
+
+/// What [`parse_aaaa_response`] and [`parse_txt_response`] share: every
+/// check up to and including the CNAME chain, for a question of `qtype`.
+fn parse_answers(id: u16, name: &str, qtype: RecordType, msg: &[u8]) -> Result<Answers, DnsError> {
     let qname = checked_name(name)?;
     let mut decoder = BinDecoder::new(msg);
     let header = Header::read(&mut decoder).map_err(|_| DnsError::Truncated)?;
@@ -512,7 +515,7 @@ pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer
     check_pointers(msg, HEADER_LEN)?;
     let question = hop::Query::read(&mut decoder).map_err(|e| decode_error(&e))?;
     if *question.name() != qname
-        || question.query_type() != RecordType::AAAA
+        || question.query_type() != qtype
         || question.query_class() != DNSClass::IN
     {
         return Err(DnsError::QuestionMismatch);
@@ -562,7 +565,29 @@ pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer
         }
         break;
     }
+    Ok(Answers {
+        current,
+        records: answers,
+        ttl,
+    })
+}
 
+/// Validates a reply to `build_query(id, name, TYPE_AAAA)` and extracts the
+/// addresses.
+///
+/// Checks, in order: header length, QR, id, opcode, the echoed question
+/// (exactly one, case-insensitive name, AAAA, IN), TC, the framing of every
+/// record in all three sections, the response code (with the EDNS0
+/// extended bits), then follows CNAMEs from `name` inside the answer
+/// section (at most [`MAX_CNAME_CHAIN`], in any order) and collects the
+/// AAAA records of the final name. Records for other names or classes are
+/// ignored; bytes after the last counted record are ignored.
+pub fn parse_aaaa_response(id: u16, name: &str, msg: &[u8]) -> Result<AaaaAnswer, DnsError> {
+    let Answers {
+        current,
+        records: answers,
+        mut ttl,
+    } = parse_answers(id, name, RecordType::AAAA, msg)?;
     let mut addrs = Vec::new();
     for record in &answers {
         if record.rtype != TYPE_AAAA || record.class != CLASS_IN || record.owner != current {
