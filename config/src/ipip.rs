@@ -85,7 +85,10 @@ pub enum LocalPrefix {
 
 /// `update`: the provider's registration URL, with optional HTTP Basic.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping of url, username, password")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of url, username, password"
+)]
 pub struct Update {
     #[serde(deserialize_with = "check::checked::<_, UpdateUrl>")]
     pub url: String,

@@ -15,9 +15,9 @@ mod cpu;
 mod de;
 mod error;
 mod firewall;
+mod ipip;
 mod lan;
 mod locate;
-mod ipip;
 mod map_e;
 mod types;
 
@@ -36,11 +36,11 @@ pub use error::ConfigError;
 /// kernel before the AF_XDP socket, so a larger MTU would only blackhole.
 pub const MAX_MTU: u16 = 1778;
 pub use firewall::{Firewall, FirewallTimeouts, Pinhole, PinholeHost, PinholeProto, PortRange};
+pub use ipip::{Ipip, LocalPrefix, Update as IpipUpdate};
 pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, Ipv6Mode, LeaseTime,
     LeaseTimeOrInt, MacAddr, RaSettings, StaticLease,
 };
-pub use ipip::{Ipip, LocalPrefix, Update as IpipUpdate};
 pub use map_e::{ForwardProto, MapE, MapIidFormat, MapRuleChoice, MapRuleSpec, PortForward};
 pub use types::{
     Aftr, B4Source, CpuId, DuidType, IfName, IidMode, Ipv4Cidr, Ipv6Cidr, Ipv6Prefix64, LogLevel,
@@ -807,8 +807,7 @@ impl Config {
             LocalPrefix::Pd if wan6.dhcpv6_pd.is_none() => {
                 return Err(Refusal::value(
                     "ipip.local_prefix",
-                    "pd, but wan.ipv6.dhcpv6_pd is off (expected wan, or dhcpv6_pd on)"
-                        .to_owned(),
+                    "pd, but wan.ipv6.dhcpv6_pd is off (expected wan, or dhcpv6_pd on)".to_owned(),
                 ))
             }
             LocalPrefix::Wan if !wan6.slaac && wan6.address.is_none() => {
@@ -1062,10 +1061,10 @@ impl Refusal {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ipip;
+#[cfg(test)]
 mod tests_lan_mode;
 #[cfg(test)]
 mod tests_map_e;
-#[cfg(test)]
-mod tests_ipip;
 #[cfg(test)]
 mod tests_mtu;

@@ -108,16 +108,38 @@ fn refuses_bad_values_where_they_are() {
     let text = format!("{BASE}{}", EXAMPLE.replace("2001:db8:77:cc::1", "fe80::1"));
     refused(&text, 7, 11, "ipip.remote", &["link-local"]);
     let text = format!("{BASE}{}", EXAMPLE.replace("port: 8080", "port: 80"));
-    refused(&text, 13, 27, "ipip.port_forwards[0].port", &["below the NAPT's range"]);
-    let text = format!("{BASE}{}", EXAMPLE.replace("192.168.2.20:8080", "10.0.0.20:8080"));
-    refused(&text, 13, 37, "ipip.port_forwards[0].to", &["not a host of the LAN"]);
-    let text = format!("{BASE}{EXAMPLE}  local_prefix: pd\n").replace("wan0\n", "wan0\n  ipv6: { dhcpv6_pd: false }\n");
+    refused(
+        &text,
+        13,
+        27,
+        "ipip.port_forwards[0].port",
+        &["below the NAPT's range"],
+    );
+    let text = format!(
+        "{BASE}{}",
+        EXAMPLE.replace("192.168.2.20:8080", "10.0.0.20:8080")
+    );
+    refused(
+        &text,
+        13,
+        37,
+        "ipip.port_forwards[0].to",
+        &["not a host of the LAN"],
+    );
+    let text = format!("{BASE}{EXAMPLE}  local_prefix: pd\n")
+        .replace("wan0\n", "wan0\n  ipv6: { dhcpv6_pd: false }\n");
     refused(&text, 15, 17, "ipip.local_prefix", &["dhcpv6_pd is off"]);
     let text = format!(
         "{BASE}{}",
         EXAMPLE.replace("pass=secret\"\n", "pass=secret\"\n    password: hunter2\n")
     );
-    refused(&text, 11, 5, "ipip.update", &["only one of username and password"]);
+    refused(
+        &text,
+        11,
+        5,
+        "ipip.update",
+        &["only one of username and password"],
+    );
 }
 
 /// A URL that does not parse is refused without being quoted: it may
