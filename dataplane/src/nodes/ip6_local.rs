@@ -2,7 +2,9 @@
 //! user's ip6tables INPUT chain, RFC 4890 section 4.4): everything from the
 //! LAN; from the WAN only DHCPv6 replies, DNS answers (the control thread's
 //! resolvers accept only answers to their pending queries, which is the
-//! "established" check), and the ICMPv6 the router needs. ND must come with
+//! "established" check), TCP answering the router's own connections (ACK
+//! set, to an ephemeral port: its HTTP client takes only segments of its
+//! open connection, the same check), and the ICMPv6 the router needs. ND must come with
 //! hop limit 255 and MLD from a link-local source on either side; echo
 //! requests are limited per source. What passes is punted.
 
@@ -12,7 +14,7 @@ use crate::flow::ipv6_l4;
 use crate::graph::Cx;
 use crate::police::{self, PuntClass};
 use crate::tables::Port;
-use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_UDP};
+use crate::wire::{be16, ETH_LEN, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 crate::node_errors! {
     pub enum Error {
@@ -26,6 +28,10 @@ crate::node_errors! {
 
 const DHCPV6_CLIENT_PORT: u16 = 546;
 const DNS_PORT: u16 = 53;
+/// The router's own TCP connections (`ipoe_proto::http::fetch`) use source
+/// ports from here up (RFC 6335's dynamic range).
+const EPHEMERAL_FIRST: u16 = 49152;
+const TCP_ACK: u8 = 0x10;
 
 pub fn process(cx: &mut Cx, pkts: &[u16]) {
     for &i in pkts {
@@ -97,6 +103,10 @@ pub fn process(cx: &mut Cx, pkts: &[u16]) {
             || (l4.proto == PROTO_UDP
                 && l4.frag.is_none()
                 && (dport == DHCPV6_CLIENT_PORT || sport == DNS_PORT))
+            || (l4.proto == PROTO_TCP
+                && l4.frag.is_none()
+                && dport >= EPHEMERAL_FIRST
+                && up.get(13).is_some_and(|f| f & TCP_ACK != 0))
         {
             Ok(())
         } else {
