@@ -356,7 +356,9 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show runtime" => report::runtime(router),
         "show neighbors" => report::neighbors(router),
         // Secrets (the update URL's credentials) never leave the daemon.
-        "show config" => json!({"yaml": router.config.masked().to_yaml(), "path": router.config_path}),
+        "show config" => {
+            json!({"yaml": router.config.masked().to_yaml(), "path": router.config_path})
+        }
         "show wan" => report::wan(router),
         "show pd" => report::pd(router),
         "show tunnel" => report::tunnel(router),
