@@ -54,10 +54,13 @@ fn registrations_from(lab: &Lab, local: &str) -> Vec<Value> {
 }
 
 fn registered(lab: &Lab, local: &str, secs: u64) -> bool {
-    lab.wait_for(Duration::from_secs(secs), || {
+    let took = lab.wait_for(Duration::from_secs(secs), || {
         lab.update_stats()["registered"]["local"] == local
-    })
-    .is_some()
+    });
+    if let Some(t) = took {
+        eprintln!("{local} registered after {:.1} s", t.as_secs_f64());
+    }
+    took.is_some()
 }
 
 fn http_log(lab: &Lab) -> String {
@@ -102,8 +105,8 @@ while True:
     child
 }
 
-/// inet connects to `addr`:`port`; the server's line or the error.
-fn tcp_ask(lab: &Lab, addr: &str, port: u16) -> Result<String, String> {
+/// `ns` connects to `addr`:`port`; the server's line or the error.
+fn tcp_ask(lab: &Lab, ns: &str, addr: &str, port: u16) -> Result<String, String> {
     let script = format!(
         r#"
 import socket
@@ -118,7 +121,7 @@ while True:
 print(data.decode().strip())
 "#
     );
-    let r = lab.exec("inet", &["python3", "-c", &script]);
+    let r = lab.exec(ns, &["python3", "-c", &script]);
     if r.ok {
         Ok(r.stdout.trim().to_owned())
     } else {
@@ -188,7 +191,7 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
     let mut server = tcp_server(&lab);
     let mut answer = Err(String::new());
     lab.wait_for(Duration::from_secs(15), || {
-        answer = tcp_ask(&lab, FIXED, 8080);
+        answer = tcp_ask(&lab, "inet", FIXED, 8080);
         answer.is_ok()
     });
     assert_eq!(
@@ -197,6 +200,15 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
         "{}",
         lab.ctl(&["show", "errors"]).stdout
     );
+    // Hairpinning: lan1 reaches the forward at the fixed address, lan2
+    // sees the fixed address, and nothing of it enters the tunnel.
+    let before = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);
+    assert_eq!(
+        tcp_ask(&lab, "lan1", FIXED, 8080),
+        Ok(format!("server sees {FIXED}"))
+    );
+    let after = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);
+    assert_eq!(before, after, "the hairpin went through the tunnel end");
     ipoe_tests::terminate(&mut server);
 
     // Renumbering: hgw advertises another /64, the old one deprecated.
@@ -232,11 +244,19 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
     assert_eq!(t["ipip"]["local"], MOVED, "{t}");
     assert!(t["ipip"]["local_changes"].as_u64().unwrap_or(0) >= 1, "{t}");
     let before = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);
+    let t0 = std::time::Instant::now();
     assert!(
         lab.fetch_within("lan1", SERVER_URL, Duration::from_secs(30)),
         "traffic did not resume after the renumbering:\n{}",
         lab.ipoed_log()
     );
+    eprintln!(
+        "traffic again {:.1} s after the re-registration",
+        t0.elapsed().as_secs_f64()
+    );
+    for line in lab.ipoed_log().lines().filter(|l| l.contains("ipip")) {
+        eprintln!("ipoed: {line}");
+    }
     let stats = lab.ipip_stats();
     assert!(stats["decap_ok"].as_u64().unwrap_or(0) > before, "{stats}");
     assert_eq!(stats["registered_local"], MOVED, "{stats}");
