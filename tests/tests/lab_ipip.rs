@@ -336,3 +336,34 @@ fn ipip_wrong_remote_is_silent_and_a_failed_registration_is_retried() {
     assert_eq!(s["results"]["injected-failure"], 1, "{s}");
     no_secret(&lab);
 }
+
+/// An update URL naming its server (as the real ones do): the name is
+/// resolved with the DNS servers the WAN learned, and the GET goes to the
+/// answer from the local address, with transix-style credentials.
+#[test]
+fn ipip_update_url_by_name_is_resolved_with_the_wan_dns() {
+    let mut lab = Lab::fresh(1);
+    lab.ipip_start(&[]);
+    lab.ipip_register(None);
+    lab.update_start(&["--style", "transix"]);
+    lab.dns_add("host", "update.lab.example", "2001:db8:77:ee::80");
+    let update = "  update:\n    url: \"http://update.lab.example:8082/request?username=lab&password=secret\"\n";
+    lab.start_ipoed(&config(&lab, Lab::IPIP_REMOTE, update, ""));
+    assert!(registered(&lab, LOCAL, 60), "{}", lab.ipoed_log());
+    let regs = registrations_from(&lab, LOCAL);
+    assert_eq!(regs[0]["path"], "/request");
+    assert_eq!(regs[0]["host"], "update.lab.example:8082");
+    let t = lab.ctl_json(&["show", "tunnel"]);
+    assert_eq!(
+        t["ipip"]["update"]["server"]["address"], "2001:db8:77:ee::80",
+        "{t}"
+    );
+    assert!(
+        lab.fetch_within("lan1", SERVER_URL, Duration::from_secs(30)),
+        "{}",
+        lab.ipoed_log()
+    );
+    let log = lab.ipoed_log();
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(log.contains("password=***"), "{log}");
+}
