@@ -15,6 +15,7 @@ mod cpu;
 mod de;
 mod error;
 mod firewall;
+mod ipip;
 mod lan;
 mod locate;
 mod map_e;
@@ -36,6 +37,7 @@ pub use error::ConfigError;
 /// kernel before the AF_XDP socket, so a larger MTU would only blackhole.
 pub const MAX_MTU: u16 = 1778;
 pub use firewall::{Firewall, FirewallTimeouts, Pinhole, PinholeHost, PinholeProto, PortRange};
+pub use ipip::{Ipip, LocalPrefix, Update as IpipUpdate};
 pub use lan::{
     Dhcpv4, Dhcpv6Mode, DnsChoice, DomainName, HostName, Ipv4Range, Ipv6Mode, LeaseTime,
     LeaseTimeOrInt, MacAddr, RaSettings, StaticLease,
@@ -99,8 +101,12 @@ pub struct Config {
     /// `None`: no MAP-E. Refused together with `dslite`.
     #[serde(default)]
     pub map_e: Option<MapE>,
-    /// How the IPv4 method is found when neither `dslite` nor `map_e` is
-    /// given. Absent: all defaults (HB46PP on).
+    /// `None`: no fixed IPv4 over IPIP. Refused together with `dslite` or
+    /// `map_e`.
+    #[serde(default)]
+    pub ipip: Option<Ipip>,
+    /// How the IPv4 method is found when none of `dslite`, `map_e`, `ipip`
+    /// is given. Absent: all defaults (HB46PP on).
     #[serde(default, deserialize_with = "de::section")]
     pub provisioning: Provisioning,
     /// Absent: all defaults (on).
@@ -424,25 +430,39 @@ impl Config {
         })
     }
 
-    /// Whether the config names its IPv4 method (`dslite` or `map_e`):
-    /// then discovery does not run.
+    /// Whether the config names its IPv4 method (`dslite`, `map_e` or
+    /// `ipip`): then discovery does not run.
     pub fn ipv4_method_given(&self) -> bool {
-        self.dslite.is_some() || self.map_e.is_some()
+        self.dslite.is_some() || self.map_e.is_some() || self.ipip.is_some()
     }
 
     /// MTU of IPv4 inside the DS-Lite tunnel: the configured one, else
     /// `wan.mtu - 40` (the outer IPv6 header).
+    /// With `ipip`: `ipip.mtu`, else 1460 (the fixed-IP services'), no
+    /// more than `wan.mtu - 40`.
     pub fn tunnel_mtu(&self) -> u16 {
-        self.dslite
-            .as_ref()
-            .and_then(|d| d.mtu)
-            .unwrap_or(self.wan.mtu - de::IPV6_HEADER)
+        let link = self.wan.mtu - de::IPV6_HEADER;
+        if let Some(ipip) = &self.ipip {
+            return ipip.mtu.unwrap_or(Ipip::DEFAULT_MTU.min(link));
+        }
+        self.dslite.as_ref().and_then(|d| d.mtu).unwrap_or(link)
     }
 
     /// The TCP MSS clamp for IPv4 through the DS-Lite tunnel; `None` without
     /// DS-Lite or with `dslite.mss_clamp: false`.
     pub fn mss_clamp_v4(&self) -> Option<u16> {
-        self.dslite.as_ref().and_then(|d| d.mss_clamp)
+        match &self.ipip {
+            Some(ipip) => ipip.mss_clamp,
+            None => self.dslite.as_ref().and_then(|d| d.mss_clamp),
+        }
+    }
+
+    /// The configuration as `show config` prints it: the secrets of
+    /// `ipip.update` (the URL's credentials, the password) masked.
+    pub fn masked(&self) -> Config {
+        let mut c = self.clone();
+        c.ipip = c.ipip.as_ref().map(Ipip::masked);
+        c
     }
 
     /// Defaults that depend on other keys, which serde cannot see: a
@@ -453,6 +473,11 @@ impl Config {
             let written = locate::locate(text, "dslite.mss_clamp", Target::Key).is_some();
             if !written {
                 dslite.mss_clamp = dslite.mss_clamp.map(|mss| mss.min(max));
+            }
+        }
+        if let Some(ipip) = self.ipip.as_mut() {
+            if locate::locate(text, "ipip.mss_clamp", Target::Key).is_none() {
+                ipip.mss_clamp = ipip.mss_clamp.map(|mss| mss.min(max));
             }
         }
     }
@@ -564,12 +589,30 @@ impl Config {
             }
         }
 
+        if let Some(mtu) = self.ipip.as_ref().and_then(|d| d.mtu) {
+            let max = self.wan.mtu - de::IPV6_HEADER;
+            if mtu > max {
+                return Err(Refusal::value(
+                    "ipip.mtu",
+                    format!(
+                        "{mtu} does not fit in wan.mtu {} with the 40-byte IPv6 header \
+                         (expected a tunnel MTU between 1240 and {max})",
+                        self.wan.mtu
+                    ),
+                ));
+            }
+        }
+
         if let Some(mss) = self.mss_clamp_v4() {
             let mtu = self.tunnel_mtu();
             let max = mtu - de::TCP_IP_HEADERS;
             if mss > max {
                 return Err(Refusal::value(
-                    "dslite.mss_clamp",
+                    if self.ipip.is_some() {
+                        "ipip.mss_clamp"
+                    } else {
+                        "dslite.mss_clamp"
+                    },
                     format!(
                         "{mss} does not fit in the tunnel MTU {mtu} with the 20-byte IPv4 \
                          and 20-byte TCP headers (expected false, or an MSS between {} and {max})",
@@ -581,6 +624,7 @@ impl Config {
 
         self.check_firewall()?;
         self.check_map_e()?;
+        self.check_ipip()?;
         provisioning::check(&self.provisioning).map_err(|(k, m)| Refusal::value(k, m))?;
 
         if let Some(m) = self.control.metrics {
@@ -719,6 +763,122 @@ impl Config {
                         "port {} can be in no port set under the rule: {why} (expected a \
                          port of the router's set, `ipoectl show map` lists it)",
                         f.port
+                    ),
+                ));
+            }
+            if !seen.insert((f.proto, f.port)) {
+                return Err(Refusal::value(
+                    format!("{path}.port"),
+                    format!(
+                        "{} port {} is forwarded twice (expected each port once per protocol)",
+                        f.proto, f.port
+                    ),
+                ));
+            }
+            let host = *f.to.ip();
+            if !lan.contains(&host)
+                || host == lan.network()
+                || host == lan.broadcast()
+                || host == lan.addr
+            {
+                return Err(Refusal::value(
+                    format!("{path}.to"),
+                    format!(
+                        "{host} is not a host of the LAN {}/{} other than the router \
+                         (expected a LAN host such as {}:8080)",
+                        lan.network(),
+                        lan.len,
+                        std::net::Ipv4Addr::from(u32::from(lan.network()) + 20)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ipip`: alone (not with `dslite` or `map_e`); a prefix to form the
+    /// local address in; Basic auth with both of its halves; port forwards
+    /// in the NAPT's range 1024-65535, to LAN hosts, each (proto, port) once.
+    fn check_ipip(&self) -> Result<(), Refusal> {
+        let Some(ipip) = &self.ipip else {
+            return Ok(());
+        };
+        let other = match (&self.dslite, &self.map_e) {
+            (Some(_), _) => Some("dslite"),
+            (_, Some(_)) => Some("map_e"),
+            _ => None,
+        };
+        if let Some(other) = other {
+            return Err(Refusal::value(
+                "ipip",
+                format!(
+                    "ipip and {other} are both set (expected one way of carrying IPv4: \
+                     one of dslite, map_e, ipip)"
+                ),
+            ));
+        }
+        let wan6 = &self.wan.ipv6;
+        match ipip.local_prefix {
+            LocalPrefix::Pd if wan6.dhcpv6_pd.is_none() => {
+                return Err(Refusal::value(
+                    "ipip.local_prefix",
+                    "pd, but wan.ipv6.dhcpv6_pd is off (expected wan, or dhcpv6_pd on)".to_owned(),
+                ))
+            }
+            LocalPrefix::Wan if !wan6.slaac && wan6.address.is_none() => {
+                return Err(Refusal::value(
+                    "ipip.local_prefix",
+                    "wan, but wan.ipv6.slaac is off and wan.ipv6.address is not set \
+                     (expected a WAN /64, or local_prefix: pd)"
+                        .to_owned(),
+                ))
+            }
+            _ => {}
+        }
+        let lan = &self.lan.ipv4;
+        if lan.contains(&ipip.ipv4) {
+            return Err(Refusal::value(
+                "ipip.ipv4",
+                format!(
+                    "{} is inside the LAN {}/{} (expected the contract's global address)",
+                    ipip.ipv4,
+                    lan.network(),
+                    lan.len
+                ),
+            ));
+        }
+        if let Some(u) = &ipip.update {
+            if u.username.is_some() != u.password.is_some() {
+                return Err(Refusal::value(
+                    "ipip.update",
+                    "only one of username and password (expected both for HTTP Basic, \
+                     or neither)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let forwards = &ipip.port_forwards;
+        if forwards.len() > Ipip::MAX_PORT_FORWARDS {
+            return Err(Refusal::value(
+                format!("ipip.port_forwards[{}]", Ipip::MAX_PORT_FORWARDS),
+                format!(
+                    "{} port forwards listed (expected at most {})",
+                    forwards.len(),
+                    Ipip::MAX_PORT_FORWARDS
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, f) in forwards.iter().enumerate() {
+            let path = format!("ipip.port_forwards[{i}]");
+            if f.port < Ipip::FIRST_PORT {
+                return Err(Refusal::value(
+                    format!("{path}.port"),
+                    format!(
+                        "port {} is below the NAPT's range (expected a port between {} \
+                         and 65535)",
+                        f.port,
+                        Ipip::FIRST_PORT
                     ),
                 ));
             }
@@ -915,6 +1075,8 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipip;
 #[cfg(test)]
 mod tests_lan_mode;
 #[cfg(test)]

@@ -265,7 +265,7 @@ fn refuses_unknown_top_level_key() {
         None,
         &[
             "unknown key `dslte`",
-            "expected one of `wan`, `lan`, `dslite`, `map_e`, `provisioning`, `firewall`, `dataplane`, `control`",
+            "expected one of `wan`, `lan`, `dslite`, `map_e`, `ipip`, `provisioning`, `firewall`, `dataplane`, `control`",
         ],
     );
 }

@@ -355,7 +355,12 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show errors" => report::errors(router),
         "show runtime" => report::runtime(router),
         "show neighbors" => report::neighbors(router),
-        "show config" => json!({"yaml": router.file_config.to_yaml(), "path": router.config_path}),
+        // The file's config, not the effective one (discovery's method is
+        // in `show tunnel`), and its secrets (the update URL's credentials)
+        // never leave the daemon.
+        "show config" => {
+            json!({"yaml": router.file_config.masked().to_yaml(), "path": router.config_path})
+        }
         "show wan" => report::wan(router),
         "show pd" => report::pd(router),
         "show tunnel" => report::tunnel(router),

@@ -115,7 +115,7 @@ pub struct Router {
     wan_carrier: bool,
     lan_carrier: bool,
     /// Notices an AFTR that stopped answering (checked with the carrier).
-    tunnel_watch: ipoe_proto::tunnel_watch::TunnelWatch,
+    pub tunnel_watch: ipoe_proto::tunnel_watch::TunnelWatch,
     /// WAN tx packets at the last neighbor-use check.
     wan_tx_seen: u64,
     carrier_checked: Instant,
@@ -153,6 +153,9 @@ pub struct Router {
     pub multicast: crate::multicast::Multicast,
     /// MAP-E: the CE's mapping and the NAPT44 bindings (issue 18).
     pub map: crate::map_e::MapState,
+    /// Fixed IPv4 over IPIP: the local address, the NAPT44 bindings onto
+    /// the fixed /32 and the registration at the update URL (issue 20).
+    pub ipip: crate::ipip::IpipState,
     /// The routed ND proxy for a proxied WAN /64 (issue 19): off (no
     /// prefix) unless the LAN uses the WAN RA's /64.
     pub ndproxy: NdProxy,
@@ -200,7 +203,14 @@ impl Router {
         let firewall = crate::firewall::Firewall::new(&config, now);
         let mut map = crate::map_e::MapState::default();
         map.update(&config, &learned, &firewall.sessions);
-        let base_fib = base_fib(&config, &wan, &lan, &learned, &map);
+        let mut ipip = crate::ipip::IpipState::default();
+        ipip.update(
+            &config,
+            &learned,
+            wan6.ra_prefix(now).map(|a| a.addr),
+            &firewall.sessions,
+        );
+        let base_fib = base_fib(&config, &wan, &lan, &learned, &map, &ipip);
         let fib = SharedFib::new(base_fib.clone());
         let neigh = NeighborEngine::new(
             NeighConfig {
@@ -212,8 +222,8 @@ impl Router {
                 retrans: Duration::from_secs(1),
                 max_probes: 3,
             },
-            iface_addrs(&base_fib, Port::Wan, &learned, &map),
-            iface_addrs(&base_fib, Port::Lan, &learned, &map),
+            iface_addrs(&base_fib, Port::Wan, &learned, &map, &ipip),
+            iface_addrs(&base_fib, Port::Lan, &learned, &map, &ipip),
             now,
         );
 
@@ -362,6 +372,7 @@ impl Router {
             metrics_inbox_dropped: 0,
             multicast,
             map,
+            ipip,
             ndproxy,
             ndproxy_generation: 0,
             ndproxy_noted: now,
@@ -393,6 +404,10 @@ impl Router {
                             self.metrics_inbox_dropped += 1;
                         }
                     }
+                    // The update GET's TCP (ip6-local admits only the
+                    // flows in the reserve).
+                    PuntReason::Local
+                        if side == Side::Wan && self.ipip.handle_frame(pf.bytes()) => {}
                     PuntReason::Local if side == Side::Lan && lan::wants(pf.bytes()) => {
                         self.lan_services.handle_frame(now, pf.bytes(), &mut txs);
                     }
@@ -416,6 +431,7 @@ impl Router {
                             && !self.wan6.handle_frame(now, pf.bytes())
                             && !self.lan_services.handle_upstream(now, pf.bytes(), &mut txs)
                             && !self.zeroconf.handle_frame(now, pf.bytes())
+                            && !self.ipip.handle_dns(now, pf.bytes())
                         {
                             self.wan6.counters.rx_unexpected += 1;
                         }
@@ -528,11 +544,17 @@ impl Router {
             self.touch_neighbors(now, &snaps);
         }
         let ce = self.map.on_link_ce(&self.learned.wan_candidates);
+        let local = self.ipip.on_link_local(&self.learned.wan_candidates);
         let mut ce_failed = false;
+        let mut local_failed = false;
         for (side, addr) in self.neigh.dad_failed() {
             if side == Side::Wan && Some(addr) == ce {
                 // map_e::CeDad logs, counts and withdraws it.
                 ce_failed = true;
+                continue;
+            }
+            if side == Side::Wan && Some(addr) == local {
+                local_failed = true;
                 continue;
             }
             if side == Side::Wan && !self.dad_reported.contains(&addr) {
@@ -542,11 +564,29 @@ impl Router {
             }
         }
         let ce_usable = ce.is_some_and(|a| self.neigh.usable_ipv6(Side::Wan).contains(&a));
-        if self.map.dad.observe(now, ce, ce_usable, ce_failed) {
+        let local_usable = local.is_some_and(|a| self.neigh.usable_ipv6(Side::Wan).contains(&a));
+        let ipip_dad = self
+            .ipip
+            .dad
+            .observe(now, local, local_usable, local_failed);
+        if self.map.dad.observe(now, ce, ce_usable, ce_failed) | ipip_dad {
             // Withdrawn (no tunnel, not answered) or back for a new DAD.
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
+            self.base_fib = base_fib(
+                &self.config,
+                &self.wan,
+                &self.lan,
+                &self.learned,
+                &self.map,
+                &self.ipip,
+            );
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
-            let addrs = iface_addrs(&self.base_fib, Port::Wan, &self.learned, &self.map);
+            let addrs = iface_addrs(
+                &self.base_fib,
+                Port::Wan,
+                &self.learned,
+                &self.map,
+                &self.ipip,
+            );
             self.neigh.set_addrs(Side::Wan, addrs, now);
             self.base_changed = true;
         }
@@ -563,27 +603,51 @@ impl Router {
         self.punt_reserve.set_dhcp6_xid(self.wan6.reserved_xid());
         self.transmit(now, sends, out);
         let learned = self.wan6.learned(&self.neigh.usable_ipv6(Side::Wan));
-        if learned != self.learned {
+        // The WAN /64 of IPIP's local address: a new or deprecated RA prefix
+        // need not change `learned`.
+        let wan64 = self.wan6.ra_prefix(now).map(|a| a.addr);
+        if learned != self.learned || self.ipip.wan64_changed(&self.config, wan64) {
             log_learned(&self.learned, &learned);
             let map_changed = self
                 .map
-                .update(&self.config, &learned, &self.firewall.sessions);
+                .update(&self.config, &learned, &self.firewall.sessions)
+                | self
+                    .ipip
+                    .update(&self.config, &learned, wan64, &self.firewall.sessions);
             let addrs_changed = learned.wan_candidates != self.learned.wan_candidates
                 || learned.lan_address != self.learned.lan_address
                 || map_changed;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &learned, &self.map);
+            self.base_fib = base_fib(
+                &self.config,
+                &self.wan,
+                &self.lan,
+                &learned,
+                &self.map,
+                &self.ipip,
+            );
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             if addrs_changed {
                 for p in [Port::Wan, Port::Lan] {
-                    let addrs = iface_addrs(&self.base_fib, p, &learned, &self.map);
+                    let addrs = iface_addrs(&self.base_fib, p, &learned, &self.map, &self.ipip);
                     self.neigh.set_addrs(side(p), addrs, now);
                 }
             }
             self.learned = learned;
             self.base_changed = true;
         }
+        // Discovery first: a new outcome may change the ipip section the
+        // registration below works from.
         let next_zc = self.poll_zeroconf(now, out);
-        [next, next_zc].into_iter().flatten().min()
+        let next_ipip = self.poll_ipip(now, out);
+        [next, next_zc, next_ipip].into_iter().flatten().min()
+    }
+
+    /// The router's own open TCP connections on the WAN (the HB46PP fetch,
+    /// the IPIP update GET) for ip6-local: only their segments pass.
+    fn publish_tcp_flows(&self) {
+        let mut flows = self.zeroconf.tcp_flows();
+        flows.extend(self.ipip.tcp_flows());
+        self.punt_reserve.set_tcp_flows(&flows);
     }
 
     /// Runs IPv4 discovery on what the WAN learned; a new outcome is
@@ -613,7 +677,7 @@ impl Router {
         let mut sends = Vec::new();
         let next = self.zeroconf.poll(now, &view, &mut sends);
         // Before the SYN leaves, so the SYN-ACK finds its slot.
-        self.punt_reserve.set_tcp_flows(&self.zeroconf.tcp_flows());
+        self.publish_tcp_flows();
         self.transmit(now, sends, out);
         if self.zeroconf.take_changed() {
             let effective =
@@ -624,6 +688,43 @@ impl Router {
                 Err(e) => log::error!("ipv4: the discovered method cannot be applied: {e}"),
             }
         }
+        next
+    }
+
+    /// Registers IPIP's local address at the update URL (explicit or
+    /// from HB46PP's answer through `self.config`).
+    fn poll_ipip(&mut self, now: Instant, out: &mut Vec<Outgoing>) -> Option<Instant> {
+        // The update GET leaves from the local address once it may be used:
+        // passed DAD when on-link, at once inside the delegated prefix.
+        let local_ok = match self.ipip.current {
+            Some(d)
+                if self
+                    .ipip
+                    .on_link_local(&self.learned.wan_candidates)
+                    .is_some() =>
+            {
+                self.neigh.usable_ipv6(Side::Wan).contains(&d.local)
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let wan_view = crate::ipip::WanView {
+            gateway: self.learned.gateway,
+            mac: self.wan.mac,
+            dns_source: self.learned.wan_address,
+            dns_servers: self.wan6.dns_servers(now),
+            hop_limit: self
+                .learned
+                .hop_limit
+                .unwrap_or(ipoe_dataplane::nodes::dslite_encap::OUTER_HOP_LIMIT),
+        };
+        let mut txs = Vec::new();
+        let next = self
+            .ipip
+            .poll(now, &self.config, local_ok, &wan_view, &mut txs);
+        // Before the SYN leaves, so the SYN-ACK finds its slot.
+        self.publish_tcp_flows();
+        self.transmit(now, txs, out);
         next
     }
 
@@ -661,7 +762,12 @@ impl Router {
             .map(|t| t.aftr)
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
         if let Some(e) = self.tunnel_watch.check(now, encap, decap) {
-            let (level, text) = tunnel_event_text(self.map.current.is_some(), &aftr, e);
+            let (level, text) = match (&self.config.ipip, self.ipip.current) {
+                (Some(_), Some(d)) => {
+                    crate::ipip::tunnel_event_text(&aftr, &d.local.to_string(), e)
+                }
+                _ => tunnel_event_text(self.map.current.is_some(), &aftr, e),
+            };
             log::log!(level, "{text}");
         }
     }
@@ -679,7 +785,14 @@ impl Router {
         if stale != self.stale_prefixes {
             log::info!("lan: prefixes being renumbered away: {stale:?}");
             self.stale_prefixes = stale;
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
+            self.base_fib = base_fib(
+                &self.config,
+                &self.wan,
+                &self.lan,
+                &self.learned,
+                &self.map,
+                &self.ipip,
+            );
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             self.base_changed = true;
         }
@@ -907,10 +1020,20 @@ impl Router {
         if plan.tables || plan.wan || plan.lan {
             self.map
                 .update(&self.config, &self.learned, &self.firewall.sessions);
-            self.base_fib = base_fib(&self.config, &self.wan, &self.lan, &self.learned, &self.map);
+            let wan64 = self.wan6.ra_prefix(now).map(|a| a.addr);
+            self.ipip
+                .update(&self.config, &self.learned, wan64, &self.firewall.sessions);
+            self.base_fib = base_fib(
+                &self.config,
+                &self.wan,
+                &self.lan,
+                &self.learned,
+                &self.map,
+                &self.ipip,
+            );
             self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
             for p in [Port::Wan, Port::Lan] {
-                let addrs = iface_addrs(&self.base_fib, p, &self.learned, &self.map);
+                let addrs = iface_addrs(&self.base_fib, p, &self.learned, &self.map, &self.ipip);
                 self.neigh.set_addrs(side(p), addrs, now);
             }
             self.base_changed = true;
@@ -1031,6 +1154,7 @@ fn base_fib(
     lan: &Interface,
     learned: &Learned,
     map: &crate::map_e::MapState,
+    ipip: &crate::ipip::IpipState,
 ) -> Fib {
     let tun_mtu = tunnel_mtu(config, learned);
     let tunnel = match (learned.b4, learned.aftr) {
@@ -1072,17 +1196,27 @@ fn base_fib(
         ..Default::default()
     };
     map.apply(&mut fib, learned.hop_limit);
+    ipip.apply(config, &mut fib, learned.hop_limit);
     fib
 }
 
-fn iface_addrs(fib: &Fib, p: Port, learned: &Learned, map: &crate::map_e::MapState) -> IfaceAddrs {
+fn iface_addrs(
+    fib: &Fib,
+    p: Port,
+    learned: &Learned,
+    map: &crate::map_e::MapState,
+    ipip: &crate::ipip::IpipState,
+) -> IfaceAddrs {
     let pa = fib.port(p);
     let ipv6: Vec<(Ipv6Addr, u8)> = match p {
         Port::Wan => {
             let mut v = learned.wan_candidates.clone();
             // An on-link CE address is resolved by the BR's side of the
             // link like any address of ours: answered, and defended (DAD).
-            if let Some(ce) = map.wan_address(&learned.wan_candidates) {
+            let own = map
+                .wan_address(&learned.wan_candidates)
+                .or(ipip.wan_address(&learned.wan_candidates));
+            if let Some(ce) = own {
                 if !v.iter().any(|c| c.0 == ce) {
                     v.push((ce, 128));
                 }
@@ -1210,6 +1344,7 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         let next_neigh = router.neigh.poll(now, &mut out);
         let next_fw = router.firewall.poll(now);
         router.map.tick(router.firewall.now_s(now));
+        router.ipip.tick(router.firewall.now_s(now));
         let next = [
             next,
             next_wan,

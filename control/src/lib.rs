@@ -8,6 +8,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod firewall;
 pub mod iface;
+pub mod ipip;
 pub mod lan;
 pub mod logger;
 pub mod map_e;

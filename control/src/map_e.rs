@@ -353,6 +353,9 @@ struct Duplicate {
 /// and reset once the address passes DAD.
 #[derive(Debug, Default)]
 pub struct CeDad {
+    /// Whose address it is, for the log (IPIP's local address is
+    /// defended the same way).
+    label: DadLabel,
     /// The address this is about; another one starts afresh.
     ce: Option<Ipv6Addr>,
     /// It passed DAD since it was (re)installed.
@@ -364,7 +367,35 @@ pub struct CeDad {
     pub retries: u64,
 }
 
+/// Whose address a [`CeDad`] defends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DadLabel {
+    #[default]
+    MapE,
+    Ipip,
+}
+
+impl DadLabel {
+    fn prefix(self) -> &'static str {
+        match self {
+            DadLabel::MapE => "map-e: the CE address",
+            DadLabel::Ipip => "ipip: the local address",
+        }
+    }
+}
+
 impl CeDad {
+    pub fn labelled(label: DadLabel) -> Self {
+        CeDad {
+            label,
+            ..CeDad::default()
+        }
+    }
+
+    pub fn label(&self) -> DadLabel {
+        self.label
+    }
+
     /// What the neighbor engine says of `ce` (the on-link CE address, if
     /// any): `usable` once it passed DAD, `failed` when marked duplicate.
     /// Returns whether the address was withdrawn or given back, so the
@@ -379,6 +410,7 @@ impl CeDad {
         if ce != self.ce {
             let was = self.withheld();
             *self = CeDad {
+                label: self.label,
                 ce,
                 conflicts: self.conflicts,
                 retries: self.retries,
@@ -396,7 +428,7 @@ impl CeDad {
             self.duplicate = None;
             self.passed = false;
             self.retries += 1;
-            log::info!("map-e: trying the CE address {ce} again (DAD)");
+            log::info!("{} {ce}: trying it again (DAD)", self.label.prefix());
             return true;
         }
         if failed {
@@ -416,8 +448,9 @@ impl CeDad {
                 retry_at: now + wait,
             });
             log::error!(
-                "map-e: the CE address {ce} is held by another node ({}); not using it, \
+                "{} {ce} is held by another node ({}); not using it, \
                  IPv4 from the LAN is dropped (no-tunnel); DAD again in {} s",
+                self.label.prefix(),
                 reason.as_str(),
                 wait.as_secs()
             );

@@ -80,8 +80,14 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, Vec<String>> {
     Ok(Plan {
         wan: any("wan") || dslite_tunnel || WAN_READS_LAN_KEYS.iter().any(|k| any(k)),
         lan: any("lan"),
-        // MAP-E's mapping, bindings and tunnel are derived with the tables.
-        tables: any("firewall") || any("dslite") || any("map_e") || any("lan") || any("wan"),
+        // MAP-E's and IPIP's mapping, bindings and tunnel are derived with
+        // the tables.
+        tables: any("firewall")
+            || any("dslite")
+            || any("map_e")
+            || any("ipip")
+            || any("lan")
+            || any("wan"),
         timeouts: any("firewall.timeouts"),
         log_level: any("control.log_level"),
         group: any("control.group"),

@@ -454,20 +454,29 @@ pub fn tunnel(r: &Router) -> Value {
             r.map.mtu_source(r.map.tunnel_mtu(fib.wan.mtu)),
             crate::map_e::TUNNEL_MTU,
         )
+    } else if let Some(d) = r.ipip.current.filter(|_| r.config.ipip.is_some()) {
+        let mtu = r.ipip.tunnel_mtu(&r.config, fib.wan.mtu);
+        let source = match l.path_pmtu {
+            _ if mtu == configured => "config",
+            Some((dst, p, _)) if dst == d.remote && p.saturating_sub(40) == mtu => "packet-too-big",
+            _ => "wan-link",
+        };
+        (source, configured)
     } else {
         (mtu_source, configured)
     };
+    let ipip = r.config.ipip.is_some();
     let pmtu = r.wan6.pmtu.learned().map(|p| {
         json!({"mtu": p.mtu, "aftr": p.dst.to_string(), "from": p.from.to_string(),
                "age_s": now.saturating_duration_since(p.at).as_secs(),
                "ages_out_in_s": secs_until(now, p.at + ipoe_proto::pmtu::AGE)})
     });
-    json!({
+    let mut v = json!({
         "configured_aftr": r.config.dslite.as_ref().map(|d| d.aftr.to_string()),
         "b4_source": r.config.dslite.as_ref().map(|d| format!("{:?}", d.b4_address).to_lowercase()),
         // Under MAP-E the tunnel runs from the CE address to the BR.
         "b4": l.b4.or(fib.tunnel.map(|t| t.b4)).map(|a| a.to_string()),
-        "kind": if map_e { Some("map-e") } else { r.config.dslite.as_ref().map(|_| "dslite") },
+        "kind": if map_e { Some("map-e") } else if ipip { Some("ipip") } else { r.config.dslite.as_ref().map(|_| "dslite") },
         "aftr": l.aftr.filter(|_| !map_e).map(|a| a.to_string()),
         "br": fib.tunnel.filter(|_| map_e).map(|t| t.aftr.to_string()),
         "aftr_learned_from": l.aftr_source.map(|s| s.as_str()),
@@ -487,9 +496,16 @@ pub fn tunnel(r: &Router) -> Value {
         "encap_bytes": encap.1,
         "decap_packets": decap.0,
         "decap_bytes": decap.1,
+        // Packets went into the tunnel and nothing came out for a while:
+        // IPIP has no handshake, a wrong remote looks "up" otherwise.
+        "silent": r.tunnel_watch.silence(now).map(|(for_s, sent)| json!({"for_s": for_s, "sent": sent})),
         // How the method was found: the config, or discovery (issue 20).
         "discovery": r.zeroconf.report(now),
-    })
+    });
+    if ipip {
+        v["ipip"] = r.ipip.report(&r.config, now, fib.wan.mtu);
+    }
+    v
 }
 
 pub fn leases(r: &Router) -> Value {
@@ -644,7 +660,9 @@ pub fn sessions(r: &Router, args: &Value) -> Result<Value, String> {
         ),
     };
     Ok(r.firewall
-        .sessions_report(Instant::now(), proto, host, |id| r.map.external_of(id)))
+        .sessions_report(Instant::now(), proto, host, |id| {
+            r.map.external_of(id).or(r.ipip.external_of(id))
+        }))
 }
 
 /// `show trace`: the records of `trace add`, oldest first.

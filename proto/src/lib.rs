@@ -17,6 +17,7 @@ pub mod dnsproxy;
 pub mod hb46pp;
 pub mod hostio;
 pub mod http;
+pub mod ipip_update;
 pub mod jitter;
 pub mod lan_mode;
 pub mod lan_ra;

@@ -59,6 +59,21 @@ impl TunnelWatch {
     }
 }
 
+impl TunnelWatch {
+    /// While the silence is reported: for how long (s) and how many packets
+    /// went out meanwhile (`show tunnel`'s alarm).
+    pub fn silence(&self, now: Instant) -> Option<(u64, u64)> {
+        if !self.reported {
+            return None;
+        }
+        let since = self.silent_since?;
+        Some((
+            now.saturating_duration_since(since).as_secs(),
+            self.sent_in_silence,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,10 +104,12 @@ mod tests {
                 }
             )]
         );
+        assert_eq!(w.silence(at(t0, 15)), Some((14, 150)));
         assert_eq!(
             w.check(at(t0, 16), 300, 95),
             Some(Event::Back { after_s: 15 })
         );
+        assert_eq!(w.silence(at(t0, 16)), None);
         assert_eq!(w.check(at(t0, 17), 310, 100), None);
     }
 

@@ -389,3 +389,4 @@ mod forward;
 mod fragments;
 mod hairpin;
 mod ip4_frag;
+mod ipip;
