@@ -180,7 +180,6 @@ pub fn tunnel(d: &Value) -> String {
                         "source",
                         "detail",
                         "why",
-                        "ipip_offered",
                         "waiting",
                         "decided_s_ago",
                         "changes",

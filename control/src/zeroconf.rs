@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipoe_config::{
-    Aftr, B4Source, Config, DsLite, MapE, MapIidFormat, MapRuleChoice, MapRuleSpec,
-    DEFAULT_MSS_CLAMP_V4,
+    Aftr, B4Source, Config, DsLite, Ipip, LocalPrefix, MapE, MapIidFormat, MapRuleChoice,
+    MapRuleSpec, DEFAULT_MSS_CLAMP_V4,
 };
 use ipoe_proto::dns::txt::{TxtLookup, TxtResult};
 use ipoe_proto::dns::{self, Resolver, ResolverConfig};
@@ -622,9 +622,6 @@ impl Zeroconf {
                             o.why
                         );
                     }
-                    if let Method::Ipip(t) = &o.method {
-                        log::warn!("{}", ipip_offered_text(t));
-                    }
                     self.current = Some(o);
                     self.decided_at = Some(now);
                     self.changes += 1;
@@ -679,10 +676,6 @@ impl Zeroconf {
             "source": self.current.as_ref().map(|o| o.source.as_str()),
             "why": self.current.as_ref().map(|o| o.why.clone()),
             "detail": self.current.as_ref().map(|o| describe(&o.method)),
-            "ipip_offered": match self.current.as_ref().map(|o| &o.method) {
-                Some(Method::Ipip(t)) => Some(ipip_offered_text(t)),
-                _ => None,
-            },
             "waiting": self.waiting,
             "decided_s_ago": self.decided_at.map(|t| now.saturating_duration_since(t).as_secs()),
             "changes": self.changes,
@@ -705,7 +698,14 @@ fn describe(m: &Method) -> String {
             rule.ipv6_prefix(),
             rule.ipv4_prefix()
         ),
-        Method::Ipip(t) => format!("fixed IPv4 {} over IPIP to {}", t.ipv4, t.remote),
+        Method::Ipip(t) => format!(
+            "fixed IPv4 {}/{} over IPIP to {}, local interface ID {} (no update URL: \
+             nothing to register)",
+            t.ipv4,
+            t.ipv4_len,
+            t.remote,
+            local_iid(t.local)
+        ),
         Method::None => "no IPv4".into(),
     }
 }
@@ -747,28 +747,40 @@ impl Soonest {
     }
 }
 
-/// The IPIP decision as the log and `show tunnel` state it, until the
-/// fixed-IPv4 tunnel (the `ipip` section) is connected here.
-pub fn ipip_offered_text(t: &hb46pp::Ipip) -> String {
-    format!(
-        "IPIP offered: remote {}, ipv4 {}/{}, local iid {}, update URL none (HB46PP): \
-         applied once the ipip section support lands",
-        t.remote,
-        t.ipv4,
-        t.ipv4_len,
-        local_iid(t.local)
-    )
-}
-
 /// The interface ID of the tunnel's local address (`::feed`).
 fn local_iid(a: Ipv6Addr) -> Ipv6Addr {
     Ipv6Addr::from(u128::from(a) & u128::from(u64::MAX))
 }
 
-/// The integrator's hook for HB46PP's IPIP answer: fill `config.ipip` from
-/// `t` (remote, ipv4, local iid; HB46PP gives no update URL) once the
-/// `ipip` section exists. Until then the config is left as it is: no IPv4.
-fn apply_ipip_offer(_config: &mut Config, _t: &hb46pp::Ipip) {}
+/// Whether the user's WAN forms an address of its own (static, SLAAC or a
+/// DHCPv6 NA): then a discovered tunnel starts from the WAN /64, else
+/// from subnet 0 of the delegated prefix.
+fn wan_has_address(user: &Config) -> bool {
+    let v6 = &user.wan.ipv6;
+    v6.address.is_some() || v6.slaac || v6.dhcpv6_pd.as_ref().is_some_and(|p| p.request_na)
+}
+
+/// HB46PP's IPIP answer as the `ipip` section a user would write: its
+/// remote, its fixed address (the first of a shorter prefix: the NAPT has
+/// one address), the interface ID of its local address on the WAN /64 (or
+/// the delegation, as DS-Lite's B4), the fixed-IP services' MTU and clamp.
+/// HB46PP names no update URL, so nothing is registered.
+fn ipip_section(user: &Config, t: &hb46pp::Ipip) -> Ipip {
+    Ipip {
+        remote: t.remote,
+        local_iid: local_iid(t.local),
+        local_prefix: if wan_has_address(user) {
+            LocalPrefix::Wan
+        } else {
+            LocalPrefix::Pd
+        },
+        ipv4: t.ipv4,
+        update: None,
+        port_forwards: Vec::new(),
+        mtu: None,
+        mss_clamp: Some(DEFAULT_MSS_CLAMP_V4),
+    }
+}
 
 /// The config the daemon runs: the user's, with the discovered method's
 /// section filled in when the user's names none.
@@ -779,13 +791,9 @@ pub fn effective(user: &Config, outcome: Option<&Outcome>) -> Config {
     }
     match outcome.map(|o| &o.method) {
         Some(Method::DsLite { aftr, .. }) => {
-            let v6 = &user.wan.ipv6;
-            let wan_address = v6.address.is_some()
-                || v6.slaac
-                || v6.dhcpv6_pd.as_ref().is_some_and(|p| p.request_na);
             // The WAN address when there is one (what the JP AFTRs see
             // from every CE), else subnet 0 of the delegated prefix.
-            let b4_address = if wan_address {
+            let b4_address = if wan_has_address(user) {
                 B4Source::Wan
             } else {
                 B4Source::Delegated
@@ -814,7 +822,7 @@ pub fn effective(user: &Config, outcome: Option<&Outcome>) -> Config {
                 port_forwards: Vec::new(),
             });
         }
-        Some(Method::Ipip(t)) => apply_ipip_offer(&mut c, t),
+        Some(Method::Ipip(t)) => c.ipip = Some(ipip_section(user, t)),
         Some(Method::None) | None => {}
     }
     c

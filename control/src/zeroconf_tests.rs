@@ -83,29 +83,10 @@ fn map_e_becomes_an_explicit_rule() {
 }
 
 #[test]
-fn nothing_ipip_and_explicit_sections_leave_the_config_alone() {
+fn nothing_and_explicit_sections_leave_the_config_alone() {
     let user = config("", true);
     assert_eq!(effective(&user, None), user);
     assert_eq!(effective(&user, Some(&outcome(Method::None))), user);
-    let t = Ipip {
-        local: "2001:db8:0:100::feed".parse().unwrap(),
-        remote: "2001:db8:77:cc::1".parse().unwrap(),
-        ipv4: Ipv4Addr::new(192, 0, 2, 77),
-        ipv4_len: 32,
-    };
-    assert_eq!(
-        effective(&user, Some(&outcome(Method::Ipip(t.clone())))),
-        user
-    );
-    let text = ipip_offered_text(&t);
-    for part in [
-        "2001:db8:77:cc::1",
-        "192.0.2.77/32",
-        "::feed",
-        "applied once the ipip section support lands",
-    ] {
-        assert!(text.contains(part), "{part:?} not in {text}");
-    }
     // An explicit section wins over any outcome.
     let explicit = config("dslite:\n  aftr: 2001:db8:aaaa::2\n", true);
     let o = outcome(Method::MapE {
@@ -114,6 +95,61 @@ fn nothing_ipip_and_explicit_sections_leave_the_config_alone() {
         iid: IidFormat::Legacy,
     });
     assert_eq!(effective(&explicit, Some(&o)), explicit);
+    // An explicit ipip section too.
+    let explicit = config(
+        "ipip:\n  remote: 2001:db8:77:cc::2\n  local_iid: \"::beef\"\n  ipv4: 192.0.2.78\n",
+        true,
+    );
+    assert!(explicit.ipv4_method_given());
+    assert_eq!(effective(&explicit, Some(&o)), explicit);
+}
+
+fn hb46pp_ipip() -> Ipip {
+    Ipip {
+        local: "2001:db8:0:100::feed".parse().unwrap(),
+        remote: "2001:db8:77:cc::1".parse().unwrap(),
+        ipv4: Ipv4Addr::new(192, 0, 2, 77),
+        ipv4_len: 32,
+    }
+}
+
+/// HB46PP's IPIP answer runs as the ipip section a user would write:
+/// remote, fixed address, the local address's interface ID on the WAN /64,
+/// and no update URL (HB46PP names none), so nothing is registered.
+#[test]
+fn ipip_becomes_an_ipip_section_without_registration() {
+    let user = config("", true);
+    let c = effective(&user, Some(&outcome(Method::Ipip(hb46pp_ipip()))));
+    let i = c.ipip.as_ref().unwrap();
+    assert_eq!(i.remote, "2001:db8:77:cc::1".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(i.local_iid, "::feed".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(i.ipv4, Ipv4Addr::new(192, 0, 2, 77));
+    assert_eq!(i.local_prefix, LocalPrefix::Wan);
+    assert!(i.update.is_none());
+    assert!(i.port_forwards.is_empty());
+    assert!(c.dslite.is_none() && c.map_e.is_none());
+    assert_eq!(c.tunnel_mtu(), 1460);
+    assert_eq!(c.mss_clamp_v4(), Some(1420));
+    assert_eq!(c.wan, user.wan);
+    assert_eq!(c.lan, user.lan);
+    // A config the parser takes as it is (its checks pass too).
+    assert_eq!(ipoe_config::parse(&c.to_yaml(), "again.yaml").unwrap(), c);
+    // Without a WAN address of its own: subnet 0 of the delegation.
+    let c = effective(
+        &config("", false),
+        Some(&outcome(Method::Ipip(hb46pp_ipip()))),
+    );
+    assert_eq!(c.ipip.unwrap().local_prefix, LocalPrefix::Pd);
+    // The text says what runs, and that there is nothing to register.
+    let text = describe(&Method::Ipip(hb46pp_ipip()));
+    for part in [
+        "2001:db8:77:cc::1",
+        "192.0.2.77/32",
+        "::feed",
+        "no update URL",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
 }
 
 #[test]
