@@ -41,9 +41,10 @@ fn lan_udp_leaves_from_the_fixed_address_and_only_the_remote_brings_it_back() {
     assert_eq!(errors(&g, NodeId::DsliteDecap, unknown), 1);
 }
 
-/// TCP from the WAN to the router: segments with ACK to an ephemeral
-/// port (answers to the router's own GET) are punted, a SYN or a segment
-/// to a low port is refused.
+/// TCP from the WAN to the router: only segments of the router's own open
+/// connection (the update GET, its (server port, our port) registered in
+/// the punt reserve) are punted; the same segments without the
+/// registration, another server port, a SYN or a low port are refused.
 #[test]
 fn the_routers_own_tcp_is_answered_on_the_wan_and_nothing_else() {
     let (mut g, fib, _) = setup(WHOLE_ADDRESS);
@@ -60,9 +61,23 @@ fn the_routers_own_tcp_is_answered_on_the_wan_and_nothing_else() {
         b.write(&mut v, b"").unwrap();
         v
     };
-    let frames = [
+    let answers = [
         (Port::Wan, tcp(8082, 50000, true)),  // SYN-ACK to our SYN
         (Port::Wan, tcp(8082, 50000, false)), // ACK
+    ];
+    // Before the GET's flow is registered: refused.
+    let mut a = FrameArena::new(answers.len());
+    a.run(&mut g, &fib, &crate::testkit::as_refs(&answers), 100 * SEC);
+    assert_eq!(g.out.punt.len(), 0, "no registered flow yet");
+    let refused = ip6_local::Error::WanNotAllowed.index();
+    assert_eq!(errors(&g, NodeId::Ip6Local, refused), 2);
+
+    g.police
+        .reserve
+        .set_tcp_flows(&[(443, 50001), (8082, 50000)]);
+    let mut frames = answers.to_vec();
+    frames.extend([
+        (Port::Wan, tcp(8083, 50000, false)), // another server port
         (Port::Wan, {
             let mut v = Vec::new();
             PacketBuilder::ethernet2(crate::testkit::GW_MAC, crate::testkit::WAN_MAC)
@@ -78,10 +93,9 @@ fn the_routers_own_tcp_is_answered_on_the_wan_and_nothing_else() {
             v
         }), // a SYN: nobody listens
         (Port::Wan, tcp(40000, 22, false)),   // to a low port
-    ];
+    ]);
     let mut a = FrameArena::new(frames.len());
-    a.run(&mut g, &fib, &crate::testkit::as_refs(&frames), 100 * SEC);
+    a.run(&mut g, &fib, &crate::testkit::as_refs(&frames), 101 * SEC);
     assert_eq!(g.out.punt.len(), 2, "the two answers to our connection");
-    let refused = ip6_local::Error::WanNotAllowed.index();
-    assert_eq!(errors(&g, NodeId::Ip6Local, refused), 2);
+    assert_eq!(errors(&g, NodeId::Ip6Local, refused), 2 + 3);
 }
