@@ -1,5 +1,5 @@
-//! IPv4 with nothing to configure (issue 20): ipoed runs with no `dslite`
-//! or `map_e` section and finds the line's method by itself, in order:
+//! IPv4 with nothing to configure (issue 20): ipoed runs with no `dslite`,
+//! `map_e` or `ipip` section and finds the line's method by itself, in order:
 //! HB46PP (tests/lab/hb46pp_server.py, HTTP and HTTPS with the lab CA),
 //! the AFTR names (DHCPv6 option 64, the well-known names in the lab DNS),
 //! a MAP rule covering the delegated prefix, or nothing. Every test sends
@@ -320,4 +320,82 @@ fn an_untrusted_provisioning_server_is_refused() {
     assert_eq!(h["requests"], 0, "a request reached the server: {h:#}");
     assert!(!lab.fetch("lan1", V4_URL), "IPv4 went somewhere");
     lab.hb46pp_stop();
+}
+
+/// HB46PP answers IPIP (tests/lab/hb46pp/ipip.json: remote
+/// 2001:db8:77:cc::1, 192.0.2.77, local 2001:db8:0:100::feed): the router
+/// runs the fixed-IPv4 tunnel as for an `ipip` section, from the WAN /64
+/// plus the answer's interface ID, with nothing to register (HB46PP names
+/// no update URL; the provider's side is registered as its provisioning
+/// would). ipip.py carries lan1's traffic and the IPv4 server sees the
+/// fixed address. Then a new answer (DS-Lite, asked again on a new
+/// delegated prefix) takes the tunnel down and DS-Lite up, no restart.
+#[test]
+fn hb46pp_answering_ipip_gives_the_fixed_ipv4() {
+    const LOCAL: &str = "2001:db8:0:100::feed";
+    let mut lab = Lab::fresh(1);
+    lab.ipip_start(&[]);
+    lab.ipip_register(Some(LOCAL));
+    let mut dhcp = vec!["--aftr-name", ""];
+    dhcp.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&dhcp);
+    lab.hb46pp_start(&Lab::hb46pp_answer_file("ipip"), &["--dns"]);
+    lab.start_ipoed(&config(&lab, ""));
+    let t = settled(&lab, "ipip", Duration::from_secs(60));
+    let d = &t["discovery"];
+    assert_eq!(d["source"], "hb46pp", "{t:#}");
+    let detail = d["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("no update URL"), "{t:#}");
+    assert!(d.get("ipip_offered").is_none(), "{t:#}");
+    reaches_v4(&lab);
+    let http_log = std::fs::read_to_string(lab.run_dir.join("http-access.log")).unwrap_or_default();
+    assert!(
+        http_log.contains(&format!("::ffff:{}", Lab::IPIP_IPV4)),
+        "the server never saw {}:\n{http_log}",
+        Lab::IPIP_IPV4
+    );
+    let t = lab.ctl_json(&["show", "tunnel"]);
+    assert_eq!(t["kind"], "ipip", "{t:#}");
+    assert_eq!(t["ipip"]["local"], LOCAL, "{t:#}");
+    assert_eq!(t["ipip"]["remote"], Lab::IPIP_REMOTE, "{t:#}");
+    assert_eq!(t["ipip"]["ipv4"], Lab::IPIP_IPV4, "{t:#}");
+    assert_eq!(t["ipip"]["up"], true, "{t:#}");
+    assert!(t["ipip"]["update"].is_null(), "{t:#}");
+    assert_eq!(t["mtu"], 1460, "{t:#}");
+    assert_eq!(t["mss_clamp"], 1420, "{t:#}");
+    let stats = lab.ipip_stats();
+    assert!(stats["decap_ok"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert!(stats["encap_ok"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert_eq!(stats["violations_total"], 0, "{}", stats["violations"]);
+    // show config is the file's: no ipip section in it.
+    let shown = lab.ctl_json(&["show", "config"]);
+    let yaml = shown["yaml"].as_str().unwrap_or_default();
+    assert!(yaml.contains("ipip: null"), "{yaml}");
+    assert!(!yaml.contains(Lab::IPIP_REMOTE), "{yaml}");
+    assert!(
+        !lab.ipoed_log().contains("applied once"),
+        "{}",
+        lab.ipoed_log()
+    );
+
+    // DS-Lite from the next answer: the tunnel moves to the AFTR.
+    let pid = lab.ipoed_pid();
+    lab.hb46pp_answer(&Lab::hb46pp_answer_file("dslite"));
+    let mut renumber = vec!["--pool", "2001:db8:4d56:7800::/56", "--aftr-name", ""];
+    renumber.extend_from_slice(SHORT_PD_LEASE);
+    lab.restart_dhcp6(&renumber);
+    let t = settled(&lab, "dslite", Duration::from_secs(90));
+    assert_eq!(t["kind"], "dslite", "{t:#}");
+    assert!(t["ipip"].is_null(), "{t:#}");
+    let decap = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);
+    reaches_v4(&lab);
+    assert_eq!(lab.aftr_stats()["errors_total"], 0);
+    assert_eq!(
+        lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0),
+        decap,
+        "IPv4 still went to the IPIP tunnel end"
+    );
+    assert_eq!(lab.ipoed_pid(), pid, "ipoed restarted");
+    lab.hb46pp_stop();
+    lab.ipip_stop();
 }
