@@ -763,23 +763,42 @@ fn wan_has_address(user: &Config) -> bool {
 /// HB46PP's IPIP answer as the `ipip` section a user would write: its
 /// remote, its fixed address (the first of a shorter prefix: the NAPT has
 /// one address), the interface ID of its local address on the WAN /64 (or
-/// the delegation, as DS-Lite's B4), the fixed-IP services' MTU and clamp.
-/// HB46PP names no update URL, so nothing is registered.
-fn ipip_section(user: &Config, t: &hb46pp::Ipip) -> Ipip {
-    Ipip {
+/// subnet 0 of the delegation when the WAN forms no /64 of its own), the
+/// fixed-IP services' MTU and clamp. HB46PP names no update URL, so
+/// nothing is registered. `None` for an answer the config's checks would
+/// refuse (no interface ID, the fixed address inside the LAN): no IPv4
+/// rather than a broken tunnel.
+fn ipip_section(user: &Config, t: &hb46pp::Ipip) -> Option<Ipip> {
+    let iid = local_iid(t.local);
+    if iid.is_unspecified() || user.lan.ipv4.contains(&t.ipv4) {
+        log::warn!(
+            "ipv4: HB46PP's IPIP answer ({}) is not usable here: {}",
+            describe(&Method::Ipip(t.clone())),
+            if iid.is_unspecified() {
+                "its local address has no interface ID"
+            } else {
+                "its IPv4 address lies inside lan.ipv4"
+            }
+        );
+        return None;
+    }
+    let v6 = &user.wan.ipv6;
+    // As `ipip.local_prefix`'s check: wan needs SLAAC or a static address.
+    let local_prefix = if v6.slaac || v6.address.is_some() || v6.dhcpv6_pd.is_none() {
+        LocalPrefix::Wan
+    } else {
+        LocalPrefix::Pd
+    };
+    Some(Ipip {
         remote: t.remote,
-        local_iid: local_iid(t.local),
-        local_prefix: if wan_has_address(user) {
-            LocalPrefix::Wan
-        } else {
-            LocalPrefix::Pd
-        },
+        local_iid: iid,
+        local_prefix,
         ipv4: t.ipv4,
         update: None,
         port_forwards: Vec::new(),
         mtu: None,
         mss_clamp: Some(DEFAULT_MSS_CLAMP_V4),
-    }
+    })
 }
 
 /// The config the daemon runs: the user's, with the discovered method's
@@ -822,7 +841,7 @@ pub fn effective(user: &Config, outcome: Option<&Outcome>) -> Config {
                 port_forwards: Vec::new(),
             });
         }
-        Some(Method::Ipip(t)) => c.ipip = Some(ipip_section(user, t)),
+        Some(Method::Ipip(t)) => c.ipip = ipip_section(user, t),
         Some(Method::None) | None => {}
     }
     c

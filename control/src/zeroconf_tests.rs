@@ -140,6 +140,16 @@ fn ipip_becomes_an_ipip_section_without_registration() {
         Some(&outcome(Method::Ipip(hb46pp_ipip()))),
     );
     assert_eq!(c.ipip.unwrap().local_prefix, LocalPrefix::Pd);
+    // An answer the config's checks would refuse runs nothing.
+    let mut zero_iid = hb46pp_ipip();
+    zero_iid.local = "2001:db8:0:100::".parse().unwrap();
+    let in_lan = Ipip {
+        ipv4: Ipv4Addr::new(192, 168, 2, 77),
+        ..hb46pp_ipip()
+    };
+    for t in [zero_iid, in_lan] {
+        assert_eq!(effective(&user, Some(&outcome(Method::Ipip(t)))), user);
+    }
     // The text says what runs, and that there is nothing to register.
     let text = describe(&Method::Ipip(hb46pp_ipip()));
     for part in [
