@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::map_e::MapRuleEntry;
 
-/// What `password` and `token` are written as.
-pub const MASK: &str = "********";
+/// What `password` and `token` are written as: the same mask as the
+/// update URL's secrets (`ipip.update`) and the HTTP client's logs.
+pub use ipoe_proto::http::target::MASK;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
