@@ -3,7 +3,8 @@
 //! kind (RAs from made-up routers, solicitations, DNS answers from random
 //! sources) costs only its own budget and never the queue room of the
 //! others. Frames the router cannot do without (RAs and ND from the known
-//! default router, DHCPv6 replies to our open transaction) form the
+//! default router, its solicitations only for our own addresses, DHCPv6
+//! replies to our open transaction) form the
 //! `Reserved` class: they skip the class buckets, have a bucket of their
 //! own (so a flood spoofing the router is bounded too) and room in the punt
 //! queue nothing else may take.
@@ -46,8 +47,8 @@ pub enum PuntClass {
     /// A budget of their own: a burst of new LAN flows must not starve
     /// ND (which is what resolves them), nor a solicitation flood them.
     Held,
-    /// The known default router's RAs and ND, and DHCPv6 replies to our
-    /// open transaction.
+    /// The known default router's RAs, NAs and solicitations for our own
+    /// WAN addresses, and DHCPv6 replies to our open transaction.
     Reserved,
 }
 
@@ -327,11 +328,11 @@ const ND_TYPES: [u8; 7] = [135, 136, 137, 141, 142, 148, 149];
 
 /// The class of an ICMPv6 message to the router (`eth` is the frame, for
 /// the source MAC; `src` and `dst` the IPv6 addresses; `icmp` the message
-/// from its type on). RAs, NSs and NAs from the known default router on
-/// the WAN are `Reserved`: by its link-local address (its RAs come from it)
-/// or its MAC (its solicitations for our global addresses come from its
-/// global address). Other solicited NAs to a unicast address of ours are
-/// `NdAnswer`.
+/// from its type on). RAs, NAs and NSs for our own addresses from the
+/// known default router on the WAN are `Reserved`: by its link-local
+/// address (its RAs come from it) or its MAC (its solicitations for our
+/// global addresses come from its global address). Other solicited NAs to
+/// a unicast address of ours are `NdAnswer`.
 #[inline]
 pub fn icmpv6_class(
     fib: &Fib,
@@ -350,13 +351,33 @@ pub fn icmpv6_class(
         t if ND_TYPES.contains(&t) => PuntClass::Nd,
         _ => return PuntClass::Other,
     };
-    if rx == Port::Wan && matches!(ty, 134..=136) && from_known_router(fib, eth, src) {
+    if rx == Port::Wan
+        && matches!(ty, 134..=136)
+        && from_known_router(fib, eth, src)
+        && (ty != 135 || asks_for_ours(fib, icmp))
+    {
         PuntClass::Reserved
     } else if ty == 136 && dst[0] != 0xff && icmp.get(4).is_some_and(|f| f & NA_SOLICITED != 0) {
         PuntClass::NdAnswer
     } else {
         class
     }
+}
+
+/// Whether a Neighbor Solicitation's target is one of the router's own
+/// WAN addresses. The known router's solicitations for anything else (the
+/// LAN hosts of a proxied /64, or a scan of it that the router turns into
+/// solicitations) take the ND budget: the reserve is for what keeps the
+/// router itself reachable.
+#[inline]
+fn asks_for_ours(fib: &Fib, ns: &[u8]) -> bool {
+    let Some(target) = ns.get(8..24) else {
+        return false;
+    };
+    [fib.wan.ipv6, fib.wan.link_local, fib.tunnel.map(|t| t.b4)]
+        .into_iter()
+        .flatten()
+        .any(|a| a.octets() == target)
 }
 
 /// The Solicited flag of a Neighbor Advertisement (RFC 4861 4.4).
@@ -516,15 +537,24 @@ mod tests {
 
     #[test]
     fn known_router_nd_and_ra_are_reserved_on_the_wan_only() {
-        let fib = router_fib();
+        let mut fib = router_fib();
+        let ours_addr: Ipv6Addr = "2001:db8:0:100::2".parse().unwrap();
+        fib.wan.ipv6 = Some(ours_addr);
+        let ours = ours_addr.octets();
         let router: [u8; 16] = "fe80::1".parse::<Ipv6Addr>().unwrap().octets();
         let other: [u8; 16] = "fe80::dead".parse::<Ipv6Addr>().unwrap().octets();
         let router_global: [u8; 16] = "2001:db8:0:100::1".parse::<Ipv6Addr>().unwrap().octets();
         let random_mac = eth_from([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc]);
         let router_mac = eth_from([2, 0, 0, 0, 3, 1]);
-        let ours: [u8; 16] = "2001:db8:0:100::2".parse::<Ipv6Addr>().unwrap().octets();
+        // An ND message whose target (NS, NA) is our WAN address.
+        let msg = |ty: u8| {
+            let mut m = [0u8; 24];
+            m[0] = ty;
+            m[8..24].copy_from_slice(&ours);
+            m
+        };
         let c = |rx, eth: &[u8], src: &[u8; 16], ty: u8| {
-            icmpv6_class(&fib, rx, eth, src, &ours, &[ty, 0, 0, 0, 0])
+            icmpv6_class(&fib, rx, eth, src, &ours, &msg(ty))
         };
         assert_eq!(c(Port::Wan, &random_mac, &router, 134), PuntClass::Reserved);
         assert_eq!(c(Port::Wan, &random_mac, &router, 136), PuntClass::Reserved);
@@ -533,6 +563,14 @@ mod tests {
             c(Port::Wan, &router_mac, &router_global, 135),
             PuntClass::Reserved
         );
+        // Its solicitation for anything else (a proxied LAN host, or an
+        // address of a scan) is ordinary ND, as is one cut short.
+        let mut for_host = msg(135);
+        for_host[23] = 0x77;
+        let from_router =
+            |m: &[u8]| icmpv6_class(&fib, Port::Wan, &router_mac, &router_global, &ours, m);
+        assert_eq!(from_router(&for_host), PuntClass::Nd);
+        assert_eq!(from_router(&for_host[..20]), PuntClass::Nd);
         assert_eq!(c(Port::Wan, &random_mac, &other, 134), PuntClass::Ra);
         assert_eq!(c(Port::Wan, &random_mac, &other, 135), PuntClass::Nd);
         assert_eq!(c(Port::Wan, &random_mac, &other, 136), PuntClass::Nd);

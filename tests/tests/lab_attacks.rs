@@ -717,6 +717,17 @@ fn run_attack(lab: &Lab, idx: u16, a: Attack) -> Outcome {
         "punt/local +{}, punt/queue-full +{full} (not checked)",
         delta(&o, "punt/local")
     ));
+    // Also not checked, but how a neighbor can be lost: its probes went
+    // unanswered (UNREACHABLE, then removed), its answers were policed, or
+    // it aged out.
+    o.row.counters.push(format!(
+        "neighbor/unreachable +{}, neighbor/probe_failed +{}, neighbor/resolve_failed +{}, neighbor/gc_removed +{}, punt/police-nd-answer +{} (not checked)",
+        delta(&o, "neighbor/unreachable"),
+        delta(&o, "neighbor/probe_failed"),
+        delta(&o, "neighbor/resolve_failed"),
+        delta(&o, "neighbor/gc_removed"),
+        delta(&o, "punt/police-nd-answer")
+    ));
 
     let r = &o.row;
     eprintln!(

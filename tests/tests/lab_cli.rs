@@ -262,7 +262,7 @@ fn every_command_answers_and_counts_are_exact() {
     assert!(lan1["age_s"].as_f64().is_some_and(|a| a < 60.0), "{lan1}");
     assert!(matches!(
         lan1["state"].as_str(),
-        Some("reachable" | "stale" | "delay" | "probe")
+        Some("reachable" | "stale" | "delay" | "probe" | "unreachable")
     ));
 
     // N datagrams from lan1: exactly N more on the LAN's rx side, N

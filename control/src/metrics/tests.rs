@@ -211,6 +211,11 @@ fn sample() -> [Value; 8] {
 }
 
 fn render_all(v: &[Value; 8]) -> String {
+    render_inputs(v, &Value::Null)
+}
+
+/// The page of `show` replies `v` (in `Inputs` order) and `show map`.
+fn render_inputs(v: &[Value; 8], map: &Value) -> String {
     render(&Inputs {
         interfaces: &v[0],
         errors: &v[1],
@@ -220,7 +225,7 @@ fn render_all(v: &[Value; 8]) -> String {
         pd: &v[5],
         leases: &v[6],
         wan: &v[7],
-        map: &Value::Null,
+        map,
     })
 }
 
@@ -1235,18 +1240,7 @@ fn completed_checksums_are_an_interface_counter() {
 /// `show map` of a real MAP-E state (PSID 0x34 of 192.0.2.18, 240 ports)
 /// with ports bound, and the other inputs of `sample()`.
 fn render_with_map(map: &Value) -> String {
-    let v = sample();
-    render(&Inputs {
-        interfaces: &v[0],
-        errors: &v[1],
-        runtime: &v[2],
-        tunnel: &v[3],
-        firewall: &v[4],
-        pd: &v[5],
-        leases: &v[6],
-        wan: &v[7],
-        map,
-    })
+    render_inputs(&sample(), map)
 }
 
 #[test]

@@ -76,9 +76,13 @@ counters! {
     held_sent,
     /// Held packets discarded with a failed or refused entry.
     held_dropped,
-    /// Entries removed after unanswered unicast probes.
+    /// Resolved entries whose unicast probes went unanswered (RFC 7048
+    /// UNREACHABLE: still used, probed by multicast with backoff).
+    unreachable,
+    /// Entries removed after unanswered unicast and multicast probes.
     probe_failed,
-    /// STALE entries evicted to make room for a neighbor we resolved.
+    /// STALE (or UNREACHABLE) entries evicted to make room for a neighbor
+    /// we resolved.
     stale_evicted,
     /// STALE entries removed after `stale_gc` without use.
     gc_removed,

@@ -576,10 +576,12 @@ impl NeighborEngine {
                 }
                 // Only replies we are waiting for may set a MAC: otherwise
                 // any host could redirect our traffic with one frame.
-                let asked = self.sides[side.idx()]
-                    .table
-                    .get(&sender)
-                    .is_some_and(|e| matches!(e.state, NeighState::Incomplete | NeighState::Probe));
+                let asked = self.sides[side.idx()].table.get(&sender).is_some_and(|e| {
+                    matches!(
+                        e.state,
+                        NeighState::Incomplete | NeighState::Probe | NeighState::Unreachable
+                    )
+                });
                 if !asked {
                     return self.drop(DropReason::ArpUnsolicited);
                 }
@@ -1057,8 +1059,22 @@ impl NeighborEngine {
                 e.updated = now;
             }
             match e.state {
-                NeighState::Incomplete | NeighState::Probe if e.timer <= now => {
-                    if e.probes >= cfg.max_probes {
+                NeighState::Incomplete | NeighState::Probe | NeighState::Unreachable
+                    if e.timer <= now =>
+                {
+                    if e.state == NeighState::Probe && e.probes >= cfg.max_probes {
+                        counters.unreachable += 1;
+                        e.state = NeighState::Unreachable;
+                        e.probes = 0;
+                        e.updated = now;
+                    }
+                    let unreachable = e.state == NeighState::Unreachable;
+                    let limit = if unreachable {
+                        UNREACHABLE_PROBES
+                    } else {
+                        cfg.max_probes
+                    };
+                    if e.probes >= limit {
                         if e.is_resolved() {
                             counters.probe_failed += 1;
                             resolved_removed = true;
@@ -1068,13 +1084,20 @@ impl NeighborEngine {
                         }
                         return false;
                     }
-                    // PROBE verifies the MAC we have, so it asks it directly.
-                    let unicast = e.is_resolved().then_some(e.mac);
+                    // PROBE verifies the MAC we have, so it asks it
+                    // directly; UNREACHABLE asks the link, in case the
+                    // host came back with another MAC.
+                    let unicast = (e.state == NeighState::Probe).then_some(e.mac);
                     if let Some(frame) = local.solicit(*ip, unicast, counters) {
                         out.push(Outgoing { side, frame });
                     }
                     e.probes += 1;
-                    e.timer = now + cfg.retrans;
+                    e.timer = now
+                        + if unreachable {
+                            unreachable_backoff(cfg.retrans, e.probes)
+                        } else {
+                            cfg.retrans
+                        };
                     true
                 }
                 NeighState::Stale if e.last_used + cfg.stale_gc <= now => {
@@ -1268,6 +1291,21 @@ pub(crate) fn is_link_local6(ip: Ipv6Addr) -> bool {
 
 pub(crate) fn is_unicast6(ip: Ipv6Addr) -> bool {
     !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback())
+}
+
+/// Multicast probes of an UNREACHABLE entry before it is removed: with the
+/// RFC 7048 backoff (x3 from `retrans`, at most 60 s) that is about 100 s
+/// at the default 1 s.
+const UNREACHABLE_PROBES: u32 = 4;
+
+/// RFC 7048 BACKOFF_MULTIPLE and MAX_RETRANS_TIMER.
+const BACKOFF_MULTIPLE: u32 = 3;
+const MAX_RETRANS_TIMER: Duration = Duration::from_secs(60);
+
+/// The wait after the `sent`th probe of an UNREACHABLE entry.
+fn unreachable_backoff(retrans: Duration, sent: u32) -> Duration {
+    let factor = BACKOFF_MULTIPLE.saturating_pow(sent.min(16));
+    retrans.saturating_mul(factor).min(MAX_RETRANS_TIMER)
 }
 
 /// Records use by the dataplane; a STALE entry in use is reconfirmed. RFC

@@ -25,6 +25,12 @@ pub enum NeighState {
     Stale,
     /// MAC in use while unicast probes verify it.
     Probe,
+    /// The unicast probes went unanswered (RFC 7048): the MAC stays in use
+    /// while multicast probes back off, and the entry goes only when they
+    /// too fail. A home LAN has no other neighbor to fail over to, and a
+    /// host that missed three probes (a flood on the link filled its
+    /// queues) is usually still there.
+    Unreachable,
 }
 
 /// One row of [`super::NeighborEngine::dump`].
@@ -53,7 +59,8 @@ pub(super) struct Entry {
     /// Only non-empty while INCOMPLETE.
     pub held: VecDeque<Vec<u8>>,
     pub probes: u32,
-    /// Next retransmission (INCOMPLETE, PROBE) or expiry (REACHABLE).
+    /// Next retransmission (INCOMPLETE, PROBE, UNREACHABLE) or expiry
+    /// (REACHABLE).
     pub timer: Instant,
     pub last_used: Instant,
     pub updated: Instant,
@@ -67,7 +74,10 @@ impl Entry {
     /// When `poll` next has work for this entry.
     pub fn deadline(&self, stale_gc: Duration) -> Instant {
         match self.state {
-            NeighState::Incomplete | NeighState::Probe | NeighState::Reachable => self.timer,
+            NeighState::Incomplete
+            | NeighState::Probe
+            | NeighState::Reachable
+            | NeighState::Unreachable => self.timer,
             NeighState::Stale => self.last_used + stale_gc,
         }
     }
@@ -169,11 +179,12 @@ impl Table {
         if !may_evict {
             return Err(TableFull);
         }
+        // An UNREACHABLE entry goes before any STALE one.
         let victim = self
             .map
             .iter()
-            .filter(|(_, e)| e.state == NeighState::Stale)
-            .min_by_key(|(_, e)| e.last_used)
+            .filter(|(_, e)| matches!(e.state, NeighState::Stale | NeighState::Unreachable))
+            .min_by_key(|(_, e)| (e.state == NeighState::Stale, e.last_used))
             .map(|(ip, _)| *ip)
             .ok_or(TableFull)?;
         self.remove(&victim);

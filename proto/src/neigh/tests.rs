@@ -1274,11 +1274,101 @@ fn reachable_goes_stale_then_probe_then_removed() {
         assert_eq!(target_protocol_addr, HOST_V4);
     }
     assert_eq!(eng.generation(), gen);
-    eng.poll(t + SEC * 3, &mut out);
-    assert_eq!(eng.dump(t + SEC * 3), vec![]);
-    assert_eq!(eng.entries().count(), 0);
+
+    // RFC 7048: unanswered unicast probes make it UNREACHABLE, not gone.
+    // The MAC stays in use while broadcast requests back off x3.
+    let t = t + SEC * 3;
+    out.clear();
+    let mut sent_at = Vec::new();
+    let mut now = t;
+    while let Some(next) = eng.poll(now, &mut out) {
+        if !out.is_empty() {
+            sent_at.push(now - t);
+            let (e, _) = parse_arp(&out[0].frame);
+            assert_eq!(e.dst_addr, EthernetAddress::BROADCAST);
+            out.clear();
+        }
+        if eng.entries().count() == 0 {
+            break;
+        }
+        assert_eq!(
+            state_of(&eng, now, HOST_V4.into()),
+            Some(NeighState::Unreachable)
+        );
+        assert_eq!(mac_of(&eng, Side::Lan, HOST_V4.into()), Some(HOST_MAC));
+        now = next;
+    }
+    assert_eq!(sent_at, [0, 3, 12, 39].map(|s| SEC * s));
+    assert_eq!(now - t, SEC * 99, "removed after the last wait (60 s)");
+    assert_eq!(eng.dump(now), vec![]);
+    assert_eq!(eng.counters().unreachable, 1);
     assert_eq!(eng.counters().probe_failed, 1);
     assert!(eng.generation() > gen);
+}
+
+#[test]
+fn unreachable_entry_answering_late_is_reachable_again() {
+    let (mut eng, t) = engine();
+    learn_host_v4(&mut eng, t);
+    let mut out = Vec::new();
+    let t = t + SEC * 30;
+    eng.poll(t, &mut out);
+    eng.touch(t, Side::Lan, HOST_V4.into());
+    for k in 0..=3 {
+        eng.poll(t + SEC * k, &mut out);
+    }
+    let now = t + SEC * 3;
+    assert_eq!(
+        state_of(&eng, now, HOST_V4.into()),
+        Some(NeighState::Unreachable)
+    );
+    let v = eng.handle_frame(now, Side::Lan, &arp_reply(HOST_MAC, HOST_V4), &mut out);
+    assert_eq!(v, Verdict::ArpLearned);
+    assert_eq!(
+        state_of(&eng, now, HOST_V4.into()),
+        Some(NeighState::Reachable)
+    );
+    assert_eq!(eng.counters().probe_failed, 0);
+}
+
+#[test]
+fn unreachable_entry_is_evicted_before_stale_ones() {
+    let cfg = NeighConfig {
+        max_entries: 2,
+        ..NeighConfig::default()
+    };
+    let (mut eng, t) = engine_with(cfg);
+    let mut out = Vec::new();
+    learn_host_v4(&mut eng, t);
+    let t = t + SEC * 30;
+    eng.poll(t, &mut out);
+    eng.touch(t, Side::Lan, HOST_V4.into());
+    for k in 0..=3 {
+        eng.poll(t + SEC * k, &mut out);
+    }
+    let now = t + SEC * 3;
+    assert_eq!(
+        state_of(&eng, now, HOST_V4.into()),
+        Some(NeighState::Unreachable)
+    );
+    // A STALE neighbor, used more recently than nothing at all.
+    let stale = Ipv4Addr::new(192, 168, 1, 20);
+    eng.handle_frame(
+        now,
+        Side::Lan,
+        &arp_request(OTHER_MAC, stale, LAN_V4),
+        &mut out,
+    );
+    assert_eq!(state_of(&eng, now, stale.into()), Some(NeighState::Stale));
+    // One we resolve takes the UNREACHABLE entry's place, not the STALE one's.
+    let other = Ipv4Addr::new(192, 168, 1, 21);
+    let other_mac = [0x52, 0x54, 0, 0, 0, 21];
+    eng.resolve(now, Side::Lan, other.into(), &data_packet(7), &mut out);
+    let v = eng.handle_frame(now, Side::Lan, &arp_reply(other_mac, other), &mut out);
+    assert_eq!(v, Verdict::ArpLearned);
+    assert_eq!(mac_of(&eng, Side::Lan, HOST_V4.into()), None);
+    assert_eq!(mac_of(&eng, Side::Lan, stale.into()), Some(OTHER_MAC));
+    assert_eq!(eng.counters().stale_evicted, 1);
 }
 
 #[test]
