@@ -34,7 +34,8 @@ pub struct Ipip {
     /// registration (BBIX hands everything over at turn-up).
     #[serde(default)]
     pub update: Option<Update>,
-    /// At most [`Ipip::MAX_PORT_FORWARDS`], each in 1024-65535.
+    /// At most [`Ipip::MAX_PORT_FORWARDS`], each in 1-65535: the address
+    /// is ours whole, so the system ports too (80, 443).
     #[serde(default)]
     pub port_forwards: Vec<PortForward>,
     /// Inner IPv4 MTU; `None`: 1460 (the VNEs'), lowered to fit the WAN.
@@ -52,8 +53,7 @@ pub struct Ipip {
 
 impl Ipip {
     pub const MAX_PORT_FORWARDS: usize = 64;
-    /// The lowest port the NAPT hands out or forwards (the allocator's
-    /// whole-address range, `ipoe_dataplane::nat::WHOLE_ADDRESS`).
+    /// The lowest port the NAPT hands out (forwards may use any).
     pub const FIRST_PORT: u16 = 1024;
     /// The inner MTU of the fixed-IP services (BBIX states 1460).
     pub const DEFAULT_MTU: u16 = 1460;

@@ -871,17 +871,6 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, f) in forwards.iter().enumerate() {
             let path = format!("ipip.port_forwards[{i}]");
-            if f.port < Ipip::FIRST_PORT {
-                return Err(Refusal::value(
-                    format!("{path}.port"),
-                    format!(
-                        "port {} is below the NAPT's range (expected a port between {} \
-                         and 65535)",
-                        f.port,
-                        Ipip::FIRST_PORT
-                    ),
-                ));
-            }
             if !seen.insert((f.proto, f.port)) {
                 return Err(Refusal::value(
                     format!("{path}.port"),

@@ -107,13 +107,17 @@ fn refuses_bad_values_where_they_are() {
     refused(&text, 9, 9, "ipip.ipv4", &["inside the LAN"]);
     let text = format!("{BASE}{}", EXAMPLE.replace("2001:db8:77:cc::1", "fe80::1"));
     refused(&text, 7, 11, "ipip.remote", &["link-local"]);
+    // The address is ours whole: a system port is forwarded, port 0 not.
     let text = format!("{BASE}{}", EXAMPLE.replace("port: 8080", "port: 80"));
+    let c = crate::parse(&text, "t.yaml").expect("port 80 forwarded");
+    assert_eq!(c.ipip.unwrap().port_forwards[0].port, 80);
+    let text = format!("{BASE}{}", EXAMPLE.replace("port: 8080", "port: 0"));
     refused(
         &text,
         13,
         27,
         "ipip.port_forwards[0].port",
-        &["below the NAPT's range"],
+        &["0 is out of range"],
     );
     let text = format!(
         "{BASE}{}",

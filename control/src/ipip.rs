@@ -7,7 +7,8 @@
 //! The wire format is DS-Lite's (RFC 2473, next header 4), so the
 //! dataplane runs dslite-encap/-decap with B4 = the local address and
 //! AFTR = `ipip.remote`, and MAP-E's nat44-out/-in with one address that
-//! owns every port (`nat::WHOLE_ADDRESS`). The local address is defended
+//! owns every port (`nat::FIXED_ADDRESS`: forwards may use the system
+//! ports, the NAPT only 1024-65535). The local address is defended
 //! like MAP-E's CE address (`map_e::CeDad`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -17,7 +18,7 @@ use std::time::Instant;
 use ipoe_config::{Config, Ipip, LocalPrefix};
 use ipoe_dataplane::nat::bindings::{Bindings, Forward};
 use ipoe_dataplane::nat::ports::Limits;
-use ipoe_dataplane::nat::WHOLE_ADDRESS;
+use ipoe_dataplane::nat::FIXED_ADDRESS;
 use ipoe_dataplane::session::SessionTable;
 use ipoe_dataplane::tables::{Fib, Tunnel};
 use ipoe_proto::dns::{Resolver, ResolverConfig};
@@ -151,20 +152,22 @@ impl IpipState {
         self.forwards = forwards;
         match &derived {
             Some(d) => {
-                // Only the config's forwards (1024-65535, each once) go in:
-                // config refused the rest, so this cannot fail.
-                let b = Bindings::new(d.ipv4, WHOLE_ADDRESS, Limits::default())
+                // Only the config's forwards (1-65535, each once) go in:
+                // config refused the rest, so this cannot fail. Then the
+                // system ports nobody forwards are kept from the NAPT.
+                let b = Bindings::new(d.ipv4, FIXED_ADDRESS, Limits::default())
                     .with_forwards(&self.forwards)
                     .unwrap_or_else(|e| {
                         log::error!("ipip: {e}: port forwards not installed");
-                        Bindings::new(d.ipv4, WHOLE_ADDRESS, Limits::default())
+                        Bindings::new(d.ipv4, FIXED_ADDRESS, Limits::default())
                     })
+                    .reserving_system_ports()
                     .with_id(self.next_id);
                 let b = Arc::new(b);
                 self.next_id = self.next_id.wrapping_add(1);
                 sessions.set_nat_release(b.clone());
                 log::info!(
-                    "ipip: tunnel {} -> remote {}; IPv4 {} (ports 1024-65535, {} forwarded)",
+                    "ipip: tunnel {} -> remote {}; IPv4 {} (NAPT ports 1024-65535, {} forwarded)",
                     d.local,
                     d.remote,
                     d.ipv4,
@@ -564,6 +567,7 @@ ipip:
   ipv4: 192.0.2.77
   port_forwards:
     - { proto: tcp, port: 8080, to: \"192.168.2.20:8080\" }
+    - { proto: tcp, port: 443, to: \"192.168.2.20:8443\" }
 ";
 
     fn config(extra: &str) -> Config {
@@ -622,10 +626,17 @@ ipip:
         assert_eq!(fib.firewall.mss_clamp_v4, Some(1420));
         let b = fib.napt.clone().unwrap();
         assert_eq!(b.external(), Ipv4Addr::new(192, 0, 2, 77));
-        assert_eq!(b.pool().len(), 65535 - 1024 + 1);
+        assert_eq!(b.pool().len(), 65535);
         assert!(b
             .inbound(ipoe_dataplane::nat::bindings::NatProto::Tcp, 8080)
             .is_some());
+        // The system port forwarded, and no other.
+        assert!(b
+            .inbound(ipoe_dataplane::nat::bindings::NatProto::Tcp, 443)
+            .is_some());
+        assert!(b
+            .inbound(ipoe_dataplane::nat::bindings::NatProto::Tcp, 80)
+            .is_none());
         assert!(fib.map_fmr.is_none());
         assert!(s.wan64_changed(&c, Some(a("2001:db8:0:200::1"))));
         assert!(s.update(&c, &l1, Some(a("2001:db8:0:200::1")), &sessions));

@@ -38,8 +38,12 @@ fn query_update() -> String {
     format!("  update:\n    url: \"{}\"\n", Lab::UPDATE_URL)
 }
 
+/// Two forwards to lan2's server: 8080, and 80 (a system port: the fixed
+/// address is ours whole).
 fn forward() -> String {
-    format!("  port_forwards:\n    - {{ proto: tcp, port: 8080, to: \"{LAN2}:8080\" }}\n")
+    format!(
+        "  port_forwards:\n    - {{ proto: tcp, port: 8080, to: \"{LAN2}:8080\" }}\n    - {{ proto: tcp, port: 80, to: \"{LAN2}:8080\" }}\n"
+    )
 }
 
 /// The update server's records of requests that registered `local`.
@@ -199,6 +203,11 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
         Ok("server sees 203.0.113.2".to_owned()),
         "{}",
         lab.ctl(&["show", "errors"]).stdout
+    );
+    assert_eq!(
+        tcp_ask(&lab, "inet", FIXED, 80),
+        Ok("server sees 203.0.113.2".to_owned()),
+        "the forward of system port 80"
     );
     // Hairpinning: lan1 reaches the forward at the fixed address, lan2
     // sees the fixed address, and nothing of it enters the tunnel.

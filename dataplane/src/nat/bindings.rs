@@ -243,6 +243,21 @@ impl Bindings {
         Ok(self)
     }
 
+    /// The same bindings with every system port (below 1024) that is not
+    /// forwarded taken for good, in every protocol: new mappings never get
+    /// one (a LAN host's flow from port 80 of the router's address would
+    /// look like a server there), while forwards installed before may.
+    pub fn reserving_system_ports(self) -> Self {
+        for p in NatProto::ALL {
+            let mut g = self.protos[p.idx()].lock();
+            for port in 1..1024 {
+                // Taken already (a forward) or outside the pool: left.
+                let _ = g.alloc.reserve(port);
+            }
+        }
+        self
+    }
+
     /// The port forwards installed.
     pub fn forwards(&self) -> &[Forward] {
         &self.forwards

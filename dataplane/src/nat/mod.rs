@@ -48,6 +48,17 @@ pub const WHOLE_ADDRESS: PortPool = PortPool::Range {
     last: 65535,
 };
 
+/// A fixed IPv4 address (IPIP): every port, so that port forwards may use
+/// the system ports too (a home web server on 80 and 443 is why people pay
+/// for one); [`Bindings::reserving_system_ports`] keeps the allocator above
+/// them, as with [`WHOLE_ADDRESS`].
+///
+/// [`Bindings::reserving_system_ports`]: bindings::Bindings::reserving_system_ports
+pub const FIXED_ADDRESS: PortPool = PortPool::Range {
+    first: 1,
+    last: 65535,
+};
+
 impl PortPool {
     /// A MAP-E set; one without a PSID (the CE owns the whole address) is
     /// [`WHOLE_ADDRESS`], not all 65536 ports.

@@ -189,3 +189,38 @@ fn forwards_from_the_config_are_reserved_and_a_bad_one_refused() {
     let err = Bindings::from_config(ext, set, lim, &twice).unwrap_err();
     assert!(matches!(err, ForwardError::Duplicate(_)));
 }
+
+#[test]
+fn a_fixed_address_forwards_system_ports_but_never_allocates_them() {
+    use super::Forward;
+    use crate::nat::FIXED_ADDRESS;
+    let to = (host(20), 8080);
+    let web = Forward {
+        proto: NatProto::Tcp,
+        port: 80,
+        to,
+    };
+    let b = Bindings::new(EXT, FIXED_ADDRESS, limits(0))
+        .with_forwards(&[web])
+        .unwrap()
+        .reserving_system_ports();
+    assert_eq!(b.inbound(NatProto::Tcp, 80), Some((to, true)));
+    assert_eq!(b.inbound(NatProto::Tcp, 81), None);
+    b.audit();
+    // Every other endpoint gets a port of 1024-65535, all of them, then
+    // a refusal.
+    let mut seen = std::collections::HashSet::new();
+    for k in 0..(65536 - 1024) as u32 {
+        let int = (host(30 + (k / 60000) as u8), (k % 60000) as u16 + 1);
+        let p = b
+            .bind(NatProto::Udp, int, 0, k.wrapping_mul(2_654_435_761))
+            .unwrap();
+        assert!(p >= 1024, "system port {p} allocated");
+        assert!(seen.insert(p), "port {p} twice");
+    }
+    assert_eq!(
+        b.bind(NatProto::Udp, (host(99), 1), 0, 0),
+        Err(AllocError::Exhausted)
+    );
+    b.audit();
+}
