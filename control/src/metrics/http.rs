@@ -267,7 +267,7 @@ fn target_path(target: &str) -> Option<String> {
 }
 
 /// The reason phrase of the statuses this server sends.
-fn reason(status: u16) -> &'static str {
+pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
@@ -293,7 +293,9 @@ pub fn error_response(status: u16) -> Vec<u8> {
     build(status, TEXT_CONTENT_TYPE, &[], &body, true)
 }
 
-fn build(
+/// A complete response with extra header fields; the body is left out
+/// (HEAD) unless `with_body`.
+pub fn build(
     status: u16,
     content_type: &str,
     extra: &[(&str, &str)],
@@ -360,6 +362,10 @@ pub fn route(request: &Request, render: &mut dyn FnMut() -> String) -> (u16, Vec
     }
 }
 
+/// What answers a parsed request: its status and the whole response
+/// ([`route`] for the metrics, the status page's own for port 80).
+pub type Handler<'a> = dyn FnMut(&Request) -> (u16, Vec<u8>) + 'a;
+
 /// How an exchange ended, for the listeners' counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -393,13 +399,19 @@ impl Exchange {
     /// Feeds received bytes; returns the outcome when this completes the
     /// request (the response is then pending). Bytes after that are ignored.
     pub fn feed(&mut self, data: &[u8], render: &mut dyn FnMut() -> String) -> Option<Outcome> {
+        self.feed_with(data, &mut |request| route(request, render))
+    }
+
+    /// [`Exchange::feed`] for any server: `handler` answers a parsed
+    /// request with its status and the whole response.
+    pub fn feed_with(&mut self, data: &[u8], handler: &mut Handler<'_>) -> Option<Outcome> {
         if self.response.is_some() {
             return None;
         }
         match self.reader.push(data) {
             Progress::NeedMore => None,
             Progress::Request(request) => {
-                let (status, bytes) = route(&request, render);
+                let (status, bytes) = handler(&request);
                 self.response = Some(bytes);
                 Some(if status == 400 {
                     Outcome::BadRequest
