@@ -546,11 +546,27 @@ fn firewall(p: &mut Page, s: &Value) {
         .map(|a| a.iter().take(RECENT_DROPS).cloned().collect())
         .unwrap_or_default();
     let r = rows(&Value::Array(drops), |d| {
+        // Ports only for TCP and UDP; ICMP's are zero.
+        let ported = matches!(d["proto"].as_u64(), Some(6 | 17));
+        let end = |a: &str, p: &str| {
+            if ported {
+                format!("{} port {}", text(&d[a]), text(&d[p]))
+            } else {
+                text(&d[a])
+            }
+        };
+        let proto = match d["proto"].as_u64() {
+            Some(1) => "ICMP".to_string(),
+            Some(6) => "TCP".to_string(),
+            Some(17) => "UDP".to_string(),
+            Some(58) => "ICMPv6".to_string(),
+            _ => text(&d["proto"]),
+        };
         vec![
             text(&d["reason"]),
-            format!("{} port {}", text(&d["src"]), text(&d["sport"])),
-            format!("{} port {}", text(&d["dst"]), text(&d["dport"])),
-            text(&d["proto"]),
+            end("src", "sport"),
+            end("dst", "dport"),
+            proto,
         ]
     });
     p.table("list", &["reason", "from", "to", "protocol"], &r);

@@ -384,3 +384,44 @@ fn server_answers_only_its_addresses_and_port() {
     b.server.set_addrs(&[]);
     assert!(b.server.wants(IpAddr::V4(LAN_V4), PORT));
 }
+
+// --- the busiest LAN hosts ---------------------------------------------------
+
+#[test]
+fn top_hosts_counts_live_sessions_per_lan_host() {
+    use ipoe_dataplane::session::{Dir, Key, Segment};
+    let config = ipoe_config::parse(
+        "wan:\n  interface: wan0\nlan:\n  interface: lan0\n  ipv4: 192.168.2.1/24\n\
+         firewall:\n  max_sessions: 1024\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let now = Instant::now();
+    let fw = crate::firewall::Firewall::new(&config, now);
+    let now_s = fw.now_s(now);
+    let mapped = |a: Ipv4Addr| a.to_ipv6_mapped().octets();
+    let flows = [
+        (Ipv4Addr::new(192, 168, 2, 20), 3u16),
+        (Ipv4Addr::new(192, 168, 2, 10), 5),
+        (Ipv4Addr::new(192, 168, 2, 30), 1),
+    ];
+    for (host, n) in flows {
+        for port in 0..n {
+            let key = Key {
+                int_addr: mapped(host),
+                ext_addr: mapped(Ipv4Addr::new(198, 51, 100, 10)),
+                int_port: 40000 + port,
+                ext_port: 53,
+                proto: 17,
+            };
+            fw.sessions
+                .track(&key, &Segment::Udp, Dir::Out, 60, now_s, true);
+        }
+    }
+    let top = fw.top_hosts(now, 2);
+    assert_eq!(top["host_count"], 3, "{top}");
+    assert_eq!(
+        top["hosts"],
+        json!([{"host": "192.168.2.10", "sessions": 5}, {"host": "192.168.2.20", "sessions": 3}])
+    );
+}
