@@ -22,8 +22,10 @@ fn sh(lab: &Lab, ns: &str, script: &str) -> ipoe_tests::Run {
 
 /// Chromium, headless, in `ns` with a fresh profile; `args` say what to
 /// produce (`--dump-dom` or `--screenshot=...`). The virtual time budget
-/// lets page.js poll `/status.json` a few times before the DOM is read.
-fn chromium(lab: &Lab, ns: &str, url: &str, args: &str) -> ipoe_tests::Run {
+/// (ms) lets page.js poll `/status.json` every 3 s of it before the DOM is
+/// read; virtual time runs ahead of the real one, so the page's rates
+/// divide by the router's clock.
+fn chromium(lab: &Lab, ns: &str, url: &str, budget_ms: u32, args: &str) -> ipoe_tests::Run {
     let profile = lab.run_dir.join("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).unwrap();
@@ -34,7 +36,7 @@ fn chromium(lab: &Lab, ns: &str, url: &str, args: &str) -> ipoe_tests::Run {
             "HOME={p} timeout 90 chromium --headless --no-sandbox --disable-gpu \
              --disable-quic --no-first-run --disable-background-networking \
              --disable-component-update --disable-sync --disable-dev-shm-usage \
-             --user-data-dir={p} --virtual-time-budget=10000 {args} '{url}' 2>/dev/null",
+             --user-data-dir={p} --virtual-time-budget={budget_ms} {args} '{url}' 2>/dev/null",
             p = profile.display()
         ),
     )
@@ -186,10 +188,21 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
         .expect("an AFTR")
         .to_owned();
 
-    // 1. The page as a browser shows it, after its script ran.
+    // 1. The page as a browser shows it, after its script ran, while lan1
+    // sends 2000 packets/s of 1000 bytes (16 Mbit/s) into the tunnel for
+    // 20 s: the chart has something to draw. (A TCP download would be over
+    // at the router within a second, whatever curl's rate limit.)
+    let stream = "import socket,time\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        end=time.time()+20\n\
+        while time.time()<end:\n\
+        \x20   for i in range(20): s.sendto(b'x'*1000,('198.51.100.10',9))\n\
+        \x20   time.sleep(0.01)\n";
+    let mut traffic = lab.spawn("lan1", &["python3", "-c", stream]);
+    std::thread::sleep(Duration::from_millis(500));
     let url = format!("http://{LAN_V4}/");
     let started = Instant::now();
-    let dom = chromium(&lab, "lan1", &url, "--dump-dom");
+    let dom = chromium(&lab, "lan1", &url, 30_000, "--dump-dom");
     let browser_s = started.elapsed().as_secs_f64();
     assert!(dom.ok && !dom.stdout.is_empty(), "chromium: {}", dom.stderr);
     let html = dom.stdout;
@@ -217,12 +230,23 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
         html.contains("<polyline class=\"rx\" points=\"") && !html.contains("points=\"\""),
         "no chart drawn:\n{html}"
     );
+    // The WAN chart saw the download: its peak is megabits per second.
+    let wan_chart = html
+        .split("data-role=\"wan\"")
+        .nth(1)
+        .and_then(|s| s.split("</figure>").next())
+        .unwrap_or("");
+    assert!(
+        wan_chart.contains("Mbit/s</text>"),
+        "the WAN chart missed the download:\n{wan_chart}"
+    );
     let shot = lab.run_dir.join("status-page.png");
     let _ = std::fs::remove_file(&shot);
     let r = chromium(
         &lab,
         "lan1",
         &url,
+        60_000,
         &format!(
             "--hide-scrollbars --window-size=1280,1600 --screenshot={}",
             shot.display()
@@ -235,6 +259,7 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
         png.len(),
         r.stderr
     );
+    ipoe_tests::terminate(&mut traffic);
     // Over IPv6 too, on the LAN address.
     let v6 = curl(&lab, "lan1", &format!("http://[{LAN_V6}]/"));
     assert!(v6.ok && v6.stdout.contains(LAN_PREFIX), "{}", v6.stderr);
@@ -296,9 +321,9 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
         same.is_some(),
         "status.json differs from ipoectl --json: {last}"
     );
-    let json: Value =
-        serde_json::from_str(&curl(&lab, "lan1", &format!("http://{LAN_V4}/status.json")).stdout)
-            .unwrap();
+    let body = curl(&lab, "lan1", &format!("http://{LAN_V4}/status.json")).stdout;
+    let json_bytes = body.len();
+    let json: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["tunnel"]["aftr"], aftr.as_str());
     assert_eq!(json["pd"]["lan_prefix"], LAN_PREFIX);
     // Nothing of the config (its path, the socket) rides along.
@@ -425,7 +450,7 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
 
     let total = t0.elapsed().as_secs_f64();
     eprintln!(
-        "status page: {page_bytes} bytes, time to first byte {ttfb} s, chromium {browser_s:.1} s; \
+        "status page: {page_bytes} bytes (status.json {json_bytes}), time to first byte {ttfb} s, chromium {browser_s:.1} s; \
          100 loads: {served} served, {refused} refused; download {:.1} MB/s alone, \
          {:.1} MB/s beside the loads, {:.1} MB/s beside 100 unanswered curls (page off); \
          screenshot {}; test {total:.0} s",

@@ -76,6 +76,9 @@ pub fn collect(router: &Router, server: Value) -> Value {
             "daemon": env!("CARGO_PKG_VERSION"),
             "protocol": ipoe_proto::ctl::PROTOCOL_VERSION,
             "uptime_s": router.started.elapsed().as_secs(),
+            // The page's rates divide by the router's clock, not the
+            // browser's (throttled tabs, clocks that jump).
+            "clock_ms": (router.started.elapsed().as_micros() as f64) / 1000.0,
             "status_server": server,
         }),
     );

@@ -64,7 +64,10 @@
   }
 
   function sample(j) {
-    var now = Date.now() / 1000;
+    // The router's clock when it read the counters (the browser's is a
+    // fallback): a throttled tab or a clock that jumps bends no rate.
+    var clock = at(j, "router.clock_ms");
+    var now = typeof clock === "number" ? clock / 1000 : Date.now() / 1000;
     var list = at(j, "interfaces.interfaces") || [];
     if (prev && now > prev.t) {
       var dt = now - prev.t;
