@@ -260,6 +260,24 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
         r.stderr
     );
     ipoe_tests::terminate(&mut traffic);
+    // A name from outside (DNS rebinding) gets 421, not the page.
+    let rebound = lab.exec(
+        "lan1",
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: status.attacker.example",
+            &url,
+        ],
+    );
+    assert_eq!(rebound.stdout, "421", "{}", rebound.stderr);
     // Over IPv6 too, on the LAN address.
     let v6 = curl(&lab, "lan1", &format!("http://[{LAN_V6}]/"));
     assert!(v6.ok && v6.stdout.contains(LAN_PREFIX), "{}", v6.stderr);

@@ -34,6 +34,9 @@ pub struct Request {
     pub path: String,
     /// `x` of `HTTP/1.x`.
     pub minor_version: u8,
+    /// The Host field's value, trimmed (none in an HTTP/1.0 request
+    /// without one).
+    pub host: Option<String>,
 }
 
 /// What the reader has after a push.
@@ -164,6 +167,7 @@ fn parse_head(head: &[u8]) -> Progress {
         Err(status) => return Progress::Error(status),
     };
     let mut hosts = 0usize;
+    let mut host = None;
     let mut count = 0usize;
     // The head passed in ends with the last field's line end.
     for line in lines.take_while(|line| !line.is_empty()) {
@@ -191,6 +195,7 @@ fn parse_head(head: &[u8]) -> Progress {
         }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = Some(String::from_utf8_lossy(value).trim().to_string());
         }
     }
     // RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with
@@ -206,6 +211,7 @@ fn parse_head(head: &[u8]) -> Progress {
         target,
         path,
         minor_version,
+        host,
     })
 }
 
@@ -272,6 +278,7 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        421 => "Misdirected Request",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",

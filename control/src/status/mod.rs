@@ -110,10 +110,73 @@ fn is_url(s: &str) -> bool {
     l.starts_with("http://") || l.starts_with("https://")
 }
 
+/// Names a LAN page is opened by besides addresses: names no one outside
+/// can point at the router (DNS rebinding, below).
+const LOCAL_SUFFIXES: &[&str] = &[".home.arpa", ".local", ".lan", ".internal"];
+
+/// Whether the page answers a request naming `host`: an address, a name
+/// of one label, or a name in a local domain (`LOCAL_SUFFIXES` and the
+/// LAN's own, `domains`). A web page from the internet that points its
+/// own name at 192.168.2.1 (DNS rebinding) would otherwise read the LAN's
+/// hosts through a browser on the LAN; its requests carry its name.
+pub fn host_allowed(host: Option<&str>, domains: &[String]) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6] or [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return false;
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() || !name.contains('.') {
+        return true;
+    }
+    LOCAL_SUFFIXES.iter().any(|s| name.ends_with(s))
+        || domains.iter().any(|d| {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            name == d || name.ends_with(&format!(".{d}"))
+        })
+}
+
+/// The LAN's own domains (DHCPv4's domain, the RA's DNSSL).
+pub fn lan_domains(config: &ipoe_config::Config) -> Vec<String> {
+    let lan = &config.lan;
+    lan.dhcpv4
+        .iter()
+        .filter_map(|d| d.domain.as_ref())
+        .chain(lan.ipv6.ra.dnssl.iter())
+        .map(|d| d.0.clone())
+        .collect()
+}
+
 /// Answers a request: the page, its JSON, CSS and JS; `snapshot` is
-/// called once for the page and the JSON, never for the rest.
-pub fn route(request: &Request, snapshot: &mut dyn FnMut() -> Value) -> (u16, Vec<u8>) {
+/// called once for the page and the JSON, never for the rest. A request
+/// whose Host [`host_allowed`] refuses gets 421.
+pub fn route(
+    request: &Request,
+    domains: &[String],
+    snapshot: &mut dyn FnMut() -> Value,
+) -> (u16, Vec<u8>) {
     let with_body = request.method != "HEAD";
+    if !host_allowed(request.host.as_deref(), domains) {
+        let body = "421 Misdirected Request\nOpen the status page by the router's address, \
+                    such as http://192.168.2.1/\n";
+        return (
+            421,
+            http::build(421, "text/plain; charset=utf-8", &[], body, with_body),
+        );
+    }
     let ok = |content_type: &str, body: &str| {
         (
             200,
@@ -171,6 +234,8 @@ pub fn lan_addrs(router: &Router) -> Vec<IpAddr> {
 #[derive(Default)]
 pub struct StatusPage {
     server: Option<LanHttp>,
+    /// When the server asked to be polled again.
+    next: Option<Instant>,
 }
 
 impl StatusPage {
@@ -189,6 +254,11 @@ impl StatusPage {
             }
             return None;
         }
+        // Nothing came and no timer is due: nobody is looking.
+        let due = self.next.is_some_and(|t| now >= t);
+        if self.server.is_some() && router.status_inbox.is_empty() && !due {
+            return self.next;
+        }
         let addrs = lan_addrs(router);
         let server = self.server.get_or_insert_with(|| {
             log::info!("status page: http://{}:{PORT}/", addrs[0]);
@@ -205,16 +275,18 @@ impl StatusPage {
             .collect();
         counters.insert("inbox-full".into(), json!(router.status_inbox_dropped));
         let counters = Value::Object(counters);
+        let domains = lan_domains(&router.config);
         let mut packets = Vec::new();
         let next = {
             let r: &Router = router;
             server.serve(
                 now,
-                &mut |request| route(request, &mut || collect(r, counters.clone())),
+                &mut |request| route(request, &domains, &mut || collect(r, counters.clone())),
                 &mut packets,
             )
         };
         router.send_ip_lan(now, packets, out);
+        self.next = next;
         next
     }
 }

@@ -154,7 +154,7 @@ fn scrub_masks_url_credentials_and_leaves_the_rest() {
 fn json_endpoint_serves_the_snapshot_without_secrets() {
     let mut s = snapshot();
     s["tunnel"]["ipip"] = json!({"update": {"url": "http://me:s3cret@198.51.100.9/u"}});
-    let (status, bytes) = route(&get(JSON_PATH), &mut || scrub(s.clone()));
+    let (status, bytes) = route(&get(JSON_PATH), &[], &mut || scrub(s.clone()));
     assert_eq!(status, 200);
     let text = String::from_utf8(bytes).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -173,7 +173,7 @@ fn routes_statuses_and_headers() {
         calls += 1;
         snapshot()
     };
-    let (status, page) = route(&get("/"), &mut snap);
+    let (status, page) = route(&get("/"), &[], &mut snap);
     let page = String::from_utf8(page).unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("Content-Type: text/html; charset=utf-8\r\n"));
@@ -184,19 +184,24 @@ fn routes_statuses_and_headers() {
         ("/status.css", "text/css"),
         ("/status.js", "text/javascript"),
     ] {
-        let (status, r) = route(&get(path), &mut snap);
+        let (status, r) = route(&get(path), &[], &mut snap);
         let r = String::from_utf8(r).unwrap();
         assert_eq!(status, 200, "{path}");
         assert!(r.contains(&format!("Content-Type: {ty}")), "{path}");
     }
-    let (status, head) = route(&request("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"), &mut snap);
+    let (status, head) = route(
+        &request("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &[],
+        &mut snap,
+    );
     let head = String::from_utf8(head).unwrap();
     assert_eq!(status, 200);
     assert!(head.ends_with("\r\n\r\n"), "HEAD carries no body");
-    assert_eq!(route(&get("/nope"), &mut snap).0, 404);
-    assert_eq!(route(&get("/metrics"), &mut snap).0, 404);
+    assert_eq!(route(&get("/nope"), &[], &mut snap).0, 404);
+    assert_eq!(route(&get("/metrics"), &[], &mut snap).0, 404);
     let (status, r) = route(
         &request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        &[],
         &mut snap,
     );
     assert_eq!(status, 405);
@@ -209,8 +214,8 @@ fn routes_statuses_and_headers() {
 
 #[test]
 fn assets_are_self_contained() {
-    let (_, js) = route(&get("/status.js"), &mut snapshot);
-    let (_, css) = route(&get("/status.css"), &mut snapshot);
+    let (_, js) = route(&get("/status.js"), &[], &mut snapshot);
+    let (_, css) = route(&get("/status.css"), &[], &mut snapshot);
     for asset in [js, css] {
         let text = String::from_utf8(asset).unwrap();
         assert!(!text.contains("http://") && !text.contains("https://"));
@@ -279,7 +284,7 @@ impl Bench {
         self.server.serve(
             self.now,
             &mut |r| {
-                route(r, &mut || {
+                route(r, &[], &mut || {
                     *snapshots += 1;
                     snapshot()
                 })
@@ -424,4 +429,57 @@ fn top_hosts_counts_live_sessions_per_lan_host() {
         top["hosts"],
         json!([{"host": "192.168.2.10", "sessions": 5}, {"host": "192.168.2.20", "sessions": 3}])
     );
+}
+
+// --- DNS rebinding -----------------------------------------------------------
+
+#[test]
+fn host_check_takes_addresses_and_local_names_only() {
+    let domains = vec!["example.home".to_string()];
+    for ok in [
+        None,
+        Some("192.168.2.1"),
+        Some("192.168.2.1:80"),
+        Some("[2001:db8:0:111::1]"),
+        Some("[fe80::ff:fe00:201]:80"),
+        Some("router"),
+        Some("router:80"),
+        Some("router.home.arpa"),
+        Some("ROUTER.LAN."),
+        Some("gw.example.home"),
+        Some("example.home"),
+    ] {
+        assert!(host_allowed(ok, &domains), "{ok:?} refused");
+    }
+    for bad in [
+        Some("evil.example.com"),
+        Some("192.168.2.1.nip.io"),
+        Some("example.home.evil.com"),
+        Some("[not-an-address]"),
+        Some(""),
+        Some(":80"),
+    ] {
+        assert!(!host_allowed(bad, &domains), "{bad:?} allowed");
+    }
+}
+
+#[test]
+fn a_rebound_name_gets_421_and_no_snapshot() {
+    let mut calls = 0;
+    let req = request("GET /status.json HTTP/1.1\r\nHost: attacker.example.com\r\n\r\n");
+    let (status, r) = route(&req, &[], &mut || {
+        calls += 1;
+        snapshot()
+    });
+    assert_eq!(status, 421);
+    let text = String::from_utf8(r).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 421 Misdirected Request\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("192.168.2.100"));
+    assert_eq!(calls, 0);
+    // HTTP/1.0 without Host (curl -0, scripts) is served.
+    let old = request("GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(route(&old, &[], &mut snapshot).0, 200);
 }
