@@ -342,7 +342,6 @@ fn group_id(name: &str) -> Result<u32> {
         .with_context(|| format!("no group named {name} in /etc/group"))
 }
 
-/// Parse one request line and answer it. Hostile input gets an error reply.
 /// The data of the `show` commands that take no arguments and tell
 /// nothing secret; the status page's JSON is made of these very values
 /// (`crate::status`), so the page and `ipoectl --json` always agree.
@@ -361,6 +360,7 @@ pub fn show(router: &Router, cmd: &str) -> Option<Value> {
     })
 }
 
+/// Parse one request line and answer it. Hostile input gets an error reply.
 pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
     let req = match parse_request(line) {
         Ok(req) => req,

@@ -166,11 +166,6 @@ impl LanHttp {
         self.addrs[0]
     }
 
-    /// The addresses served.
-    pub fn addrs(&self) -> &[IpAddr] {
-        &self.addrs
-    }
-
     /// Serves these addresses from now on (the LAN's change with the
     /// prefix); at most [`MAX_ADDRS`], and an empty list changes nothing.
     /// Connections in progress go on.
