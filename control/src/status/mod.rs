@@ -124,9 +124,9 @@ pub fn host_allowed(host: Option<&str>, domains: &[String]) -> bool {
         return true;
     };
     let name = if let Some(rest) = host.strip_prefix('[') {
-        // [v6] or [v6]:port
+        // [v6] or [v6]:port; a link-local may carry its zone (%25eth0).
         return rest
-            .split(']')
+            .split([']', '%'])
             .next()
             .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
     } else {

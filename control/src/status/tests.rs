@@ -442,6 +442,7 @@ fn host_check_takes_addresses_and_local_names_only() {
         Some("192.168.2.1:80"),
         Some("[2001:db8:0:111::1]"),
         Some("[fe80::ff:fe00:201]:80"),
+        Some("[fe80::ff:fe00:201%25eth0]"),
         Some("router"),
         Some("router:80"),
         Some("router.home.arpa"),
