@@ -13,7 +13,8 @@ PKGS=(
   isc-dhcp-client dhcpcd-base busybox            # LAN clients: dhclient, dhcpcd, udhcpc (and the PD selftest)
   bind9-dnsutils                                 # dig, for the DNS proxy checks
   thc-ipv6 ipv6toolkit                           # attack tools against the router (reliability tests)
-  fonts-dejavu-core                              # text in the bench plots
+  fonts-dejavu-core                              # text in the bench plots and the status page's screenshot
+  chromium                                       # headless browser: the status page test renders the page
 )
 
 install_packages() {

@@ -228,11 +228,18 @@ pub struct Lan {
     /// The DNS forwarder on the router's LAN addresses (UDP and TCP 53).
     #[serde(default = "default_true")]
     pub dns_proxy: bool,
+    /// A read-only status page over HTTP on the router's LAN addresses
+    /// (port 80); never on the WAN.
+    #[serde(default = "default_true")]
+    pub status_page: bool,
 }
 
 fn default_dhcpv4() -> Option<Dhcpv4> {
     Some(Dhcpv4::default())
 }
+
+/// The TCP port of the status page (`lan.status_page`) on the LAN addresses.
+pub const STATUS_PAGE_PORT: u16 = 80;
 
 fn default_true() -> bool {
     true
@@ -646,6 +653,16 @@ impl Config {
                 return Err(Refusal::value(
                     "control.metrics",
                     "port 0 (expected a port such as 9100)".to_owned(),
+                ));
+            }
+            // Port 80 of the LAN addresses is the status page's.
+            if !ip.is_loopback() && m.port() == STATUS_PAGE_PORT && self.lan.status_page {
+                return Err(Refusal::value(
+                    "control.metrics",
+                    format!(
+                        "port {STATUS_PAGE_PORT} on the LAN address is the status page's \
+                         (expected another port such as 9100, or lan.status_page: false)"
+                    ),
                 ));
             }
         }
@@ -1074,3 +1091,5 @@ mod tests_map_e;
 mod tests_mtu;
 #[cfg(test)]
 mod tests_provisioning;
+#[cfg(test)]
+mod tests_status_page;

@@ -342,25 +342,13 @@ fn group_id(name: &str) -> Result<u32> {
         .with_context(|| format!("no group named {name} in /etc/group"))
 }
 
-/// Parse one request line and answer it. Hostile input gets an error reply.
-pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
-    let req = match parse_request(line) {
-        Ok(req) => req,
-        Err(e) => return error_reply(&e),
-    };
-    let cmd = req.command.as_str();
-    let data = match cmd {
-        "version" => json!({"daemon": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION}),
+/// The data of the `show` commands that take no arguments and tell
+/// nothing secret; the status page's JSON is made of these very values
+/// (`crate::status`), so the page and `ipoectl --json` always agree.
+pub fn show(router: &Router, cmd: &str) -> Option<Value> {
+    Some(match cmd {
         "show interfaces" => report::interfaces(router),
-        "show errors" => report::errors(router),
-        "show runtime" => report::runtime(router),
         "show neighbors" => report::neighbors(router),
-        // The file's config, not the effective one (discovery's method is
-        // in `show tunnel`), and its secrets (the update URL's credentials)
-        // never leave the daemon.
-        "show config" => {
-            json!({"yaml": router.file_config.masked().to_yaml(), "path": router.config_path})
-        }
         "show wan" => report::wan(router),
         "show pd" => report::pd(router),
         "show tunnel" => report::tunnel(router),
@@ -368,6 +356,30 @@ pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
         "show leases" => report::leases(router),
         "show lan" => report::lan(router),
         "show firewall" => report::firewall(router),
+        _ => return None,
+    })
+}
+
+/// Parse one request line and answer it. Hostile input gets an error reply.
+pub fn handle_line(line: &[u8], router: &mut Router) -> Value {
+    let req = match parse_request(line) {
+        Ok(req) => req,
+        Err(e) => return error_reply(&e),
+    };
+    let cmd = req.command.as_str();
+    if let Some(data) = show(router, cmd) {
+        return ok_reply(data);
+    }
+    let data = match cmd {
+        "version" => json!({"daemon": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION}),
+        "show errors" => report::errors(router),
+        "show runtime" => report::runtime(router),
+        // The file's config, not the effective one (discovery's method is
+        // in `show tunnel`), and its secrets (the update URL's credentials)
+        // never leave the daemon.
+        "show config" => {
+            json!({"yaml": router.file_config.masked().to_yaml(), "path": router.config_path})
+        }
         "show trace" => report::trace(router),
         "clear runtime" => {
             router.clear_runtime();

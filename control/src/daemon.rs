@@ -149,6 +149,9 @@ pub struct Router {
     pub metrics_lan: Option<std::net::SocketAddr>,
     pub metrics_inbox: Vec<Vec<u8>>,
     pub metrics_inbox_dropped: u64,
+    /// TCP to port 80 of the LAN addresses, for the status page.
+    pub status_inbox: Vec<Vec<u8>>,
+    pub status_inbox_dropped: u64,
     /// The groups each port listens to: NIC filter and MLD.
     pub multicast: crate::multicast::Multicast,
     /// MAP-E: the CE's mapping and the NAPT44 bindings (issue 18).
@@ -370,6 +373,8 @@ impl Router {
             metrics_lan,
             metrics_inbox: Vec::new(),
             metrics_inbox_dropped: 0,
+            status_inbox: Vec::new(),
+            status_inbox_dropped: 0,
             multicast,
             map,
             ipip,
@@ -402,6 +407,17 @@ impl Router {
                             }
                         } else {
                             self.metrics_inbox_dropped += 1;
+                        }
+                    }
+                    PuntReason::Local if side == Side::Lan && self.for_status(pf.bytes()) => {
+                        if self.status_inbox.len() < crate::status::INBOX {
+                            if let Ok(ipoe_proto::hostio::Inbound::Tcp { ip_packet, .. }) =
+                                ipoe_proto::hostio::classify(pf.bytes())
+                            {
+                                self.status_inbox.push(ip_packet.to_vec());
+                            }
+                        } else {
+                            self.status_inbox_dropped += 1;
                         }
                     }
                     // The update GET's TCP (ip6-local admits only the
@@ -486,6 +502,16 @@ impl Router {
             ipoe_proto::hostio::classify(frame),
             Ok(ipoe_proto::hostio::Inbound::Tcp { dst_port, .. }) if dst_port == m.port()
         )
+    }
+
+    /// TCP to the status page's port (the server checks the address).
+    fn for_status(&self, frame: &[u8]) -> bool {
+        self.config.lan.status_page
+            && matches!(
+                ipoe_proto::hostio::classify(frame),
+                Ok(ipoe_proto::hostio::Inbound::Tcp { dst_port, .. })
+                    if dst_port == crate::status::PORT
+            )
     }
 
     /// IP packets from the LAN metrics server, out through the neighbor
@@ -1330,6 +1356,7 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
     ));
     let control_fd = router.workers[0].channels.to_control.fd();
     let mut out = Vec::new();
+    let mut status = crate::status::StatusPage::default();
 
     while !STOP.load(Ordering::SeqCst) {
         let now = Instant::now();
@@ -1358,7 +1385,12 @@ pub fn run(config: Config, config_path: &Path) -> Result<()> {
         .flatten()
         .min();
         let next_metrics = metrics.poll_lan(&mut router, now, &mut out);
-        let next = next.into_iter().chain(next_metrics).min();
+        let next_status = status.poll(&mut router, now, &mut out);
+        let next = next
+            .into_iter()
+            .chain(next_metrics)
+            .chain(next_status)
+            .min();
         router.send(&mut out);
         router.publish_if_changed();
 

@@ -235,6 +235,27 @@ impl Firewall {
             "sessions": rows,
         })
     }
+
+    /// The `n` LAN hosts with the most live sessions (the inside end of
+    /// each), most first: the status page's "who uses the table". One
+    /// walk of the table, one shard locked at a time, as `show sessions`.
+    pub fn top_hosts(&self, now: Instant, n: usize) -> Value {
+        let counts = std::cell::RefCell::new(std::collections::HashMap::<[u8; 16], u64>::new());
+        let count = |s: &SessionInfo| {
+            *counts.borrow_mut().entry(s.key.int_addr).or_default() += 1;
+            false
+        };
+        self.sessions.snapshot(self.now_s(now), 0, &count);
+        let mut hosts: Vec<([u8; 16], u64)> = counts.into_inner().into_iter().collect();
+        hosts.sort_by_key(|(a, c)| (std::cmp::Reverse(*c), *a));
+        let total = hosts.len();
+        hosts.truncate(n);
+        let rows: Vec<Value> = hosts
+            .iter()
+            .map(|(a, c)| json!({"host": addr(a).to_string(), "sessions": c}))
+            .collect();
+        json!({"hosts": rows, "host_count": total})
+    }
 }
 
 fn stats_json(st: &Stats) -> Value {

@@ -19,5 +19,6 @@ pub mod reload;
 pub mod report;
 pub mod sdnotify;
 pub mod state;
+pub mod status;
 pub mod wan;
 pub mod zeroconf;

@@ -34,6 +34,9 @@ pub struct Request {
     pub path: String,
     /// `x` of `HTTP/1.x`.
     pub minor_version: u8,
+    /// The Host field's value, trimmed (none in an HTTP/1.0 request
+    /// without one).
+    pub host: Option<String>,
 }
 
 /// What the reader has after a push.
@@ -164,6 +167,7 @@ fn parse_head(head: &[u8]) -> Progress {
         Err(status) => return Progress::Error(status),
     };
     let mut hosts = 0usize;
+    let mut host = None;
     let mut count = 0usize;
     // The head passed in ends with the last field's line end.
     for line in lines.take_while(|line| !line.is_empty()) {
@@ -191,6 +195,7 @@ fn parse_head(head: &[u8]) -> Progress {
         }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = Some(String::from_utf8_lossy(value).trim().to_string());
         }
     }
     // RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with
@@ -206,6 +211,7 @@ fn parse_head(head: &[u8]) -> Progress {
         target,
         path,
         minor_version,
+        host,
     })
 }
 
@@ -267,11 +273,12 @@ fn target_path(target: &str) -> Option<String> {
 }
 
 /// The reason phrase of the statuses this server sends.
-fn reason(status: u16) -> &'static str {
+pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        421 => "Misdirected Request",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
@@ -293,7 +300,9 @@ pub fn error_response(status: u16) -> Vec<u8> {
     build(status, TEXT_CONTENT_TYPE, &[], &body, true)
 }
 
-fn build(
+/// A complete response with extra header fields; the body is left out
+/// (HEAD) unless `with_body`.
+pub fn build(
     status: u16,
     content_type: &str,
     extra: &[(&str, &str)],
@@ -360,6 +369,10 @@ pub fn route(request: &Request, render: &mut dyn FnMut() -> String) -> (u16, Vec
     }
 }
 
+/// What answers a parsed request: its status and the whole response
+/// ([`route`] for the metrics, the status page's own for port 80).
+pub type Handler<'a> = dyn FnMut(&Request) -> (u16, Vec<u8>) + 'a;
+
 /// How an exchange ended, for the listeners' counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -393,13 +406,19 @@ impl Exchange {
     /// Feeds received bytes; returns the outcome when this completes the
     /// request (the response is then pending). Bytes after that are ignored.
     pub fn feed(&mut self, data: &[u8], render: &mut dyn FnMut() -> String) -> Option<Outcome> {
+        self.feed_with(data, &mut |request| route(request, render))
+    }
+
+    /// [`Exchange::feed`] for any server: `handler` answers a parsed
+    /// request with its status and the whole response.
+    pub fn feed_with(&mut self, data: &[u8], handler: &mut Handler<'_>) -> Option<Outcome> {
         if self.response.is_some() {
             return None;
         }
         match self.reader.push(data) {
             Progress::NeedMore => None,
             Progress::Request(request) => {
-                let (status, bytes) = route(&request, render);
+                let (status, bytes) = handler(&request);
                 self.response = Some(bytes);
                 Some(if status == 400 {
                     Outcome::BadRequest

@@ -1,16 +1,18 @@
-//! The metrics on the LAN address, on a smoltcp TCP stack.
+//! HTTP on the LAN addresses, on a smoltcp TCP stack: the metrics
+//! (`control.metrics` on a LAN address) and the status page (port 80,
+//! `crate::status`), each its own [`LanHttp`] with its own sockets.
 //!
 //! AF_XDP takes every frame of the LAN interface, so the kernel never sees
 //! a connection to the router's LAN address. As for DNS over TCP
 //! (`dnsproxy/tcp.rs`, whose device and filter are private to it, hence
 //! the copies here), a smoltcp [`Interface`] with `Medium::Ip` runs over a
 //! pair of packet queues: the integrator pushes the raw IP packets of TCP
-//! segments to `addr:port` ([`LanMetrics::push_ip`]) and sends the IP
-//! packets that come out of [`LanMetrics::poll`].
+//! segments to `addr:port` ([`LanHttp::push_ip`]) and sends the IP
+//! packets that come out of [`LanHttp::poll`] (or [`LanHttp::serve`]).
 //!
 //! * The interface runs in "any IP" mode with catch-all routes and no
 //!   address of its own (smoltcp panics on a non-unicast address, and the
-//!   address may change with the prefix); [`LanMetrics::wants`] and the
+//!   address may change with the prefix); [`LanHttp::wants`] and the
 //!   check in `push_ip` are the filter.
 //! * A fixed pool of sockets listens; each serves one connection at a
 //!   time, one request per connection ([`super::http::Exchange`]). With
@@ -23,7 +25,7 @@
 //!   not finish within another idle timeout is aborted.
 //!
 //! smoltcp's clock is derived from the `Instant`s passed in, relative to
-//! the one given to [`LanMetrics::new`]; nothing here reads a clock.
+//! the one given to [`LanHttp::new`]; nothing here reads a clock.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -36,7 +38,7 @@ use ipoe_proto::smoldev::{segment_meta, smol_duration, QueueDevice, SegmentMeta}
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, Ipv4Address, Ipv6Address};
 
-use super::http::{Exchange, Outcome};
+use super::http::{route, Exchange, Handler, Outcome};
 use super::{later, IDLE_TIMEOUT};
 
 pub use ipoe_proto::smoldev::MTU;
@@ -89,10 +91,13 @@ struct Slot {
     conn: Option<Conn>,
 }
 
-/// Serves the metrics on one LAN address and port; see the module docs.
-pub struct LanMetrics {
-    addr: IpAddr,
+/// Serves HTTP on one port of a few LAN addresses; see the module docs.
+pub struct LanHttp {
+    /// Never empty; the first is the one given to `new`.
+    addrs: Vec<IpAddr>,
     port: u16,
+    /// Names the server in the log.
+    label: &'static str,
     iface: Interface,
     device: QueueDevice,
     sockets: SocketSet<'static>,
@@ -103,7 +108,13 @@ pub struct LanMetrics {
     counters: LanCounters,
 }
 
-impl LanMetrics {
+/// The metrics' server: a [`LanHttp`] on one address.
+pub type LanMetrics = LanHttp;
+
+/// Most addresses one server answers on.
+pub const MAX_ADDRS: usize = 8;
+
+impl LanHttp {
     /// Serves `addr:port` with `slots` sockets (1 to [`MAX_SLOTS`]); `now`
     /// becomes the stack's clock zero.
     pub fn new(addr: IpAddr, port: u16, slots: usize, now: Instant) -> Self {
@@ -130,9 +141,10 @@ impl LanMetrics {
         if port == 0 {
             log::warn!("metrics: LAN port 0, nothing will be served");
         }
-        LanMetrics {
-            addr,
+        LanHttp {
+            addrs: vec![addr],
             port,
+            label: "metrics",
             iface,
             device,
             sockets,
@@ -143,14 +155,30 @@ impl LanMetrics {
         }
     }
 
-    /// The address served.
+    /// Names the server in the log lines (`metrics` by default).
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+
+    /// The address served (the first, when there are several).
     pub fn addr(&self) -> IpAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// Serves these addresses from now on (the LAN's change with the
+    /// prefix); at most [`MAX_ADDRS`], and an empty list changes nothing.
+    /// Connections in progress go on.
+    pub fn set_addrs(&mut self, addrs: &[IpAddr]) {
+        if addrs.is_empty() || addrs == self.addrs.as_slice() {
+            return;
+        }
+        self.addrs = addrs.iter().copied().take(MAX_ADDRS).collect();
     }
 
     /// Whether a TCP segment to `dst:dst_port` is for this listener.
     pub fn wants(&self, dst: IpAddr, dst_port: u16) -> bool {
-        self.port != 0 && dst == self.addr && dst_port == self.port
+        self.port != 0 && dst_port == self.port && self.addrs.contains(&dst)
     }
 
     /// Counters as `(kebab-case name, value)`.
@@ -215,6 +243,17 @@ impl LanMetrics {
         render: &mut dyn FnMut() -> String,
         out: &mut Vec<Vec<u8>>,
     ) -> Option<Instant> {
+        self.serve(now, &mut |request| route(request, render), out)
+    }
+
+    /// [`LanHttp::poll`] for any server: `handler` answers each parsed
+    /// request.
+    pub fn serve(
+        &mut self,
+        now: Instant,
+        handler: &mut Handler<'_>,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Option<Instant> {
         let ts = self.smol_now(now);
         for index in 0..self.slots.len() {
             self.recycle(index);
@@ -225,7 +264,8 @@ impl LanMetrics {
                 if meta.syn && !meta.ack && !meta.rst && !self.takes_syn(&meta) {
                     self.counters.refused += 1;
                     log::debug!(
-                        "metrics: LAN TCP from {} refused, every slot in use",
+                        "{}: LAN TCP from {} refused, every slot in use",
+                        self.label,
                         meta.src
                     );
                 }
@@ -236,7 +276,7 @@ impl LanMetrics {
         }
         self.iface.poll(ts, &mut self.device, &mut self.sockets);
         for index in 0..self.slots.len() {
-            self.drive(index, now, render);
+            self.drive(index, now, handler);
         }
         self.iface.poll(ts, &mut self.device, &mut self.sockets);
         for index in 0..self.slots.len() {
@@ -271,14 +311,19 @@ impl LanMetrics {
         );
         if ended {
             if let Some(conn) = slot.conn.take() {
-                log::debug!("metrics: LAN TCP connection from {} ended", conn.peer);
+                log::debug!(
+                    "{}: LAN TCP connection from {} ended",
+                    self.label,
+                    conn.peer
+                );
             }
         }
     }
 
     /// Reads the request, writes the response as the socket takes it,
     /// closes when it is all in, and runs the idle timer.
-    fn drive(&mut self, index: usize, now: Instant, render: &mut dyn FnMut() -> String) {
+    fn drive(&mut self, index: usize, now: Instant, handler: &mut Handler<'_>) {
+        let label = self.label;
         let counters = &mut self.counters;
         let slot = &mut self.slots[index];
         let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
@@ -296,7 +341,7 @@ impl LanMetrics {
             // Our idle timer closes it and aborts a close that does not
             // finish; smoltcp's own timeout is only the backstop now.
             socket.set_timeout(Some(smol_duration(IDLE_TIMEOUT * 3)));
-            log::debug!("metrics: LAN TCP connection from {peer}");
+            log::debug!("{label}: LAN TCP connection from {peer}");
             slot.conn = Some(Conn {
                 peer: peer.into(),
                 exchange: Exchange::new(),
@@ -317,7 +362,7 @@ impl LanMetrics {
             if now >= later(since, IDLE_TIMEOUT) && socket.state() != tcp::State::Closed {
                 counters.aborted += 1;
                 log::debug!(
-                    "metrics: LAN TCP connection from {} aborted (close stuck)",
+                    "{label}: LAN TCP connection from {} aborted (close stuck)",
                     conn.peer
                 );
                 socket.abort();
@@ -326,7 +371,8 @@ impl LanMetrics {
         }
         while conn.exchange.wants_input() && socket.can_recv() {
             let exchange = &mut conn.exchange;
-            let read = socket.recv(|buf| (buf.len(), (buf.len(), exchange.feed(buf, render))));
+            let read =
+                socket.recv(|buf| (buf.len(), (buf.len(), exchange.feed_with(buf, handler))));
             match read {
                 Ok((n, outcome)) => {
                     if n > 0 {
@@ -366,13 +412,13 @@ impl LanMetrics {
             counters.timeouts += 1;
             if conn.exchange.wants_input() {
                 log::debug!(
-                    "metrics: LAN TCP connection from {} idle, closing",
+                    "{label}: LAN TCP connection from {} idle, closing",
                     conn.peer
                 );
                 socket.close();
             } else {
                 log::debug!(
-                    "metrics: LAN TCP connection from {} not reading, aborted",
+                    "{label}: LAN TCP connection from {} not reading, aborted",
                     conn.peer
                 );
                 socket.abort();

@@ -20,7 +20,7 @@ pub mod lan;
 #[cfg(test)]
 mod tests;
 
-pub use lan::{LanCounters, LanMetrics};
+pub use lan::{LanCounters, LanHttp, LanMetrics};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
