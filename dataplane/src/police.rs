@@ -37,8 +37,12 @@ pub enum PuntClass {
     /// DHCPv6: client messages to the LAN server, replies to the WAN client
     /// other than those to our open transaction.
     Dhcp6,
-    /// DNS (UDP and TCP) and any other TCP to the router (metrics).
+    /// DNS, over UDP and TCP.
     Dns,
+    /// Other TCP to the router: the status page and the metrics on the
+    /// LAN, the answers to the router's own fetches on the WAN. Apart from
+    /// `Dns`, so a host hammering the page cannot starve name resolution.
+    Tcp,
     /// ICMP and ICMPv6 errors to the router.
     IcmpError,
     /// Echo, MLD and whatever else the policy lets through.
@@ -52,7 +56,7 @@ pub enum PuntClass {
     Reserved,
 }
 
-pub const CLASS_COUNT: usize = 10;
+pub const CLASS_COUNT: usize = 11;
 
 impl PuntClass {
     pub const ALL: [PuntClass; CLASS_COUNT] = [
@@ -62,6 +66,7 @@ impl PuntClass {
         PuntClass::Dhcp4,
         PuntClass::Dhcp6,
         PuntClass::Dns,
+        PuntClass::Tcp,
         PuntClass::IcmpError,
         PuntClass::Other,
         PuntClass::Held,
@@ -76,6 +81,7 @@ impl PuntClass {
             PuntClass::Dhcp4 => "dhcp4",
             PuntClass::Dhcp6 => "dhcp6",
             PuntClass::Dns => "dns",
+            PuntClass::Tcp => "tcp",
             PuntClass::IcmpError => "icmp-error",
             PuntClass::Other => "other",
             PuntClass::Held => "held",
@@ -96,7 +102,7 @@ pub struct Budget {
 /// once, a WAN with one router) and far below what the control thread
 /// handles (hundreds of thousands of frames a second on this VM, about
 /// 2.6 times fewer on an APU2's 1 GHz cores): the sum over all classes
-/// and both ports is about 15k frames a second.
+/// and both ports is about 16k frames a second.
 pub const BUDGETS: [Budget; CLASS_COUNT] = [
     // ND/ARP: every host resolving the router and DAD after a power cut.
     Budget {
@@ -128,6 +134,12 @@ pub const BUDGETS: [Budget; CLASS_COUNT] = [
     Budget {
         per_sec: 2000,
         burst: 500,
+    },
+    // TCP: a page load is a handful of segments; the page serves 16
+    // connections at once.
+    Budget {
+        per_sec: 1000,
+        burst: 300,
     },
     // ICMP errors: the router's own traffic gets few (too big, unreachable).
     Budget {
@@ -425,8 +437,8 @@ pub fn ipv6_l4_class(
             }
         }
         UDP if dport == DHCP6_SERVER_PORT => PuntClass::Dhcp6,
-        UDP if sport == DNS_PORT || dport == DNS_PORT => PuntClass::Dns,
-        TCP => PuntClass::Dns,
+        UDP | TCP if sport == DNS_PORT || dport == DNS_PORT => PuntClass::Dns,
+        TCP => PuntClass::Tcp,
         _ => PuntClass::Other,
     }
 }
@@ -443,8 +455,8 @@ pub fn ipv4_class(l3: &[u8], ihl: u8, proto: u8) -> PuntClass {
     };
     match proto {
         UDP if port(2) == Some(DHCP4_SERVER_PORT) => PuntClass::Dhcp4,
-        UDP if port(0) == Some(DNS_PORT) || port(2) == Some(DNS_PORT) => PuntClass::Dns,
-        TCP => PuntClass::Dns,
+        UDP | TCP if port(0) == Some(DNS_PORT) || port(2) == Some(DNS_PORT) => PuntClass::Dns,
+        TCP => PuntClass::Tcp,
         // Destination unreachable, time exceeded, parameter problem.
         1 if first && l3.len() > off && matches!(l3[off], 3 | 11 | 12) => PuntClass::IcmpError,
         _ => PuntClass::Other,
@@ -649,8 +661,16 @@ mod tests {
             PuntClass::Dns
         );
         assert_eq!(
-            ipv6_l4_class(r.dhcp6_xid(), Port::Lan, TCP, 40000, 9100, &[]),
+            ipv6_l4_class(r.dhcp6_xid(), Port::Lan, TCP, 40000, 53, &[]),
             PuntClass::Dns
+        );
+        assert_eq!(
+            ipv6_l4_class(r.dhcp6_xid(), Port::Lan, TCP, 40000, 9100, &[]),
+            PuntClass::Tcp
+        );
+        assert_eq!(
+            ipv6_l4_class(r.dhcp6_xid(), Port::Lan, TCP, 40000, 80, &[]),
+            PuntClass::Tcp
         );
         assert_eq!(
             ipv6_l4_class(r.dhcp6_xid(), Port::Lan, UDP, 40000, 7, &[]),
@@ -677,7 +697,11 @@ mod tests {
             PuntClass::Dns
         );
         assert_eq!(
-            ipv4_class(&pkt(0, [0, 80, 0x9c, 0x40]), 5, TCP),
+            ipv4_class(&pkt(0, [0x9c, 0x40, 0, 80]), 5, TCP),
+            PuntClass::Tcp
+        );
+        assert_eq!(
+            ipv4_class(&pkt(0, [0x9c, 0x40, 0, 53]), 5, TCP),
             PuntClass::Dns
         );
         assert_eq!(
