@@ -6,8 +6,9 @@
 //!   TCP, the metrics' server with its own sockets. Only the LAN port
 //!   punts TCP to the router (ip6-local refuses it from the WAN, and IPv4
 //!   never reaches the router from the WAN), the punt node charges it to
-//!   the `tcp` budget (apart from DNS's), and [`SLOTS`] sockets bound the connections: a LAN
-//!   host hammering the page costs the control thread, never the workers.
+//!   the `tcp` budget (apart from DNS's), and [`SLOTS`] sockets bound the
+//!   connections: a LAN host hammering the page costs the control thread,
+//!   never the workers.
 //! * [`collect`] builds `/status.json` from the very values of
 //!   `ipoectl show NAME --json` ([`crate::ctl::show`], which never carry
 //!   the config or its secrets), plus the busiest LAN hosts; [`scrub`]
