@@ -471,16 +471,35 @@ str_rule!(
     }
 );
 
+/// An IPv6 address that can be a global interface or tunnel end.
+fn global_v6(s: &str) -> Result<Ipv6Addr, String> {
+    let a: Ipv6Addr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+    match v6_special(&a) {
+        Some(what) => Err(format!("{a} is a {what} address")),
+        None => Ok(a),
+    }
+}
+
 str_rule!(
     LanAddress: Ipv6Addr,
     "a global IPv6 address inside lan.ipv6.prefix, such as 2001:db8:0:111::1",
-    |s| {
-        let a: Ipv6Addr = s.parse().map_err(|_| format!("{s:?} is not an IPv6 address"))?;
-        match v6_special(&a) {
-            Some(what) => Err(format!("{a} is a {what} address")),
-            None => Ok(a),
-        }
-    }
+    global_v6
+);
+
+str_rule!(
+    /// MAP-E's border relay.
+    Br: Ipv6Addr,
+    "the BR's global IPv6 address, such as 2001:db8:77:bb::1",
+    global_v6
+);
+
+str_rule!(
+    /// The provider's end of a fixed-IPv4 IPIP tunnel.
+    IpipRemote: Ipv6Addr,
+    "the tunnel end's global IPv6 address, such as 2001:db8:77:cc::1",
+    global_v6
 );
 
 /// `sun_path` holds 108 bytes including the terminating NUL.

@@ -13,13 +13,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::de::{self as check, StrCheck};
 use crate::map_e::PortForward;
-use crate::types::v6_special;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping of ipip settings")]
 pub struct Ipip {
     /// The provider's tunnel end.
-    #[serde(deserialize_with = "check::checked::<_, Remote>")]
+    #[serde(deserialize_with = "check::checked::<_, check::IpipRemote>")]
     pub remote: Ipv6Addr,
     /// The contract interface ID, written as an address with the upper 64
     /// bits zero (`"::feed"`).
@@ -105,26 +104,6 @@ impl std::fmt::Debug for Update {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| MASK))
             .finish()
-    }
-}
-
-struct Remote;
-
-impl check::Rule for Remote {
-    type Out = Ipv6Addr;
-    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
-        d.deserialize_str(StrCheck::new(
-            "the tunnel end's global IPv6 address, such as 2001:db8:77:cc::1",
-            |s| {
-                let a: Ipv6Addr = s
-                    .parse()
-                    .map_err(|_| format!("{s:?} is not an IPv6 address"))?;
-                match v6_special(&a) {
-                    Some(what) => Err(format!("{a} is a {what} address")),
-                    None => Ok(a),
-                }
-            },
-        ))
     }
 }
 

@@ -746,43 +746,59 @@ impl Config {
                 Some(rule)
             }
         };
-        let forwards = &map_e.port_forwards;
-        if forwards.len() > MapE::MAX_PORT_FORWARDS {
+        self.check_port_forwards(
+            "map_e",
+            &map_e.port_forwards,
+            MapE::MAX_PORT_FORWARDS,
+            |f| {
+                let possible = match &rule {
+                    Some(rule) => rule.port_possible(f.port),
+                    None => ipoe_proto::map::jp_rules::port_possible_under_some_rule(f.port),
+                };
+                if !possible {
+                    let why = match &rule {
+                        Some(r) => format!(
+                            "with psid_offset {} the ports 0-{} belong to no CE",
+                            r.psid_offset(),
+                            (1u32 << (16 - r.psid_offset())) - 1
+                        ),
+                        None => "the built-in rules give no CE a port below 1024".to_owned(),
+                    };
+                    return Err(format!(
+                        "port {} can be in no port set under the rule: {why} (expected a \
+                         port of the router's set, `ipoectl show map` lists it)",
+                        f.port
+                    ));
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// A section's port forwards: at most `max`, each port allowed by
+    /// `port_ok` (the refusal's text otherwise), each (proto, port) once,
+    /// each to a LAN host other than the router.
+    fn check_port_forwards(
+        &self,
+        section: &str,
+        forwards: &[PortForward],
+        max: usize,
+        port_ok: impl Fn(&PortForward) -> Result<(), String>,
+    ) -> Result<(), Refusal> {
+        if forwards.len() > max {
             return Err(Refusal::value(
-                format!("map_e.port_forwards[{}]", MapE::MAX_PORT_FORWARDS),
+                format!("{section}.port_forwards[{max}]"),
                 format!(
-                    "{} port forwards listed (expected at most {})",
-                    forwards.len(),
-                    MapE::MAX_PORT_FORWARDS
+                    "{} port forwards listed (expected at most {max})",
+                    forwards.len()
                 ),
             ));
         }
         let lan = &self.lan.ipv4;
         let mut seen = HashSet::new();
         for (i, f) in forwards.iter().enumerate() {
-            let path = format!("map_e.port_forwards[{i}]");
-            let possible = match &rule {
-                Some(rule) => rule.port_possible(f.port),
-                None => ipoe_proto::map::jp_rules::port_possible_under_some_rule(f.port),
-            };
-            if !possible {
-                let why = match &rule {
-                    Some(r) => format!(
-                        "with psid_offset {} the ports 0-{} belong to no CE",
-                        r.psid_offset(),
-                        (1u32 << (16 - r.psid_offset())) - 1
-                    ),
-                    None => "the built-in rules give no CE a port below 1024".to_owned(),
-                };
-                return Err(Refusal::value(
-                    format!("{path}.port"),
-                    format!(
-                        "port {} can be in no port set under the rule: {why} (expected a \
-                         port of the router's set, `ipoectl show map` lists it)",
-                        f.port
-                    ),
-                ));
-            }
+            let path = format!("{section}.port_forwards[{i}]");
+            port_ok(f).map_err(|why| Refusal::value(format!("{path}.port"), why))?;
             if !seen.insert((f.proto, f.port)) {
                 return Err(Refusal::value(
                     format!("{path}.port"),
@@ -815,7 +831,7 @@ impl Config {
 
     /// `ipip`: alone (not with `dslite` or `map_e`); a prefix to form the
     /// local address in; Basic auth with both of its halves; port forwards
-    /// in the NAPT's range 1024-65535, to LAN hosts, each (proto, port) once.
+    /// on any port, to LAN hosts, each (proto, port) once.
     fn check_ipip(&self) -> Result<(), Refusal> {
         let Some(ipip) = &self.ipip else {
             return Ok(());
@@ -874,48 +890,10 @@ impl Config {
                 ));
             }
         }
-        let forwards = &ipip.port_forwards;
-        if forwards.len() > Ipip::MAX_PORT_FORWARDS {
-            return Err(Refusal::value(
-                format!("ipip.port_forwards[{}]", Ipip::MAX_PORT_FORWARDS),
-                format!(
-                    "{} port forwards listed (expected at most {})",
-                    forwards.len(),
-                    Ipip::MAX_PORT_FORWARDS
-                ),
-            ));
-        }
-        let mut seen = HashSet::new();
-        for (i, f) in forwards.iter().enumerate() {
-            let path = format!("ipip.port_forwards[{i}]");
-            if !seen.insert((f.proto, f.port)) {
-                return Err(Refusal::value(
-                    format!("{path}.port"),
-                    format!(
-                        "{} port {} is forwarded twice (expected each port once per protocol)",
-                        f.proto, f.port
-                    ),
-                ));
-            }
-            let host = *f.to.ip();
-            if !lan.contains(&host)
-                || host == lan.network()
-                || host == lan.broadcast()
-                || host == lan.addr
-            {
-                return Err(Refusal::value(
-                    format!("{path}.to"),
-                    format!(
-                        "{host} is not a host of the LAN {}/{} other than the router \
-                         (expected a LAN host such as {}:8080)",
-                        lan.network(),
-                        lan.len,
-                        std::net::Ipv4Addr::from(u32::from(lan.network()) + 20)
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        // The address is ours whole: any port may be forwarded.
+        self.check_port_forwards("ipip", &ipip.port_forwards, Ipip::MAX_PORT_FORWARDS, |_| {
+            Ok(())
+        })
     }
 
     fn check_firewall(&self) -> Result<(), Refusal> {

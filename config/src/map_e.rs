@@ -12,7 +12,6 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::de::{self as check, StrCheck};
-use crate::types::v6_special;
 
 /// MAP-E CE: the router's IPv4 address, PSID and port set come from a
 /// Basic Mapping Rule and the end-user prefix; IPv4 from the LAN is
@@ -22,7 +21,7 @@ use crate::types::v6_special;
 pub struct MapE {
     /// The Border Relay. Required with an explicit rule; with `rule: auto`
     /// the built-in table's BR is used unless this is given.
-    #[serde(default, deserialize_with = "check::opt::<_, Br>")]
+    #[serde(default, deserialize_with = "check::opt::<_, check::Br>")]
     pub br: Option<Ipv6Addr>,
     pub rule: MapRuleChoice,
     #[serde(default)]
@@ -100,7 +99,7 @@ pub struct MapRuleEntry {
     pub ea_length: u8,
     #[serde(deserialize_with = "check::checked::<_, PsidOffset>")]
     pub psid_offset: u8,
-    #[serde(deserialize_with = "check::checked::<_, Br>")]
+    #[serde(deserialize_with = "check::checked::<_, check::Br>")]
     pub br: Ipv6Addr,
     #[serde(default)]
     pub iid_format: MapIidFormat,
@@ -167,26 +166,6 @@ impl fmt::Display for ForwardProto {
 
 fn as_str<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
-}
-
-struct Br;
-
-impl check::Rule for Br {
-    type Out = Ipv6Addr;
-    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
-        d.deserialize_str(StrCheck::new(
-            "the BR's global IPv6 address, such as 2001:db8:77:bb::1",
-            |s| {
-                let a: Ipv6Addr = s
-                    .parse()
-                    .map_err(|_| format!("{s:?} is not an IPv6 address"))?;
-                match v6_special(&a) {
-                    Some(what) => Err(format!("{a} is a {what} address")),
-                    None => Ok(a),
-                }
-            },
-        ))
-    }
 }
 
 struct RulePrefix6;
