@@ -204,6 +204,70 @@ impl Lab {
         r.ok.then_some(r.stdout)
     }
 
+    /// lan2 at 192.168.2.20, IPv4 only (a LAN server for port forwards).
+    pub fn add_lan2_v4(&self) {
+        self.lanhost("lan2", &["--ipv6", "off"]);
+        for c in [
+            "ip addr add 192.168.2.20/24 dev eth0",
+            "ip route add default via 192.168.2.1",
+        ] {
+            let args: Vec<&str> = c.split(' ').collect();
+            let r = self.exec("lan2", &args);
+            assert!(r.ok, "{c}: {}", r.stderr);
+        }
+    }
+
+    /// A TCP server on `ns`:8080 that answers each connection with the
+    /// address it sees the client at; returns once it listens.
+    pub fn tcp_server(&self, ns: &str) -> Child {
+        let script = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen(16)
+while True:
+    c, a = s.accept()
+    c.sendall(b"server sees %s\n" % a[0].encode())
+    c.close()
+"#;
+        let child = self.spawn(ns, &["python3", "-c", script]);
+        let up = self.wait_for(Duration::from_secs(10), || {
+            !self
+                .exec(ns, &["ss", "-Hltn", "sport = :8080"])
+                .stdout
+                .trim()
+                .is_empty()
+        });
+        assert!(up.is_some(), "the TCP server on {ns} does not listen");
+        child
+    }
+
+    /// Connects over IPv4 from `ns` to `addr`:`port` (3 s at most) and
+    /// returns the server's line, or what went wrong.
+    pub fn tcp_ask(&self, ns: &str, addr: &str, port: u16) -> Result<String, String> {
+        let script = format!(
+            r#"
+import socket
+c = socket.create_connection(("{addr}", {port}), timeout=3)
+c.settimeout(3)
+data = b""
+while True:
+    b = c.recv(100)
+    if not b:
+        break
+    data += b
+print(data.decode().strip())
+"#
+        );
+        let r = self.exec(ns, &["python3", "-c", &script]);
+        if r.ok {
+            Ok(r.stdout.trim().to_owned())
+        } else {
+            Err(r.stderr)
+        }
+    }
+
     /// A lab.sh subcommand that must succeed.
     pub fn script_ok(&self, args: &[&str]) {
         let r = self.script(args);

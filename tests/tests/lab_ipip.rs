@@ -71,68 +71,6 @@ fn http_log(lab: &Lab) -> String {
     std::fs::read_to_string(lab.run_dir.join("http-access.log")).unwrap_or_default()
 }
 
-/// lan2 at 192.168.2.20, IPv4 only.
-fn add_lan2(lab: &Lab) {
-    lab.lanhost("lan2", &["--ipv6", "off"]);
-    for c in [
-        "ip addr add 192.168.2.20/24 dev eth0",
-        "ip route add default via 192.168.2.1",
-    ] {
-        let args: Vec<&str> = c.split(' ').collect();
-        let r = lab.exec("lan2", &args);
-        assert!(r.ok, "{c}: {}", r.stderr);
-    }
-}
-
-/// A TCP server on lan2:8080 answering each connection with the address
-/// it sees the client at.
-fn tcp_server(lab: &Lab) -> std::process::Child {
-    let script = r#"
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080))
-s.listen(16)
-while True:
-    c, a = s.accept()
-    c.sendall(b"server sees %s\n" % a[0].encode())
-    c.close()
-"#;
-    let child = lab.spawn("lan2", &["python3", "-c", script]);
-    let up = lab.wait_for(Duration::from_secs(10), || {
-        !lab.exec("lan2", &["ss", "-Hltn", "sport = :8080"])
-            .stdout
-            .trim()
-            .is_empty()
-    });
-    assert!(up.is_some(), "the TCP server on lan2 does not listen");
-    child
-}
-
-/// `ns` connects to `addr`:`port`; the server's line or the error.
-fn tcp_ask(lab: &Lab, ns: &str, addr: &str, port: u16) -> Result<String, String> {
-    let script = format!(
-        r#"
-import socket
-c = socket.create_connection(("{addr}", {port}), timeout=3)
-c.settimeout(3)
-data = b""
-while True:
-    b = c.recv(100)
-    if not b:
-        break
-    data += b
-print(data.decode().strip())
-"#
-    );
-    let r = lab.exec(ns, &["python3", "-c", &script]);
-    if r.ok {
-        Ok(r.stdout.trim().to_owned())
-    } else {
-        Err(r.stderr)
-    }
-}
-
 fn no_secret(lab: &Lab) {
     let log = lab.ipoed_log();
     assert!(
@@ -191,11 +129,11 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
     assert!(t["silent"].is_null(), "{t}");
 
     // A port forward from the internet to lan2.
-    add_lan2(&lab);
-    let mut server = tcp_server(&lab);
+    lab.add_lan2_v4();
+    let mut server = lab.tcp_server("lan2");
     let mut answer = Err(String::new());
     lab.wait_for(Duration::from_secs(15), || {
-        answer = tcp_ask(&lab, "inet", FIXED, 8080);
+        answer = lab.tcp_ask("inet", FIXED, 8080);
         answer.is_ok()
     });
     assert_eq!(
@@ -205,7 +143,7 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
         lab.ctl(&["show", "errors"]).stdout
     );
     assert_eq!(
-        tcp_ask(&lab, "inet", FIXED, 80),
+        lab.tcp_ask("inet", FIXED, 80),
         Ok("server sees 203.0.113.2".to_owned()),
         "the forward of system port 80"
     );
@@ -213,7 +151,7 @@ fn ipip_registers_carries_the_lan_forwards_and_follows_a_new_wan_64() {
     // sees the fixed address, and nothing of it enters the tunnel.
     let before = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);
     assert_eq!(
-        tcp_ask(&lab, "lan1", FIXED, 8080),
+        lab.tcp_ask("lan1", FIXED, 8080),
         Ok(format!("server sees {FIXED}"))
     );
     let after = lab.ipip_stats()["decap_ok"].as_u64().unwrap_or(0);

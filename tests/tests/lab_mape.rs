@@ -412,74 +412,11 @@ fn forward_config() -> String {
     format!("  port_forwards:\n    - {{ proto: tcp, port: {FORWARDED}, to: \"{LAN2}:8080\" }}\n")
 }
 
-/// lan2 at 192.168.2.20, IPv4 only.
-fn add_lan2(lab: &Lab) {
-    lab.lanhost("lan2", &["--ipv6", "off"]);
-    for c in [
-        "ip addr add 192.168.2.20/24 dev eth0",
-        "ip route add default via 192.168.2.1",
-    ] {
-        let args: Vec<&str> = c.split(' ').collect();
-        let r = lab.exec("lan2", &args);
-        assert!(r.ok, "{c}: {}", r.stderr);
-    }
-}
-
-/// A TCP server on `ns`:8080 that answers each connection with the
-/// address it sees the client at; returns once it listens.
-fn tcp_server(lab: &Lab, ns: &str) -> std::process::Child {
-    let script = r#"
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080))
-s.listen(16)
-while True:
-    c, a = s.accept()
-    c.sendall(b"server sees %s\n" % a[0].encode())
-    c.close()
-"#;
-    let child = lab.spawn(ns, &["python3", "-c", script]);
-    let up = lab.wait_for(Duration::from_secs(10), || {
-        !lab.exec(ns, &["ss", "-Hltn", "sport = :8080"])
-            .stdout
-            .trim()
-            .is_empty()
-    });
-    assert!(up.is_some(), "the TCP server on {ns} does not listen");
-    child
-}
-
-/// Connects from `ns` to `addr`:`port` and returns the server's line, or
-/// what went wrong.
-fn tcp_ask(lab: &Lab, ns: &str, addr: &str, port: u16) -> Result<String, String> {
-    let script = format!(
-        r#"
-import socket
-c = socket.create_connection(("{addr}", {port}), timeout=3)
-c.settimeout(3)
-data = b""
-while True:
-    b = c.recv(100)
-    if not b:
-        break
-    data += b
-print(data.decode().strip())
-"#
-    );
-    let r = lab.exec(ns, &["python3", "-c", &script]);
-    if r.ok {
-        Ok(r.stdout.trim().to_owned())
-    } else {
-        Err(r.stderr)
-    }
-}
-
 /// Asks until the answer comes (up to `secs`), for a lab still settling.
 fn tcp_ask_within(lab: &Lab, ns: &str, addr: &str, port: u16, secs: u64) -> Result<String, String> {
     let mut last = Err(String::from("never asked"));
     lab.wait_for(Duration::from_secs(secs), || {
-        last = tcp_ask(lab, ns, addr, port);
+        last = lab.tcp_ask(ns, addr, port);
         last.is_ok()
     });
     last
@@ -492,8 +429,8 @@ fn tcp_ask_within(lab: &Lab, ns: &str, addr: &str, port: u16, secs: u64) -> Resu
 #[test]
 fn mape_port_forward_reaches_a_lan_host_and_survives_a_restart() {
     let mut lab = mape_lab_with(&[], &forward_config(), "");
-    add_lan2(&lab);
-    let mut server = tcp_server(&lab, "lan2");
+    lab.add_lan2_v4();
+    let mut server = lab.tcp_server("lan2");
     let inet = "203.0.113.2";
     let r = tcp_ask_within(&lab, "inet", SHARED, FORWARDED, 15);
     assert_eq!(
@@ -540,10 +477,10 @@ fn br_packets(lab: &Lab) -> (u64, u64) {
 #[test]
 fn mape_hairpin_reaches_a_forwarded_lan_host_without_the_br() {
     let lab = mape_lab_with(&[], &forward_config(), "");
-    add_lan2(&lab);
-    let mut server = tcp_server(&lab, "lan2");
+    lab.add_lan2_v4();
+    let mut server = lab.tcp_server("lan2");
     let before = br_packets(&lab);
-    let r = tcp_ask(&lab, "lan1", SHARED, FORWARDED);
+    let r = lab.tcp_ask("lan1", SHARED, FORWARDED);
     let after = br_packets(&lab);
     assert_eq!(
         r,
