@@ -68,8 +68,8 @@ import sys
 import time
 
 from tunlib import (IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPV6_RECVDSTOPTS,
-                    Shutdown, force_bufs, on_signal, open_tun, parse_cmsgs, validate_ipv4,
-                    write_json_atomic)
+                    Shutdown, Tallies, force_bufs, has_encap_limit, on_signal, open_tun,
+                    parse_cmsgs, validate_ipv4, write_json_atomic)
 
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
 ICMP_QUERIES = (0, 8, 13, 14, 15, 16, 17, 18)   # echo, timestamp, info, mask: identifier at 4
@@ -270,7 +270,7 @@ class FragTable:
         return lost
 
 
-class Br:
+class Br(Tallies):
     def __init__(self, args, rule):
         self.args = args
         self.rule = rule
@@ -312,24 +312,6 @@ class Br:
                  f"rule={json.dumps(rule.describe())}")
 
     # ------------------------------------------------------------------ output
-    def log(self, msg):
-        if self.logf:
-            self.logf.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
-
-    def count(self, table, name, detail):
-        table[name] += 1
-        self.dirty = True
-        n = self.err_logged[name] = self.err_logged[name] + 1
-        if n <= 100 or n % 1000 == 0:
-            kind = "violation" if table is self.violations else "error"
-            self.log(f"{kind} {name} count={table[name]} {detail}")
-
-    def violation(self, name, detail=""):
-        self.count(self.violations, name, detail)
-
-    def error(self, name, detail=""):
-        self.count(self.errors, name, detail)
-
     def write_stats(self):
         if not self.args.stats:
             return
@@ -427,7 +409,7 @@ class Br:
             self.violation(err, f"ce={ce} len={len(pkt)} head={pkt[:28].hex()}")
             return True
         for opts in dstopts:
-            if self.has_encap_limit(opts):
+            if has_encap_limit(opts):
                 self.violation("encap-limit-option", f"ce={ce} dstopts={opts.hex()}")
         if len(pkt) > self.args.tunnel_mtu:
             self.violation("inner-too-big", f"ce={ce} len={len(pkt)}")
@@ -455,22 +437,6 @@ class Br:
                 self.decap_later(verdict, later_ce, later)
         self.forward(pkt, verdict)
         return True
-
-    @staticmethod
-    def has_encap_limit(opts):
-        """Whether a Destination Options header holds option type 4 (RFC 2473)."""
-        i = 2
-        while i < len(opts):
-            t = opts[i]
-            if t == 0:          # Pad1
-                i += 1
-                continue
-            if i + 1 >= len(opts):
-                return False
-            if t == 4:
-                return True
-            i += 2 + opts[i + 1]
-        return False
 
     def check_source(self, ce_int, pkt):
         """Validate the inner source against the outer one; returns

@@ -56,8 +56,8 @@ import tempfile
 import time
 
 from tunlib import (IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPV6_DSTOPTS,
-                    IPV6_RECVDSTOPTS, Shutdown, force_bufs, is_fragment, on_signal, open_tun,
-                    parse_cmsgs, validate_ipv4, write_json_atomic)
+                    IPV6_RECVDSTOPTS, Shutdown, Tallies, force_bufs, has_encap_limit, is_fragment,
+                    on_signal, open_tun, parse_cmsgs, validate_ipv4, write_json_atomic)
 
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
 
@@ -142,7 +142,7 @@ def register(state_file, control, local, by, timeout=2.0):
     return reply
 
 
-class Ipip:
+class Ipip(Tallies):
     def __init__(self, args):
         self.args = args
         self.addr = str(ipaddress.IPv6Address(args.addr))
@@ -204,24 +204,6 @@ class Ipip:
                  f"local={self.registration['local']} encap_limit={args.encap_limit}")
 
     # ------------------------------------------------------------------ output
-    def log(self, msg):
-        if self.logf:
-            self.logf.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
-
-    def count(self, table, name, detail):
-        table[name] += 1
-        self.dirty = True
-        n = self.err_logged[name] = self.err_logged[name] + 1
-        if n <= 100 or n % 1000 == 0:
-            kind = "violation" if table is self.violations else "error"
-            self.log(f"{kind} {name} count={table[name]} {detail}")
-
-    def violation(self, name, detail=""):
-        self.count(self.violations, name, detail)
-
-    def error(self, name, detail=""):
-        self.count(self.errors, name, detail)
-
     def write_stats(self):
         if not self.args.stats:
             return
@@ -269,22 +251,6 @@ class Ipip:
         return True
 
     # ------------------------------------------------------------------ decap
-    @staticmethod
-    def has_encap_limit(opts):
-        """Whether a Destination Options header holds option type 4 (RFC 2473)."""
-        i = 2
-        while i < len(opts):
-            t = opts[i]
-            if t == 0:          # Pad1
-                i += 1
-                continue
-            if i + 1 >= len(opts):
-                return False
-            if t == 4:
-                return True
-            i += 2 + opts[i + 1]
-        return False
-
     @staticmethod
     def syn_mss(pkt, ihl):
         """The MSS option of an unfragmented TCP SYN, or None."""
@@ -347,7 +313,7 @@ class Ipip:
                            f"dst={socket.inet_ntop(socket.AF_INET, pkt[16:20])} proto={pkt[9]}")
             return True
         for opts in dstopts:
-            if self.has_encap_limit(opts):
+            if has_encap_limit(opts):
                 self.violation("encap-limit-option", f"src={source} dstopts={opts.hex()}")
         if len(pkt) > self.args.tunnel_mtu:
             self.violation("inner-too-big", f"src={source} len={len(pkt)}")

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -158,3 +159,43 @@ def write_json_atomic(path, d):
         json.dump(d, f, indent=1, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def has_encap_limit(opts):
+    """Whether a Destination Options header holds option type 4 (RFC 2473)."""
+    i = 2
+    while i < len(opts):
+        t = opts[i]
+        if t == 0:          # Pad1
+            i += 1
+            continue
+        if i + 1 >= len(opts):
+            return False
+        if t == 4:
+            return True
+        i += 2 + opts[i + 1]
+    return False
+
+
+class Tallies:
+    """Named violation and error counts for an emulator's stats file, logged
+    the first 100 times each and then every 1000th. The emulator sets
+    `logf`, `violations`, `errors` (Counters), `err_logged` and `dirty`."""
+
+    def log(self, msg):
+        if self.logf:
+            self.logf.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+
+    def count(self, table, name, detail):
+        table[name] += 1
+        self.dirty = True
+        n = self.err_logged[name] = self.err_logged[name] + 1
+        if n <= 100 or n % 1000 == 0:
+            kind = "violation" if table is self.violations else "error"
+            self.log(f"{kind} {name} count={table[name]} {detail}")
+
+    def violation(self, name, detail=""):
+        self.count(self.violations, name, detail)
+
+    def error(self, name, detail=""):
+        self.count(self.errors, name, detail)
