@@ -712,6 +712,42 @@ impl Lab {
         serde_json::from_str(&text).expect("br stats are JSON")
     }
 
+    /// Runs brce.py (a CE or customer of our own) in the router namespace
+    /// against the tunnel end `end` (br.py or ipip.py) and `server`, with
+    /// `steps` (see tests/lab/README.md, "brce.py"); returns each step's
+    /// result. Every step must have gone as its `expect` says; otherwise
+    /// the failure shows with the end's log (`log`, in the run directory).
+    pub fn brce(
+        &self,
+        end: &str,
+        server: &str,
+        wait_s: u64,
+        steps: &[Value],
+        log: &str,
+    ) -> Vec<Value> {
+        let spec = serde_json::json!({
+            "br": end,
+            "server": server,
+            "wait": wait_s,
+            "steps": steps,
+        });
+        let script = workspace().join("tests/lab/brce.py");
+        let r = self.exec(
+            "router",
+            &["python3", script.to_str().unwrap(), &spec.to_string()],
+        );
+        let out: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("brce.py output ({e}): {}\n{}", r.stdout, r.stderr));
+        let results = out["steps"].as_array().cloned().unwrap_or_default();
+        let failed: Vec<&Value> = results.iter().filter(|s| s["ok"] != true).collect();
+        assert!(
+            r.ok && failed.is_empty() && results.len() == steps.len(),
+            "brce.py steps failed: {failed:#?}\n{log}:\n{}",
+            std::fs::read_to_string(self.run_dir.join(log)).unwrap_or_default()
+        );
+        results
+    }
+
     /// br.py's own mapping of `what` (an IPv6 address or prefix inside the
     /// rule, or `IPV4:PORT`) under the rule of `args`: IPv4, PSID, CE
     /// address, port runs. Needs no lab (pure arithmetic).

@@ -100,33 +100,11 @@ fn counted(spec: Value, violation: &'static str, forwarded: Fwd) -> Step {
 /// Runs the steps through brce.py in the router namespace; returns the
 /// inner packets of the forwarded steps (what br.py must have decapsulated).
 fn run_ce(lab: &Lab, steps: &[Step]) -> u64 {
-    let spec = json!({
-        "br": BR,
-        "server": SERVER,
-        "wait": 15,
-        "steps": steps.iter().map(|s| s.spec.clone()).collect::<Vec<_>>(),
-    });
-    let script = ipoe_tests::workspace().join("tests/lab/brce.py");
-    let r = lab.exec(
-        "router",
-        &["python3", script.to_str().unwrap(), &spec.to_string()],
-    );
-    let out: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("brce.py output ({e}): {}\n{}", r.stdout, r.stderr));
-    let failed: Vec<&Value> = out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["ok"] != true)
-        .collect();
-    assert!(
-        r.ok && failed.is_empty(),
-        "CE steps failed: {failed:#?}\nbr.log:\n{}",
-        std::fs::read_to_string(lab.run_dir.join("br.log")).unwrap_or_default()
-    );
+    let specs: Vec<Value> = steps.iter().map(|s| s.spec.clone()).collect();
+    let out = lab.brce(BR, SERVER, 15, &specs, "br.log");
     steps
         .iter()
-        .zip(out["steps"].as_array().unwrap())
+        .zip(&out)
         .map(|(s, o)| match s.forwarded {
             Fwd::All => o["packets"].as_u64().unwrap(),
             Fwd::Nothing => 0,

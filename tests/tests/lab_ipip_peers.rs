@@ -88,33 +88,11 @@ fn counted(spec: Value, violation: &'static str, forwarded: bool) -> Step {
 /// Runs the steps through brce.py (aimed at the tunnel end); returns how
 /// many inner packets ipip.py must have forwarded.
 fn run_customer(lab: &Lab, steps: &[Step]) -> u64 {
-    let spec = json!({
-        "br": REMOTE,
-        "server": SERVER,
-        "wait": 10,
-        "steps": steps.iter().map(|s| s.spec.clone()).collect::<Vec<_>>(),
-    });
-    let script = ipoe_tests::workspace().join("tests/lab/brce.py");
-    let r = lab.exec(
-        "router",
-        &["python3", script.to_str().unwrap(), &spec.to_string()],
-    );
-    let out: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("brce.py output ({e}): {}\n{}", r.stdout, r.stderr));
-    let failed: Vec<&Value> = out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["ok"] != true)
-        .collect();
-    assert!(
-        r.ok && failed.is_empty(),
-        "customer steps failed: {failed:#?}\nipip.log:\n{}",
-        std::fs::read_to_string(lab.run_dir.join("ipip.log")).unwrap_or_default()
-    );
+    let specs: Vec<Value> = steps.iter().map(|s| s.spec.clone()).collect();
+    let out = lab.brce(REMOTE, SERVER, 10, &specs, "ipip.log");
     steps
         .iter()
-        .zip(out["steps"].as_array().unwrap())
+        .zip(&out)
         .filter(|(s, _)| s.forwarded)
         .map(|(_, o)| o["packets"].as_u64().unwrap())
         .sum()
