@@ -714,7 +714,7 @@ impl Lab {
 
     /// Runs brce.py (a CE or customer of our own) in the router namespace
     /// against the tunnel end `end` (br.py or ipip.py) and `server`, with
-    /// `steps` (see tests/lab/README.md, "brce.py"); returns each step's
+    /// `steps` (tests/lab/brce.py says what a step is); returns each step's
     /// result. Every step must have gone as its `expect` says; otherwise
     /// the failure shows with the end's log (`log`, in the run directory).
     pub fn brce(
