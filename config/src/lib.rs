@@ -1058,6 +1058,8 @@ impl Refusal {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_ipip;

@@ -1,50 +1,20 @@
 //! Parsing, refusals (each with its exact line:column) and round trips.
 
 use super::*;
+use crate::test_support::{ok, refused_with, BASE};
 
 const FLETS: &str = include_str!("../examples/flets-dslite.yaml");
 const LAB: &str = include_str!("../examples/lab.yaml");
 const LAB_AUTO: &str = include_str!("../examples/lab-auto.yaml");
 
-/// Lines 1-5; snippets appended by tests start at line 6.
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
-
-fn ok(text: &str) -> Config {
-    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
-}
+// --- accepted configurations ------------------------------------------------
 
 /// Asserts a refusal at `line:column` for `path`, whose message contains
 /// every needle.
 #[track_caller]
 fn refused(text: &str, line: usize, column: usize, path: Option<&str>, needles: &[&str]) {
-    let err = match parse(text, "test.yaml") {
-        Ok(config) => panic!("accepted: {config:?}\n{text}"),
-        Err(err) => err,
-    };
-    let shown = err.to_string();
-    assert_eq!(
-        (err.line(), err.column()),
-        (Some(line), Some(column)),
-        "position of: {shown}"
-    );
-    assert_eq!(err.path(), path, "path of: {shown}");
-    let prefix = match path {
-        Some(path) => format!("test.yaml:{line}:{column}: {path}: "),
-        None => format!("test.yaml:{line}:{column}: "),
-    };
-    assert!(shown.starts_with(&prefix), "{shown:?} lacks {prefix:?}");
-    for needle in needles {
-        assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
-    }
+    refused_with(text, line, Some(column), path, needles);
 }
-
-// --- accepted configurations ------------------------------------------------
 
 #[test]
 fn flets_example_parses() {

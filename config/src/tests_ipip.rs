@@ -2,15 +2,7 @@
 //! line:column, and the masking of its secrets.
 
 use super::*;
-
-/// Lines 1-5; `ipip:` is line 6.
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
+use crate::test_support::{ok, refused_with, BASE};
 
 /// The issue's example (its port forward moved into the lab LAN):
 /// `remote` line 7, `local_iid` line 8, `ipv4` line 9, `update` line 10,
@@ -25,26 +17,9 @@ const EXAMPLE: &str = "ipip:
     - { proto: tcp, port: 8080, to: \"192.168.2.20:8080\" }
 ";
 
-fn ok(text: &str) -> Config {
-    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
-}
-
 #[track_caller]
 fn refused(text: &str, line: usize, column: usize, path: &str, needles: &[&str]) {
-    let err = match parse(text, "test.yaml") {
-        Ok(config) => panic!("accepted: {config:?}\n{text}"),
-        Err(err) => err,
-    };
-    let shown = err.to_string();
-    assert_eq!(
-        (err.line(), err.column()),
-        (Some(line), Some(column)),
-        "position of: {shown}"
-    );
-    assert_eq!(err.path(), Some(path), "path of: {shown}");
-    for needle in needles {
-        assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
-    }
+    refused_with(text, line, Some(column), Some(path), needles);
 }
 
 #[test]

@@ -1,18 +1,7 @@
 //! `lan.ipv6.mode` (issue 19): values, default and the prefix rules.
 
 use super::*;
-
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
-
-fn ok(text: &str) -> Config {
-    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
-}
+use crate::test_support::{ok, BASE};
 
 #[track_caller]
 fn refused_at(text: &str, at: &str, needles: &[&str]) {

@@ -2,17 +2,9 @@
 //! line:column.
 
 use super::*;
+use crate::test_support::{ok, refused_with, BASE};
 
 const FLETS_MAP_E: &str = include_str!("../examples/flets-map-e.yaml");
-
-/// Lines 1-5; snippets appended by tests start at line 6.
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
 
 /// The issue's example with a LAN host of BASE: `map_e:` is line 6, the
 /// rule's keys lines 9-12, the port forward line 14.
@@ -28,26 +20,9 @@ fn forward(port: u16, to: &str) -> String {
     format!("    - {{ proto: tcp, port: {port}, to: \"{to}\" }}\n")
 }
 
-fn ok(text: &str) -> Config {
-    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
-}
-
 #[track_caller]
 fn refused(text: &str, line: usize, column: usize, path: &str, needles: &[&str]) {
-    let err = match parse(text, "test.yaml") {
-        Ok(config) => panic!("accepted: {config:?}\n{text}"),
-        Err(err) => err,
-    };
-    let shown = err.to_string();
-    assert_eq!(
-        (err.line(), err.column()),
-        (Some(line), Some(column)),
-        "position of: {shown}"
-    );
-    assert_eq!(err.path(), Some(path), "path of: {shown}");
-    for needle in needles {
-        assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
-    }
+    refused_with(text, line, Some(column), Some(path), needles);
 }
 
 #[test]

@@ -3,29 +3,11 @@
 //! holds a 1792-byte frame: 1778 bytes of IP after Ethernet.
 
 use super::*;
-
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
+use crate::test_support::{refused_with, BASE};
 
 #[track_caller]
 fn refused_at(text: &str, line: usize, column: usize, path: &str, needle: &str) {
-    let err = match parse(text, "test.yaml") {
-        Ok(config) => panic!("accepted: {config:?}\n{text}"),
-        Err(err) => err,
-    };
-    let shown = err.to_string();
-    assert_eq!(
-        (err.line(), err.column()),
-        (Some(line), Some(column)),
-        "position of: {shown}"
-    );
-    assert_eq!(err.path(), Some(path), "path of: {shown}");
-    assert!(shown.contains(needle), "{needle:?} missing from: {shown}");
+    refused_with(text, line, Some(column), Some(path), &[needle]);
 }
 
 #[test]

@@ -2,32 +2,13 @@
 //! their position, and the masked secrets.
 
 use super::*;
-
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
+use crate::test_support::{ok, refused_with, BASE};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn ok(text: &str) -> Config {
-    parse(text, "test.yaml").unwrap_or_else(|e| panic!("refused: {e}\n{text}"))
-}
-
 #[track_caller]
 fn refused(text: &str, line: usize, path: &str, needle: &str) -> String {
-    let err = match parse(text, "test.yaml") {
-        Ok(config) => panic!("accepted: {config:?}\n{text}"),
-        Err(err) => err,
-    };
-    let shown = err.to_string();
-    assert_eq!(err.line(), Some(line), "position of: {shown}");
-    assert_eq!(err.path(), Some(path), "path of: {shown}");
-    assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
-    shown
+    refused_with(text, line, None, Some(path), &[needle])
 }
 
 #[test]

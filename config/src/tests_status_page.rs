@@ -2,14 +2,7 @@
 //! the LAN addresses is its own.
 
 use super::*;
-
-const BASE: &str = "\
-wan:
-  interface: wan0
-lan:
-  interface: lan0
-  ipv4: 192.168.2.1/24
-";
+use crate::test_support::BASE;
 
 #[test]
 fn status_page_defaults_on_and_round_trips() {
