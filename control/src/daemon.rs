@@ -597,15 +597,7 @@ impl Router {
             .observe(now, local, local_usable, local_failed);
         if self.map.dad.observe(now, ce, ce_usable, ce_failed) | ipip_dad {
             // Withdrawn (no tunnel, not answered) or back for a new DAD.
-            self.base_fib = base_fib(
-                &self.config,
-                &self.wan,
-                &self.lan,
-                &self.learned,
-                &self.map,
-                &self.ipip,
-            );
-            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            self.rebuild_base_fib();
             let addrs = iface_addrs(
                 &self.base_fib,
                 Port::Wan,
@@ -811,15 +803,7 @@ impl Router {
         if stale != self.stale_prefixes {
             log::info!("lan: prefixes being renumbered away: {stale:?}");
             self.stale_prefixes = stale;
-            self.base_fib = base_fib(
-                &self.config,
-                &self.wan,
-                &self.lan,
-                &self.learned,
-                &self.map,
-                &self.ipip,
-            );
-            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            self.rebuild_base_fib();
             self.base_changed = true;
         }
         next
@@ -853,6 +837,20 @@ impl Router {
                 .sync(now, side, (i.ifindex, &i.name), role, own, source);
         }
         self.multicast.poll(now, out)
+    }
+
+    /// The base `Fib` again from what the engines know now, with the LAN
+    /// prefixes being renumbered away.
+    fn rebuild_base_fib(&mut self) {
+        self.base_fib = base_fib(
+            &self.config,
+            &self.wan,
+            &self.lan,
+            &self.learned,
+            &self.map,
+            &self.ipip,
+        );
+        self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
     }
 
     fn stale_prefixes_octets(&self) -> Vec<[u8; 8]> {
@@ -1049,15 +1047,7 @@ impl Router {
             let wan64 = self.wan6.ra_prefix(now).map(|a| a.addr);
             self.ipip
                 .update(&self.config, &self.learned, wan64, &self.firewall.sessions);
-            self.base_fib = base_fib(
-                &self.config,
-                &self.wan,
-                &self.lan,
-                &self.learned,
-                &self.map,
-                &self.ipip,
-            );
-            self.base_fib.stale_lan_prefixes = self.stale_prefixes_octets();
+            self.rebuild_base_fib();
             for p in [Port::Wan, Port::Lan] {
                 let addrs = iface_addrs(&self.base_fib, p, &self.learned, &self.map, &self.ipip);
                 self.neigh.set_addrs(side(p), addrs, now);
