@@ -398,28 +398,7 @@ impl Router {
                     PuntReason::Local
                         if self.multicast.mld(side).handle_frame(now, pf.bytes())
                             != ipoe_proto::mld::Verdict::NotMld => {}
-                    PuntReason::Local if side == Side::Lan && self.for_metrics(pf.bytes()) => {
-                        if self.metrics_inbox.len() < METRICS_INBOX {
-                            if let Ok(ipoe_proto::hostio::Inbound::Tcp { ip_packet, .. }) =
-                                ipoe_proto::hostio::classify(pf.bytes())
-                            {
-                                self.metrics_inbox.push(ip_packet.to_vec());
-                            }
-                        } else {
-                            self.metrics_inbox_dropped += 1;
-                        }
-                    }
-                    PuntReason::Local if side == Side::Lan && self.for_status(pf.bytes()) => {
-                        if self.status_inbox.len() < crate::status::INBOX {
-                            if let Ok(ipoe_proto::hostio::Inbound::Tcp { ip_packet, .. }) =
-                                ipoe_proto::hostio::classify(pf.bytes())
-                            {
-                                self.status_inbox.push(ip_packet.to_vec());
-                            }
-                        } else {
-                            self.status_inbox_dropped += 1;
-                        }
-                    }
+                    PuntReason::Local if side == Side::Lan && self.take_lan_http(pf.bytes()) => {}
                     // The update GET's TCP (ip6-local admits only the
                     // flows in the reserve).
                     PuntReason::Local
@@ -493,25 +472,39 @@ impl Router {
         }
     }
 
-    /// TCP to the metrics port of the LAN address `control.metrics` names.
-    fn for_metrics(&self, frame: &[u8]) -> bool {
-        let Some(m) = self.metrics_lan else {
+    /// TCP for the LAN's HTTP servers (the metrics exporter's port, the
+    /// status page's), queued for their next poll; classified once.
+    /// Returns whether the frame was theirs.
+    fn take_lan_http(&mut self, frame: &[u8]) -> bool {
+        let Ok(ipoe_proto::hostio::Inbound::Tcp {
+            dst_port,
+            ip_packet,
+            ..
+        }) = ipoe_proto::hostio::classify(frame)
+        else {
             return false;
         };
-        matches!(
-            ipoe_proto::hostio::classify(frame),
-            Ok(ipoe_proto::hostio::Inbound::Tcp { dst_port, .. }) if dst_port == m.port()
-        )
-    }
-
-    /// TCP to the status page's port (the server checks the address).
-    fn for_status(&self, frame: &[u8]) -> bool {
-        self.config.lan.status_page
-            && matches!(
-                ipoe_proto::hostio::classify(frame),
-                Ok(ipoe_proto::hostio::Inbound::Tcp { dst_port, .. })
-                    if dst_port == crate::status::PORT
+        let (inbox, dropped, limit) = if self.metrics_lan.is_some_and(|m| m.port() == dst_port) {
+            (
+                &mut self.metrics_inbox,
+                &mut self.metrics_inbox_dropped,
+                METRICS_INBOX,
             )
+        } else if self.config.lan.status_page && dst_port == crate::status::PORT {
+            (
+                &mut self.status_inbox,
+                &mut self.status_inbox_dropped,
+                crate::status::INBOX,
+            )
+        } else {
+            return false;
+        };
+        if inbox.len() < limit {
+            inbox.push(ip_packet.to_vec());
+        } else {
+            *dropped += 1;
+        }
+        true
     }
 
     /// IP packets from the LAN metrics server, out through the neighbor
