@@ -1306,10 +1306,10 @@ fn reachable_goes_stale_then_probe_then_removed() {
     assert!(eng.generation() > gen);
 }
 
-#[test]
-fn unreachable_entry_answering_late_is_reachable_again() {
-    let (mut eng, t) = engine();
-    learn_host_v4(&mut eng, t);
+/// Learns HOST_V4, lets it go STALE, uses it and leaves its three unicast
+/// probes unanswered; returns when it became UNREACHABLE.
+fn host_v4_unreachable(eng: &mut NeighborEngine, t: Instant) -> Instant {
+    learn_host_v4(eng, t);
     let mut out = Vec::new();
     let t = t + SEC * 30;
     eng.poll(t, &mut out);
@@ -1317,7 +1317,14 @@ fn unreachable_entry_answering_late_is_reachable_again() {
     for k in 0..=3 {
         eng.poll(t + SEC * k, &mut out);
     }
-    let now = t + SEC * 3;
+    t + SEC * 3
+}
+
+#[test]
+fn unreachable_entry_answering_late_is_reachable_again() {
+    let (mut eng, t) = engine();
+    let mut out = Vec::new();
+    let now = host_v4_unreachable(&mut eng, t);
     assert_eq!(
         state_of(&eng, now, HOST_V4.into()),
         Some(NeighState::Unreachable)
@@ -1339,14 +1346,7 @@ fn unreachable_entry_is_evicted_before_stale_ones() {
     };
     let (mut eng, t) = engine_with(cfg);
     let mut out = Vec::new();
-    learn_host_v4(&mut eng, t);
-    let t = t + SEC * 30;
-    eng.poll(t, &mut out);
-    eng.touch(t, Side::Lan, HOST_V4.into());
-    for k in 0..=3 {
-        eng.poll(t + SEC * k, &mut out);
-    }
-    let now = t + SEC * 3;
+    let now = host_v4_unreachable(&mut eng, t);
     assert_eq!(
         state_of(&eng, now, HOST_V4.into()),
         Some(NeighState::Unreachable)
