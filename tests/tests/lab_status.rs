@@ -76,6 +76,14 @@ fn curl(lab: &Lab, ns: &str, url: &str) -> ipoe_tests::Run {
     lab.exec(ns, &["curl", "-sS", "-g", "-m", "5", url])
 }
 
+/// curl from lan1 printing only `write_out` (the body is discarded).
+fn curl_w(lab: &Lab, write_out: &str, extra: &[&str], url: &str) -> ipoe_tests::Run {
+    let mut args = vec!["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", write_out];
+    args.extend_from_slice(extra);
+    args.push(url);
+    lab.exec("lan1", &args)
+}
+
 fn sha_of_blob(lab: &Lab) -> String {
     std::fs::read_to_string(lab.run_dir.join("www/blob20.bin.sha256"))
         .unwrap_or_default()
@@ -261,21 +269,11 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
     );
     ipoe_tests::terminate(&mut traffic);
     // A name from outside (DNS rebinding) gets 421, not the page.
-    let rebound = lab.exec(
-        "lan1",
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            "Host: status.attacker.example",
-            &url,
-        ],
+    let rebound = curl_w(
+        &lab,
+        "%{http_code}",
+        &["-H", "Host: status.attacker.example"],
+        &url,
     );
     assert_eq!(rebound.stdout, "421", "{}", rebound.stderr);
     // Over IPv6 too, on the LAN address.
@@ -283,19 +281,11 @@ fn status_page_renders_matches_the_cli_stays_off_the_wan_and_survives_a_crowd() 
     assert!(v6.ok && v6.stdout.contains(LAN_PREFIX), "{}", v6.stderr);
 
     // Page size and time to first byte, for the report.
-    let m = lab.exec(
-        "lan1",
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download} %{time_starttransfer}",
-            &url,
-        ],
+    let m = curl_w(
+        &lab,
+        "%{http_code} %{size_download} %{time_starttransfer}",
+        &[],
+        &url,
     );
     let f: Vec<&str> = m.stdout.split_whitespace().collect();
     assert_eq!(f.first(), Some(&"200"), "{}", m.stderr);
